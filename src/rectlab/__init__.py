@@ -1,0 +1,23 @@
+"""rectlab: use, study and compare rectifier-family activation functions in PyTorch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from . import activations
+from .registry import Registry, UnknownNameError
+
+__version__ = "0.1.0"
+
+
+def get_activation(name: str, channels: int | None = None, **kwargs: Any) -> nn.Module:
+    """Create the activation registered as ``name`` (see :func:`rectlab.activations.create`)."""
+    module = activations.create(name, channels=channels, **kwargs)
+    if module is None:
+        raise ValueError("get_activation needs a name; see rectlab.activations.names()")
+    return module
+
+
+__all__ = ["Registry", "UnknownNameError", "__version__", "activations", "get_activation"]
