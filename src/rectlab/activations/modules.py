@@ -12,8 +12,8 @@ import torch
 from torch import Tensor, nn
 
 from ..registry import Registry
-from . import fused
 from . import functional as AF
+from . import fused
 
 __all__ = [
     "ACTIVATIONS",
@@ -186,7 +186,9 @@ class PReLU(Activation):
     ) -> None:
         super().__init__(inplace, backend)
         if not isinstance(num_parameters, int) or num_parameters < 1:
-            raise ValueError(f"PReLU num_parameters must be a positive int (1 or the channel count), got {num_parameters!r}")
+            raise ValueError(
+                f"PReLU num_parameters must be a positive int (1 or the channel count), got {num_parameters!r}"
+            )
         self.num_parameters = num_parameters
         self.dim = int(dim)
         self.init = float(init)
@@ -338,10 +340,10 @@ class Swish(Activation):
         self.num_parameters = num_parameters
         self.dim = int(dim)
         self.beta_init = float(beta)
-        if self.learnable:
-            self.beta = nn.Parameter(torch.full((num_parameters,), float(beta)))
-        else:
-            self.register_buffer("beta", torch.tensor([float(beta)]), persistent=False)
+        # A fixed beta stays a Python float so it is exact in every dtype the module is cast to.
+        self.beta: nn.Parameter | float = (
+            nn.Parameter(torch.full((num_parameters,), float(beta))) if self.learnable else float(beta)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         if self._use_fused(x):
