@@ -1,0 +1,65 @@
+"""``rectlab`` entry point: builds the parser from the subcommand modules and turns expected errors
+into one clear line instead of a traceback (``--debug`` shows the traceback)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from . import bench, compare, env, listing, report, run
+
+SUBCOMMANDS = (compare, run, report, listing, env, bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="rectlab",
+        description="Use, study and compare rectifier-family activation functions.",
+    )
+    parser.add_argument("--version", action="version", version=f"rectlab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module in SUBCOMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from ..config import ConfigError
+    from ..registry import UnknownNameError
+
+    errors: list[type[BaseException]] = [ConfigError, UnknownNameError, FileNotFoundError, ValueError, RuntimeError]
+    try:
+        from ..data import DataError
+
+        errors.append(DataError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = args.debug or os.environ.get("RECTLAB_DEBUG") == "1"
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("\nrectlab: interrupted; finished epochs are saved, run the same command again to resume.",
+              file=sys.stderr)
+        return 130
+    except _expected_errors() as e:
+        if debug:
+            raise
+        print(f"rectlab: error: {e}", file=sys.stderr)
+        print("(run with --debug for the full traceback)", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Training on real (tiny) data: determinism on CPU, resume after an interruption, schedules, errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from rectlab.config import TrainConfig
+from rectlab.train import _lr_at, train_one
+
+TINY = dict(model="small-cnn", dataset="digits", epochs=3, batch_size=64, lr=0.05, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from rectlab.data import load
+
+    return load("digits")
+
+
+def test_same_seed_same_metrics_and_learning_happens(digits) -> None:
+    cfg = TrainConfig(**TINY, activation="prelu")
+    a = train_one(cfg, data=digits)
+    b = train_one(cfg, data=digits)
+    strip = [{k: v for k, v in m.items() if k != "seconds"} for m in a.metrics]
+    assert strip == [{k: v for k, v in m.items() if k != "seconds"} for m in b.metrics]
+    assert len(a.metrics) == 3
+    assert a.metrics[-1]["test_error"] < 50.0  # 10 classes: chance is 90% error
+    assert a.metrics[-1]["train_loss"] < a.metrics[0]["train_loss"]
+    assert a.extras["slopes"] and all(row["kind"] == "prelu" for row in a.extras["slopes"])
+    c = train_one(cfg.replace(seed=1), data=digits)
+    assert [m["test_loss"] for m in c.metrics] != [m["test_loss"] for m in a.metrics]
+
+
+def test_resume_after_interruption_gives_identical_metrics(digits, tmp_path) -> None:
+    cfg = TrainConfig(**TINY, activation="rrelu")  # stochastic activation: RNG state must be restored too
+    full = train_one(cfg, tmp_path / "full", data=digits)
+
+    steps = {"n": 0}
+
+    def stop_mid_epoch_two(event: str, **info) -> None:
+        if event == "step":
+            steps["n"] += 1
+            if steps["n"] == 30:  # 22 steps per epoch: this is inside epoch 2
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_one(cfg, tmp_path / "cut", data=digits, reporter=stop_mid_epoch_two)
+    state = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)
+    assert state["epoch"] == 1
+    resumed = train_one(cfg, tmp_path / "cut", data=digits)
+    assert resumed.resumed_from_epoch == 1
+
+    def strip(ms):
+        return [{k: v for k, v in m.items() if k != "seconds"} for m in ms]
+
+    assert strip(resumed.metrics) == strip(full.metrics)
+
+
+def test_checkpoint_of_another_config_is_refused(digits, tmp_path) -> None:
+    cfg = TrainConfig(**{**TINY, "epochs": 1})
+    train_one(cfg, tmp_path, data=digits)
+    with pytest.raises(RuntimeError, match="different configuration"):
+        train_one(cfg.replace(lr=0.01), tmp_path, data=digits)
+
+
+def test_transforms_and_options_run(digits) -> None:
+    cfg = TrainConfig(**{**TINY, "epochs": 1}, init="he", erase_relu=1.0, optimizer="adamw", label_smoothing=0.1,
+                      schedule="step", warmup_epochs=0.5, nesterov=False)
+    r = train_one(cfg.replace(lr=1e-3), data=digits)
+    assert r.extras["erased_sites"] and r.extras["init_gains"]
+    assert math.isfinite(r.metrics[0]["test_loss"])
+
+
+def test_lr_schedules() -> None:
+    cfg = TrainConfig(lr=1.0, epochs=4, warmup_epochs=1, schedule="cosine")
+    lrs = [_lr_at(cfg, s, 40, 10) for s in range(40)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert lrs[10] == pytest.approx(1.0) and lrs[-1] < 0.01
+    step = TrainConfig(lr=1.0, epochs=4, schedule="step", step_milestones=(0.5, 0.75))
+    assert [_lr_at(step, s, 40, 10) for s in (0, 19, 20, 30, 39)] == pytest.approx([1, 1, 0.1, 0.01, 0.01])
+
+
+def test_cuda_request_without_gpu_is_a_clear_error(digits) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(RuntimeError, match="no CUDA GPU is available; use --device cpu"):
+        train_one(TrainConfig(**{**TINY, "device": "cuda"}), data=digits)
