@@ -52,10 +52,13 @@ class Activation(nn.Module):
         wants_channels: True when the registered default is per-channel and needs the channel count
             (``create(name, channels=C)`` fills ``num_parameters``).
         rectifier_slope: for piecewise-linear rectifiers, the negative-side slope used by He init.
+        save_mask: set ``module.save_mask = True`` on ReLU, LeakyReLU, RReLU, HeLU and frozen PReLU to have
+            the fused kernel keep a 1-bit mask instead of the input for the backward (see ``fused``).
     """
 
     op: str = ""
     wants_channels: bool = False
+    save_mask: bool = False
 
     def __init__(self, inplace: bool = False, backend: str = "auto") -> None:
         super().__init__()
@@ -89,7 +92,7 @@ class ReLU(Activation):
 
     def forward(self, x: Tensor) -> Tensor:
         if self._use_fused(x):
-            return fused.relu(x)
+            return fused.relu(x, save_mask=self.save_mask)
         return AF.relu(x, inplace=self.inplace)
 
     def negative_slope(self) -> float:
@@ -112,7 +115,7 @@ class LeakyReLU(Activation):
 
     def forward(self, x: Tensor) -> Tensor:
         if self._use_fused(x):
-            return fused.leaky_relu(x, self.negative_slope_value)
+            return fused.leaky_relu(x, self.negative_slope_value, save_mask=self.save_mask)
         return AF.leaky_relu(x, self.negative_slope_value, inplace=self.inplace)
 
     def negative_slope(self) -> float:
@@ -147,7 +150,7 @@ class RReLU(Activation):
 
     def forward(self, x: Tensor) -> Tensor:
         if self._use_fused(x):
-            return fused.rrelu(x, self.lower, self.upper, self.training)
+            return fused.rrelu(x, self.lower, self.upper, self.training, save_mask=self.save_mask)
         return AF.rrelu(x, self.lower, self.upper, self.training)
 
     def negative_slope(self) -> float:
@@ -196,7 +199,7 @@ class PReLU(Activation):
 
     def forward(self, x: Tensor) -> Tensor:
         if self._use_fused(x):
-            return fused.prelu(x, self.weight, self.dim)
+            return fused.prelu(x, self.weight, self.dim, save_mask=self.save_mask)
         return AF.prelu(x, self.weight, self.dim)
 
     def negative_slope(self) -> float:
@@ -471,7 +474,7 @@ class HeLU(Activation):
 
     def forward(self, x: Tensor) -> Tensor:
         if self._use_fused(x):
-            return fused.helu(x, self.alpha)
+            return fused.helu(x, self.alpha, save_mask=self.save_mask)
         return AF.helu(x, self.alpha)
 
     def negative_slope(self) -> float:
