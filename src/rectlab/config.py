@@ -44,8 +44,8 @@ class TrainConfig:
         erase_relu, erase_location: EraseReLU proportion of basic modules (0 = off) and location.
         seed: seeds weights, data order, augmentation and stochastic activations.
         device ("auto" | "cpu" | "cuda" | "cuda:N"), amp ("auto" | "bf16" | "off"),
-        channels_last ("auto" | "on" | "off"), backend ("auto" | "torch" | "triton"): execution;
-            they do not change the config hash.
+        channels_last ("auto" | "on" | "off"), backend ("auto" | "torch" | "triton"), compile
+            (``torch.compile`` the model for training): execution; they do not change the config hash.
     """
 
     model: str = "small-cnn"
@@ -79,6 +79,7 @@ class TrainConfig:
     amp: str = "auto"
     channels_last: str = "auto"
     backend: str = "auto"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         _choice("optimizer", self.optimizer, ("sgd", "adamw"))
@@ -123,7 +124,7 @@ class TrainConfig:
 
 
 # Fields that say where/how a run executes but not what it computes.
-EXECUTION_FIELDS = ("device", "data_dir", "backend")
+EXECUTION_FIELDS = ("device", "data_dir", "backend", "compile")
 
 
 def field_names() -> list[str]:

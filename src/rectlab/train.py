@@ -309,6 +309,8 @@ def train_one(
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = _make_optimizer(config, model)
+    # The compiled wrapper shares parameters with `model`; checkpoints keep the plain state_dict.
+    forward = torch.compile(model) if config.compile else model
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     generator = torch.Generator().manual_seed(config.seed + 1)
 
@@ -350,7 +352,7 @@ def train_one(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with autocast():
-                out = model(x)
+                out = forward(x)
                 loss = criterion(out.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -373,7 +375,7 @@ def train_one(
             "lr": lr,
             "train_loss": train_loss,
             "train_error": 100.0 * float(wrong) / seen,
-            **evaluate(model, batches.test_batches(), autocast),
+            **evaluate(forward, batches.test_batches(), autocast),
             "seconds": train_seconds,
         }
         for callback in callbacks or ():

@@ -40,6 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-limit", type=int, default=None, help="use only the first N test examples")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--amp", choices=("auto", "bf16", "off"), default="auto")
+    p.add_argument("--compile", action="store_true", help="torch.compile each model (pays off for long GPU runs)")
     p.add_argument("--out", required=True, help="study directory (results.db, checkpoints, report)")
     p.add_argument("--name", default=None, help="study name shown in the report")
     add_execution_args(p)
@@ -52,7 +53,7 @@ def build_spec(args: argparse.Namespace) -> dict[str, Any]:
         "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": lr,
         "nesterov": args.nesterov, "weight_decay": args.weight_decay, "schedule": args.schedule,
         "warmup_epochs": args.warmup_epochs, "label_smoothing": args.label_smoothing, "augment": not args.no_augment,
-        "amp": args.amp,
+        "amp": args.amp, "compile": args.compile,
     }
     if args.train_limit:
         base["train_limit"] = args.train_limit

@@ -1,0 +1,153 @@
+"""``rectlab bench study``: a study run by rectlab's concurrent executor vs the same runs one after another
+in a plain PyTorch loop, side by side, with the error distributions of both.
+
+The plain loop is the honest reference a user would write: data resident on the device, bf16
+autocast and channels_last on GPU, SGD with a cosine schedule, one run after another. rectlab runs
+the same grid with ``--executor processes --workers N`` (several runs sharing one GPU). The
+benchmark prints wall-clock times, the speed-up, and per cell the mean ± std test error of both
+ways with a Welch test, to show the concurrency does not change the results' distribution.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--activations", default="relu,prelu,elu,gelu,silu", help="the cells (default 5)")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--model", default="resnet20")
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--epochs", type=int, default=None, help="default 10 on GPU, 1 on CPU")
+    p.add_argument("--train-limit", type=int, default=None, help="default all on GPU, 2000 on CPU")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--workers", "--runs-per-gpu", dest="workers", type=int, default=None,
+                   help="concurrent runs for rectlab (default 5 on GPU, 2 on CPU)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the models in rectlab's runs")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--skip-plain", action="store_true", help="only time rectlab's executor")
+
+
+def _plain_run(data, model_name: str, activation: str, seed: int, epochs: int, batch_size: int, lr: float,
+               device: torch.device) -> float:
+    """The reference: a straightforward loop, GPU-resident data, bf16 + channels_last on GPU."""
+    from .. import models
+    from ..data import iterate_batches, normalize, random_crop_flip
+
+    gpu = device.type == "cuda"
+    torch.manual_seed(seed)
+    model = models.create(model_name, activation=activation, num_classes=data.num_classes,
+                          in_channels=data.in_channels).to(device)
+    if gpu:
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    steps = epochs * (data.num_train // batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    g = torch.Generator().manual_seed(seed + 1)
+    loss_fn = nn.CrossEntropyLoss()
+    for _ in range(epochs):
+        model.train()
+        for x, y in iterate_batches(data.train_x, data.train_y, batch_size, True, g, drop_last=True):
+            x = normalize(random_crop_flip(x, data.crop_padding, data.flip, g), data.mean, data.std)
+            if gpu:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=gpu):
+                loss = loss_fn(model(x).float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    model.eval()
+    wrong = 0
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=gpu):
+        for x, y in iterate_batches(data.test_x, data.test_y, 1024, shuffle=False):
+            wrong += int((model(normalize(x, data.mean, data.std)).argmax(1) != y).sum())
+    return 100.0 * wrong / data.num_test
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import data as rdata
+    from ..report import collect
+    from ..report.stats import compare as welch
+    from ..report.stats import summarize
+    from ..study import run_study, spec_from_dict
+    from ..train import describe_device, resolve_device
+
+    device = resolve_device(args.device)
+    gpu = device.type == "cuda"
+    epochs = args.epochs or (10 if gpu else 1)
+    limit = args.train_limit if args.train_limit is not None else (None if gpu else 2000)
+    workers = args.workers or (5 if gpu else 2)
+    acts = args.activations.split(",")
+    n_runs = len(acts) * args.seeds
+    print(f"device: {describe_device(device)} | {args.model} on {args.dataset} | {len(acts)} cells x {args.seeds} "
+          f"seeds = {n_runs} runs | {epochs} epochs | train_limit {limit} | rectlab workers {workers}", flush=True)
+    data = rdata.load(args.dataset, data_dir=args.data_dir).limit(train=limit).to(device)
+
+    plain_errors: dict[str, dict[int, float]] = {a: {} for a in acts}
+    plain_seconds = math.nan
+    if not args.skip_plain:
+        t0 = time.perf_counter()
+        for seed in range(args.seeds):
+            for act in acts:
+                plain_errors[act][seed] = _plain_run(data, args.model, act, seed, epochs, args.batch_size, args.lr,
+                                                     device)
+        if gpu:
+            torch.cuda.synchronize(device)
+        plain_seconds = time.perf_counter() - t0
+        print(f"plain sequential loop: {plain_seconds:.1f} s", flush=True)
+
+    spec = spec_from_dict({
+        "study": {"name": "bench-study", "seeds": args.seeds, "baseline": {"activation": acts[0]}},
+        "base": {"model": args.model, "dataset": args.dataset, "epochs": epochs, "batch_size": args.batch_size,
+                 "lr": args.lr, "device": str(device), "compile": args.compile,
+                 **({"train_limit": limit} if limit else {})},
+        "grid": {"activation": acts},
+    }, where="bench study")
+    out = Path(tempfile.mkdtemp(prefix="rectlab-bench-study-"))
+    try:
+        t0 = time.perf_counter()
+        run_study(spec, out, executor="processes" if workers > 1 else "local", workers=workers,
+                  data_dir=args.data_dir, progress=False)
+        ours_seconds = time.perf_counter() - t0
+        results = collect(out)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    print(f"rectlab ({workers} concurrent runs): {ours_seconds:.1f} s", flush=True)
+    if not math.isnan(plain_seconds):
+        print(f"time ratio rectlab / plain: {ours_seconds / plain_seconds:.2f} (target <= 0.33 on a GPU)")
+    print(f"\n{'cell':<12} {'plain err % (mean ± std)':>26} {'rectlab err %':>20} {'p (Welch)':>10}")
+    for cell in results.cells:
+        ours = {r["seed"]: r["final"] for r in cell.runs}
+        s_ours = summarize(list(ours.values()))
+        plain = plain_errors.get(cell.label, {})
+        if plain:
+            s_plain = summarize(list(plain.values()))
+            shifted = {k + 10_000: v for k, v in plain.items()}  # different runs: force an unpaired test
+            p = welch(shifted, ours).p_value
+            print(f"{cell.label:<12} {s_plain.mean:>12.2f} ± {s_plain.std:<10.2f} {s_ours.mean:>10.2f} ± "
+                  f"{s_ours.std:<7.2f} {p:>10.3f}")
+        else:
+            print(f"{cell.label:<12} {'-':>26} {s_ours.mean:>10.2f} ± {s_ours.std:<7.2f}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m rectlab.bench.study", description=__doc__)
+    add_arguments(p)
+    return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
