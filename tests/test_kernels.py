@@ -18,6 +18,14 @@ import torch
 
 from rectlab.kernels import _layout
 
+_fastdiv = None  # set by test_fastdiv_is_exact
+
+try:  # the kernels below are decorated inside the tests, under the mode the `dev` fixture sets
+    import triton
+    import triton.language as tl
+except ImportError:
+    triton = tl = None
+
 CUDA = torch.cuda.is_available()
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed")
@@ -130,6 +138,28 @@ def test_kernels_use_only_triton_builtins() -> None:
         if isinstance(obj, JITFunction):
             jitted.append(name)
     assert not jitted, f"kernels call @triton.jit library functions: {jitted}"
+
+
+def test_fastdiv_is_exact(dev: str) -> None:
+    """The magic-number division that gives PReLU / Swish their channel index matches ``//``."""
+    _load("elementwise")  # builds _common for this mode
+    from rectlab.kernels import _common
+
+    global _fastdiv  # kernels see module globals, not closures
+    _fastdiv = _common._fastdiv
+
+    def divide(n_ptr, out_ptr, magic, shift, N: tl.constexpr):
+        offs = tl.arange(0, N)
+        tl.store(out_ptr + offs, _fastdiv(tl.load(n_ptr + offs), magic, shift))
+
+    kernel = triton.jit(divide)
+    n = torch.randint(0, 2**31 - 1, (4096,), dtype=torch.int32)
+    n[:6] = torch.tensor([0, 1, 2**31 - 1, 2**30, 2**30 - 1, 12544 * 64 - 1])
+    n = n.to(dev)
+    for d in (1, 2, 3, 7, 35, 49, 64, 96, 3136, 12544, 802816, 2**20 + 1, 2**31 - 1):
+        out = torch.empty_like(n)
+        kernel[(1,)](n, out, *_common.magic_divisor(d), N=4096)
+        assert torch.equal(out, n // d), d
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -287,3 +317,22 @@ def test_load_follows_triton_interpret(monkeypatch: pytest.MonkeyPatch) -> None:
     assert kernels.load("prelu").INTERPRET
     with pytest.raises(ValueError, match="known: elementwise"):
         kernels.load("tanh")
+
+
+# ----------------------------------------------------------------------------------------------------
+# The benchmark runs (a smoke run; it measures, it asserts nothing about speed)
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_bench_kernels_smoke(tmp_path, capsys) -> None:
+    from rectlab.bench import kernels as bench
+
+    out = tmp_path / "bench.csv"
+    argv = ["--activations", "prelu", "--dtypes", "fp32", "--sizes", "4K", "--shape", "none", "--impls", "ours,eager"]
+    argv += ["--repeats", "2", "--warmup", "0", "--device", "cpu", "--copy-mib", "8", "--csv", str(out)]
+    assert bench.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "copy bandwidth" in text and "prelu" in text
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("device,activation,dtype,shape,numel,mode,impl,ms")
+    assert len(lines) == 1 + 2 * 2 * 2  # relu added for the ratios; 2 activations x 2 modes x 2 impls

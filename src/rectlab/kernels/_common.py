@@ -31,10 +31,12 @@ __all__ = [
     "flat_config",
     "interpreted",
     "is_dense",
+    "magic_divisor",
     "like_layout",
     "reduce_partial",
     "reduce_plan",
     "same_layout",
+    "tile_width",
 ]
 
 MAX_CHUNK = 1 << 30
@@ -56,6 +58,23 @@ def _sigmoid(x):
     e = tl.exp(-tl.abs(x))
     r = 1.0 / (1.0 + e)
     return tl.where(x >= 0.0, r, e * r)
+
+
+@triton.jit
+def _fastdiv(n, magic, shift):
+    # n // d for 0 <= n < 2**31 without an integer division: (umulhi(n, magic) + n) >> shift with
+    # (magic, shift) = magic_divisor(d) (Granlund & Montgomery 1994; PyTorch's IntDivider). A few ALU ops
+    # instead of a ~20-instruction division per element keeps channel indexing off the critical path.
+    nu = n.to(tl.uint32, bitcast=True)
+    q = (tl.umulhi(nu, magic.to(tl.uint32)) + nu) >> shift.to(tl.uint32)
+    return q.to(tl.int32, bitcast=True)
+
+
+@triton.jit
+def _channel_of(offs, inner_magic, inner_shift, C, c_magic, c_shift):
+    # (offs // inner) % C with two magic divisions
+    q = _fastdiv(offs, inner_magic, inner_shift)
+    return q - _fastdiv(q, c_magic, c_shift) * C
 
 
 @triton.jit
@@ -109,6 +128,28 @@ def flat_config(n: int) -> tuple[int, int]:
     if n <= 1 << 20:
         return 1024, 4
     return 2048, 8
+
+
+def magic_divisor(d: int) -> tuple[int, int]:
+    """``(magic, shift)`` such that ``n // d == (umulhi(n, magic) + n) >> shift`` for ``0 <= n < 2**31``."""
+    if not 1 <= d <= 2**31 - 1:
+        raise ValueError(f"divisor must be in [1, 2**31), got {d}")
+    shift = max(0, (d - 1).bit_length())  # smallest shift with 2**shift >= d
+    magic = ((1 << 32) * ((1 << shift) - d)) // d + 1
+    return magic, shift
+
+
+def tile_width(width: int, largest: int) -> int:
+    """A power-of-two tile width for rows of ``width`` elements: the largest up to ``largest`` that leaves at
+    most 1/8 of the lanes masked off, else the one that leaves the fewest."""
+    candidates = [1 << k for k in range(min(largest, triton.next_power_of_2(width)).bit_length())]
+    candidates = [c for c in candidates if c >= min(16, triton.next_power_of_2(width))]
+
+    def waste(c: int) -> float:
+        return (triton.cdiv(width, c) * c - width) / (triton.cdiv(width, c) * c)
+
+    good = [c for c in candidates if waste(c) <= 0.125]
+    return max(good) if good else min(candidates, key=lambda c: (waste(c), -c))
 
 
 def chunks(n: int, period: int = 1, max_chunk: int = MAX_CHUNK) -> Iterator[tuple[int, int]]:
@@ -179,13 +220,13 @@ def reduce_plan(numel: int, channels: int, inner: int, planes_min_inner: int = P
         return ReducePlan("planes", 1, width, 1, tile_w, (1, triton.cdiv(width, tile_w)), 1, warps)
     if inner >= planes_min_inner:
         rows, width = numel // inner, inner
-        tile_w = min(1024, triton.next_power_of_2(width))
+        tile_w = tile_width(width, 1024)
         tile_r = max(1, tile // tile_w)
         grid = (triton.cdiv(rows, tile_r), triton.cdiv(width, tile_w))
         return ReducePlan("planes", rows, width, tile_r, tile_w, grid, 1, 8)
     width = channels * inner
     rows = numel // width
-    tile_w = min(256, triton.next_power_of_2(width))
+    tile_w = tile_width(width, 256)
     tile_r = max(1, min(tile // tile_w, triton.next_power_of_2(rows)))
     n_w = triton.cdiv(width, tile_w)
     target = 1024  # programs: several waves on today's largest GPUs; partial = target * tile_w floats at most

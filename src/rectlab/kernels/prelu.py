@@ -22,6 +22,7 @@ from ._common import (
     MAX_CHUNK,
     PLANES_MIN_INNER,
     TOKEN,
+    _channel_of,
     _pack_bits,
     _store_cast,
     _sum,
@@ -31,6 +32,7 @@ from ._common import (
     flat,
     flat_config,
     interpreted,
+    magic_divisor,
     reduce_partial,
     reduce_plan,
 )
@@ -40,16 +42,18 @@ _COMMON_TOKEN = TOKEN  # the _common execution these kernels were built with (se
 __all__ = ["INTERPRET", "backward", "forward"]
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["inner_magic", "inner_shift", "c_magic", "c_shift"])
 def _prelu_fwd_kernel(
-    x_ptr, w_ptr, y_ptr, mask_ptr, n, C, inner, SAVE_MASK: tl.constexpr, BLOCK: tl.constexpr
-):
+    x_ptr, w_ptr, y_ptr, mask_ptr, n, C, inner_magic, inner_shift, c_magic, c_shift,
+    SAVE_MASK: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
     # y = x for x > 0, else a_c * x,  c = (offset // inner) % C
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     in_bounds = offs < n
     x = tl.load(x_ptr + offs, mask=in_bounds, other=0.0).to(tl.float32)
-    a = tl.load(w_ptr + (offs // inner) % C, mask=in_bounds, other=0.0).to(tl.float32)
+    c = _channel_of(offs, inner_magic, inner_shift, C, c_magic, c_shift)
+    a = tl.load(w_ptr + c, mask=in_bounds, other=0.0).to(tl.float32)
     y = tl.where(x > 0.0, x, a * x)
     tl.store(y_ptr + offs, _store_cast(y, y_ptr), mask=in_bounds)
     if SAVE_MASK:
@@ -148,8 +152,9 @@ def forward(
     for start, length in chunks(n, C * inner, max_chunk):
         m = mask[start // 8 :] if save_mask else mask
         _prelu_fwd_kernel[(triton.cdiv(length, blk),)](
-            xf[start:], weight, yf[start:], m, length, C, inner, SAVE_MASK=save_mask, BLOCK=blk, num_warps=warps
-        )
+            xf[start:], weight, yf[start:], m, length, C, *magic_divisor(inner), *magic_divisor(C),
+            SAVE_MASK=save_mask, BLOCK=blk, num_warps=warps,
+        )  # fmt: skip
     return y, mask
 
 

@@ -20,6 +20,7 @@ from ._common import (
     MAX_CHUNK,
     PLANES_MIN_INNER,
     TOKEN,
+    _channel_of,
     _sigmoid,
     _store_cast,
     _sum,
@@ -28,6 +29,7 @@ from ._common import (
     flat,
     flat_config,
     interpreted,
+    magic_divisor,
     reduce_partial,
     reduce_plan,
 )
@@ -37,14 +39,15 @@ _COMMON_TOKEN = TOKEN  # the _common execution these kernels were built with (se
 __all__ = ["INTERPRET", "backward", "forward"]
 
 
-@triton.jit
-def _swish_fwd_kernel(x_ptr, b_ptr, y_ptr, n, C, inner, BLOCK: tl.constexpr):
+@triton.jit(do_not_specialize=["inner_magic", "inner_shift", "c_magic", "c_shift"])
+def _swish_fwd_kernel(x_ptr, b_ptr, y_ptr, n, C, inner_magic, inner_shift, c_magic, c_shift, BLOCK: tl.constexpr):
     # y = x * sigmoid(beta_c x),  c = (offset // inner) % C
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     in_bounds = offs < n
     x = tl.load(x_ptr + offs, mask=in_bounds, other=0.0).to(tl.float32)
-    b = tl.load(b_ptr + (offs // inner) % C, mask=in_bounds, other=0.0).to(tl.float32)
+    c = _channel_of(offs, inner_magic, inner_shift, C, c_magic, c_shift)
+    b = tl.load(b_ptr + c, mask=in_bounds, other=0.0).to(tl.float32)
     tl.store(y_ptr + offs, _store_cast(x * _sigmoid(b * x), y_ptr), mask=in_bounds)
 
 
@@ -122,7 +125,8 @@ def forward(x: Tensor, beta: Tensor, dim: int = 1, block: int | None = None, max
     xf, yf = flat(x), flat(y)
     for start, length in chunks(n, C * inner, max_chunk):
         grid = (triton.cdiv(length, blk),)
-        _swish_fwd_kernel[grid](xf[start:], beta, yf[start:], length, C, inner, BLOCK=blk, num_warps=warps)
+        magic = (*magic_divisor(inner), *magic_divisor(C))
+        _swish_fwd_kernel[grid](xf[start:], beta, yf[start:], length, C, *magic, BLOCK=blk, num_warps=warps)
     return y
 
 
