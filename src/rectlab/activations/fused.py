@@ -23,6 +23,8 @@ with a frozen weight. It cannot work for the PReLU weight gradient, which needs 
 depends on the value of ``x``.
 """
 
+import contextlib
+
 import torch
 from torch import Tensor
 
@@ -168,6 +170,11 @@ def _kernels(family: str, x: Tensor):
     return kernels.load(family)
 
 
+def _on_device(x: Tensor):
+    """Launch on ``x``'s GPU (Triton launches on the current device)."""
+    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
+
+
 def _check_input(x: Tensor, op: str) -> None:
     if x.dtype not in DTYPES:
         raise TypeError(
@@ -202,7 +209,8 @@ def _grad_like(grad: Tensor, ctx) -> Tensor:
 
 @torch.library.custom_op("rectlab::elementwise", mutates_args=())
 def _elementwise_op(x: Tensor, op: str, p0: float, p1: float, save_mask: bool) -> tuple[Tensor, Tensor]:
-    return _kernels("elementwise", x).forward(x, op, p0, p1, save_mask)
+    with _on_device(x):
+        return _kernels("elementwise", x).forward(x, op, p0, p1, save_mask)
 
 
 @_elementwise_op.register_fake
@@ -212,7 +220,8 @@ def _(x: Tensor, op: str, p0: float, p1: float, save_mask: bool) -> tuple[Tensor
 
 @torch.library.custom_op("rectlab::elementwise_backward", mutates_args=())
 def _elementwise_backward_op(grad: Tensor, saved: Tensor, op: str, p0: float, p1: float, from_mask: bool) -> Tensor:
-    return _kernels("elementwise", grad).backward(grad, saved, op, p0, p1, from_mask)
+    with _on_device(grad):
+        return _kernels("elementwise", grad).backward(grad, saved, op, p0, p1, from_mask)
 
 
 @_elementwise_backward_op.register_fake
@@ -332,7 +341,8 @@ def gcu(x: Tensor) -> Tensor:
 
 @torch.library.custom_op("rectlab::rrelu", mutates_args=())
 def _rrelu_op(x: Tensor, seed: Tensor, lower: float, upper: float, save_mask: bool) -> tuple[Tensor, Tensor]:
-    return _kernels("rrelu", x).forward(x, seed, lower, upper, save_mask)
+    with _on_device(x):
+        return _kernels("rrelu", x).forward(x, seed, lower, upper, save_mask)
 
 
 @_rrelu_op.register_fake
@@ -344,7 +354,8 @@ def _(x: Tensor, seed: Tensor, lower: float, upper: float, save_mask: bool) -> t
 def _rrelu_backward_op(
     grad: Tensor, saved: Tensor, seed: Tensor, lower: float, upper: float, from_mask: bool
 ) -> Tensor:
-    return _kernels("rrelu", grad).backward(grad, saved, seed, lower, upper, from_mask)
+    with _on_device(grad):
+        return _kernels("rrelu", grad).backward(grad, saved, seed, lower, upper, from_mask)
 
 
 @_rrelu_backward_op.register_fake
@@ -409,7 +420,8 @@ def rrelu(
 
 @torch.library.custom_op("rectlab::prelu", mutates_args=())
 def _prelu_op(x: Tensor, weight: Tensor, dim: int, save_mask: bool) -> tuple[Tensor, Tensor]:
-    return _kernels("prelu", x).forward(x, weight, dim, save_mask)
+    with _on_device(x):
+        return _kernels("prelu", x).forward(x, weight, dim, save_mask)
 
 
 @_prelu_op.register_fake
@@ -421,7 +433,8 @@ def _(x: Tensor, weight: Tensor, dim: int, save_mask: bool) -> tuple[Tensor, Ten
 def _prelu_backward_op(
     grad: Tensor, saved: Tensor, weight: Tensor, dim: int, from_mask: bool, need_dx: bool, need_dw: bool
 ) -> tuple[Tensor, Tensor]:
-    dx, dw = _kernels("prelu", grad).backward(grad, saved, weight, dim, from_mask, need_dx, need_dw)
+    with _on_device(grad):
+        dx, dw = _kernels("prelu", grad).backward(grad, saved, weight, dim, from_mask, need_dx, need_dw)
     return (grad.new_empty(0) if dx is None else dx), (weight.new_empty(0) if dw is None else dw)
 
 
@@ -495,7 +508,8 @@ def prelu(x: Tensor, weight: Tensor, dim: int = 1, save_mask: bool = False) -> T
 
 @torch.library.custom_op("rectlab::swish", mutates_args=())
 def _swish_op(x: Tensor, beta: Tensor, dim: int) -> Tensor:
-    return _kernels("swish", x).forward(x, beta, dim)
+    with _on_device(x):
+        return _kernels("swish", x).forward(x, beta, dim)
 
 
 @_swish_op.register_fake
@@ -507,7 +521,8 @@ def _(x: Tensor, beta: Tensor, dim: int) -> Tensor:
 def _swish_backward_op(
     grad: Tensor, x: Tensor, beta: Tensor, dim: int, need_dx: bool, need_dbeta: bool
 ) -> tuple[Tensor, Tensor]:
-    dx, db = _kernels("swish", grad).backward(grad, x, beta, dim, need_dx, need_dbeta)
+    with _on_device(grad):
+        dx, db = _kernels("swish", grad).backward(grad, x, beta, dim, need_dx, need_dbeta)
     return (grad.new_empty(0) if dx is None else dx), (beta.new_empty(0) if db is None else db)
 
 

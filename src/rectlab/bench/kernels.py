@@ -77,6 +77,7 @@ class Row:
     mode: str
     impl: str
     ms: float
+    ms_min: float
     gb_per_s: float
     frac_copy_bw: float
     ratio_to_relu: float = math.nan
@@ -100,6 +101,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=None, help="timed calls, median reported (default 50 GPU / 5 CPU)")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls first (default 10 GPU / 2 CPU)")
     p.add_argument("--device", default="auto", help="auto, cuda, cuda:N or cpu")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: torch's; 1 gives steadier numbers on a shared machine)")
     p.add_argument("--copy-mib", type=int, default=None,
                    help="buffer size of the copy-bandwidth measurement in MiB (default 1024 GPU / 256 CPU)")
     p.add_argument("--csv", default=None, help="also write every measurement to this CSV file")
@@ -116,6 +119,11 @@ def _sync(device: torch.device) -> None:
 
 
 def _median_ms(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> float:
+    return _times_ms(fn, device, warmup, repeats)[0]
+
+
+def _times_ms(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> tuple[float, float]:
+    """(median, min) of ``repeats`` timed calls after ``warmup`` calls, in milliseconds."""
     for _ in range(warmup):
         fn()
     _sync(device)
@@ -133,7 +141,7 @@ def _median_ms(fn: Callable[[], object], device: torch.device, warmup: int, repe
             t0 = time.perf_counter()
             fn()
             times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return statistics.median(times), min(times)
 
 
 def measure_copy_bandwidth(device: torch.device, nbytes: int | None = None, repeats: int = 20) -> float:
@@ -161,7 +169,7 @@ def _module(name: str, impl: str, channels: int, device: torch.device, dtype: to
 
 def _time_case(
     module: nn.Module, x: torch.Tensor, device: torch.device, warmup: int, repeats: int, backward_mode: str
-) -> dict[str, float]:
+) -> dict[str, tuple[float, float]]:
     params = [p for p in module.parameters() if p.requires_grad]
     xg = x.detach().requires_grad_(True)
     g = torch.randn_like(x)
@@ -176,9 +184,9 @@ def _time_case(
     def fwd_bwd_backward() -> None:
         module(xg).backward(g)
 
-    out = {"fwd": _median_ms(fwd, device, warmup, repeats)}
+    out = {"fwd": _times_ms(fwd, device, warmup, repeats)}
     step = fwd_bwd_grad if backward_mode == "grad" else fwd_bwd_backward
-    out["fwd+bwd"] = _median_ms(step, device, warmup, repeats)
+    out["fwd+bwd"] = _times_ms(step, device, warmup, repeats)
     return out
 
 
@@ -214,6 +222,8 @@ def run(args: argparse.Namespace) -> int:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))  # fmt: skip
     on_gpu = device.type == "cuda"
+    if args.threads:
+        torch.set_num_threads(args.threads)
     names = [a.strip() for a in (args.activations or (ALL_ACTIVATIONS if on_gpu else CPU_ACTIVATIONS)).split(",")]
     if "relu" not in names:
         names.insert(0, "relu")  # the ratios are to ReLU
@@ -248,10 +258,11 @@ def run(args: argparse.Namespace) -> int:
                 for impl in impls:
                     times = _run_impl(name, impl, x, device, dtype, warmup, repeats, args.backward_mode)
                     for mode in MODES:
-                        ms = times.get(mode, math.nan)
+                        ms, ms_min = times.get(mode, (math.nan, math.nan))
                         gbs = ELEMENTS_MOVED[mode] * x.numel() * x.element_size() / (ms * 1e-3) / 1e9
                         lab = ours_label if impl == "ours" else impl
-                        rows.append(Row(device_name, name, dt, label, x.numel(), mode, lab, ms, gbs, gbs / copy_bw))
+                        row = Row(device_name, name, dt, label, x.numel(), mode, lab, ms, ms_min, gbs, gbs / copy_bw)
+                        rows.append(row)
                 del x
                 if on_gpu:
                     torch.cuda.empty_cache()
@@ -271,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_impl(
     name: str, impl: str, x: torch.Tensor, device: torch.device, dtype: torch.dtype, warmup: int, repeats: int,
     backward_mode: str,
-) -> dict[str, float]:  # fmt: skip
+) -> dict[str, tuple[float, float]]:  # fmt: skip
     try:
         module = _module(name, "ours" if impl == "ours" else "eager", x.shape[1], device, dtype)
         if impl == "compile":

@@ -45,14 +45,23 @@ def load(family: str) -> ModuleType:
         The module ``rectlab.kernels.<family>``; its kernels are interpreted when ``TRITON_INTERPRET=1``
         and compiled otherwise.
     """
+    want = interpret_requested()
+    module = _LOADED.get(family)
+    if module is not None and want == module.INTERPRET and module._COMMON_TOKEN is _LOADED["_common"].TOKEN:
+        return module  # the common case: already built for this mode
     if family not in FAMILIES:
         raise ValueError(f"unknown kernel family {family!r}; known: {', '.join(FAMILIES)}")
-    want = interpret_requested()
     common = _fresh(importlib.import_module("rectlab.kernels._common"), want)
     module = importlib.import_module(f"rectlab.kernels.{family}")
     if want != module.INTERPRET or module._COMMON_TOKEN is not common.TOKEN:
         module = importlib.reload(module)
+    _LOADED["_common"] = common
+    _LOADED[family] = module
     return module
+
+
+_LOADED: dict[str, ModuleType] = {}
+"""Modules :func:`load` returned, checked against the mode at each call (a cache, not a setting)."""
 
 
 def _fresh(module: ModuleType, want: bool) -> ModuleType:
