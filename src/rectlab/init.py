@@ -1,0 +1,414 @@
+"""Rectifier-aware weight initialization (He et al. 2015) and Xavier/Glorot initialization for comparison.
+
+He et al. 2015, "Delving Deep into Rectifiers" (arXiv 1502.01852), section 2.2: for a conv or linear
+layer ``y_l = W_l x_l + b_l`` with ``x_l = f(y_{l-1})``, zero-mean weights independent of the input give
+(eq. 7-8) ``Var[y_l] = n_l Var[w_l] E[x_l^2]``. Requiring ``Var[y_l] = Var[y_{l-1}]`` gives
+``Var[w_l] = gain^2 / n_l`` with ``gain^2 = Var[y_{l-1}] / E[f(y_{l-1})^2]``. For ReLU ``E[x^2] = Var[y]/2``
+(eq. 9), so ``gain^2 = 2`` (eq. 10); for a rectifier with negative slope ``a`` it is ``2 / (1 + a^2)``
+(section 2.2, PReLU). The backward case (eq. 13-14) uses ``n_l`` = fan-out and ``E[f'(y)^2]``, which is the
+same ``(1 + a^2) / 2`` for every rectifier.
+
+For activations that are not positively homogeneous (ELU, GELU, Swish, Mish, SELU, SmeLU, softplus, GCU,
+...) ``E[f(y)^2] / Var[y]`` depends on the scale of ``y``. :func:`gain` evaluates it at the fixed point we
+want, ``y ~ N(0, 1)``: ``gain^2 = 1 / E_{z~N(0,1)}[f(z)^2]`` (fan-in) or ``1 / E[f'(z)^2]`` (fan-out), so a
+unit-variance pre-activation stays unit-variance from layer to layer. The expectations are computed by
+composite Gauss-Legendre quadrature against the normal density (see :func:`_quadrature`; exact to
+rounding for kinks at 0 and at multiples of 1/8, about 1e-8 elsewhere). For rectifiers this reproduces
+``2 / (1 + a^2)``, and SELU gets gain 1 (the self-normalizing fixed point of Klambauer et al. 2017).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from . import activations
+from .activations import Activation
+
+__all__ = ["LayerInit", "MODES", "gain", "he_init_", "he_plan", "second_moment", "xavier_init_"]
+
+MODES = ("fan_in", "fan_out")
+_PANEL, _POINTS_PER_PANEL, _HALF_RANGE = 0.125, 8, 12.0
+_WEIGHT_LAYERS = (
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+    nn.Linear,
+)
+
+
+def _check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'fan_in' (He et al. 2015 eq. 10) or 'fan_out' (eq. 14), got {mode!r}")
+    return mode
+
+
+@functools.cache
+def _quadrature() -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights with ``sum(w * g(x)) = E_{z~N(0,1)}[g(z)]``: composite 8-point Gauss-Legendre.
+
+    Gauss-Hermite converges only like 1/n when the integrand has a kink (ELU's ``f'(z)^2`` at 0: 0.2% error
+    with 250 nodes), and every rectifier-family function kinks at 0. Panels of width 1/8 on [-12, 12] put a
+    panel edge at 0 and at every multiple of 1/8 (SmeLU's default +-beta), where the rule is exact to
+    rounding; kinks elsewhere cost about 1e-8. The truncated tails hold less than 1e-32 of the mass.
+    """
+    x, w = np.polynomial.legendre.leggauss(_POINTS_PER_PANEL)
+    edges = np.arange(-_HALF_RANGE, _HALF_RANGE, _PANEL)
+    nodes = (edges[:, None] + (x[None, :] + 1.0) * _PANEL / 2.0).ravel()
+    density = np.exp(-nodes * nodes / 2.0) / math.sqrt(2.0 * math.pi)
+    weights = np.tile(w * _PANEL / 2.0, len(edges)) * density
+    return nodes, weights
+
+
+def _as_module(activation: nn.Module | type[nn.Module] | str) -> nn.Module:
+    if isinstance(activation, nn.Module):
+        return activation
+    if isinstance(activation, str) or (isinstance(activation, type) and issubclass(activation, Activation)):
+        module = activations.create(activation, channels=1)
+        if module is None:
+            raise ValueError("gain() needs an activation, got an empty name")
+        return module
+    if isinstance(activation, type) and issubclass(activation, nn.Module):
+        try:
+            return activation()
+        except TypeError as e:
+            raise TypeError(
+                f"cannot build {activation.__name__}() with default arguments ({e}); pass an instance"
+            ) from None
+    raise TypeError(
+        f"activation must be an nn.Module instance, class or registered name, got {type(activation).__name__}"
+    )
+
+
+def _rectifier_slope(module: nn.Module) -> float | None:
+    """Negative-side slope of a piecewise-linear rectifier, or ``None`` for any other activation."""
+    if isinstance(module, Activation):
+        return module.negative_slope()
+    if type(module) is nn.ReLU:
+        return 0.0
+    if isinstance(module, nn.LeakyReLU):
+        return float(module.negative_slope)
+    if isinstance(module, nn.PReLU):
+        return float(module.weight.detach().float().mean())
+    if isinstance(module, nn.RReLU):
+        return (module.lower + module.upper) / 2
+    if isinstance(module, nn.Identity):
+        return 1.0
+    return None
+
+
+def _evaluate(module: nn.Module, z: Tensor) -> tuple[Tensor, Tensor]:
+    """Run a float64 evaluation-mode copy of ``module`` on the quadrature nodes (the module is not touched)."""
+    # Per-channel parameters (a channel-wise Swish beta) get one column per channel; moments are averaged.
+    channels = int(getattr(module, "num_parameters", 1) or 1)
+    x = z[:, None].expand(-1, channels).clone().requires_grad_(True)
+    probe = copy.deepcopy(module).to(torch.float64).eval()  # eval: RReLU's deterministic mean-slope form
+    return x, probe(x * 1.0)  # a non-leaf input, so in-place activations (ReLU6(inplace=True)) work
+
+
+def second_moment(activation: nn.Module | type[nn.Module] | str, mode: str = "fan_in") -> float:
+    """``E_{z~N(0,1)}[f(z)^2]`` (``mode="fan_in"``) or ``E[f'(z)^2]`` (``"fan_out"``), by quadrature.
+
+    Args:
+        activation: an activation module instance, class or registered name.
+        mode: which moment, as in :func:`gain`.
+    """
+    _check_mode(mode)
+    module = _as_module(activation)
+    key = _cache_key(module)
+    if key is not None:
+        return _cached_moment(key, mode, module)
+    return _moment(module, mode)
+
+
+def _cache_key(module: nn.Module) -> tuple | None:
+    # Parameter-free activations are fully described by their type and configuration; learned ones
+    # (Swish beta) change during training, so they are recomputed (it costs one 1536-point forward).
+    if any(True for _ in module.parameters()):
+        return None
+    return (type(module), module.extra_repr())
+
+
+_MOMENTS: dict[tuple, float] = {}
+
+
+def _cached_moment(key: tuple, mode: str, module: nn.Module) -> float:
+    full = (*key, mode)
+    if full not in _MOMENTS:
+        _MOMENTS[full] = _moment(module, mode)
+    return _MOMENTS[full]
+
+
+def _moment(module: nn.Module, mode: str) -> float:
+    nodes, weights = _quadrature()
+    z = torch.from_numpy(nodes)
+    with torch.enable_grad():
+        x, y = _evaluate(module, z)
+        if mode == "fan_in":
+            values = y.detach()
+        else:
+            (values,) = torch.autograd.grad(y.sum(), x)
+    if values.shape != x.shape:
+        raise ValueError(
+            f"{type(module).__name__} changed the shape of its input; gain() needs an elementwise activation"
+        )
+    per_channel = (torch.from_numpy(weights)[:, None] * values.double() ** 2).sum(0)
+    moment = float(per_channel.mean())
+    if not math.isfinite(moment) or moment <= 0:
+        raise ValueError(f"E[f(z)^2] of {module!r} is {moment}; He init needs a non-zero, finite second moment")
+    return moment
+
+
+def gain(activation: nn.Module | type[nn.Module] | str, mode: str = "fan_in") -> float:
+    """The He et al. 2015 gain of an activation: init weights with ``std = gain / sqrt(fan)``.
+
+    Rectifiers with negative slope ``a`` get ``sqrt(2 / (1 + a^2))``: ReLU and HeLU ``sqrt(2)``, LeakyReLU its
+    slope, PReLU its *current* slope (the mean over channels), RReLU its mean slope ``(lower + upper) / 2``,
+    identity 1. Every other activation gets ``1 / sqrt(E[f(z)^2])`` (fan-in) or ``1 / sqrt(E[f'(z)^2])``
+    (fan-out) with ``z ~ N(0, 1)``, computed by quadrature and cached (see the module docstring for the
+    derivation).
+
+    Args:
+        activation: an activation module instance, class or registered name (``"relu"``, ``"elu"``, ...).
+        mode: ``"fan_in"`` (forward case, eq. 10) or ``"fan_out"`` (backward case, eq. 14).
+
+    Returns:
+        The gain, a positive float.
+
+    Example:
+        >>> round(gain("relu") ** 2, 6), round(gain("leaky-relu", mode="fan_out") ** 2, 6)
+        (2.0, 1.9998)
+    """
+    _check_mode(mode)
+    module = _as_module(activation)
+    slope = _rectifier_slope(module)
+    if slope is not None:
+        return math.sqrt(2.0 / (1.0 + slope * slope))
+    return 1.0 / math.sqrt(second_moment(module, mode))
+
+
+@dataclass(frozen=True)
+class LayerInit:
+    """How :func:`he_init_` initializes one layer.
+
+    Attributes:
+        layer: module path of the conv/linear layer.
+        kind: its class name.
+        activation: op name of the activation site that consumes its output, ``None`` when none does
+            (the classifier, or a layer followed by another linear layer).
+        site: index of that :class:`rectlab.surgery.Site`, or ``None``.
+        gain: the gain used (1 without an activation).
+        fan: the fan-in or fan-out used.
+        std: ``gain / sqrt(fan)``.
+        found_by: ``"graph"`` (the fx call graph) or ``"module-order"`` (the next activation module in
+            registration order, for layers inside submodules torch.fx could not trace).
+    """
+
+    layer: str
+    kind: str
+    activation: str | None
+    site: int | None
+    gain: float
+    fan: int
+    std: float
+    found_by: str
+
+
+def _fan(layer: nn.Module, mode: str) -> int:
+    """Fan-in ``k^2 c_in`` or fan-out ``k^2 c_out`` per connection (grouped convs divide by the groups)."""
+    w = layer.weight
+    receptive = int(np.prod(w.shape[2:])) if w.dim() > 2 else 1
+    groups = getattr(layer, "groups", 1)
+    if isinstance(layer, nn.modules.conv._ConvTransposeNd):
+        c_in, c_out = w.shape[0] // groups, w.shape[1]  # transposed weights are (in, out / groups, k...)
+    else:
+        c_out, c_in = w.shape[0] // groups, w.shape[1]
+    return int((c_in if mode == "fan_in" else c_out) * receptive)
+
+
+def he_plan(
+    model: nn.Module,
+    mode: str = "fan_in",
+    *,
+    example_input: Tensor | tuple[Tensor, ...] | None = None,
+) -> list[LayerInit]:
+    """Which gain :func:`he_init_` gives each conv/linear layer, without changing the model.
+
+    Each layer gets the gain of the first activation call site that consumes its output, following the
+    torch.fx call graph through BatchNorm, pooling, additions, concatenations and reshapes, and stopping at
+    the next conv/linear layer; a layer whose output reaches no activation (the classifier) gets gain 1.
+
+    Args:
+        model: any model :func:`rectlab.surgery.activation_sites` can analyse.
+        mode: ``"fan_in"`` or ``"fan_out"``.
+        example_input: optional; only needed when parts of the model cannot be traced.
+
+    Returns:
+        One :class:`LayerInit` per conv/linear module, in registration order.
+    """
+    from .surgery.analysis import analyze  # surgery imports the model package, which imports this module
+
+    _check_mode(mode)
+    analysis = analyze(model, example_input)
+    by_layer = dict(_graph_assignments(analysis))
+    order = list(model.named_modules())
+    plan = []
+    for i, (path, layer) in enumerate(order):
+        if not isinstance(layer, _WEIGHT_LAYERS):
+            continue
+        if path in by_layer:
+            site, act = by_layer[path]
+            found_by = "graph"
+        else:
+            site, act = _next_activation_by_order(analysis, order, i)
+            found_by = "module-order"
+        g = 1.0 if act is None else gain(act, mode)
+        fan = _fan(layer, mode)
+        plan.append(
+            LayerInit(
+                layer=path,
+                kind=type(layer).__name__,
+                activation=None if site is None else site.op,
+                site=None if site is None else site.index,
+                gain=g,
+                fan=fan,
+                std=g / math.sqrt(fan),
+                found_by=found_by,
+            )
+        )
+    return plan
+
+
+def _graph_assignments(analysis) -> Iterator[tuple[str, tuple]]:
+    """(layer path, (site or None, activation module or None)) for every weight layer called in the graph."""
+    if analysis.graph is None:
+        return
+    site_of_node = {analysis.nodes[s.index].name: s for s in analysis.sites if s.index in analysis.nodes}
+    seen = set()
+    for node in analysis.graph.nodes:
+        if node.op != "call_module" or node.target in seen:
+            continue
+        module = analysis.model.get_submodule(node.target)
+        if not isinstance(module, _WEIGHT_LAYERS):
+            continue
+        seen.add(node.target)
+        site = _first_consumer_site(node, site_of_node, analysis)
+        yield node.target, (site, None if site is None else analysis.site_module(site))
+
+
+def _first_consumer_site(start, site_of_node, analysis):
+    """Breadth-first over the users of ``start``: the nearest activation site before any other weight layer."""
+    frontier, visited = list(start.users), set()
+    while frontier:
+        nxt = []
+        for node in frontier:
+            if node in visited:
+                continue
+            visited.add(node)
+            if node.name in site_of_node:
+                return site_of_node[node.name]
+            if node.op == "call_module" and isinstance(analysis.model.get_submodule(node.target), _WEIGHT_LAYERS):
+                continue
+            if node.op == "call_module" and node.target in analysis.opaque_nodes:
+                first = analysis.opaque_first_site(node.target)
+                if first is not None:
+                    return first
+            nxt.extend(node.users)
+        frontier = nxt
+    return None
+
+
+def _next_activation_by_order(analysis, order, i):
+    for path, module in order[i + 1 :]:
+        if isinstance(module, _WEIGHT_LAYERS):
+            return None, None
+        site = analysis.site_by_target(path)
+        if site is not None:
+            return site, module
+    return None, None
+
+
+def _init_tensor_(t: Tensor, std: float, distribution: str, generator: torch.Generator | None) -> None:
+    if distribution == "normal":
+        nn.init.normal_(t, 0.0, std, generator=generator)
+    elif distribution == "uniform":
+        bound = math.sqrt(3.0) * std  # same variance as the normal
+        nn.init.uniform_(t, -bound, bound, generator=generator)
+    else:
+        raise ValueError(f"distribution must be 'normal' or 'uniform', got {distribution!r}")
+
+
+def he_init_(
+    model: nn.Module,
+    mode: str = "fan_in",
+    *,
+    example_input: Tensor | tuple[Tensor, ...] | None = None,
+    distribution: str = "normal",
+    generator: torch.Generator | None = None,
+    return_report: bool = False,
+) -> nn.Module | tuple[nn.Module, list[LayerInit]]:
+    """Initialize every conv/linear layer as He et al. 2015 (arXiv 1502.01852), eq. 10 or eq. 14.
+
+    ``W ~ N(0, gain^2 / fan)`` where ``gain`` is that of the activation consuming the layer's output (see
+    :func:`he_plan` and :func:`gain`) and ``fan`` is the fan-in ``k^2 c_in`` (``mode="fan_in"``, forward
+    signal) or fan-out ``k^2 c_out`` (``"fan_out"``, backward signal). Biases are set to zero; normalization
+    layers are left alone. The last layer (no activation after it) gets gain 1.
+
+    Args:
+        model: the model, changed in place.
+        mode: ``"fan_in"`` or ``"fan_out"``.
+        example_input: optional; only needed when parts of the model cannot be traced by torch.fx.
+        distribution: ``"normal"`` (the paper) or ``"uniform"`` (same variance).
+        generator: a ``torch.Generator`` for reproducible draws.
+        return_report: also return the list of :class:`LayerInit` (which gain each layer got).
+
+    Returns:
+        ``model``, or ``(model, report)`` with ``return_report=True``.
+    """
+    plan = he_plan(model, mode, example_input=example_input)
+    with torch.no_grad():
+        for item in plan:
+            layer = model.get_submodule(item.layer)
+            _init_tensor_(layer.weight, item.std, distribution, generator)
+            if layer.bias is not None:
+                layer.bias.zero_()
+    return (model, plan) if return_report else model
+
+
+def xavier_init_(
+    model: nn.Module,
+    distribution: str = "uniform",
+    *,
+    generator: torch.Generator | None = None,
+) -> nn.Module:
+    """Glorot & Bengio 2010 ("Xavier") init of every conv/linear layer, gain 1, biases zero: the baseline of
+    He et al. 2015 fig. 3. ``Var[w] = 2 / (fan_in + fan_out)``.
+
+    Args:
+        model: the model, changed in place.
+        distribution: ``"uniform"`` (the paper's) or ``"normal"``.
+        generator: a ``torch.Generator`` for reproducible draws.
+
+    Returns:
+        ``model``.
+    """
+    if distribution not in ("uniform", "normal"):
+        raise ValueError(f"distribution must be 'uniform' or 'normal', got {distribution!r}")
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, _WEIGHT_LAYERS):
+                std = math.sqrt(2.0 / (_fan(module, "fan_in") + _fan(module, "fan_out")))
+                _init_tensor_(module.weight, std, distribution, generator)
+                if module.bias is not None:
+                    module.bias.zero_()
+    return model
