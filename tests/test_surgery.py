@@ -436,3 +436,50 @@ def test_bad_inputs_give_clear_errors(tv):
         activation_sites(copy.deepcopy)
     with pytest.warns(SurgeryWarning, match="no activation site matched"):
         swap_activations(model, "gelu", match="elu")
+
+
+def test_untraceable_part_with_only_function_calls_is_named_in_the_warning():
+    class Hidden(nn.Module):
+        def forward(self, x):
+            return F.relu(x) if x.sum() > 0 else x
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.hidden = Hidden()
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            return self.act(self.hidden(x))
+
+    with pytest.warns(SurgeryWarning, match="'hidden'.*not seen"):
+        sites = activation_sites(Net())
+    assert [s.target for s in sites] == ["act"]
+
+
+def test_a_module_registered_under_two_paths_is_replaced_at_both():
+    class Holder(nn.Module):
+        def __init__(self, act: nn.Module, use: bool) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 1)
+            self.act = act
+            self.use = use
+
+        def forward(self, x):
+            x = self.conv(x)
+            return self.act(x) if self.use else x
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            shared = nn.ReLU()
+            self.a = Holder(shared, use=False)
+            self.b = Holder(shared, use=True)  # fx names the module 'a.act'; 'b' calls it
+
+        def forward(self, x):
+            return self.b(self.a(x))
+
+    (site,) = activation_sites(Net())
+    assert (site.target, site.owner) == ("a.act", "b")
+    swapped = swap_activations(Net(), "gelu")
+    assert isinstance(swapped.b.act, activations.GELU)

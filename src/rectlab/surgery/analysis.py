@@ -120,8 +120,9 @@ def _functional_equivalent(node: fx.Node, op: str, root: nn.Module) -> nn.Module
     if op == "prelu":
         weight = _arg(node, 1, "weight", None)
         if isinstance(weight, fx.Node) and weight.op == "get_attr":
-            slope = float(root.get_parameter(weight.target).detach().float().mean())
-            return activations.LeakyReLU(slope)
+            owner, _, name = weight.target.rpartition(".")
+            value = getattr(root.get_submodule(owner) if owner else root, name)
+            return activations.LeakyReLU(float(value.detach().float().mean()))
         return activations.PReLUShared()
     if op == "relu6":
         return nn.ReLU6()
@@ -393,7 +394,8 @@ def _warn_untraced(analysis: _Analysis) -> None:
             stacklevel=4,
         )
         return
-    failed = {p: why for p, why in analysis.opaque.items() if p in analysis.opaque_nodes}
+    # Every opaque part, with or without activation modules: function calls inside any of them are invisible.
+    failed = analysis.opaque
     if failed:
         listed = "; ".join(f"{p!r} ({why})" for p, why in list(failed.items())[:3])
         more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""

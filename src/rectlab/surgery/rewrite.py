@@ -70,8 +70,14 @@ def _rewrite(analysis: _Analysis, replacements: dict[int, nn.Module]) -> nn.Modu
             model = new_owner
         else:
             _set_submodule(model, owner, new_owner)
+    # One module object can be registered under several paths (shared by two parents); fx names it by the
+    # first, but the caller may hold it under another, so replace it wherever it is registered.
+    paths: dict[int, list[str]] = defaultdict(list)
+    for path, m in model.named_modules(remove_duplicate=False):
+        paths[id(m)].append(path)
     for target, module in module_swaps.items():
-        _set_submodule(model, target, module)
+        for path in paths[id(analysis.model.get_submodule(target))]:
+            _set_submodule(model, path, module)
     return model
 
 
