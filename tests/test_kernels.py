@@ -162,6 +162,71 @@ def test_fastdiv_is_exact(dev: str) -> None:
         assert torch.equal(out, n // d), d
 
 
+def _compile_sm90(fn, signature: dict[str, str], constexprs: dict, aligned: tuple[str, ...], num_warps: int) -> str:
+    """Compile ``fn`` ahead of time for an H100 (sm_90) with the installed Triton; return its PTX."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    names = list(signature)
+    attrs = {(names.index(a),): [["tt.divisibility", 16]] for a in aligned}  # as the JIT marks aligned pointers
+    src = ASTSource(fn, signature, constexprs=constexprs, attrs=attrs)
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps}).asm["ptx"]
+
+
+@needs_triton
+@pytest.mark.skipif(CUDA, reason="with a GPU the compiled kernels run in every other test")
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_kernels_compile_for_h100(monkeypatch: pytest.MonkeyPatch, dtype: str) -> None:
+    """Without a GPU, compile every kernel for sm_90 (Triton's full pipeline down to PTX and cubin) so that
+    compiled-mode errors the interpreter would not see show up here; and check two properties of the PTX:
+    128-bit vector loads for aligned tensors, and no integer division per element in the flat forwards."""
+    import re
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    ek, pk, sk, rk = (_load(f) for f in ("elementwise", "prelu", "swish", "rrelu"))
+    t = f"*{dtype}"
+    scalars = {"p0": "fp32", "p1": "fp32"}
+    flags = ("OP", "SAVE_MASK", "BLOCK")
+    for op in ek.OPS:
+        save = op in ek.MASK_OPS
+        sig = {"x_ptr": t, "y_ptr": t, "mask_ptr": "*u8", "n": "i32", **scalars, **dict.fromkeys(flags, "constexpr")}
+        ptx = _compile_sm90(ek._elementwise_fwd_kernel, sig, {"OP": op, "SAVE_MASK": save, "BLOCK": 2048},
+                            ("x_ptr", "y_ptr", "n"), 8)  # fmt: skip
+        assert re.search(r"ld\.global(\.\w+)*\.v4", ptx), op
+        sig = {"g_ptr": t, "saved_ptr": "*u8" if save else t, "dx_ptr": t, "n": "i32", **scalars,
+               **dict.fromkeys(("OP", "FROM_MASK", "BLOCK"), "constexpr")}  # fmt: skip
+        _compile_sm90(ek._elementwise_bwd_kernel, sig, {"OP": op, "FROM_MASK": save, "BLOCK": 2048}, ("g_ptr", "n"), 8)
+    magic = dict.fromkeys(("C", "inner_magic", "inner_shift", "c_magic", "c_shift"), "i32")
+    for k, param, extra in ((pk._prelu_fwd_kernel, "w_ptr", {"mask_ptr": "*u8"}), (sk._swish_fwd_kernel, "b_ptr", {})):
+        sig = {"x_ptr": t, param: "*fp32", "y_ptr": t, **extra, "n": "i32", **magic}
+        const = {"BLOCK": 2048} | ({"SAVE_MASK": True} if extra else {})
+        sig |= dict.fromkeys(const, "constexpr")
+        ptx = _compile_sm90(k, sig, const, ("x_ptr", "y_ptr", "n"), 8)
+        assert not re.search(r"(div|rem)\.[su](32|64)", ptx), "integer division per element in a flat forward"
+    tiled = {"rows": "i32", "width": "i32"}
+    prelu_flags = {"HAS_DX": True, "HAS_DW": True, "FROM_MASK": False}
+    swish_flags = {"HAS_DX": True, "HAS_DB": True}
+    backward = [  # kernel, leading pointer arguments, kind-specific scalars, flags
+        (pk._prelu_bwd_planes_kernel, ("g_ptr", "saved_ptr", "w_ptr"), {"C": "i32"}, prelu_flags),
+        (pk._prelu_bwd_rows_kernel, ("g_ptr", "saved_ptr", "w_ptr"), {"inner": "i32", "rows_per_program": "i32"},
+         prelu_flags),
+        (sk._swish_bwd_planes_kernel, ("g_ptr", "x_ptr", "b_ptr"), {"C": "i32"}, swish_flags),
+        (sk._swish_bwd_rows_kernel, ("g_ptr", "x_ptr", "b_ptr"), {"inner": "i32", "rows_per_program": "i32"},
+         swish_flags),
+    ]  # fmt: skip
+    for kernel, (g, x, param), scalars_, flags_ in backward:
+        planes = "C" in scalars_
+        sig = {g: t, x: t, param: "*fp32", "dx_ptr": t, "partial_ptr": "*fp32", **tiled, **scalars_}
+        const = flags_ | ({"TILE_R": 2, "TILE_W": 1024} if planes else {"TILE_R": 32, "TILE_W": 64})
+        sig |= dict.fromkeys(const, "constexpr")
+        _compile_sm90(kernel, sig, const, (g, x, "dx_ptr", "width"), 8 if planes else 4)
+    rr = {"seed_ptr": "*i64", "n": "i32", "counter0": "i32", "lower": "fp32", "upper": "fp32"}
+    sig = {"x_ptr": t, "y_ptr": t, "mask_ptr": "*u8", **rr, "SAVE_MASK": "constexpr", "BLOCK": "constexpr"}
+    _compile_sm90(rk._rrelu_fwd_kernel, sig, {"SAVE_MASK": True, "BLOCK": 2048}, ("x_ptr", "y_ptr", "n"), 8)
+    sig = {"g_ptr": t, "saved_ptr": "*u8", "dx_ptr": t, **rr, "FROM_MASK": "constexpr", "BLOCK": "constexpr"}
+    _compile_sm90(rk._rrelu_bwd_kernel, sig, {"FROM_MASK": True, "BLOCK": 2048}, ("g_ptr", "dx_ptr", "n"), 8)
+
+
 # ----------------------------------------------------------------------------------------------------
 # Kernels under every knob
 # ----------------------------------------------------------------------------------------------------
