@@ -1,0 +1,126 @@
+"""Run a reproduction: its study parts at a scale (resumable), the analysis, and the report with a verdict."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .core import SCALES, Analysis, ClaimCheck, Context, PartRun, Reproduction, overall_verdict, studies_dir
+
+__all__ = ["ReproductionReport", "load_part_spec", "run_reproduction"]
+
+
+@dataclass
+class ReproductionReport:
+    """What :func:`run_reproduction` produced.
+
+    Attributes:
+        name, scale: the reproduction and its scale.
+        verdict, reason: the overall verdict and why.
+        checks: every claim check.
+        out: the output directory; ``markdown`` / ``html`` the reports; ``json`` the verdict record.
+        seconds: wall-clock time of the whole reproduction.
+    """
+
+    name: str
+    scale: str
+    verdict: str
+    reason: str
+    checks: list[ClaimCheck]
+    out: Path
+    markdown: Path
+    html: Path
+    json: Path
+    seconds: float
+
+
+def load_part_spec(repro: Reproduction, part_spec: str, scale: str, studies: str | Path | None = None,
+                   dataset: str | None = None) -> Any:
+    """The :class:`rectlab.study.StudySpec` of one part at ``scale`` (``dataset`` overrides the spec's)."""
+    from ..study import load_spec
+
+    spec = load_spec(studies_dir(studies) / part_spec, scale=scale)
+    if dataset is not None:
+        if "dataset" in spec.grid:
+            raise ValueError(f"{part_spec} varies the dataset in its grid; --dataset cannot override it")
+        spec = dataclasses.replace(spec, base=spec.base.replace(dataset=dataset))
+    return spec
+
+
+def run_reproduction(
+    repro: Reproduction,
+    scale: str = "quick",
+    out: str | Path | None = None,
+    *,
+    studies: str | Path | None = None,
+    dataset: str | None = None,
+    device: str | None = None,
+    data_dir: str | None = None,
+    executor: str = "local",
+    workers: int = 1,
+    progress: bool = True,
+    console: Any = None,
+    command: str | None = None,
+) -> ReproductionReport:
+    """Run ``repro`` at ``scale`` and write ``reproduction.md`` / ``reproduction.html`` / ``verdict.json`` in ``out``.
+
+    Every part is an ordinary study directory (``out/<part>/results.db`` and its own ``report.html``), so
+    re-running the same command skips finished runs and resumes interrupted ones.
+
+    Args:
+        repro: the reproduction (see :data:`rectlab.reproduce.STUDIES`).
+        scale: "smoke", "quick" or "full".
+        out: output directory (default ``runs/repro-<name>-<scale>``).
+        studies: the folder of the study specs (default: see :func:`rectlab.reproduce.core.studies_dir`).
+        dataset: run on this dataset instead of the spec's (e.g. when CIFAR is not available).
+        device, data_dir, executor, workers, progress, console: as :func:`rectlab.study.run_study`.
+        command: the command line to record in the report (default: this process's argv).
+    """
+    from ..report import collect, write_report
+    from ..study import run_study
+
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose one of: {', '.join(SCALES)}")
+    t0 = time.perf_counter()
+    out = Path(out) if out is not None else Path("runs") / f"repro-{repro.name}-{scale}"
+    out.mkdir(parents=True, exist_ok=True)
+    execution = {"device": device, "data_dir": data_dir, "executor": executor, "workers": workers,
+                 "progress": progress, "console": console, "studies": studies, "dataset": dataset}
+    ctx = Context(repro.name, scale, out, {}, execution)
+    if repro.runner is not None:
+        analysis = repro.runner(ctx)
+    else:
+        for part in repro.parts:
+            spec = load_part_spec(repro, part.spec, scale, studies, dataset)
+            part_dir = out / part.name
+            if console is not None and progress:
+                console.print(f"[bold]{repro.name}[/] part [bold]{part.name}[/]: {part.title}")
+            run_kwargs = {"executor": executor, "workers": workers, "device": device, "data_dir": data_dir,
+                          "progress": progress, "console": console}
+            (part.execute or run_study)(spec, part_dir, **run_kwargs)
+            results = collect(part_dir)
+            write_report(part_dir, results)
+            ctx.parts[part.name] = PartRun(part, spec, part_dir, results)
+        analysis = repro.analyze(ctx) if repro.analyze is not None else Analysis()
+    verdict, reason = overall_verdict(analysis.checks)
+    seconds = time.perf_counter() - t0
+    command = command or " ".join(shlex.quote(a) for a in ["rectlab", *sys.argv[1:]])
+    from .render import write_reproduction
+
+    md, html = write_reproduction(repro, ctx, analysis, verdict, reason, seconds, command)
+    record = {
+        "name": repro.name, "scale": scale, "verdict": verdict, "reason": reason, "seconds": round(seconds, 1),
+        "command": command, "checks": [dataclasses.asdict(c) for c in analysis.checks],
+        "parts": {name: {"spec": p.part.spec, "runs_done": sum(len(c.runs) for c in p.results.cells),
+                         "runs_not_done": len(p.results.incomplete), "devices": p.results.devices}
+                  for name, p in ctx.parts.items()},
+    }
+    json_path = out / "verdict.json"
+    json_path.write_text(json.dumps(record, indent=1))
+    return ReproductionReport(repro.name, scale, verdict, reason, analysis.checks, out, md, html, json_path, seconds)

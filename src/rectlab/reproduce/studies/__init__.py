@@ -1,0 +1,32 @@
+"""The registered paper reproductions, one module each (see ``rectlab reproduce --list``)."""
+
+from __future__ import annotations
+
+from . import (
+    dead_neurons,
+    elu,
+    erase_relu,
+    helu,
+    init_depth,
+    prelu,
+    relu_classifier,
+    smooth,
+    swish_gelu,
+    xor_prelu,
+)
+
+# The order of the issue that defined them (and of ``--list``).
+ALL = (
+    prelu.REPRODUCTION,
+    init_depth.REPRODUCTION,
+    erase_relu.REPRODUCTION,
+    elu.REPRODUCTION,
+    smooth.REPRODUCTION,
+    xor_prelu.REPRODUCTION,
+    relu_classifier.REPRODUCTION,
+    dead_neurons.REPRODUCTION,
+    swish_gelu.REPRODUCTION,
+    helu.REPRODUCTION,
+)
+
+__all__ = ["ALL"]
