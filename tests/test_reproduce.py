@@ -104,7 +104,7 @@ def test_direction_check_rules() -> None:
     assert direction_check("c", BASE, better, expect="higher").verdict == "not reproduced"
     assert direction_check("c", BASE, worse).verdict == "not reproduced"
     check = direction_check("c", BASE, noisy, what="x − y", unit=" points")
-    assert check.verdict == "inconclusive" and "includes 0" in check.reason and "n=5" in check.reason
+    assert check.verdict == "inconclusive" and "includes 0" in check.reason and "with 5 seeds" in check.reason
     tiny = {s: v + 0.001 * (-1) ** s for s, v in BASE.items()}
     assert direction_check("c", BASE, tiny, margin=0.5).verdict == "not reproduced"
     assert direction_check("c", {0: 1.0}, {0: 0.5}).verdict == "inconclusive"

@@ -190,7 +190,8 @@ def direction_check(claim: str, base: Mapping[int, float], other: Mapping[int, f
         return ClaimCheck(claim, "not reproduced",
                           f"{evidence}: the CI excludes any effect larger than ±{margin:g}{unit}", primary)
     return ClaimCheck(claim, "inconclusive",
-                      f"{evidence}: the 95% CI includes 0, {k.n} seeds cannot resolve a difference this small",
+                      f"{evidence}: the 95% CI includes 0; with {k.n} seeds the seed-to-seed spread is too large to "
+                      "tell the sign",
                       primary)
 
 

@@ -73,7 +73,8 @@ def analyze(ctx: Context) -> Analysis:
         f"ReLU nets pruned after epoch {prune_epoch} (global magnitude pruning), then trained on",
         ["target sparsity", "achieved sparsity", "dynamic DNR after pruning (mean over epochs)",
          "dead units (final)", "test error (%)"], rows))
-    a.plots["Dynamic DNR over training by sparsity (pruning after the dashed epoch's evaluation)"] = curves(
+    a.plots[f"Dynamic DNR over training by sparsity (pruned at the end of epoch {prune_epoch}; that epoch's "
+            "value is measured on the pruned net)"] = curves(
         {f"{p:.0%} sparse": metric_curves(by_s[p], "dnr_dynamic") for p in sparsities},
         ctx.plots_dir / "dnr_by_sparsity.png", title=f"Dynamic DNR, ReLU nets pruned after epoch {prune_epoch}",
         ylabel="dynamic DNR (whole net)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
+
 from ..core import Analysis, ClaimCheck, Context, Part, Reproduction, Table
 from ..evidence import direction_check, final, per_seed, summary_text
 from ..plots import scatter_ci
@@ -37,6 +39,13 @@ def _pd_by_cell(ctx: Context) -> dict[str, dict[str, dict[tuple[int, int], float
     return out
 
 
+def _pairs_text(values: list[float]) -> str:
+    """Mean ± std over all pairs; no CI, since pairs sharing a seed are not independent."""
+    if len(values) < 2:
+        return summary_text(values)
+    return f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f} ({len(values)} pairs)"
+
+
 def _disjoint(pairs: dict[tuple[int, int], float]) -> dict[int, float]:
     """Values of the disjoint seed pairs (0,1), (2,3), ... keyed by pair index: independent samples for the test."""
     seeds = sorted({s for p in pairs for s in p})
@@ -66,14 +75,15 @@ def analyze(ctx: Context) -> Analysis:
         if act not in pds:
             continue
         top1, l1 = list(pds[act]["top1"].values()), list(pds[act]["l1"].values())
-        rows.append([act, summary_text(err), summary_text(top1), summary_text(l1),
+        rows.append([act, summary_text(err), _pairs_text(top1), _pairs_text(l1),
                      f"{len(pds[act]['top1'])} ({len(_disjoint(pds[act]['top1']))} disjoint)"])
         points[act] = (err, list(_disjoint(pds[act]["top1"]).values()))
     a.tables.append(Table(
         "Accuracy and prediction difference (PD) between models of the same configuration",
         ["activation", "test error (%)", "top-1 PD (% of test examples)", "L1 PD (% total variation)", "pairs"],
-        rows, note="PD over all pairs of seeds is shown; the tests use disjoint pairs (0,1), (2,3), ... so that the "
-                   "samples are independent. The seed changes both the initialization and the data order."))
+        rows, note="PD: mean ± std over all pairs of seeds (no CI: pairs sharing a seed are not independent); "
+                   "the tests use disjoint pairs (0,1), (2,3), ... so that the samples are independent. The seed "
+                   "changes both the initialization and the data order."))
     a.plots["Accuracy vs reproducibility: test error and top-1 PD (disjoint pairs), mean and 95% CI"] = scatter_ci(
         points, ctx.plots_dir / "pd_vs_error.png", title="Prediction difference vs test error",
         xlabel="test error (%)", ylabel="top-1 prediction difference (%)")
