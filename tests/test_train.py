@@ -67,10 +67,15 @@ def test_checkpoint_of_another_config_is_refused(digits, tmp_path) -> None:
 
 
 def test_transforms_and_options_run(digits) -> None:
-    cfg = TrainConfig(**{**TINY, "epochs": 1}, init="he", erase_relu=1.0, optimizer="adamw", label_smoothing=0.1,
+    cfg = TrainConfig(**{**TINY, "epochs": 1}, init="he", erase_relu=0.5, optimizer="adamw", label_smoothing=0.1,
                       schedule="step", warmup_epochs=0.5, nesterov=False)
     r = train_one(cfg.replace(lr=1e-3), data=digits)
-    assert r.extras["erased_sites"] and r.extras["init_gains"]
+    assert len(r.extras["erased_sites"]) == 2  # half of small-cnn's 4 basic modules
+    gains = {row["layer"]: row for row in r.extras["init_gains"]}
+    assert gains["head"]["gain"] == 1.0 and gains["head"]["activation"] is None
+    relu_gains = [row["gain"] for row in gains.values() if row["activation"] == "relu"]
+    assert len(relu_gains) == 2 and all(g == pytest.approx(2**0.5) for g in relu_gains)
+    assert [row["gain"] for row in gains.values() if row["activation"] == "identity"] == [1.0, 1.0]
     assert math.isfinite(r.metrics[0]["test_loss"])
 
 

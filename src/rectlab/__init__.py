@@ -20,4 +20,17 @@ def get_activation(name: str, channels: int | None = None, **kwargs: Any) -> nn.
     return module
 
 
-__all__ = ["Registry", "UnknownNameError", "__version__", "activations", "get_activation"]
+_SUBMODULES = ("data", "init", "models", "optim", "probes", "report", "reproduce", "study", "surgery", "train")
+
+
+def __getattr__(name: str) -> Any:
+    # Submodules load on first use (`rectlab.models.create(...)` after a plain `import rectlab`),
+    # so importing rectlab stays cheap.
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'rectlab' has no attribute {name!r}")
+
+
+__all__ = ["Registry", "UnknownNameError", "__version__", "activations", "get_activation", *_SUBMODULES]

@@ -110,8 +110,11 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int, example
         )
         report["erased_sites"] = [str(s) for s in erased.erased]
     if config.init in ("he", "he-fan-out"):
-        gains = rinit.he_init_(model, mode="fan_out" if config.init == "he-fan-out" else "fan_in", return_report=True)
-        report["init_gains"] = gains
+        mode = "fan_out" if config.init == "he-fan-out" else "fan_in"
+        _, plan = rinit.he_init_(model, mode=mode, example_input=example, return_report=True)
+        report["init_gains"] = [
+            {"layer": p.layer, "activation": p.activation, "gain": p.gain, "fan": p.fan} for p in plan
+        ]
     elif config.init == "xavier":
         rinit.xavier_init_(model)
     return model, report
