@@ -18,24 +18,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .kernels import TORCH_MODULES  # torch.nn equivalents of rectlab's activations, shared by the benchmarks
+
 DEFAULT_ACTIVATIONS = "relu,leaky-relu,prelu-shared,prelu,rrelu,elu,gelu,silu,swish-learnable,mish,smelu"
 
-# torch.nn equivalents for the "torch" implementation (channels -> module).
-TORCH_MODULES: dict[str, Callable[[int], nn.Module]] = {
-    "relu": lambda c: nn.ReLU(inplace=False),
-    "leaky-relu": lambda c: nn.LeakyReLU(0.01),
-    "prelu-shared": lambda c: nn.PReLU(1, 0.25),
-    "prelu": lambda c: nn.PReLU(c, 0.25),
-    "rrelu": lambda c: nn.RReLU(1 / 8, 1 / 3),
-    "elu": lambda c: nn.ELU(),
-    "celu": lambda c: nn.CELU(),
-    "selu": lambda c: nn.SELU(),
-    "gelu": lambda c: nn.GELU(),
-    "gelu-tanh": lambda c: nn.GELU(approximate="tanh"),
-    "silu": lambda c: nn.SiLU(),
-    "mish": lambda c: nn.Mish(),
-    "softplus": lambda c: nn.Softplus(),
-}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -31,6 +31,10 @@ def add_execution_args(p: argparse.ArgumentParser) -> None:
 
 
 def console() -> Any:
+    """A rich console; when output goes to a file or pipe, wide enough for the results table."""
     from rich.console import Console
 
-    return Console()
+    con = Console()
+    if not con.is_terminal:
+        con = Console(width=max(con.width, 150))
+    return con

@@ -20,6 +20,12 @@ def _pyplot():
     return plt
 
 
+def _integer_locator():
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
 def _band(ax, curves: np.ndarray, label: str, color) -> None:
     epochs = np.arange(1, curves.shape[1] + 1)
     mean = np.nanmean(curves, axis=0)
@@ -49,6 +55,7 @@ def make_plots(results: StudyResults, out_dir: str | Path) -> dict[str, Path]:
         for i, c in enumerate(cells):
             _band(ax, c.curves[key], c.label, colors(i))
         ax.set(title=f"{title} (band: min–max over seeds)", xlabel="epoch", ylabel=ylabel)
+        ax.xaxis.set_major_locator(_integer_locator())
         if log:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
@@ -86,8 +93,13 @@ def make_plots(results: StudyResults, out_dir: str | Path) -> dict[str, Path]:
             kind = "channel-wise mean" if c.slopes[0]["num_parameters"] > 1 else "channel-shared"
             ax.plot(range(1, len(vals) + 1), vals, "o-", ms=3, color=colors(cells.index(c)),
                     label=f"{c.label} ({c.slopes[0]['kind']}, {kind})")
-        ax.set(title="Learned activation parameter per layer (mean over seeds)", xlabel="layer (activation site)",
-               ylabel="slope a / beta")
+        ax.set(title="Learned activation parameter per layer (mean over seeds)", ylabel="slope a / beta")
+        layers = [row["layer"] for row in slope_cells[0].slopes]
+        if len(layers) <= 24:  # name the layers when they fit; otherwise number them
+            ax.set_xticks(range(1, len(layers) + 1), layers, rotation=45, ha="right", fontsize=7)
+        else:
+            ax.set_xlabel("layer (activation site, in forward order)")
+            ax.xaxis.set_major_locator(_integer_locator())
         ax.axhline(0, color="gray", lw=0.8)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -181,8 +182,12 @@ def _run_local(spec: StudySpec, out_dir: Path, todo: list[Run], progress: bool, 
                 elif event == "step":
                     bars.advance(epoch_bar)
 
-            execute_run(out_dir, spec.name, run, data=loaded[key], callbacks=callbacks, reporter=reporter)
+            t0 = time.perf_counter()
+            status = execute_run(out_dir, spec.name, run, data=loaded[key], callbacks=callbacks, reporter=reporter)
             bars.advance(runs_bar)
+            done = int(bars.tasks[runs_bar].completed)
+            bars.console.print(f"run {done}/{len(todo)} {status}: {run.cell.label}, seed {run.seed} "
+                               f"({time.perf_counter() - t0:.0f} s)")
         bars.update(epoch_bar, visible=False)
 
 
@@ -195,11 +200,12 @@ def _run_processes(spec: StudySpec, out_dir: Path, todo: list[Run], workers: int
         max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)
     ) as pool:
         task = bars.add_task(f"runs ({workers} at a time)", total=len(todo))
-        futures = [pool.submit(_worker, str(out_dir), spec.name, run, probe_names) for run in todo]
+        futures = {pool.submit(_worker, str(out_dir), spec.name, run, probe_names): run for run in todo}
         try:
-            for fut in cf.as_completed(futures):
-                fut.result()
+            for i, fut in enumerate(cf.as_completed(futures), 1):
+                run = futures[fut]
                 bars.advance(task)
+                bars.console.print(f"run {i}/{len(todo)} {fut.result()}: {run.cell.label}, seed {run.seed}")
         except KeyboardInterrupt:
             for fut in futures:
                 fut.cancel()
