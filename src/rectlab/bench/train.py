@@ -31,8 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="rectlab's modules, torch.nn's, or both side by side")
     p.add_argument("--batch-size", type=int, default=None, help="default 512 on GPU, 64 on CPU")
     p.add_argument("--image-size", type=int, default=32)
-    p.add_argument("--steps", type=int, default=None, help="timed steps (default 30 on GPU, 3 on CPU)")
-    p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 10 on GPU, 1 on CPU)")
+    p.add_argument("--steps", type=int, default=None, help="timed steps (default 30 on GPU, 10 on CPU)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 10 on GPU, 3 on CPU)")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", choices=("bf16", "fp32"), default=None, help="autocast dtype (default bf16 on GPU)")
     p.add_argument("--channels-last", choices=("auto", "on", "off"), default="auto")
@@ -80,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
     batch = args.batch_size or (512 if gpu else 64)
-    steps = args.steps or (30 if gpu else 3)
-    warmup = args.warmup if args.warmup is not None else (10 if gpu else 1)
+    steps = args.steps or (30 if gpu else 10)
+    warmup = args.warmup if args.warmup is not None else (10 if gpu else 3)
     dtype = {"bf16": torch.bfloat16, "fp32": None}[args.dtype or ("bf16" if gpu else "fp32")]
     channels_last = args.channels_last == "on" or (args.channels_last == "auto" and gpu)
     impls = ["rectlab", "torch"] if args.impl == "both" else [args.impl]
@@ -94,6 +94,11 @@ def run(args: argparse.Namespace) -> int:
     y = torch.randint(0, 10, (batch,), generator=g).to(device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
+    # Untimed warm-up of the whole process (allocator, thread pools, CPU clocks): without it the first
+    # rows of a CPU run come out up to 30% slow and distort every ratio to ReLU.
+    warm = models.create(args.models.split(",")[0], activation="relu", num_classes=10, in_channels=3).to(device)
+    _time_steps(warm, x, y, 0, 3 * max(warmup, 1), dtype)
+    del warm
     header = f"{'model':<10} {'activation':<16} {'impl':<8} {'img/s':>10} {'x ReLU':>8}"
     print(header)
     print("-" * len(header))
