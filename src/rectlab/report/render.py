@@ -146,7 +146,8 @@ th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }}
 th {{ background: #f3f3f3; }} td:first-child, th:first-child {{ text-align: left; }}
 tr.better td {{ background: #e8f6e8; }} tr.worse td {{ background: #fbe9e9; }}
 .verdict {{ background: #f6f8fa; border-left: 4px solid #4a7; padding: 0.6em 1em; }}
-figure {{ display: inline-block; margin: 0.5em; vertical-align: top; }} img {{ max-width: 520px; border: 1px solid #ddd; }}
+figure {{ display: inline-block; margin: 0.5em; vertical-align: top; }}
+img {{ max-width: 520px; border: 1px solid #ddd; }}
 dt {{ font-weight: bold; float: left; width: 7em; }} dd {{ margin-left: 8em; }}
 </style></head><body>
 <h1>{h(results.name)}</h1>
