@@ -104,3 +104,31 @@ def test_failed_run_is_recorded_and_does_not_stop_the_study(tmp_path) -> None:
     assert failed and all("diverged" in r["error"] for r in failed)
     assert any(r["status"] == "done" for r in runs)
     assert json.loads(json.dumps(collect(tmp_path).incomplete[0]["config"]))["lr"] == 1e9
+
+
+def test_process_executor_gives_the_same_results_as_local(study_dir, tmp_path) -> None:
+    run_study(parse_spec(SPEC), tmp_path, executor="processes", workers=2, progress=False)
+
+    def finals(path):
+        return {(r["cell"]["activation"], r["seed"]): [{k: v for k, v in e.items() if k != "seconds"}
+                                                       for e in r["epochs"]] for r in Store(path).runs()}
+
+    ours, local = finals(tmp_path / "results.db"), finals(study_dir / "results.db")
+    assert ours.keys() == local.keys()
+    # Workers run with fewer intra-op threads, which reorders float sums: equal up to rounding.
+    for key in local:
+        for a, b in zip(ours[key], local[key]):
+            assert a.keys() == b.keys()
+            assert all(a[k] == pytest.approx(b[k], rel=1e-5, abs=1e-9) for k in a if a[k] is not None)
+
+
+def test_ray_executor_without_ray_says_how_to_install(tmp_path) -> None:
+    pytest.importorskip("torch")
+    try:
+        import ray  # noqa: F401
+
+        pytest.skip("ray is installed")
+    except ImportError:
+        pass
+    with pytest.raises(RuntimeError, match=r"pip install 'rectlab\[ray\]'"):
+        run_study(parse_spec(SPEC), tmp_path, executor="ray", progress=False)
