@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .core import DataError, LoadedData, in_memory_data
+from .core import DataError, LoadedData
 from .ondisk import OnDiskSpec, Resource
 
 __all__ = ["CifarSpec", "read_batch"]
@@ -90,18 +90,8 @@ class CifarSpec(OnDiskSpec):
         *train_files, test_file, meta_file = files
         parts = [_batch(f, self.label_key) for f in train_files]
         train = (torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts]))
-        return in_memory_data(
-            name=self.name,
-            source=folder,
-            num_classes=self.num_classes,
-            image_size=self.image_size,
-            in_channels=self.in_channels,
-            flip=self.flip,
-            crop_padding=self.crop_padding,
-            classes=self._class_names(meta_file),
-            train=train,
-            test=_batch(test_file, self.label_key),
-            sizes=self.sizes,
+        return self.assemble(
+            folder, train=train, test=_batch(test_file, self.label_key), classes=self._class_names(meta_file)
         )
 
     def _class_names(self, meta_file: Path) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .core import DataError, LoadedData, in_memory_data
+from .core import DataError, LoadedData
 from .ondisk import OnDiskSpec, Resource
 
 __all__ = ["IdxSpec", "read_idx", "write_idx"]
@@ -106,18 +106,10 @@ class IdxSpec(OnDiskSpec):
 
     def read(self, folder: Path) -> LoadedData:
         train_x, train_y, test_x, test_y = (self.file(folder, i) for i in range(4))
-        return in_memory_data(
-            name=self.name,
-            source=folder,
-            num_classes=self.num_classes,
-            image_size=self.image_size,
-            in_channels=self.in_channels,
-            flip=self.flip,
-            crop_padding=self.crop_padding,
-            classes=self.classes,
+        return self.assemble(
+            folder,
             train=(_images(train_x, self.image_size), _labels(train_y)),
             test=(_images(test_x, self.image_size), _labels(test_y)),
-            sizes=self.sizes,
         )
 
 

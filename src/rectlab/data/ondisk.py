@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from torch import Tensor
+
 from . import download as _download
 from . import locate
-from .core import DataError, DatasetNotFoundError, DatasetSpec, LoadedData
+from .core import DataError, DatasetNotFoundError, DatasetSpec, LoadedData, in_memory_data
 
 __all__ = ["OnDiskSpec", "Resource"]
 
@@ -98,6 +100,15 @@ class OnDiskSpec(DatasetSpec):
     def read(self, folder: Path) -> LoadedData:
         """Read a complete copy in ``folder``; raises :class:`DataError` for bad files."""
         raise NotImplementedError
+
+    def assemble(self, folder: Path, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor],
+                 classes: tuple[str, ...] | None = None) -> LoadedData:
+        """Validate tensors read from ``folder`` against this spec and wrap them in :class:`LoadedData`."""
+        return in_memory_data(
+            name=self.name, source=folder, num_classes=self.num_classes, image_size=self.image_size,
+            in_channels=self.in_channels, flip=self.flip, crop_padding=self.crop_padding,
+            classes=self.classes if classes is None else classes, train=train, test=test, sizes=self.sizes,
+        )
 
     def download(self, data_dir: str | Path | None = None) -> Path:
         """Download into ``<download root>/<name>/`` and return the folder holding the files.

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .core import DataError, LoadedData, in_memory_data
+from .core import DataError, LoadedData
 from .ondisk import OnDiskSpec, Resource
 
 __all__ = ["SvhnSpec", "read_mat"]
@@ -54,19 +54,7 @@ class SvhnSpec(OnDiskSpec):
     """SVHN's train and test .mat files (the "extra" split is not used)."""
 
     def read(self, folder: Path) -> LoadedData:
-        return in_memory_data(
-            name=self.name,
-            source=folder,
-            num_classes=self.num_classes,
-            image_size=self.image_size,
-            in_channels=self.in_channels,
-            flip=self.flip,
-            crop_padding=self.crop_padding,
-            classes=self.classes,
-            train=read_mat(self.file(folder, 0)),
-            test=read_mat(self.file(folder, 1)),
-            sizes=self.sizes,
-        )
+        return self.assemble(folder, train=read_mat(self.file(folder, 0)), test=read_mat(self.file(folder, 1)))
 
 
 _URL = "http://ufldl.stanford.edu/housenumbers/"
