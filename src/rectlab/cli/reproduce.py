@@ -23,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="output directory (default runs/repro-NAME-SCALE)")
     p.add_argument("--dataset", default=None,
                    help="run on this dataset instead of the spec's (e.g. fashion-mnist when CIFAR is missing)")
-    p.add_argument("--studies", default=None, help="folder of the study specs (default: ./studies or the checkout's)")
+    p.add_argument("--studies", default=None,
+                   help="folder of the study specs (default: the specs shipped with rectlab)")
     add_execution_args(p)
     p.set_defaults(func=run)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -184,26 +185,24 @@ def overall_verdict(checks: list[ClaimCheck]) -> tuple[str, str]:
 def studies_dir(explicit: str | Path | None = None) -> Path:
     """The folder of the study specs.
 
-    Looked up in order: ``explicit``, ``$RECTLAB_STUDIES``, ``./studies``, and the ``studies/`` folder of
-    the source checkout this package was imported from.
+    Looked up in order: ``explicit`` (``--studies DIR``), ``$RECTLAB_STUDIES``, and the specs shipped
+    inside the package (``rectlab/studies/*.toml``, found with :mod:`importlib.resources`, so an installed
+    wheel reproduces from any folder).
 
     Raises:
         FileNotFoundError: naming every place that was tried and how to point at the folder.
     """
     tried: list[Path] = []
-    candidates: list[Path] = []
     if explicit is not None:
-        candidates.append(Path(explicit))
-    if os.environ.get("RECTLAB_STUDIES"):
-        candidates.append(Path(os.environ["RECTLAB_STUDIES"]))
-    candidates += [Path.cwd() / "studies", Path(__file__).resolve().parents[3] / "studies"]
-    for path in candidates:
-        tried.append(path)
+        tried.append(Path(explicit))
+    elif os.environ.get("RECTLAB_STUDIES"):
+        tried.append(Path(os.environ["RECTLAB_STUDIES"]))
+    else:
+        tried.append(Path(str(resources.files("rectlab") / "studies")))
+    for path in tried:
         if (path / "prelu.toml").is_file():
             return path
-        if explicit is not None and path == Path(explicit):
-            break
     raise FileNotFoundError(
-        f"the study specs (studies/*.toml) were not found; tried: {', '.join(map(str, tried))}. "
-        "Pass --studies DIR or set RECTLAB_STUDIES to the studies/ folder of a rectlab checkout"
+        f"the study specs (*.toml) were not found; tried: {', '.join(map(str, tried))}. "
+        "Pass --studies DIR or set RECTLAB_STUDIES to a folder of study specs (a copy of rectlab/studies/)"
     )
