@@ -100,7 +100,8 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int, example
     if config.head != "linear":
         kwargs["head"] = config.head
     model = models.create(
-        config.model, activation=make_act, num_classes=num_classes, in_channels=in_channels, **kwargs
+        config.model, activation=make_act, num_classes=num_classes, in_channels=in_channels,
+        example_input=example.detach().cpu(), **kwargs
     )
     report: dict[str, Any] = {}
     if config.erase_relu > 0:

@@ -111,6 +111,12 @@ def _check_names(field_name: str, values: list[Any], where: str, text: str | Non
     module = importlib.import_module(f"rectlab.{registries[field_name]}")
     known = module.names()
     for v in values:
+        if field_name == "model" and module.external.is_external(v):  # tv:NAME / timm:NAME
+            try:
+                module.check_name(v)
+            except (LookupError, ImportError) as e:
+                raise SpecError(f"{where}{_line_of(text, field_name)}: {e}") from None
+            continue
         if not isinstance(v, str) or v.lower().replace("_", "-") not in known:
             raise SpecError(
                 f"{where}{_line_of(text, field_name)}: unknown {field_name} {v!r}; valid values: {', '.join(known)}"
