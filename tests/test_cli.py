@@ -66,3 +66,37 @@ def test_bench_train_smoke(capsys) -> None:
     out = capsys.readouterr().out
     assert rc == 0 and "device: cpu" in out
     assert sum(line.startswith("resnet20") for line in out.splitlines()) == 4  # 2 activations x (rectlab, torch)
+
+
+def test_numeric_flags_take_comma_lists_that_become_grid_axes() -> None:
+    from rectlab.cli.compare import build_spec
+    from rectlab.cli.main import build_parser
+    from rectlab.study import cells, spec_from_dict
+
+    args = build_parser().parse_args(["compare", "--activations", "relu,prelu", "--lr", "0.01,0.05", "--epochs", "3",
+                                      "--batch-size", "32,64", "--train-limit", "500", "--out", "x"])
+    spec = spec_from_dict(build_spec(args))
+    assert spec.grid == {"activation": ("relu", "prelu"), "batch_size": (32, 64), "lr": (0.01, 0.05)}
+    assert (spec.base.epochs, spec.base.train_limit) == (3, 500)
+    assert len(cells(spec)) == 8
+    assert spec.baseline == {"activation": "relu"}  # compared within each (lr, batch size)
+    adamw = spec_from_dict(build_spec(build_parser().parse_args(["compare", "--optimizer", "adamw", "--out", "x"])))
+    assert adamw.base.lr == 1e-3 and "lr" not in adamw.grid
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["compare", "--lr", "0.1,abc", "--out", "x"], "expected comma-separated numbers, got '0.1,abc'"),
+        (["compare", "--epochs", "2.5", "--out", "x"], "expected comma-separated integers, got '2.5'"),
+    ],
+)
+def test_bad_lists_are_refused_by_the_parser(argv, message, capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_a_value_twice_is_an_error(capsys) -> None:
+    assert main(["compare", "--lr", "0.1,0.1", "--out", "x"]) == 2
+    assert "--lr lists a value twice" in capsys.readouterr().err

@@ -20,6 +20,13 @@ def float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def int_list(text: str) -> list[int]:
+    try:
+        return [int(t) for t in csv_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
 def add_execution_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the spec's, else auto)")
     p.add_argument("--data-dir", default=None, help="where datasets are looked for (also $RECTLAB_DATA)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import add_execution_args, console, csv_list, float_list
+from .common import add_execution_args, console, csv_list, float_list, int_list
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,21 +23,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", type=csv_list, default=["fashion-mnist"],
                    help="dataset name(s) (default fashion-mnist)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per cell (default 3)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--epochs", type=int_list, default=[10], help="epochs (default 10; list = grid, e.g. 5,20)")
+    p.add_argument("--batch-size", type=int_list, default=[128], help="batch size (default 128; list = grid)")
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 0.05 for SGD, 1e-3 for AdamW)")
+    p.add_argument("--lr", type=float_list, default=None,
+                   help="learning rate (default 0.05 for SGD, 1e-3 for AdamW; list = grid, e.g. 0.01,0.05)")
     p.add_argument("--nesterov", action="store_true")
-    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--weight-decay", type=float_list, default=[5e-4], help="weight decay (default 5e-4; list = grid)")
     p.add_argument("--schedule", choices=("cosine", "step", "constant"), default="cosine")
-    p.add_argument("--warmup-epochs", type=float, default=0.0)
-    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--warmup-epochs", type=float_list, default=[0.0], help="warmup epochs (default 0; list = grid)")
+    p.add_argument("--label-smoothing", type=float_list, default=[0.0],
+                   help="label smoothing (default 0; list = grid)")
     p.add_argument("--init", type=csv_list, default=["default"],
                    help="default | he | he-fan-out | xavier (list = grid)")
     p.add_argument("--erase-relu", type=float_list, default=[0.0],
                    help="EraseReLU proportion(s) of basic modules, e.g. 0,1 (list = grid)")
-    p.add_argument("--train-limit", type=int, default=None, help="use only the first N training examples")
-    p.add_argument("--test-limit", type=int, default=None, help="use only the first N test examples")
+    p.add_argument("--train-limit", type=int_list, default=None,
+                   help="use only the first N training examples (list = grid, e.g. 1000,10000)")
+    p.add_argument("--test-limit", type=int_list, default=None, help="use only the first N test examples")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--amp", choices=("auto", "bf16", "off"), default="auto")
     p.add_argument("--compile", action="store_true", help="torch.compile each model (pays off for long GPU runs)")
@@ -47,21 +50,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+# Flags that take a comma list (config field = argument dest); two or more values become a grid axis.
+LIST_FLAGS = ("model", "dataset", "init", "erase_relu", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
+              "label_smoothing", "train_limit", "test_limit")
+
+
 def build_spec(args: argparse.Namespace) -> dict[str, Any]:
-    lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3)
+    defaults = {"lr": [0.05 if args.optimizer == "sgd" else 1e-3]}
     base: dict[str, Any] = {
-        "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": lr,
-        "nesterov": args.nesterov, "weight_decay": args.weight_decay, "schedule": args.schedule,
-        "warmup_epochs": args.warmup_epochs, "label_smoothing": args.label_smoothing, "augment": not args.no_augment,
-        "amp": args.amp, "compile": args.compile,
+        "optimizer": args.optimizer, "nesterov": args.nesterov, "schedule": args.schedule,
+        "augment": not args.no_augment, "amp": args.amp, "compile": args.compile,
     }
-    if args.train_limit:
-        base["train_limit"] = args.train_limit
-    if args.test_limit:
-        base["test_limit"] = args.test_limit
     grid: dict[str, list[Any]] = {"activation": args.activations}
-    for key, values in (("model", args.model), ("dataset", args.dataset), ("init", args.init),
-                        ("erase_relu", args.erase_relu)):
+    for key in LIST_FLAGS:
+        values = getattr(args, key) or defaults.get(key)
+        if values is None:  # not given and no default: the config's own (e.g. no train_limit)
+            continue
+        if len(set(values)) != len(values):
+            raise ValueError(f"--{key.replace('_', '-')} lists a value twice: {','.join(map(str, values))}")
         if len(values) > 1:
             grid[key] = values
         else:
@@ -70,8 +76,10 @@ def build_spec(args: argparse.Namespace) -> dict[str, Any]:
     if baseline not in args.activations:
         raise ValueError(f"--baseline {baseline!r} must be one of --activations {','.join(args.activations)}")
     name = args.name or f"compare {', '.join(args.activations)} on {'/'.join(args.model)} / {'/'.join(args.dataset)}"
-    return {"study": {"name": name, "seeds": args.seeds, "baseline": {"activation": baseline}},
-            "base": base, "grid": grid}
+    study: dict[str, Any] = {"name": name, "seeds": args.seeds, "baseline": {"activation": baseline}}
+    if getattr(args, "imports", None):
+        study["imports"] = list(args.imports)  # worker processes import them too
+    return {"study": study, "base": base, "grid": grid}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -89,7 +89,10 @@ def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _worker(out_dir: str, study: str, run: Run, probe_names: list[str]) -> str:
+def _worker(out_dir: str, study: str, run: Run, probe_names: list[str], imports: list[str] = ()) -> str:
+    from ..plugins import import_modules
+
+    import_modules(imports)  # a fresh process: the spec's plugin modules register their names again
     callbacks = []
     if probe_names:
         from .. import probes
@@ -200,7 +203,8 @@ def _run_processes(spec: StudySpec, out_dir: Path, todo: list[Run], workers: int
         max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)
     ) as pool:
         task = bars.add_task(f"runs ({workers} at a time)", total=len(todo))
-        futures = {pool.submit(_worker, str(out_dir), spec.name, run, probe_names): run for run in todo}
+        imports = list(spec.extra.get("imports", []))
+        futures = {pool.submit(_worker, str(out_dir), spec.name, run, probe_names, imports): run for run in todo}
         try:
             for i, fut in enumerate(cf.as_completed(futures), 1):
                 run = futures[fut]
@@ -226,4 +230,5 @@ def _run_ray(spec: StudySpec, out_dir: Path, todo: list[Run], workers: int) -> N
     gpus = 1.0 / workers if torch.cuda.is_available() and spec.base.device != "cpu" else 0
     remote = ray.remote(num_gpus=gpus)(_worker)
     probe_names = list(spec.extra.get("probes", []))
-    ray.get([remote.remote(str(out_dir), spec.name, run, probe_names) for run in todo])
+    imports = list(spec.extra.get("imports", []))
+    ray.get([remote.remote(str(out_dir), spec.name, run, probe_names, imports) for run in todo])

@@ -38,7 +38,7 @@ else:  # pragma: no cover
 __all__ = ["StudySpec", "SpecError", "load_spec", "parse_spec", "spec_from_dict"]
 
 STUDY_KEYS = ("name", "description", "seeds", "baseline", "metric", "claim", "paper", "verdict_rule", "probes",
-              "reproduce")
+              "reproduce", "imports")
 SECTIONS = ("study", "base", "grid", "scales")
 METRICS = ("test_error", "test_top5_error", "test_loss", "train_loss", "train_error")
 
@@ -173,6 +173,14 @@ def spec_from_dict(raw: dict[str, Any], where: str = "study spec", text: str | N
         if len(set(map(repr, values))) != len(values):
             raise SpecError(f"{where}{_line_of(text, key)}: [grid] {key} lists a value twice: {values!r}")
         grid[key] = tuple(values)
+    if "imports" in study:  # plugin modules that register the spec's names (workers import them too)
+        from ..plugins import PluginError, import_modules, normalize_imports
+
+        try:
+            study["imports"] = normalize_imports(study["imports"])
+            import_modules(study["imports"])
+        except PluginError as e:
+            raise SpecError(f"{where}{_line_of(text, 'imports')}: {e}") from None
     for key in ("activation", "model", "dataset"):
         _check_names(key, list(grid.get(key, ())) + ([base[key]] if key in base else []), where, text)
     try:
