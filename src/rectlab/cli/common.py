@@ -35,6 +35,14 @@ def add_execution_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", "--runs-per-gpu", dest="workers", type=int, default=1,
                    help="runs at a time with --executor processes/ray (several small runs share one GPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="log every run to OUT/tensorboard/<cell>-seed<N> (metrics, learned slopes, dead neurons); "
+                        "view with: tensorboard --logdir OUT/tensorboard")
+
+
+def trackers(args: argparse.Namespace) -> list[str]:
+    """The experiment trackers the execution flags ask for."""
+    return ["tensorboard"] if getattr(args, "tensorboard", False) else []
 
 
 def console() -> Any:

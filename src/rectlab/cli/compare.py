@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import add_execution_args, console, csv_list, float_list, int_list
+from .common import add_execution_args, console, csv_list, float_list, int_list, trackers
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -98,7 +98,7 @@ def execute(spec: Any, args: argparse.Namespace) -> int:
 
     con = console()
     run_study(spec, args.out, executor=args.executor, workers=args.workers, device=args.device,
-              data_dir=args.data_dir, progress=not args.no_progress, console=con)
+              data_dir=args.data_dir, progress=not args.no_progress, console=con, trackers=trackers(args))
     results = collect(args.out)
     print_table(results, con)
     report = write_report(args.out, results)

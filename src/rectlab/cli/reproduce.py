@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .. import reproduce
-    from .common import console
+    from .common import console, trackers
 
     if args.list:
         return _list()
@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         out = args.out if len(names) == 1 else (str(Path(args.out) / name) if args.out else None)
         report = reproduce.run(name, args.scale, out, studies=args.studies, dataset=args.dataset,
                                device=args.device, data_dir=args.data_dir, executor=args.executor,
-                               workers=args.workers, progress=not args.no_progress, console=con)
+                               workers=args.workers, progress=not args.no_progress, console=con,
+                               trackers=trackers(args))
         style = {"reproduced": "green", "not reproduced": "red"}.get(report.verdict, "yellow")
         con.print(f"[bold]{name}[/] ({args.scale}): [{style}]{report.verdict}[/] — {report.reason}", soft_wrap=True)
         for check in report.checks:

@@ -16,7 +16,7 @@ import multiprocessing as mp
 import os
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,16 @@ def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _worker(out_dir: str, study: str, run: Run, probe_names: list[str], imports: list[str] = ()) -> str:
+def _tracker_callbacks(trackers: Sequence[str], out_dir: str | Path, run: Run) -> list[Callable]:
+    if not trackers:
+        return []
+    from .. import tracking
+
+    return tracking.callbacks(trackers, out_dir, run.cell.label, run.seed)
+
+
+def _worker(out_dir: str, study: str, run: Run, probe_names: list[str], imports: Sequence[str] = (),
+            trackers: Sequence[str] = ()) -> str:
     from ..plugins import import_modules
 
     import_modules(imports)  # a fresh process: the spec's plugin modules register their names again
@@ -98,7 +107,7 @@ def _worker(out_dir: str, study: str, run: Run, probe_names: list[str], imports:
         from .. import probes
 
         callbacks = probes.epoch_callbacks(probe_names)
-    return execute_run(out_dir, study, run, callbacks=callbacks)
+    return execute_run(out_dir, study, run, callbacks=callbacks + _tracker_callbacks(trackers, out_dir, run))
 
 
 def run_study(
@@ -111,6 +120,7 @@ def run_study(
     data_dir: str | None = None,
     progress: bool = True,
     console: Any = None,
+    trackers: Sequence[str] = (),
 ) -> Store:
     """Run every pending run of ``spec`` and return the study's :class:`Store`.
 
@@ -122,11 +132,16 @@ def run_study(
         device: overrides ``spec.base.device`` (does not change run hashes).
         data_dir: overrides where datasets are looked for.
         progress: show progress bars (rich).
+        trackers: experiment trackers for every run (``"tensorboard"``: ``out_dir/tensorboard/<cell>-seed<N>/``).
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if trackers:
+        from ..tracking import check_trackers
+
+        trackers = check_trackers(trackers)
     overrides: dict[str, Any] = {}
     if device is not None:
         overrides["device"] = device
@@ -141,11 +156,11 @@ def run_study(
     if not todo:
         return store
     if executor == "local" and workers == 1:
-        _run_local(spec, out_dir, todo, progress, console)
+        _run_local(spec, out_dir, todo, progress, console, trackers)
     elif executor == "ray":
-        _run_ray(spec, out_dir, todo, workers)
+        _run_ray(spec, out_dir, todo, workers, trackers)
     else:
-        _run_processes(spec, out_dir, todo, max(workers, 1), progress, console)
+        _run_processes(spec, out_dir, todo, max(workers, 1), progress, console, trackers)
     return store
 
 
@@ -160,11 +175,12 @@ def _progress(console: Any, enabled: bool):
 
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, disable=not enabled, transient=False,
+        console=console, disable=not enabled or (console is not None and not console.is_terminal), transient=False,
     )
 
 
-def _run_local(spec: StudySpec, out_dir: Path, todo: list[Run], progress: bool, console: Any) -> None:
+def _run_local(spec: StudySpec, out_dir: Path, todo: list[Run], progress: bool, console: Any,
+               trackers: Sequence[str] = ()) -> None:
     from .. import data as rdata
 
     loaded: dict[tuple[str, str | None], Any] = {}
@@ -186,7 +202,8 @@ def _run_local(spec: StudySpec, out_dir: Path, todo: list[Run], progress: bool, 
                     bars.advance(epoch_bar)
 
             t0 = time.perf_counter()
-            status = execute_run(out_dir, spec.name, run, data=loaded[key], callbacks=callbacks, reporter=reporter)
+            status = execute_run(out_dir, spec.name, run, data=loaded[key], reporter=reporter,
+                                 callbacks=callbacks + _tracker_callbacks(trackers, out_dir, run))
             bars.advance(runs_bar)
             done = int(bars.tasks[runs_bar].completed)
             bars.console.print(f"run {done}/{len(todo)} {status}: {run.cell.label}, seed {run.seed} "
@@ -195,7 +212,7 @@ def _run_local(spec: StudySpec, out_dir: Path, todo: list[Run], progress: bool, 
 
 
 def _run_processes(spec: StudySpec, out_dir: Path, todo: list[Run], workers: int, progress: bool,
-                   console: Any) -> None:
+                   console: Any, trackers: Sequence[str] = ()) -> None:
     threads = max(1, (os.cpu_count() or 1) // workers)
     probe_names = list(spec.extra.get("probes", []))
     ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
@@ -204,7 +221,8 @@ def _run_processes(spec: StudySpec, out_dir: Path, todo: list[Run], workers: int
     ) as pool:
         task = bars.add_task(f"runs ({workers} at a time)", total=len(todo))
         imports = list(spec.extra.get("imports", []))
-        futures = {pool.submit(_worker, str(out_dir), spec.name, run, probe_names, imports): run for run in todo}
+        futures = {pool.submit(_worker, str(out_dir), spec.name, run, probe_names, imports, trackers): run
+                   for run in todo}
         try:
             for i, fut in enumerate(cf.as_completed(futures), 1):
                 run = futures[fut]
@@ -216,7 +234,7 @@ def _run_processes(spec: StudySpec, out_dir: Path, todo: list[Run], workers: int
             raise
 
 
-def _run_ray(spec: StudySpec, out_dir: Path, todo: list[Run], workers: int) -> None:
+def _run_ray(spec: StudySpec, out_dir: Path, todo: list[Run], workers: int, trackers: Sequence[str] = ()) -> None:
     try:
         import ray
     except ImportError:
@@ -231,4 +249,4 @@ def _run_ray(spec: StudySpec, out_dir: Path, todo: list[Run], workers: int) -> N
     remote = ray.remote(num_gpus=gpus)(_worker)
     probe_names = list(spec.extra.get("probes", []))
     imports = list(spec.extra.get("imports", []))
-    ray.get([remote.remote(str(out_dir), spec.name, run, probe_names, imports) for run in todo])
+    ray.get([remote.remote(str(out_dir), spec.name, run, probe_names, imports, trackers) for run in todo])
