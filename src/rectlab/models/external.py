@@ -302,8 +302,8 @@ def create(
             ``patch_size``, ...).
 
     Raises:
-        UnknownNameError: unknown architecture (with close matches). ValueError: the adapted model cannot
-        run on ``example_input``, or weights that do not fit.
+        UnknownNameError: an unknown architecture (the message lists close matches).
+        ValueError: the adapted model cannot run on ``example_input``, or weights that do not fit.
     """
     if stem not in STEMS:
         raise ValueError(f"stem={stem!r} is not valid; choose one of: {', '.join(STEMS)}")
