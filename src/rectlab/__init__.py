@@ -20,7 +20,8 @@ def get_activation(name: str, channels: int | None = None, **kwargs: Any) -> nn.
     return module
 
 
-_SUBMODULES = ("data", "init", "models", "optim", "probes", "report", "reproduce", "study", "surgery", "train")
+_SUBMODULES = ("data", "export", "init", "models", "optim", "plot", "plugins", "probes", "report", "reproduce", "study",
+               "surgery", "tracking", "train")
 
 
 def __getattr__(name: str) -> Any:

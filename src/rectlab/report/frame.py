@@ -59,10 +59,12 @@ def _run_columns(root: Path, study_dir: Path, run: dict[str, Any], label: str) -
     return row
 
 
-def _label(cell: dict[str, Any]) -> str:
-    if len(cell) == 1:
-        return str(next(iter(cell.values())))
-    return ", ".join(f"{k}={v}" for k, v in cell.items())
+def _label(cell: dict[str, Any], order: list[str]) -> str:
+    """The cell's label as the study names it (:attr:`rectlab.study.Cell.label`: grid order)."""
+    keys = [k for k in order if k in cell] + [k for k in cell if k not in order]
+    if len(keys) == 1:
+        return str(cell[keys[0]])
+    return ", ".join(f"{k}={cell[k]}" for k in keys)
 
 
 def _epoch_values(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -87,8 +89,10 @@ def records(path: str | Path, per: str = "run") -> list[dict[str, Any]]:
                                 "reproduce")
     rows: list[dict[str, Any]] = []
     for study_dir in dirs:
-        for run in Store(study_dir / "results.db").runs():
-            base = _run_columns(root, study_dir, run, _label(run["cell"]))
+        store = Store(study_dir / "results.db")
+        order = list((store.spec() or {}).get("grid") or {})
+        for run in store.runs():
+            base = _run_columns(root, study_dir, run, _label(run["cell"], order))
             epochs = run["epochs"]
             if per == "epoch":
                 rows.extend({**base, **_epoch_values(e)} for e in epochs)
