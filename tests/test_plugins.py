@@ -57,7 +57,7 @@ def plugin_file(tmp_path: Path) -> Path:
 def test_import_option_reaches_worker_processes(plugin_file, tmp_path, capsys):
     out = tmp_path / "study"
     rc = main(["compare", "--import", str(plugin_file), "--model", "plugin-tinynet", "--activations",
-               "relu,plugin-cube", "--executor", "processes", "--workers", "2", "--out", str(out), *TINY])
+               "relu,plugin-cube", "--executor", "processes", "--workers", "1", "--out", str(out), *TINY])
     assert rc == 0, capsys.readouterr()
     runs = Store(out / "results.db").runs()
     assert sorted(r["config"]["activation"] for r in runs) == ["plugin-cube", "relu"]
