@@ -365,22 +365,3 @@ def test_load_follows_triton_interpret(monkeypatch: pytest.MonkeyPatch) -> None:
     assert kernels.load("prelu").INTERPRET
     with pytest.raises(ValueError, match="known: elementwise"):
         kernels.load("tanh")
-
-
-# ----------------------------------------------------------------------------------------------------
-# The benchmark runs (a smoke run; it measures, it asserts nothing about speed)
-# ----------------------------------------------------------------------------------------------------
-
-
-def test_bench_kernels_smoke(tmp_path, capsys) -> None:
-    from rectlab.bench import kernels as bench
-
-    out = tmp_path / "bench.csv"
-    argv = ["--activations", "prelu", "--dtypes", "fp32", "--sizes", "4K", "--shape", "none", "--impls", "ours,eager"]
-    argv += ["--repeats", "2", "--warmup", "0", "--device", "cpu", "--copy-mib", "8", "--csv", str(out)]
-    assert bench.main(argv) == 0
-    text = capsys.readouterr().out
-    assert "copy bandwidth" in text and "prelu" in text
-    lines = out.read_text().splitlines()
-    assert lines[0].startswith("device,activation,dtype,shape,numel,mode,impl,ms")
-    assert len(lines) == 1 + 2 * 2 * 2  # relu added for the ratios; 2 activations x 2 modes x 2 impls
