@@ -52,9 +52,9 @@ from .sites import (
 )
 
 __all__ = [
-    "GATING_MODULES",
     "EraseReport",
     "ExampleInput",
+    "GATING_MODULES",
     "Match",
     "Site",
     "SurgeryError",
