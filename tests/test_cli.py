@@ -60,14 +60,6 @@ def test_list_and_env(capsys) -> None:
     assert "torch" in out and "digits" in out
 
 
-def test_bench_train_smoke(capsys) -> None:
-    rc = main(["bench", "train", "--models", "resnet20", "--activations", "relu,prelu", "--steps", "1",
-               "--warmup", "0", "--batch-size", "4", "--device", "cpu"])
-    out = capsys.readouterr().out
-    assert rc == 0 and "device: cpu" in out
-    assert sum(line.startswith("resnet20") for line in out.splitlines()) == 4  # 2 activations x (rectlab, torch)
-
-
 def test_numeric_flags_take_comma_lists_that_become_grid_axes() -> None:
     from rectlab.cli.compare import build_spec
     from rectlab.cli.main import build_parser

@@ -7,7 +7,7 @@ Modelled on torchvision's ``models/_api.py``: registering a name twice is an err
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -109,9 +109,3 @@ def _load_plugins() -> None:
     from .plugins import load_entry_points
 
     load_entry_points()
-
-
-def check_callable(obj: Any, what: str) -> Callable[..., Any]:
-    if not callable(obj):
-        raise TypeError(f"{what} must be a name or a callable, got {type(obj).__name__}")
-    return obj
