@@ -20,9 +20,9 @@ Two ways to make rectlab (and every worker process of a study) see it:
       mypkg = "mypkg.rectlab_plugin"            # or "mypkg.rectlab_plugin:register" (called with no arguments)
 
 * **Imports**: ``rectlab --import mypkg.rectlab_plugin compare ...`` (a module name, or the path of a
-  ``.py`` file), or ``imports = ["mypkg.rectlab_plugin"]`` in a study spec's ``[study]`` table. The spec
-  carries the list, and each worker process (``--executor processes`` or ``ray``) imports it before
-  training.
+  ``.py`` file), ``imports = ["mypkg.rectlab_plugin"]`` in a study spec's ``[study]`` table, or
+  ``run_study(..., imports=[...])``. Each worker process (``--executor processes`` or ``ray``) imports them
+  before training.
 """
 
 from __future__ import annotations

@@ -110,9 +110,9 @@ class TensorBoardLogger:
             w.add_scalar(f"{name}_mean/{row['layer']}", row["mean"], step)
 
     def _dead_neurons(self, w: Any, state: Any, step: int) -> None:
-        from .probes import DeadNeurons, activation_sites, probe_batches
+        from .probes import DeadNeurons, probe_batches, probe_sites
 
-        if not activation_sites(state.model):
+        if not probe_sites(state.model):
             return
         model = state.model
         was_training = model.training

@@ -76,10 +76,8 @@ def build_spec(args: argparse.Namespace) -> dict[str, Any]:
     if baseline not in args.activations:
         raise ValueError(f"--baseline {baseline!r} must be one of --activations {','.join(args.activations)}")
     name = args.name or f"compare {', '.join(args.activations)} on {'/'.join(args.model)} / {'/'.join(args.dataset)}"
-    study: dict[str, Any] = {"name": name, "seeds": args.seeds, "baseline": {"activation": baseline}}
-    if getattr(args, "imports", None):
-        study["imports"] = list(args.imports)  # worker processes import them too
-    return {"study": study, "base": base, "grid": grid}
+    return {"study": {"name": name, "seeds": args.seeds, "baseline": {"activation": baseline}},
+            "base": base, "grid": grid}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,7 +96,8 @@ def execute(spec: Any, args: argparse.Namespace) -> int:
 
     con = console()
     run_study(spec, args.out, executor=args.executor, workers=args.workers, device=args.device,
-              data_dir=args.data_dir, progress=not args.no_progress, console=con, trackers=trackers(args))
+              data_dir=args.data_dir, progress=not args.no_progress, console=con, trackers=trackers(args),
+              imports=getattr(args, "imports", None) or ())
     results = collect(args.out)
     print_table(results, con)
     report = write_report(args.out, results)

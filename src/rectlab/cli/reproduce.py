@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         report = reproduce.run(name, args.scale, out, studies=args.studies, dataset=args.dataset,
                                device=args.device, data_dir=args.data_dir, executor=args.executor,
                                workers=args.workers, progress=not args.no_progress, console=con,
-                               trackers=trackers(args))
+                               trackers=trackers(args), imports=args.imports)
         style = {"reproduced": "green", "not reproduced": "red"}.get(report.verdict, "yellow")
         con.print(f"[bold]{name}[/] ({args.scale}): [{style}]{report.verdict}[/] — {report.reason}", soft_wrap=True)
         for check in report.checks:

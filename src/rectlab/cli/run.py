@@ -24,11 +24,6 @@ def run(args: argparse.Namespace) -> int:
     from .compare import execute
 
     spec = load_spec(args.spec, scale=args.scale)
-    if getattr(args, "imports", None):  # --import: worker processes import them too
-        import dataclasses
-
-        imports = list(dict.fromkeys([*spec.extra.get("imports", []), *args.imports]))
-        spec = dataclasses.replace(spec, extra={**spec.extra, "imports": imports})
     if args.out is None:
         args.out = str(Path("runs") / Path(args.spec).stem)
     return execute(spec, args)

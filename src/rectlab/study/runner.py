@@ -101,7 +101,7 @@ def _worker(out_dir: str, study: str, run: Run, probe_names: list[str], imports:
             trackers: Sequence[str] = ()) -> str:
     from ..plugins import import_modules
 
-    import_modules(imports)  # a fresh process: the spec's plugin modules register their names again
+    import_modules(imports)  # a fresh process: the plugin modules register their names again
     callbacks = []
     if probe_names:
         from .. import probes
@@ -121,6 +121,7 @@ def run_study(
     progress: bool = True,
     console: Any = None,
     trackers: Sequence[str] = (),
+    imports: Sequence[str] = (),
 ) -> Store:
     """Run every pending run of ``spec`` and return the study's :class:`Store`.
 
@@ -133,6 +134,8 @@ def run_study(
         data_dir: overrides where datasets are looked for.
         progress: show progress bars (rich).
         trackers: experiment trackers for every run (``"tensorboard"``: ``out_dir/tensorboard/<cell>-seed<N>/``).
+        imports: plugin modules (names or ``.py`` paths) that worker processes import before training, besides
+            the spec's own ``[study] imports`` (see :mod:`rectlab.plugins`).
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
@@ -142,6 +145,10 @@ def run_study(
         from ..tracking import check_trackers
 
         trackers = check_trackers(trackers)
+    from ..plugins import import_modules, normalize_imports
+
+    imports = normalize_imports([*spec.extra.get("imports", []), *imports])
+    import_modules(imports)  # here too: the names must exist before the runs are built
     overrides: dict[str, Any] = {}
     if device is not None:
         overrides["device"] = device
@@ -158,9 +165,9 @@ def run_study(
     if executor == "local" and workers == 1:
         _run_local(spec, out_dir, todo, progress, console, trackers)
     elif executor == "ray":
-        _run_ray(spec, out_dir, todo, workers, trackers)
+        _run_ray(spec, out_dir, todo, workers, trackers, imports)
     else:
-        _run_processes(spec, out_dir, todo, max(workers, 1), progress, console, trackers)
+        _run_processes(spec, out_dir, todo, max(workers, 1), progress, console, trackers, imports)
     return store
 
 
@@ -212,7 +219,7 @@ def _run_local(spec: StudySpec, out_dir: Path, todo: list[Run], progress: bool, 
 
 
 def _run_processes(spec: StudySpec, out_dir: Path, todo: list[Run], workers: int, progress: bool,
-                   console: Any, trackers: Sequence[str] = ()) -> None:
+                   console: Any, trackers: Sequence[str] = (), imports: Sequence[str] = ()) -> None:
     threads = max(1, (os.cpu_count() or 1) // workers)
     probe_names = list(spec.extra.get("probes", []))
     ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
@@ -220,7 +227,6 @@ def _run_processes(spec: StudySpec, out_dir: Path, todo: list[Run], workers: int
         max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)
     ) as pool:
         task = bars.add_task(f"runs ({workers} at a time)", total=len(todo))
-        imports = list(spec.extra.get("imports", []))
         futures = {pool.submit(_worker, str(out_dir), spec.name, run, probe_names, imports, trackers): run
                    for run in todo}
         try:
@@ -234,7 +240,8 @@ def _run_processes(spec: StudySpec, out_dir: Path, todo: list[Run], workers: int
             raise
 
 
-def _run_ray(spec: StudySpec, out_dir: Path, todo: list[Run], workers: int, trackers: Sequence[str] = ()) -> None:
+def _run_ray(spec: StudySpec, out_dir: Path, todo: list[Run], workers: int, trackers: Sequence[str] = (),
+             imports: Sequence[str] = ()) -> None:
     try:
         import ray
     except ImportError:
@@ -248,5 +255,4 @@ def _run_ray(spec: StudySpec, out_dir: Path, todo: list[Run], workers: int, trac
     gpus = 1.0 / workers if torch.cuda.is_available() and spec.base.device != "cpu" else 0
     remote = ray.remote(num_gpus=gpus)(_worker)
     probe_names = list(spec.extra.get("probes", []))
-    imports = list(spec.extra.get("imports", []))
     ray.get([remote.remote(str(out_dir), spec.name, run, probe_names, imports, trackers) for run in todo])
