@@ -93,3 +93,22 @@ def test_cuda_request_without_gpu_is_a_clear_error(digits) -> None:
         pytest.skip("a GPU is present")
     with pytest.raises(RuntimeError, match="no CUDA GPU is available; use --device cpu"):
         train_one(TrainConfig(**{**TINY, "device": "cuda"}), data=digits)
+
+
+def test_decay_activation_params_goes_through_param_groups() -> None:
+    from rectlab import models
+    from rectlab.train import _make_optimizer
+
+    net = models.create("mlp", activation="prelu", num_classes=10, in_channels=1)
+    default = {g["name"]: g["weight_decay"] for g in _make_optimizer(TrainConfig(weight_decay=1e-3), net).param_groups}
+    assert default == {"decay": 1e-3, "no_decay_activation": 0.0}
+    ablation = _make_optimizer(TrainConfig(weight_decay=1e-3, decay_activation_params=True), net)
+    assert {g["name"]: g["weight_decay"] for g in ablation.param_groups} == {"decay": 1e-3, "decay_activation": 1e-3}
+
+
+def test_learned_slopes_lives_in_probes_and_stays_importable_from_train() -> None:
+    import rectlab.probes
+    import rectlab.train
+
+    assert rectlab.train.learned_slopes is rectlab.probes.learned_slopes
+    assert rectlab.probes.learned_slopes.__module__ == "rectlab.probes"

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from . import __version__
 from .config import TrainConfig, config_hash
+from .probes import learned_slopes  # re-exported: rectlab.train.learned_slopes stays importable
 
 __all__ = ["RunResult", "train_one", "resolve_device", "build_model", "evaluate", "learned_slopes", "versions"]
 
@@ -120,34 +121,6 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int, example
     return model, report
 
 
-def learned_slopes(model: nn.Module) -> list[dict[str, Any]]:
-    """Learned activation parameters per layer (He et al. 2015, Table 1): PReLU slopes and Swish betas."""
-    from .activations import PReLU, Swish
-
-    rows = []
-    for name, module in model.named_modules():
-        if isinstance(module, (PReLU, nn.PReLU)):
-            values = module.weight.detach().float().cpu()
-            kind = "prelu"
-        elif isinstance(module, Swish) and module.learnable:
-            values = module.beta.detach().float().cpu()
-            kind = "swish-beta"
-        else:
-            continue
-        rows.append(
-            {
-                "layer": name,
-                "kind": kind,
-                "num_parameters": values.numel(),
-                "mean": float(values.mean()),
-                "std": float(values.std()) if values.numel() > 1 else 0.0,
-                "min": float(values.min()),
-                "max": float(values.max()),
-            }
-        )
-    return rows
-
-
 def _lr_at(config: TrainConfig, step: int, total_steps: int, steps_per_epoch: int) -> float:
     warmup = int(round(config.warmup_epochs * steps_per_epoch))
     if step < warmup:
@@ -164,10 +137,8 @@ def _lr_at(config: TrainConfig, step: int, total_steps: int, steps_per_epoch: in
 def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     from .optim import param_groups
 
-    groups = param_groups(model, config.weight_decay)
-    if config.decay_activation_params:  # ablation of He et al. 2015: decay the slopes like any weight
-        for group in groups:
-            group["weight_decay"] = config.weight_decay
+    # decay_activation_params: the ablation of He et al. 2015 (decay the slopes like any weight)
+    groups = param_groups(model, config.weight_decay, decay_activation_params=config.decay_activation_params)
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
     return torch.optim.AdamW(groups, lr=config.lr)
