@@ -25,6 +25,7 @@ from .grid import Run, runs
 from .lock import StudyLock
 from .spec import SpecError, StudySpec, merge_specs, spec_differences, spec_from_dict
 from .store import Store
+from .validate import validate_runs
 
 __all__ = ["EXECUTORS", "Plan", "StoreCheckpoints", "StudyMismatch", "execute_run", "pending_runs", "plan_study",
            "run_study"]
@@ -233,13 +234,11 @@ def run_study(
     out_dir = Path(out_dir)
     with StudyLock(out_dir):
         plan = plan_study(spec, out_dir, extend=extend, retry_failed=retry_failed, retry_diverged=retry_diverged)
+        loaded = validate_runs(plan.todo)  # before anything is written
         store = Store(out_dir / "results.db")
         store.save_spec(plan.stored.name, plan.stored.to_dict(), plan.stored.digest)
         if not plan.todo:
             return store
-        from .validate import validate_runs
-
-        loaded = validate_runs(plan.todo)
         job = Job(str(out_dir), spec.name, tuple(spec.extra.get("probes", [])), threads)
         execute(executor, job, plan.todo, workers=workers, address=address, gpus_per_run=gpus_per_run,
                 loaded=loaded, progress=progress, console=console)
