@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..reproduce.core import SCALES
+from ..study.spec import SCALES
 from .common import add_execution_args, execution_options
 
 

@@ -38,7 +38,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["MAX_RUNS", "MAX_SEEDS", "METRICS", "StudySpec", "SpecError", "load_spec", "merge_specs", "parse_spec",
+__all__ = ["MAX_RUNS", "MAX_SEEDS", "METRICS", "SCALES", "StudySpec", "SpecError", "load_spec", "merge_specs",
+           "parse_spec",
            "spec_differences", "spec_from_dict"]
 
 STUDY_KEYS = ("name", "description", "seeds", "baseline", "metric", "claim", "paper", "verdict_rule", "probes",
@@ -46,6 +47,8 @@ STUDY_KEYS = ("name", "description", "seeds", "baseline", "metric", "claim", "pa
 TEXT_KEYS = ("name", "description", "claim", "paper")
 SECTIONS = ("study", "base", "grid", "scales")
 METRICS = ("test_error", "test_top5_error", "test_loss", "train_loss", "train_error")
+# The [scales.NAME] tables every shipped study defines, and the values of `rectlab reproduce --scale`.
+SCALES = ("smoke", "quick", "full")
 # Bounds that turn a typo (seeds = 1000000000) into a message instead of an out-of-memory kill.
 MAX_SEEDS = 10_000
 MAX_RUNS = 100_000
