@@ -3,7 +3,6 @@ to exactly the results of an uninterrupted run, row for row (issue 10, defects 1
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -15,35 +14,16 @@ import pytest
 import torch
 
 from rectlab.study import Store, StudyLock, load_spec, run_study
+from study_helpers import CHILD_ENV, rows, tiny_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform != "linux", reason="uses /proc and SIGKILL")]
 
-ROOT = Path(__file__).resolve().parents[1]
-CHILD = ROOT / "tests" / "study_child.py"
-ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-SPEC = """
-[study]
-name = "crash"
-seeds = 2
-[base]
-model = "mlp"
-dataset = "digits"
-epochs = {epochs}
-batch_size = 64
-device = "cpu"
-[grid]
-activation = ["relu"{more}]
-"""
+CHILD = Path(__file__).resolve().parent / "study_child.py"
 
 
-def write_spec(path: Path, epochs: int, more: str = "") -> Path:
-    path.write_text(SPEC.format(epochs=epochs, more=more))
+def write_spec(path: Path, epochs: int, activations: tuple[str, ...] = ("relu",)) -> Path:
+    path.write_text(tiny_spec(activations, epochs=epochs, name="crash"))
     return path
-
-
-def rows(out: Path) -> dict:
-    return {(r["cell"]["activation"], r["seed"]): [{k: v for k, v in e.items() if k != "seconds"} for e in r["epochs"]]
-            for r in Store(out / "results.db").runs()}
 
 
 def assert_old_or_new_state(out: Path) -> None:
@@ -64,7 +44,7 @@ def assert_old_or_new_state(out: Path) -> None:
 
 
 def child(out: Path, spec: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(CHILD), str(out), str(spec), *extra], env=ENV,
+    return subprocess.Popen([sys.executable, str(CHILD), str(out), str(spec), *extra], env=CHILD_ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -132,7 +112,7 @@ def test_sigkill_anywhere_then_resume_gives_the_uninterrupted_rows(tmp_path) -> 
 
 
 def _start_long_study(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
-    spec = write_spec(tmp_path / "s.toml", epochs=300, more=', "elu"')  # 4 runs, far longer than the test
+    spec = write_spec(tmp_path / "s.toml", epochs=300, activations=("relu", "elu"))  # 4 runs, far longer than the test
     out = tmp_path / "out"
     proc = child(out, spec, "--executor", "processes", "--workers", "2")
     wait_for(lambda: (out / "results.db").exists() and sum(bool(e) for e in rows(out).values()) == 2, 180,

@@ -4,7 +4,6 @@ one run across two processes with torchrun (DDP, gloo on CPU) matches one proces
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -13,33 +12,15 @@ from pathlib import Path
 import pytest
 
 from rectlab.study import Store, parse_spec, run_study
+from study_helpers import CHILD_ENV, rows, tiny_spec
 
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
-SPEC = """
-[study]
-name = "scale-out"
-seeds = 2
-[base]
-model = "mlp"
-dataset = "digits"
-epochs = 2
-batch_size = 64
-device = "cpu"
-[grid]
-activation = ["relu", "prelu"]
-"""
-
-
-def rows(out: Path) -> dict:
-    return {(r["cell"]["activation"], r["seed"]): [{k: v for k, v in e.items() if k != "seconds"} for e in r["epochs"]]
-            for r in Store(out / "results.db").runs()}
+SPEC = tiny_spec(("relu", "prelu"), name="scale-out")
 
 
 @pytest.mark.slow
 def test_ray_executor_on_a_local_ray_instance_gives_the_local_results(tmp_path, monkeypatch) -> None:
     ray = pytest.importorskip("ray")
-    monkeypatch.setenv("PYTHONPATH", ENV["PYTHONPATH"])  # the Ray workers import rectlab from this checkout
+    monkeypatch.setenv("PYTHONPATH", CHILD_ENV["PYTHONPATH"])  # the Ray workers import rectlab from this checkout
     run_study(parse_spec(SPEC), tmp_path / "local", progress=False)
     ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
     try:
@@ -58,7 +39,7 @@ def train(out: Path, processes: int) -> list[dict]:
         command = [torchrun, "--standalone", f"--nproc-per-node={processes}", *args]
     else:
         command = [sys.executable, *args]
-    done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, env=CHILD_ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads((out / "metrics.json").read_text())
     assert record["processes"] == processes

@@ -24,30 +24,9 @@ from rectlab.study import (
     plan_study,
     run_study,
 )
+from study_helpers import CHILD_ENV, rows, tiny_spec
 
-SPEC = """
-[study]
-name = "safety"
-seeds = 2
-baseline = { activation = "relu" }
-
-[base]
-model = "mlp"
-dataset = "digits"
-epochs = 2
-batch_size = 64
-device = "cpu"
-
-[grid]
-activation = ["relu", "elu"]
-"""
-SRC = str(Path(__file__).resolve().parents[1] / "src")
-
-
-def rows(path: Path) -> dict:
-    """{(activation, seed): [epoch rows without the wall-clock seconds]} of a results.db."""
-    return {(r["cell"]["activation"], r["seed"]): [{k: v for k, v in e.items() if k != "seconds"} for e in r["epochs"]]
-            for r in Store(path / "results.db").runs()}
+SPEC = tiny_spec(name="safety")
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +72,7 @@ def test_a_second_process_is_refused_naming_the_owner_and_a_dead_owner_is_taken_
         [sys.executable, "-c", "import sys, time; from rectlab.study import StudyLock; "
                                f"lock = StudyLock({str(tmp_path)!r}).acquire(); print('locked', flush=True); "
                                "time.sleep(120)"],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": SRC},
+        stdout=subprocess.PIPE, text=True, env=CHILD_ENV,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
