@@ -115,7 +115,8 @@ def print_problems(results: Any, con: Any) -> int:
         con.print(f"[yellow]{len(diverged)} run(s) diverged[/] (kept as outcomes; --retry-diverged trains them again)")
     for r in failed:
         first = (r.get("error") or "").splitlines()[0] if r.get("error") else "no error recorded"
-        con.print(f"[red]failed:[/] {r['cell']}, seed {r['seed']}: {first}", soft_wrap=True)
+        cell = ", ".join(f"{k}={v}" for k, v in r["cell"].items())
+        con.print(f"[red]failed:[/] {cell}, seed {r['seed']}: {first}", soft_wrap=True)
     if failed:
         con.print(f"[red]{len(failed)} run(s) failed[/]; fix the cause and re-run with --retry-failed")
         return 1
