@@ -249,7 +249,7 @@ def _run_processes(job: Job, todo: list[Run], workers: int, progress: bool, cons
                     finished += 1
                     bars.advance(task)
                     bars.console.print(f"run {finished}/{len(todo)} {status}: {run.cell.label}, seed {run.seed}")
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl-C (or any error here): stop the running runs now, at their last epoch
         interrupted = True
         raise
     finally:
