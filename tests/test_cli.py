@@ -60,14 +60,6 @@ def test_list_and_env(capsys) -> None:
     assert "torch" in out and "digits" in out
 
 
-def test_bench_train_smoke(capsys) -> None:
-    rc = main(["bench", "train", "--models", "resnet20", "--activations", "relu,prelu", "--steps", "1",
-               "--warmup", "0", "--batch-size", "4", "--device", "cpu"])
-    out = capsys.readouterr().out
-    assert rc == 0 and "device: cpu" in out
-    assert sum(line.startswith("resnet20") for line in out.splitlines()) == 4  # 2 activations x (rectlab, torch)
-
-
 def test_the_bad_inputs_of_issue_10_give_one_line_before_training(tmp_path, capsys) -> None:
     (tmp_path / "file").write_text("x")
     corrupt = tmp_path / "corrupt"
