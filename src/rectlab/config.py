@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .activations.fused import BACKENDS  # defined with the dispatch that reads it
+
 __all__ = [
     "AMP_MODES", "BACKENDS", "CHANNELS_LAST_MODES", "ConfigError", "DEVICES", "ERASE_LOCATIONS", "HEADS", "INITS",
     "OPTIMIZERS", "SCHEDULES", "TrainConfig", "config_hash", "from_dict",
@@ -26,7 +28,6 @@ SCHEDULES = ("cosine", "step", "constant")
 INITS = ("default", "he", "he-fan-out", "xavier")
 AMP_MODES = ("auto", "bf16", "off")
 CHANNELS_LAST_MODES = ("auto", "on", "off")
-BACKENDS = ("auto", "torch", "triton")
 HEADS = ("linear", "relu-classifier")
 ERASE_LOCATIONS = ("last", "first")  # or an index into a basic module's activation sites
 DEVICES = ("auto", "cpu", "cuda")  # or "cuda:N"

@@ -28,7 +28,6 @@ import contextlib
 import torch
 from torch import Tensor
 
-from ..config import BACKENDS  # the one list of backends (re-exported here)
 from ..kernels import _layout
 from ..kernels import interpret_requested as _interpret_requested
 from . import functional as AF
@@ -61,6 +60,7 @@ __all__ = [
     "use_fused",
 ]
 
+BACKENDS = ("auto", "torch", "triton")
 
 FUSED_OPS = frozenset(
     {
