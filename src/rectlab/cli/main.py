@@ -8,9 +8,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import bench, compare, env, export, listing, plot, report, reproduce, run
+from . import bench, compare, env, export, listing, plot, report, reproduce, run, train
 
-SUBCOMMANDS = (compare, run, report, reproduce, export, plot, listing, env, bench)
+SUBCOMMANDS = (compare, run, train, report, reproduce, export, plot, listing, env, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,8 +42,10 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from ..config import ConfigError
     from ..registry import UnknownNameError
 
-    errors: list[type[BaseException]] = [ConfigError, UnknownNameError, FileNotFoundError, ValueError, RuntimeError,
-                                         ImportError]
+    # RuntimeError covers StudyLocked and StoreError; ValueError covers SpecError and StudyMismatch; ImportError a
+    # missing optional package or plugin module.
+    errors: list[type[BaseException]] = [ConfigError, UnknownNameError, FileNotFoundError, NotADirectoryError,
+                                         PermissionError, ValueError, RuntimeError, ImportError]
     try:
         from ..data import DataError
 
