@@ -72,7 +72,7 @@ def test_spec_imports_register_names_before_they_are_checked(tmp_path, monkeypat
                       '[grid]\nactivation = ["relu", "spec-cube"]\n')
     assert spec.extra["imports"] == ["rl_spec_plugin"]
     with pytest.raises(SpecError, match=r"line 2\).*no module named 'rl_not_there'"):
-        parse_spec('[study]\nimports = ["rl_not_there"]\n')
+        parse_spec('[study]\nimports = ["rl_not_there"]\n[base]\nmodel = "mlp"\n')
 
 
 def test_bad_import_is_one_clear_line(capsys):

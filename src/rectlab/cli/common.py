@@ -122,14 +122,6 @@ def add_execution_args(p: argparse.ArgumentParser, dry_run: bool = True) -> None
     p.add_argument("--tensorboard", action="store_true",
                    help="log every run to OUT/tensorboard/<cell>-seed<N> (metrics, learned slopes, dead neurons); "
                         "view with: tensorboard --logdir OUT/tensorboard")
-    p.add_argument("--tensorboard", action="store_true",
-                   help="log every run to OUT/tensorboard/<cell>-seed<N> (metrics, learned slopes, dead neurons); "
-                        "view with: tensorboard --logdir OUT/tensorboard")
-
-
-def trackers(args: argparse.Namespace) -> list[str]:
-    """The experiment trackers the execution flags ask for."""
-    return ["tensorboard"] if getattr(args, "tensorboard", False) else []
 
 
 def execution_options(args: argparse.Namespace) -> dict[str, Any]:
