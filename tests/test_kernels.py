@@ -70,7 +70,7 @@ def test_is_dense_and_channel_geometry() -> None:
 
 @needs_triton
 def test_chunks_are_aligned_and_cover_everything() -> None:
-    from rectlab.kernels._common import chunks
+    from rectlab.kernels._launch import chunks
 
     assert list(chunks(5000, 3, max_chunk=10**9)) == [(0, 5000)]
     pieces = list(chunks(100_000, 3 * 35, max_chunk=30_000))
@@ -95,7 +95,7 @@ def test_chunks_are_aligned_and_cover_everything() -> None:
     ],
 )
 def test_reduce_plan_keeps_the_partial_buffer_small(shape, channels_last, per_channel) -> None:
-    from rectlab.kernels._common import reduce_plan
+    from rectlab.kernels._launch import reduce_plan
 
     x = torch.empty(shape, device="meta")
     if channels_last:
@@ -142,11 +142,12 @@ def test_kernels_use_only_triton_builtins() -> None:
 
 def test_fastdiv_is_exact(dev: str) -> None:
     """The magic-number division that gives PReLU / Swish their channel index matches ``//``."""
-    _load("elementwise")  # builds _common for this mode
-    from rectlab.kernels import _common
+    _load("elementwise")  # builds _jit for this mode
+    from rectlab.kernels import _jit
+    from rectlab.kernels._launch import magic_divisor
 
     global _fastdiv  # kernels see module globals, not closures
-    _fastdiv = _common._fastdiv
+    _fastdiv = _jit._fastdiv
 
     def divide(n_ptr, out_ptr, magic, shift, N: tl.constexpr):
         offs = tl.arange(0, N)
@@ -158,7 +159,7 @@ def test_fastdiv_is_exact(dev: str) -> None:
     n = n.to(dev)
     for d in (1, 2, 3, 7, 35, 49, 64, 96, 3136, 12544, 802816, 2**20 + 1, 2**31 - 1):
         out = torch.empty_like(n)
-        kernel[(1,)](n, out, *_common.magic_divisor(d), N=4096)
+        kernel[(1,)](n, out, *magic_divisor(d), N=4096)
         assert torch.equal(out, n // d), d
 
 
@@ -198,14 +199,14 @@ def test_kernels_compile_for_h100(monkeypatch: pytest.MonkeyPatch, dtype: str) -
         _compile_sm90(ek._elementwise_bwd_kernel, sig, {"OP": op, "FROM_MASK": save, "BLOCK": 2048}, ("g_ptr", "n"), 8)
     magic = dict.fromkeys(("C", "inner_magic", "inner_shift", "c_magic", "c_shift"), "i32")
     for k, param, extra in ((pk._prelu_fwd_kernel, "w_ptr", {"mask_ptr": "*u8"}), (sk._swish_fwd_kernel, "b_ptr", {})):
-        sig = {"x_ptr": t, param: "*fp32", "y_ptr": t, **extra, "n": "i32", **magic}
+        sig = {"x_ptr": t, "y_ptr": t, **extra, "n": "i32", param: "*fp32", **magic}
         const = {"BLOCK": 2048} | ({"SAVE_MASK": True} if extra else {})
         sig |= dict.fromkeys(const, "constexpr")
         ptx = _compile_sm90(k, sig, const, ("x_ptr", "y_ptr", "n"), 8)
         assert not re.search(r"(div|rem)\.[su](32|64)", ptx), "integer division per element in a flat forward"
     tiled = {"rows": "i32", "width": "i32"}
-    prelu_flags = {"HAS_DX": True, "HAS_DW": True, "FROM_MASK": False}
-    swish_flags = {"HAS_DX": True, "HAS_DB": True}
+    prelu_flags = {"HAS_DX": True, "HAS_DP": True, "FROM_MASK": False}
+    swish_flags = {"HAS_DX": True, "HAS_DP": True}
     backward = [  # kernel, leading pointer arguments, kind-specific scalars, flags
         (pk._prelu_bwd_planes_kernel, ("g_ptr", "saved_ptr", "w_ptr"), {"C": "i32"}, prelu_flags),
         (pk._prelu_bwd_rows_kernel, ("g_ptr", "saved_ptr", "w_ptr"), {"inner": "i32", "rows_per_program": "i32"},
@@ -220,7 +221,7 @@ def test_kernels_compile_for_h100(monkeypatch: pytest.MonkeyPatch, dtype: str) -
         const = flags_ | ({"TILE_R": 2, "TILE_W": 1024} if planes else {"TILE_R": 32, "TILE_W": 64})
         sig |= dict.fromkeys(const, "constexpr")
         _compile_sm90(kernel, sig, const, (g, x, "dx_ptr", "width"), 8 if planes else 4)
-    rr = {"seed_ptr": "*i64", "n": "i32", "counter0": "i32", "lower": "fp32", "upper": "fp32"}
+    rr = {"n": "i32", "seed_ptr": "*i64", "counter0": "i32", "lower": "fp32", "upper": "fp32"}
     sig = {"x_ptr": t, "y_ptr": t, "mask_ptr": "*u8", **rr, "SAVE_MASK": "constexpr", "BLOCK": "constexpr"}
     _compile_sm90(rk._rrelu_fwd_kernel, sig, {"SAVE_MASK": True, "BLOCK": 2048}, ("x_ptr", "y_ptr", "n"), 8)
     sig = {"g_ptr": t, "saved_ptr": "*u8", "dx_ptr": t, **rr, "FROM_MASK": "constexpr", "BLOCK": "constexpr"}
@@ -374,14 +375,53 @@ def test_load_follows_triton_interpret(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     interpreted = kernels.load("prelu")
-    assert interpreted.INTERPRET
+    assert interpreted.BUILD.interpret
     monkeypatch.delenv("TRITON_INTERPRET")
     compiled = kernels.load("prelu")  # re-executed, not compiled until launched
-    assert not compiled.INTERPRET and compiled is interpreted  # one module object, reloaded
+    assert not compiled.BUILD.interpret and compiled is interpreted  # one module object, reloaded
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-    assert kernels.load("prelu").INTERPRET
+    assert kernels.load("prelu").BUILD.interpret
     with pytest.raises(ValueError, match="known: elementwise"):
         kernels.load("tanh")
+
+
+@needs_triton
+def test_every_family_keeps_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The contract of rectlab.kernels: every family file is listed, defines BUILD, its kernels agree with BUILD,
+    and after load() they call the helpers of the current _jit execution, in both modes."""
+    from pathlib import Path
+
+    from rectlab import kernels
+
+    files = {p.stem for p in Path(kernels.__file__).parent.glob("*.py") if not p.stem.startswith("_")}
+    assert files == set(kernels.FAMILIES)
+    for interpret in ("1", "0", "1"):
+        monkeypatch.setenv("TRITON_INTERPRET", interpret)
+        for family in kernels.FAMILIES:
+            build = kernels.check_family(kernels.load(family))
+            assert build.interpret == (interpret == "1")
+            assert build.helpers is sys.modules["rectlab.kernels._jit"].EXECUTION
+
+
+@needs_triton
+def test_a_family_that_breaks_the_contract_is_refused(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rectlab import kernels
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    kernels.load("prelu")
+    jit = sys.modules["rectlab.kernels._jit"]
+    path = tmp_path / "fake.py"
+    path.write_text("import triton\n\n\n@triton.jit\ndef _k(x_ptr):\n    pass\n")
+    spec = importlib.util.spec_from_file_location("rectlab.kernels.fake", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(TypeError, match=r"does not define BUILD = build_of"):
+        kernels.check_family(module)
+    module.BUILD = kernels.Build(interpret=True, helpers=jit.EXECUTION)  # says interpreted, built compiled
+    with pytest.raises(TypeError, match="_k was built for the Triton compiler"):
+        kernels.check_family(module)
+    module.BUILD = jit.build_of(module._k)
+    assert kernels.check_family(module) == kernels.Build(False, jit.EXECUTION)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -16,31 +16,15 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._common import (
-    MAX_CHUNK,
-    PLANES_MIN_INNER,
-    TOKEN,
-    _channel_of,
-    _sigmoid,
-    _store_cast,
-    _sum,
-    channel_geometry,
-    chunks,
-    flat,
-    flat_config,
-    interpreted,
-    magic_divisor,
-    reduce_partial,
-    reduce_plan,
-)
+from ._jit import _channel_of, _sigmoid, _store_cast, _sum, build_of
+from ._launch import MAX_CHUNK, PLANES_MIN_INNER, channel_backward, launch_flat, magic_divisor
+from ._layout import channel_geometry, flat
 
-_COMMON_TOKEN = TOKEN  # the _common execution these kernels were built with (see rectlab.kernels.load)
-
-__all__ = ["INTERPRET", "backward", "forward"]
+__all__ = ["BUILD", "backward", "forward"]
 
 
 @triton.jit(do_not_specialize=["inner_magic", "inner_shift", "c_magic", "c_shift"])
-def _swish_fwd_kernel(x_ptr, b_ptr, y_ptr, n, C, inner_magic, inner_shift, c_magic, c_shift, BLOCK: tl.constexpr):
+def _swish_fwd_kernel(x_ptr, y_ptr, n, b_ptr, C, inner_magic, inner_shift, c_magic, c_shift, BLOCK: tl.constexpr):
     # y = x * sigmoid(beta_c x),  c = (offset // inner) % C
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
@@ -62,7 +46,7 @@ def _swish_grads(g, x, b):
 @triton.jit
 def _swish_bwd_planes_kernel(
     g_ptr, x_ptr, b_ptr, dx_ptr, partial_ptr, rows, width, C,
-    HAS_DX: tl.constexpr, HAS_DB: tl.constexpr, TILE_R: tl.constexpr, TILE_W: tl.constexpr,
+    HAS_DX: tl.constexpr, HAS_DP: tl.constexpr, TILE_R: tl.constexpr, TILE_W: tl.constexpr,
 ):  # fmt: skip
     # rows = (sample, channel) planes of `width` elements; channel = row % C; partial[pid_w, row]
     pid_r = tl.program_id(0)
@@ -78,14 +62,14 @@ def _swish_bwd_planes_kernel(
     dx, contrib = _swish_grads(g, x, b[:, None])
     if HAS_DX:
         tl.store(dx_ptr + offs, _store_cast(dx, dx_ptr), mask=in_bounds)
-    if HAS_DB:
+    if HAS_DP:
         tl.store(partial_ptr + pid_w * rows + r, _sum(contrib, 1), mask=row_ok)
 
 
 @triton.jit
 def _swish_bwd_rows_kernel(
     g_ptr, x_ptr, b_ptr, dx_ptr, partial_ptr, rows, width, inner, rows_per_program,
-    HAS_DX: tl.constexpr, HAS_DB: tl.constexpr, TILE_R: tl.constexpr, TILE_W: tl.constexpr,
+    HAS_DX: tl.constexpr, HAS_DP: tl.constexpr, TILE_R: tl.constexpr, TILE_W: tl.constexpr,
 ):  # fmt: skip
     # rows = samples of `width` = C * inner elements; channel = col // inner; partial[pid_r, col]
     pid_r = tl.program_id(0)
@@ -94,10 +78,12 @@ def _swish_bwd_rows_kernel(
     col_ok = cols < width
     b = tl.load(b_ptr + cols // inner, mask=col_ok, other=0.0).to(tl.float32)
     acc = tl.full((TILE_R, TILE_W), 0.0, tl.float32)
-    row0 = pid_r * rows_per_program
-    for i in range(0, rows_per_program, TILE_R):
-        r = row0 + i + tl.arange(0, TILE_R)
-        in_bounds = (r < rows)[:, None] & col_ok[None, :]
+    # a while loop over this program's row tiles, as in prelu._prelu_bwd_rows_kernel (Triton 3.6 interpreter)
+    row = pid_r * rows_per_program
+    end = tl.minimum(row + rows_per_program, rows)
+    while row < end:
+        r = row + tl.arange(0, TILE_R)
+        in_bounds = (r < end)[:, None] & col_ok[None, :]
         offs = r[:, None] * width + cols[None, :]
         g = tl.load(g_ptr + offs, mask=in_bounds, other=0.0).to(tl.float32)
         x = tl.load(x_ptr + offs, mask=in_bounds, other=0.0).to(tl.float32)
@@ -105,28 +91,20 @@ def _swish_bwd_rows_kernel(
         if HAS_DX:
             tl.store(dx_ptr + offs, _store_cast(dx, dx_ptr), mask=in_bounds)
         acc += contrib
-    if HAS_DB:
+        row += TILE_R
+    if HAS_DP:
         tl.store(partial_ptr + pid_r * width + cols, _sum(acc, 0), mask=col_ok)
-
-
-INTERPRET = interpreted(_swish_fwd_kernel)
-"""Whether these kernels were built for the Triton interpreter (see :func:`rectlab.kernels.load`)."""
 
 
 def forward(x: Tensor, beta: Tensor, dim: int = 1, block: int | None = None, max_chunk: int = MAX_CHUNK) -> Tensor:
     """Swish of a dense ``x``; ``beta`` has 1 value or ``x.shape[dim]`` values. Returns ``y`` like ``x``."""
-    n = x.numel()
     y = torch.empty_like(x)
-    if n == 0:
-        return y
-    C, inner = channel_geometry(x, dim, beta.numel() > 1)
-    blk, warps = flat_config(n)
-    blk = block or blk
-    xf, yf = flat(x), flat(y)
-    for start, length in chunks(n, C * inner, max_chunk):
-        grid = (triton.cdiv(length, blk),)
-        magic = (*magic_divisor(inner), *magic_divisor(C))
-        _swish_fwd_kernel[grid](xf[start:], beta, yf[start:], length, C, *magic, BLOCK=blk, num_warps=warps)
+    if x.numel() > 0:
+        C, inner = channel_geometry(x, dim, beta.numel() > 1)
+        launch_flat(
+            _swish_fwd_kernel, x.numel(), (flat(x), flat(y)), (beta, C, *magic_divisor(inner), *magic_divisor(C)),
+            period=C * inner, block=block, max_chunk=max_chunk,
+        )  # fmt: skip
     return y
 
 
@@ -152,23 +130,11 @@ def backward(
     Returns:
         ``(dx, dbeta)``: ``dx`` like ``grad`` (or None), ``dbeta`` like ``beta`` (or None).
     """
-    n = grad.numel()
-    dx = torch.empty_like(grad) if need_dx else None
-    db = torch.zeros(beta.numel(), dtype=torch.float32, device=grad.device) if need_dbeta else None
-    if n == 0 or not (need_dx or need_dbeta):
-        return dx, None if db is None else db.to(beta.dtype).reshape(beta.shape)
-    C, inner = channel_geometry(grad, dim, beta.numel() > 1)
-    gf, xf = flat(grad), flat(x)
-    df = flat(dx) if dx is not None else gf
-    for start, length in chunks(n, C * inner, max_chunk):
-        plan = reduce_plan(length, C, inner, planes_min_inner)
-        partial = torch.empty(plan.partial_shape if need_dbeta else (1,), dtype=torch.float32, device=grad.device)
-        args = (gf[start:], xf[start:], beta, df[start:], partial, plan.rows, plan.width)
-        flags = {"HAS_DX": need_dx, "HAS_DB": need_dbeta, "TILE_R": plan.tile_r, "TILE_W": plan.tile_w}
-        if plan.kind == "planes":
-            _swish_bwd_planes_kernel[plan.grid](*args, C, **flags, num_warps=plan.num_warps)
-        else:
-            _swish_bwd_rows_kernel[plan.grid](*args, inner, plan.rows_per_program, **flags, num_warps=plan.num_warps)
-        if db is not None:
-            db += reduce_partial(partial, plan, C, inner)
-    return dx, None if db is None else db.to(beta.dtype).reshape(beta.shape)
+    return channel_backward(
+        _swish_bwd_planes_kernel, _swish_bwd_rows_kernel, grad, x, beta, dim,
+        need_dx=need_dx, need_dp=need_dbeta, planes_min_inner=planes_min_inner, max_chunk=max_chunk,
+    )  # fmt: skip
+
+
+BUILD = build_of(_swish_fwd_kernel)
+"""What these kernels were built with (the family contract of :mod:`rectlab.kernels`)."""
