@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from . import __version__
 from .config import TrainConfig, config_hash
+from .train_step import CudaGraph, TrainStep, compiled_forward, use_cuda_graphs
 
 __all__ = ["RunResult", "train_one", "resolve_device", "build_model", "evaluate", "learned_slopes", "versions"]
 
@@ -313,8 +314,10 @@ def train_one(
         model = model.to(memory_format=torch.channels_last)
     optimizer = _make_optimizer(config, model)
     # The compiled wrapper shares parameters with `model`; checkpoints keep the plain state_dict.
-    forward = torch.compile(model) if config.compile else model
+    forward = compiled_forward(model, config, device)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    graph = CudaGraph(device) if use_cuda_graphs(config, device) else None
+    step = TrainStep(forward, criterion, optimizer, torch.bfloat16 if use_bf16 else None, device, graph)
     generator = torch.Generator().manual_seed(config.seed + 1)
 
     steps_per_epoch = batches.steps_per_epoch()
@@ -354,12 +357,7 @@ def train_one(
             lr = _lr_at(config, epoch * steps_per_epoch + i, total_steps, steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with autocast():
-                out = forward(x)
-                loss = criterion(out.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            out, loss = step(x, y)
             # Accumulate on the device: no host sync per step.
             loss_sum += loss.detach().double() * len(y)
             wrong += (out.detach().argmax(1) != y).sum()

@@ -41,6 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--amp", choices=("auto", "bf16", "off"), default="auto")
     p.add_argument("--compile", action="store_true", help="torch.compile each model (pays off for long GPU runs)")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="replay each training step from a CUDA graph (GPU only; small models train faster)")
     p.add_argument("--out", required=True, help="study directory (results.db, checkpoints, report)")
     p.add_argument("--name", default=None, help="study name shown in the report")
     add_execution_args(p)
@@ -55,6 +57,8 @@ def build_spec(args: argparse.Namespace) -> dict[str, Any]:
         "warmup_epochs": args.warmup_epochs, "label_smoothing": args.label_smoothing, "augment": not args.no_augment,
         "amp": args.amp, "compile": args.compile,
     }
+    if args.cuda_graphs:
+        base["cuda_graphs"] = True
     if args.train_limit:
         base["train_limit"] = args.train_limit
     if args.test_limit:
