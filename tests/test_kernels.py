@@ -181,8 +181,13 @@ def test_kernels_compile_for_h100(monkeypatch: pytest.MonkeyPatch, dtype: str) -
     """Without a GPU, compile every kernel for sm_90 (Triton's full pipeline down to PTX and cubin) so that
     compiled-mode errors the interpreter would not see show up here; and check two properties of the PTX:
     128-bit vector loads for aligned tensors, and no integer division per element in the flat forwards."""
+    import inspect
     import re
 
+    from triton.compiler import ASTSource
+
+    if "constexprs" not in inspect.signature(ASTSource).parameters:
+        pytest.skip(f"the compile helper needs the ASTSource API of Triton >= 3.3, not {triton.__version__}")
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     ek, pk, sk, rk = (_load(f) for f in ("elementwise", "prelu", "swish", "rrelu"))
     t = f"*{dtype}"
