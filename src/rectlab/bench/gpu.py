@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import csv
 import datetime as _dt
+import importlib.util
 import json
 import math
 import os
@@ -132,6 +133,8 @@ def _tests_dir(explicit: str | None) -> Path | None:
 
 def _stage_tests(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
     tests = _tests_dir(args.tests_dir)
+    if importlib.util.find_spec("pytest") is None:
+        return {"status": "skipped", "reason": "pytest is not installed (pip install pytest)"}
     if tests is None:
         return {"status": "skipped", "reason": "no tests/ folder: run from a checkout (or pass --tests-dir)"}
     extra = args.pytest_args.split() if args.pytest_args else [str(tests), *plan.pytest_args]
