@@ -144,7 +144,7 @@ def test_auto_runs_the_kernel_after_a_passed_check(auto_on_cpu) -> None:
 
 @pytest.mark.parametrize("fault", ["raises", "wrong-forward", "wrong-weight-gradient"])
 def test_a_broken_kernel_falls_back_to_the_reference(auto_on_cpu, monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
-    pk = _kernel_module("prelu")
+    pk = _kernel_module("channel")  # PReLU's kernels (and Swish's)
     forward, backward = pk.forward, pk.backward
     if fault == "raises":
         def broken_forward(*args, **kwargs):
@@ -152,7 +152,11 @@ def test_a_broken_kernel_falls_back_to_the_reference(auto_on_cpu, monkeypatch: p
 
         monkeypatch.setattr(pk, "forward", broken_forward)
     elif fault == "wrong-forward":
-        monkeypatch.setattr(pk, "forward", lambda x, w, *a, **k: (lambda y, m: (y * 1.001, m))(*forward(x, w, *a, **k)))
+        def wrong_forward(*args, **kwargs):
+            y, mask = forward(*args, **kwargs)
+            return y * 1.001, mask
+
+        monkeypatch.setattr(pk, "forward", wrong_forward)
     else:
         def wrong_backward(*args, **kwargs):
             dx, dw = backward(*args, **kwargs)

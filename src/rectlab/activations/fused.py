@@ -432,7 +432,7 @@ def rrelu(
 @torch.library.custom_op("rectlab::prelu", mutates_args=())
 def _prelu_op(x: Tensor, weight: Tensor, dim: int, save_mask: bool) -> tuple[Tensor, Tensor]:
     with _on_device(x):
-        return _kernels("prelu", x).forward(x, weight, dim, save_mask)
+        return _kernels("channel", x).forward(x, weight, "prelu", dim, save_mask)
 
 
 @_prelu_op.register_fake
@@ -445,7 +445,7 @@ def _prelu_backward_op(
     grad: Tensor, saved: Tensor, weight: Tensor, dim: int, from_mask: bool, need_dx: bool, need_dw: bool
 ) -> tuple[Tensor, Tensor]:
     with _on_device(grad):
-        dx, dw = _kernels("prelu", grad).backward(grad, saved, weight, dim, from_mask, need_dx, need_dw)
+        dx, dw = _kernels("channel", grad).backward(grad, saved, weight, "prelu", dim, from_mask, need_dx, need_dw)
     return (grad.new_empty(0) if dx is None else dx), (weight.new_empty(0) if dw is None else dw)
 
 
@@ -520,7 +520,7 @@ def prelu(x: Tensor, weight: Tensor, dim: int = 1, save_mask: bool = False) -> T
 @torch.library.custom_op("rectlab::swish", mutates_args=())
 def _swish_op(x: Tensor, beta: Tensor, dim: int) -> Tensor:
     with _on_device(x):
-        return _kernels("swish", x).forward(x, beta, dim)
+        return _kernels("channel", x).forward(x, beta, "swish", dim)[0]
 
 
 @_swish_op.register_fake
@@ -533,7 +533,7 @@ def _swish_backward_op(
     grad: Tensor, x: Tensor, beta: Tensor, dim: int, need_dx: bool, need_dbeta: bool
 ) -> tuple[Tensor, Tensor]:
     with _on_device(grad):
-        dx, db = _kernels("swish", grad).backward(grad, x, beta, dim, need_dx, need_dbeta)
+        dx, db = _kernels("channel", grad).backward(grad, x, beta, "swish", dim, False, need_dx, need_dbeta)
     return (grad.new_empty(0) if dx is None else dx), (beta.new_empty(0) if db is None else db)
 
 

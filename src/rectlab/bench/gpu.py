@@ -10,7 +10,8 @@ Stages, in this order (each timed, each recorded even when it fails):
    ones);
 4. ``train``: ``rectlab bench train``, ResNet-20 and ResNet-56, ReLU vs PReLU vs GELU, rectlab vs torch.nn;
 5. ``study``: ``rectlab bench study``, the 15-run study (5 activations x 3 seeds, ResNet-20 on
-   Fashion-MNIST, 10 epochs), rectlab's concurrent runs vs a plain sequential loop.
+   Fashion-MNIST, 10 epochs), rectlab's runs (5 at a time, CUDA graphs; ``--no-cuda-graphs`` for
+   concurrency alone) vs a plain sequential loop (one seed, its time scaled to the 15 runs).
 
 Then one PASS / MISS line per target of issue 4: forward+backward >= 85% of copy bandwidth at 100M,
 channel-wise PReLU <= 1.10x ReLU, ResNet-56 PReLU >= 0.95x ReLU, no activation slower than eager from 64K
@@ -85,7 +86,7 @@ GPU_PLAN = Plan(
     train=("--models", "resnet20,resnet56", "--activations", "relu,prelu,gelu", "--impl", "both",
            "--steps", "20", "--warmup", "5"),
     study=("--activations", "relu,prelu,elu,gelu,silu", "--seeds", "3", "--model", "resnet20",
-           "--dataset", "fashion-mnist", "--epochs", "10", "--workers", "5", "--plain-seeds", "1"),
+           "--dataset", "fashion-mnist", "--epochs", "10", "--workers", "5", "--plain-seeds", "1", "--cuda-graphs"),
 )  # fmt: skip
 
 CPU_PLAN = Plan(
@@ -117,6 +118,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pytest-args", default=None,
                    help="arguments for the test stage instead of '-m gpu' (e.g. 'tests/test_fused.py -m gpu')")
     p.add_argument("--tests-dir", default=None, help="the checkout's tests/ (default: found from the package)")
+    p.add_argument("--no-cuda-graphs", action="store_true",
+                   help="run the study stage's rectlab runs without CUDA graphs (only --workers concurrency)")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -224,13 +227,16 @@ def _stage_train(plan: Plan, device: torch.device) -> dict[str, Any]:
     return {"status": "done", "rows": rows}
 
 
-def _stage_study(plan: Plan, device: torch.device, data_dir: str | None) -> dict[str, Any]:
+def _stage_study(plan: Plan, device: torch.device, data_dir: str | None, no_graphs: bool) -> dict[str, Any]:
     from . import study as bench_study
 
     parser = argparse.ArgumentParser()
     bench_study.add_arguments(parser)
     argv = [*plan.study, "--device", str(device), *(["--data-dir", data_dir] if data_dir else [])]
-    return {"status": "done", **bench_study.measure(parser.parse_args(argv))}
+    if no_graphs:
+        argv = [a for a in argv if a != "--cuda-graphs"]
+    result = bench_study.measure(parser.parse_args(argv))
+    return {"status": "failed" if result["rectlab_not_done"] else "done", **result}
 
 
 def _number(text: str) -> Any:
@@ -438,7 +444,7 @@ def run(args: argparse.Namespace) -> int:
         "selfcheck": lambda: _stage_selfcheck(plan, device),
         "kernels": lambda: _stage_kernels(plan, device),
         "train": lambda: _stage_train(plan, device),
-        "study": lambda: _stage_study(plan, device, args.data_dir),
+        "study": lambda: _stage_study(plan, device, args.data_dir, args.no_cuda_graphs),
     }
     for name, stage in stages.items():
         if name in skip:
@@ -556,13 +562,14 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += [f"{st['model']} on {st['dataset']}, {st['runs']} runs of {st['epochs']} epochs: plain loop "
                   f"{_fmt(st['plain_seconds'], '.1f')} s for {st['plain_runs']} runs "
                   f"({_fmt(st['plain_seconds_all'], '.1f')} s for all {st['runs']}), rectlab "
-                  f"{st['rectlab_seconds']:.1f} s with {st['workers']} runs at a time: "
-                  f"ratio {_fmt(st['ratio'], '.2f')}.",
+                  f"{st['rectlab_seconds']:.1f} s with {st['workers']} runs at a time"
+                  f"{' and CUDA graphs' if st.get('cuda_graphs') else ''}: ratio {_fmt(st['ratio'], '.2f')}.",
                   "", "| cell | plain test error % | rectlab test error % |", "|---|---|---|"]  # fmt: skip
         for c in st["cells"]:
             plain = ", ".join(f"{v:.2f}" for v in c["plain_errors"]) or "-"
             ours = ", ".join(f"{v:.2f}" for v in c["rectlab_errors"])
             lines.append(f"| {c['cell']} | {plain} | {ours} |")
+        lines += ["", *(f"- rectlab run not finished: {line}" for line in st.get("rectlab_not_done", []))]
     else:
         lines += [_stage_note(st)]
     return "\n".join(lines) + "\n"

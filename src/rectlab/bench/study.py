@@ -93,7 +93,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         A dict: ``device``, ``model``, ``dataset``, ``runs``, ``epochs``, ``train_limit``, ``workers``,
         ``plain_runs`` (runs timed in the plain loop), ``plain_seconds`` (measured), ``plain_seconds_all``
         (scaled to all the runs), ``rectlab_seconds``, ``ratio`` (rectlab / plain for all the runs), and
-        ``cells``: per cell the final test errors of both ways and the Welch p-value.
+        ``cells``: per cell the final test errors of both ways and the Welch p-value; ``rectlab_not_done``:
+        one line per rectlab run that did not finish (status and first line of its error).
     """
     from .. import data as rdata
     from ..report import collect
@@ -147,6 +148,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         shutil.rmtree(out, ignore_errors=True)
     print(f"rectlab ({workers} concurrent runs): {ours_seconds:.1f} s", flush=True)
+    not_done = [f"{r.get('status')}: {(r.get('error') or '').splitlines()[0] if r.get('error') else ''}"
+                for r in results.incomplete]  # fmt: skip
+    if not_done:
+        print(f"{len(not_done)} of rectlab's runs did not finish; first: {not_done[0]}", flush=True)
     ratio = ours_seconds / plain_all
     if not math.isnan(plain_seconds):
         how = "" if plain_seeds == args.seeds else f" (plain time scaled from {plain_seeds} of {args.seeds} seeds)"
@@ -175,6 +180,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "epochs": epochs, "train_limit": limit, "workers": workers, "cuda_graphs": bool(args.cuda_graphs),
         "plain_runs": 0 if args.skip_plain else plain_seeds * len(acts), "plain_seconds": plain_seconds,
         "plain_seconds_all": plain_all, "rectlab_seconds": ours_seconds, "ratio": ratio, "cells": cells,
+        "rectlab_not_done": not_done,
     }
 
 

@@ -6,8 +6,8 @@ the first fused call, which imports Triton and the family module then.
 Families:
     ``elementwise``  relu, leaky-relu, rrelu (eval), elu, celu, selu, gelu (erf / tanh), silu, mish,
                      softplus, smelu, helu, gcu: one forward and one backward kernel, the op a constexpr.
-    ``prelu``        PReLU, channel-shared and channel-wise, weight gradient reduced in the same pass.
-    ``swish``        Swish ``x * sigmoid(beta x)`` with a scalar or per-channel (learnable) beta.
+    ``channel``      activations with a per-channel or shared parameter: PReLU and Swish ``x * sigmoid(beta x)``
+                     (fixed or learnable beta); the parameter gradient reduced in the same backward pass.
     ``rrelu``        RReLU in training mode: per-element slopes from a counter-based RNG (Philox),
                      regenerated in backward from the seed instead of being stored.
 
@@ -42,7 +42,7 @@ from types import ModuleType
 
 __all__ = ["FAMILIES", "Build", "check_family", "interpret_requested", "load"]
 
-FAMILIES = ("elementwise", "prelu", "swish", "rrelu")
+FAMILIES = ("elementwise", "channel", "rrelu")
 
 
 @dataclass(frozen=True)
