@@ -7,7 +7,6 @@ reference, with a broken kernel monkeypatched in where a test needs one.
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 
 import pytest
@@ -16,9 +15,6 @@ import torch
 from rectlab import activations as A
 from rectlab.activations import functional as AF
 from rectlab.activations import fused, selfcheck
-
-HAS_TRITON = importlib.util.find_spec("triton") is not None
-needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed")
 
 
 @pytest.fixture(autouse=True)
@@ -29,9 +25,9 @@ def fresh_cache():
 
 
 @pytest.fixture
-def auto_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+def auto_on_cpu(monkeypatch: pytest.MonkeyPatch, has_triton: bool) -> None:
     """backend="auto" considers the kernels for CPU tensors, which run in Triton's interpreter."""
-    if not HAS_TRITON:
+    if not has_triton:
         pytest.skip("triton is not installed")
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     monkeypatch.delenv(selfcheck.BACKEND_ENV, raising=False)
@@ -69,7 +65,7 @@ def _prelu_reference(weight: torch.Tensor, x: torch.Tensor, g: torch.Tensor):
 # ----------------------------------------------------------------------------------------------------
 
 
-@needs_triton
+@pytest.mark.triton
 @pytest.mark.slow
 @pytest.mark.parametrize("op", selfcheck.ops())
 def test_self_check_passes_for_every_op_in_the_interpreter(monkeypatch: pytest.MonkeyPatch, op: str) -> None:
@@ -80,7 +76,7 @@ def test_self_check_passes_for_every_op_in_the_interpreter(monkeypatch: pytest.M
         assert result.op == op and result.layout == layout and result.seconds > 0
 
 
-@needs_triton
+@pytest.mark.triton
 def test_self_check_float16(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     for op in ("prelu", "gelu"):
@@ -262,9 +258,8 @@ def test_backend_env_torch_gives_the_reference_in_a_model(monkeypatch: pytest.Mo
     assert selfcheck.results() == []
 
 
+@pytest.mark.triton
 def test_backend_env_triton_on_cpu_says_how_to_fix(monkeypatch: pytest.MonkeyPatch) -> None:
-    if not HAS_TRITON:
-        pytest.skip("triton is not installed")
     monkeypatch.setenv(selfcheck.BACKEND_ENV, "triton")
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
@@ -276,7 +271,8 @@ def test_backend_env_triton_on_cpu_says_how_to_fix(monkeypatch: pytest.MonkeyPat
 # ----------------------------------------------------------------------------------------------------
 
 
-def test_env_shows_backends_and_checks_in_the_interpreter(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_env_shows_backends_and_checks_in_the_interpreter(monkeypatch: pytest.MonkeyPatch, capsys, has_triton: bool,
+                                                         cuda: bool) -> None:
     from rectlab.cli.main import main
 
     monkeypatch.setenv("COLUMNS", "200")
@@ -284,7 +280,7 @@ def test_env_shows_backends_and_checks_in_the_interpreter(monkeypatch: pytest.Mo
     assert main(["env"]) == 0
     out = capsys.readouterr().out
     assert "RECTLAB_BACKEND" in out and "prelu" in out and "RECTLAB_BACKEND=torch" in out
-    if not HAS_TRITON or torch.cuda.is_available():
+    if not has_triton or cuda:
         return
     monkeypatch.delenv(selfcheck.BACKEND_ENV)
     monkeypatch.setenv("TRITON_INTERPRET", "1")

@@ -1,28 +1,70 @@
-"""``rectlab bench gpu``: the reduced CPU form runs every stage and writes both reports; targets are judged right."""
+"""rectlab.bench: each ``rectlab bench`` subcommand runs end to end at a tiny size.
+
+Benchmarks measure and print; these smoke runs check that they run and report every case they were
+asked for. They assert nothing about speed.
+"""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
 import torch
 
-from rectlab.bench import gpu
+from rectlab.cli.bench import BENCHES
+from rectlab.cli.main import main
 
-HAS_TRITON = importlib.util.find_spec("triton") is not None
+
+def test_every_bench_subcommand_has_a_smoke_test() -> None:
+    assert sorted(BENCHES) == sorted(name.removeprefix("test_bench_").removesuffix("_smoke") for name in globals()
+                                     if name.startswith("test_bench_") and name.endswith("_smoke"))
+
+
+def test_bench_kernels_smoke(tmp_path, capsys) -> None:
+    from rectlab.bench import kernels as bench
+
+    out = tmp_path / "bench.csv"
+    argv = ["--activations", "prelu", "--dtypes", "fp32", "--sizes", "4K", "--shape", "none", "--impls", "ours,eager"]
+    argv += ["--repeats", "2", "--warmup", "0", "--device", "cpu", "--copy-mib", "8", "--csv", str(out)]
+    assert bench.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "copy bandwidth" in text and "prelu" in text
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("device,activation,dtype,shape,numel,mode,impl,ms")
+    assert len(lines) == 1 + 2 * 2 * 2  # relu added for the ratios; 2 activations x 2 modes x 2 impls
+
+
+def test_bench_train_smoke(capsys) -> None:
+    rc = main(["bench", "train", "--models", "resnet20", "--activations", "relu,prelu", "--steps", "1",
+               "--warmup", "0", "--batch-size", "4", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "device: cpu" in out
+    assert sum(line.startswith("resnet20") for line in out.splitlines()) == 4  # 2 activations x (rectlab, torch)
+
+
+def test_bench_study_smoke(capsys) -> None:
+    rc = main(["bench", "study", "--activations", "relu,prelu", "--seeds", "2", "--model", "mlp", "--dataset",
+               "digits", "--epochs", "1", "--train-limit", "64", "--batch-size", "32", "--workers", "1",
+               "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "device: cpu" in out and "2 cells x 2 seeds = 4 runs" in out
+    assert "plain sequential loop:" in out and "rectlab (1 concurrent runs):" in out and "time ratio" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] in (["relu"], ["prelu"])}
+    assert set(rows) == {"relu", "prelu"}
+    assert all(len(r) == 8 and r[2] == r[5] == "±" for r in rows.values())  # plain mean ± std, ours mean ± std, p
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the reduced form is for machines without a GPU")
-def test_reduced_form_writes_both_reports(tmp_path, capsys) -> None:
-    from rectlab.cli.main import main
-
+def test_bench_gpu_smoke(tmp_path, capsys, has_triton: bool) -> None:
+    """The reduced CPU form of `rectlab bench gpu`: every stage runs, both reports are written."""
     argv = ["bench", "gpu", "--device", "cpu", "--out", str(tmp_path)]
     argv += ["--pytest-args", "tests/test_train_step.py -m gpu"]  # one small file: the stage, not the suite
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "wrote" in text and "gpu-report.json" in text
+
+    from rectlab.bench import gpu
 
     report = json.loads((tmp_path / "gpu-report.json").read_text())
     env = report["environment"]
@@ -30,7 +72,7 @@ def test_reduced_form_writes_both_reports(tmp_path, capsys) -> None:
     stages = report["stages"]
     assert list(stages) == list(gpu.STAGES)
     assert stages["tests"]["status"] == "passed" and stages["tests"]["counts"].get("skipped", 0) >= 1
-    if HAS_TRITON:
+    if has_triton:
         checks = stages["selfcheck"]["results"]
         assert stages["selfcheck"]["interpreter"] and {c["op"] for c in checks} == {"relu", "prelu"}
         assert all(c["passed"] for c in checks) and {c["layout"] for c in checks} == {"contiguous", "channels_last"}
@@ -61,7 +103,9 @@ def _kernel_row(activation, dtype, layout, shape, mode, impl, ms, frac, to_relu,
             "ms": ms, "frac_copy_bw": frac, "ratio_to_relu": to_relu, "ratio_to_eager": to_eager, "numel": numel}
 
 
-def test_targets_pass_and_miss_on_a_gpu_report() -> None:
+def test_bench_gpu_targets_pass_and_miss_on_a_gpu_report() -> None:
+    from rectlab.bench import gpu
+
     rows = []
     for layout in ("nchw", "channels_last"):
         for dtype in ("fp32", "bf16"):
@@ -101,7 +145,5 @@ def test_targets_pass_and_miss_on_a_gpu_report() -> None:
     assert {t["name"]: t for t in gpu.targets(report, gpu=True)}["resnet56-prelu"]["status"] == "N/A"
 
 
-def test_unknown_stage_is_refused(tmp_path) -> None:
-    from rectlab.cli.main import main
-
+def test_bench_gpu_refuses_an_unknown_stage(tmp_path) -> None:
     assert main(["bench", "gpu", "--device", "cpu", "--out", str(tmp_path), "--skip", "kernel"]) == 2
