@@ -36,10 +36,19 @@ WARMUP_STEPS = 3
 """Eager steps before the capture (PyTorch's documented recipe warms up on a side stream)."""
 
 
-def use_cuda_graphs(config: Any, device: torch.device) -> bool:
-    """Whether the hand-captured graph step applies: ``config.cuda_graphs`` on a CUDA device, without ``compile``
-    (which uses inductor's graphs, see :func:`compiled_forward`). Warns when it cannot apply (no GPU)."""
+def use_cuda_graphs(config: Any, device: torch.device, world: int = 1) -> bool:
+    """Whether the hand-captured graph step applies: ``config.cuda_graphs`` on a CUDA device, in a single process
+    (``world`` = 1: DDP's gradient all-reduce is not captured), without ``compile`` (which uses inductor's
+    graphs, see :func:`compiled_forward`). Warns when it cannot apply."""
     if not config.cuda_graphs:
+        return False
+    if world > 1:
+        warnings.warn(
+            f"cuda_graphs=True is not used in a job of {world} processes (DistributedDataParallel's gradient "
+            "all-reduce is not captured); training runs eagerly",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return False
     if device.type != "cuda":
         warnings.warn(
@@ -53,8 +62,9 @@ def use_cuda_graphs(config: Any, device: torch.device) -> bool:
 
 
 def compiled_forward(model: nn.Module, config: Any, device: torch.device) -> Callable[[Tensor], Tensor]:
-    """What the trainer calls for the forward pass: the model, or ``torch.compile`` of it when ``config.compile``
-    (``mode="reduce-overhead"``, CUDA graphs by inductor, when ``config.cuda_graphs`` too and on a GPU)."""
+    """What the trainer calls for the forward pass: the model (or its DDP wrapper), or ``torch.compile`` of it when
+    ``config.compile`` (``mode="reduce-overhead"``, CUDA graphs by inductor, when ``config.cuda_graphs`` too and
+    on a GPU)."""
     if not config.compile:
         return model
     if config.cuda_graphs and device.type == "cuda":

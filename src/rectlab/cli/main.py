@@ -8,9 +8,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import bench, compare, env, listing, report, reproduce, run
+from . import bench, compare, env, listing, report, reproduce, run, train
 
-SUBCOMMANDS = (compare, run, report, reproduce, listing, env, bench)
+SUBCOMMANDS = (compare, run, train, report, reproduce, listing, env, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +33,9 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from ..config import ConfigError
     from ..registry import UnknownNameError
 
-    errors: list[type[BaseException]] = [ConfigError, UnknownNameError, FileNotFoundError, ValueError, RuntimeError]
+    # RuntimeError covers StudyLocked and StoreError; ValueError covers SpecError and StudyMismatch.
+    errors: list[type[BaseException]] = [ConfigError, UnknownNameError, FileNotFoundError, NotADirectoryError,
+                                         PermissionError, ValueError, RuntimeError]
     try:
         from ..data import DataError
 
