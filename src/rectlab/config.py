@@ -100,7 +100,8 @@ class TrainConfig:
         seed: seeds weights, data order, augmentation and stochastic activations.
         device ("auto" | "cpu" | "cuda" | "cuda:N"), amp ("auto" | "bf16" | "off"),
         channels_last ("auto" | "on" | "off"), backend ("auto" | "torch" | "triton"), compile
-            (``torch.compile`` the model for training): execution; they do not change the config hash.
+            (``torch.compile`` the model for training), cuda_graphs (replay each training step from a CUDA
+            graph; GPU only, see :mod:`rectlab.train_step`): execution; they do not change the config hash.
     """
 
     model: str = "small-cnn"
@@ -135,6 +136,7 @@ class TrainConfig:
     channels_last: str = "auto"
     backend: str = "auto"
     compile: bool = False
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.step_milestones, list):  # from TOML/JSON
@@ -150,6 +152,8 @@ class TrainConfig:
         _choice("head", self.head, HEADS)
         if isinstance(self.erase_location, str):
             _choice("erase_location", self.erase_location, ERASE_LOCATIONS)
+        if self.cuda_graphs and self.device == "cpu":
+            raise ConfigError("cuda_graphs=True needs a CUDA device, but device='cpu': drop cuda_graphs or use a GPU")
         if not (self.device in DEVICES or str(self.device).startswith("cuda:")):
             raise ConfigError(f"device={self.device!r} is not valid; use auto, cpu, cuda or cuda:N")
         for name in ("epochs", "batch_size"):
@@ -183,7 +187,7 @@ class TrainConfig:
 
 
 # Fields that say where/how a run executes but not what it computes.
-EXECUTION_FIELDS = ("device", "data_dir", "backend", "compile")
+EXECUTION_FIELDS = ("device", "data_dir", "backend", "compile", "cuda_graphs")
 
 
 def field_names() -> list[str]:

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from . import __version__
 from .config import TrainConfig, config_hash
 from .probes import learned_slopes  # re-exported: rectlab.train.learned_slopes stays importable
+from .train_step import CudaGraph, TrainStep, compiled_forward, use_cuda_graphs
 
 __all__ = [
     "Checkpoints",
@@ -506,8 +507,10 @@ def train_one(
     optimizer = _make_optimizer(config, model)
     # The wrappers share parameters with `model`; checkpoints keep the plain state_dict.
     forward = torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
-    forward = torch.compile(forward) if config.compile else forward
+    forward = compiled_forward(forward, config, device)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    graph = CudaGraph(device) if use_cuda_graphs(config, device, dist.world) else None
+    step = TrainStep(forward, criterion, optimizer, torch.bfloat16 if use_bf16 else None, device, graph)
     generator = torch.Generator().manual_seed(config.seed + 1)
     steps_per_epoch = batches.steps_per_epoch()
     total_steps = steps_per_epoch * config.epochs
@@ -531,12 +534,7 @@ def train_one(
             lr = _lr_at(config, epoch * steps_per_epoch + i, total_steps, steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with autocast():
-                out = forward(x)
-                loss = criterion(out.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            out, loss = step(x, y)
             losses[i] = loss.detach()
             loss_sum += loss.detach().double() * len(y)
             wrong += (out.detach().argmax(1) != y).sum()

@@ -74,6 +74,8 @@ def add_training_args(p: argparse.ArgumentParser, lists: bool = False) -> None:
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--amp", choices=AMP_MODES, default="auto")
     p.add_argument("--compile", action="store_true", help="torch.compile each model (pays off for long GPU runs)")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="replay each training step from a CUDA graph (GPU only; small models train faster)")
 
 
 def training_fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -91,6 +93,8 @@ def training_fields(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("train_limit", "test_limit"):
         if getattr(args, key) is not None:
             fields[key] = getattr(args, key)
+    if args.cuda_graphs:
+        fields["cuda_graphs"] = True
     return fields
 
 
