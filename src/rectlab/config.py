@@ -40,8 +40,11 @@ class TrainConfig:
             schedule ("cosine" | "step" | "constant"), warmup_epochs, step_milestones (fractions of
             training), step_gamma, label_smoothing: the optimisation.
         decay_activation_params: weight-decay PReLU slopes / Swish beta too (He et al. 2015 do not).
-        init: "default" (PyTorch's), "he" (fan_in), "he-fan-out" or "xavier".
+        init: "default" (the model's own; rectlab's models use He init), "he" (fan_in), "he-fan-out",
+            "xavier" (Glorot: 2 / (fan_in + fan_out)) or "xavier-fan-in" (1 / fan_in: He et al. 2015's "Xavier").
         erase_relu, erase_location: EraseReLU proportion of basic modules (0 = off) and location.
+        prune_sparsity, prune_epoch: after epoch ``prune_epoch``, prune this fraction of all conv/linear
+            weights by global magnitude and train on with fixed masks (0 = off; see :mod:`rectlab.pruning`).
         seed: seeds weights, data order, augmentation and stochastic activations.
         device ("auto" | "cpu" | "cuda" | "cuda:N"), amp ("auto" | "bf16" | "off"),
         channels_last ("auto" | "on" | "off"), backend ("auto" | "torch" | "triton"), compile
@@ -74,6 +77,8 @@ class TrainConfig:
     init: str = "default"
     erase_relu: float = 0.0
     erase_location: str = "last"
+    prune_sparsity: float = 0.0
+    prune_epoch: int = 0
     seed: int = 0
     device: str = "auto"
     amp: str = "auto"
@@ -84,7 +89,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _choice("optimizer", self.optimizer, ("sgd", "adamw"))
         _choice("schedule", self.schedule, ("cosine", "step", "constant"))
-        _choice("init", self.init, ("default", "he", "he-fan-out", "xavier"))
+        _choice("init", self.init, ("default", "he", "he-fan-out", "xavier", "xavier-fan-in"))
         _choice("amp", self.amp, ("auto", "bf16", "off"))
         _choice("channels_last", self.channels_last, ("auto", "on", "off"))
         _choice("backend", self.backend, ("auto", "torch", "triton"))
@@ -104,6 +109,11 @@ class TrainConfig:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if not 0 <= self.erase_relu <= 1:
             raise ConfigError(f"erase_relu is a proportion of basic modules in [0, 1], got {self.erase_relu!r}")
+        if not 0 <= self.prune_sparsity < 1:
+            raise ConfigError(f"prune_sparsity is a fraction of weights in [0, 1), got {self.prune_sparsity!r}")
+        if self.prune_sparsity > 0 and not 1 <= self.prune_epoch < self.epochs:
+            raise ConfigError(f"prune_epoch must be in [1, epochs - 1] = [1, {self.epochs - 1}] so that the pruned "
+                              f"net trains afterwards, got {self.prune_epoch!r}")
         for name in ("train_limit", "test_limit"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -125,6 +135,9 @@ class TrainConfig:
 
 # Fields that say where/how a run executes but not what it computes.
 EXECUTION_FIELDS = ("device", "data_dir", "backend", "compile")
+# Fields added after runs were first stored: left out of the hash at their default (off) value, so that
+# existing results.db files keep their run hashes.
+LATER_FIELDS = {"prune_sparsity": 0.0, "prune_epoch": 0}
 
 
 def field_names() -> list[str]:
@@ -154,6 +167,7 @@ def from_dict(d: dict[str, Any], where: str = "config") -> TrainConfig:
 
 def config_hash(config: TrainConfig) -> str:
     """Stable 16-hex-digit hash of what a run computes (execution fields excluded)."""
-    d = {k: v for k, v in config.to_dict().items() if k not in EXECUTION_FIELDS}
+    d = {k: v for k, v in config.to_dict().items()
+         if k not in EXECUTION_FIELDS and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
     blob = json.dumps(d, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -115,8 +115,8 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int, example
         report["init_gains"] = [
             {"layer": p.layer, "activation": p.activation, "gain": p.gain, "fan": p.fan} for p in plan
         ]
-    elif config.init == "xavier":
-        rinit.xavier_init_(model)
+    elif config.init in ("xavier", "xavier-fan-in"):
+        rinit.xavier_init_(model, mode="fan_in" if config.init == "xavier-fan-in" else "glorot")
     return model, report
 
 
@@ -292,6 +292,7 @@ def train_one(
         A :class:`RunResult`.
     """
     from . import data as rdata
+    from . import pruning
 
     report = reporter or (lambda event, **info: None)
     device = resolve_device(config.device)
@@ -341,6 +342,8 @@ def train_one(
             metrics = state["metrics"]
             extras = state.get("extras", extras)
             start_epoch = state["epoch"]
+            if config.prune_sparsity and start_epoch >= config.prune_epoch:
+                pruning.restore_(model)  # the checkpoint holds the pruned weights as zeros
 
     for epoch in range(start_epoch, config.epochs):
         report("epoch_start", epoch=epoch + 1, steps=steps_per_epoch)
@@ -381,6 +384,9 @@ def train_one(
             **evaluate(forward, batches.test_batches(), autocast),
             "seconds": train_seconds,
         }
+        if config.prune_sparsity and epoch + 1 >= config.prune_epoch:  # probes below see the pruned net
+            row["sparsity"] = (pruning.prune_(model, config.prune_sparsity) if epoch + 1 == config.prune_epoch
+                               else pruning.sparsity(model))
         for callback in callbacks or ():
             callback(EpochState(epoch + 1, model, row, config, data, device, extras))
         metrics.append(row)

@@ -7,10 +7,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats as sps
 
+from ...report.plots import curves, layer_curves
 from ..core import Analysis, Context, Part, Reproduction, Table
 from ..evidence import direction_check, final, metric_curves, per_seed, site_curves, summary_text
-from ..plots import curves, layer_curves
-from ..pruning import run_pruning_study
 
 
 def _after_pruning(prune_epoch: int):
@@ -41,8 +40,8 @@ def analyze(ctx: Context) -> Analysis:
 
     pruned = ctx.parts["pruning"]
     res = pruned.results
-    prune_epoch = int(pruned.spec.extra.get("reproduce", {}).get("prune_epoch", 1))
-    by_s = {float(c.values["sparsity"]): c for c in res.cells}
+    prune_epoch = pruned.spec.base.prune_epoch
+    by_s = {float(c.values["prune_sparsity"]): c for c in res.cells}
     sparsities = sorted(by_s)
     value = _after_pruning(prune_epoch)
     dense = per_seed(by_s.get(0.0), value)
@@ -95,8 +94,7 @@ REPRODUCTION = Reproduction(
     published=(("dynamic DNR vs pruning", "decreases as the network is pruned more (ResNet/VGG, CIFAR-10/100)"),
                ("AP on top of pruning methods", "+3–4% accuracy on CIFAR, +2–3% on ImageNet")),
     parts=(Part("activations", "dead-neurons.toml", "DNR per layer over training by activation"),
-           Part("pruning", "dead-neurons-pruning.toml", "ReLU nets magnitude-pruned to several sparsities",
-                execute=run_pruning_study)),
+           Part("pruning", "dead-neurons-pruning.toml", "ReLU nets magnitude-pruned to several sparsities")),
     analyze=analyze,
     notes="one-shot global magnitude pruning after the first epoch(s) and fine-tuning, instead of the paper's "
           "iterative pruning methods on CIFAR ResNets/VGG; DNR measured after every epoch on the first 1024 training "

@@ -3,6 +3,7 @@ per-layer mean activation (bias shift) over training (Clevert et al. 2015, arXiv
 
 from __future__ import annotations
 
+from ...report.plots import curves, layer_curves, layer_profile
 from ..core import Analysis, Context, Part, Reproduction, Table
 from ..evidence import (
     auc,
@@ -16,7 +17,6 @@ from ..evidence import (
     site_mean,
     summary_text,
 )
-from ..plots import curves, layer_curves, layer_profile
 
 NAMES = {"relu": "ReLU", "leaky-relu": "LReLU", "elu": "ELU"}
 

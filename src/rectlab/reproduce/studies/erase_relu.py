@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from ...report.plots import curves, points_with_ci
 from ..core import Analysis, ClaimCheck, Context, Part, Reproduction, Table
 from ..evidence import (
     auc,
@@ -18,7 +19,6 @@ from ..evidence import (
     per_seed,
     summary_text,
 )
-from ..plots import curves, points_with_ci
 
 DEPTH = {"resnet20": 20, "resnet32": 32, "resnet44": 44, "resnet56": 56, "resnet110": 110}
 

@@ -3,9 +3,9 @@ rate (Kimhi et al. 2024, arXiv 2411.10573)."""
 
 from __future__ import annotations
 
+from ...report.plots import layer_curves
 from ..core import Analysis, Context, Part, Reproduction, Table
 from ..evidence import direction_check, final, find_cell, per_seed, site_curves, summary_text
-from ..plots import layer_curves
 
 
 def analyze(ctx: Context) -> Analysis:

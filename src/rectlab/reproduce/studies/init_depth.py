@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import math
 
+from ...report.plots import curves
 from ..core import Analysis, ClaimCheck, Context, Part, Reproduction, Table
 from ..evidence import at_epoch, cells_where, direction_check, final, metric_curves, per_seed, summary_text
-from ..plots import curves
 
 CONVERGED_FRACTION = 0.8  # a run has converged when its final training loss is below 80% of chance level
 

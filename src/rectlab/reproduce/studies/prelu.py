@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...report.plots import layer_curves, layer_profile
 from ..core import Analysis, Context, Part, Reproduction, Table
 from ..evidence import direction_check, final, find_cell, per_seed, site_curves, summary_text
-from ..plots import layer_curves, layer_profile
 
 PRELU_CELLS = (("prelu-shared", "PReLU channel-shared"), ("prelu", "PReLU channel-wise"))
 

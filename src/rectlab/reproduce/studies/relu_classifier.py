@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from ...report.plots import curves
 from ..core import Analysis, Context, Part, Reproduction, Table
 from ..evidence import equivalence_check, final, find_cell, metric_curves, per_seed, summary_text
-from ..plots import curves
 
 MARGIN = 1.0  # points of test error within which "comparable" holds
 

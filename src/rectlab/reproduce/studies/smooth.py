@@ -7,9 +7,9 @@ import itertools
 
 import numpy as np
 
+from ...report.plots import scatter_ci
 from ..core import Analysis, ClaimCheck, Context, Part, Reproduction, Table
 from ..evidence import direction_check, final, per_seed, summary_text
-from ..plots import scatter_ci
 
 SMOOTH = ("smelu", "gelu", "swish")
 

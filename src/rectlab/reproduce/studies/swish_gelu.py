@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
+from ...report.plots import points_with_ci
 from ..core import Analysis, Context, Part, Reproduction
 from ..evidence import direction_check, final, find_cell, missing_check, per_seed
-from ..plots import points_with_ci
 
 OTHERS = (("swish", "Swish (beta = 1)"), ("swish-learnable", "Swish (learnable beta)"), ("gelu", "GELU"),
           ("mish", "Mish"))

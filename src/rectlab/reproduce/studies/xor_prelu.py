@@ -20,7 +20,7 @@ def _range_text(result: XorResult, model: str) -> str:
 
 
 def _plot(results: dict[str, XorResult], path) -> None:
-    from ..plots import pyplot, save_figure
+    from ...report.plots import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, len(results), figsize=(6.2 * len(results), 4.2), squeeze=False, sharey=True)
