@@ -360,3 +360,19 @@ def test_relu_normalized_head_is_kerass_categorical_crossentropy() -> None:
         dead.fc.bias.fill_(-100.0)
     out = dead(h)
     assert torch.isfinite(out).all() and torch.allclose(out, torch.full_like(out, math.log(1e-7)))
+
+
+def test_summary_table_from_verdict_records(tmp_path) -> None:
+    from rectlab.reproduce.summary import load_records, summary_markdown
+
+    record = {"name": "prelu", "verdict": "not reproduced", "seconds": 312.4, "converged": True,
+              "runs": {"done": 40, "diverged": 1, "failed": 0},
+              "checks": [{"claim": "PReLU is lower", "primary": True, "verdict": "not reproduced", "estimate": -0.1,
+                          "ci": [-0.3, 0.1], "mde": 0.25, "margin": 0.5, "n": 8},
+                         {"claim": "side", "primary": False, "verdict": "reproduced", "estimate": None,
+                          "ci": [None, None], "mde": None, "margin": None, "n": 3}]}
+    (tmp_path / "prelu").mkdir()
+    (tmp_path / "prelu" / "verdict.json").write_text(json.dumps(record))
+    table = summary_markdown(load_records([tmp_path / "prelu", tmp_path / "missing"]))
+    row = "| prelu | not reproduced | not reproduced: PReLU is lower — -0.10 [-0.30, 0.10], MDE 0.25, margin 0.5, n=8"
+    assert row in table and "40 done, 1 diverged" in table and "312 s" in table and "side" not in table
