@@ -217,8 +217,9 @@ def sample(cell: Any, value: RunValue, *, label: str = "", diverged: float | Non
         cell: a :class:`rectlab.report.CellResult` (None gives an empty sample).
         value: what to take from each run (:func:`final`, :func:`auc`, :func:`steps_to`, ...).
         label: the group's name in reasons (default: the cell's label).
-        diverged: the value a diverged run counts as (e.g. chance-level error, or ``math.inf`` for "never
-            reached a threshold"); ``None`` leaves diverged runs out of the values (they are still named).
+        diverged: the (finite) value a diverged run counts as, e.g. chance-level error, or the budget plus one
+            epoch for "never reached a threshold"; ``None`` leaves diverged runs out of the values (they are
+            still named in the reason).
     """
     if cell is None:
         return Sample(label=label)
@@ -269,9 +270,7 @@ def _run_notes(groups: Sequence[Sample]) -> tuple[str, str]:
     for g in groups:
         if g.diverged:
             where = "; ".join(f"seed {s}: {w}" for s, w in sorted(g.diverged.items()))
-            worth = (f"counted as {g.diverged_value:g}" if g.diverged_value is not None and
-                     math.isfinite(g.diverged_value) else
-                     "counted as never reaching it" if g.diverged_value is not None else "left out of the test")
+            worth = f"counted as {g.diverged_value:g}" if g.diverged_value is not None else "left out of the test"
             notes.append(f"{len(g.diverged)} {g.label} run(s) diverged ({where}), {worth}")
         if g.unconverged:
             unconverged.append(f"{g.label} seeds {', '.join(map(str, g.unconverged))}")
