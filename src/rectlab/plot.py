@@ -232,8 +232,8 @@ def slopes(study: Any, out: str | Path | None = None, *, over_training: bool = F
     Returns:
         The path written.
     """
-    from .reproduce.evidence import site_curves
     from .report.plots import layer_curves, layer_profile
+    from .reproduce.evidence import site_curves
 
     results = _results(study)
     if over_training:
@@ -267,8 +267,8 @@ def dead_neurons(study: Any, out: str | Path | None = None, *, dynamic: bool = F
         out: the image to write (default ``DIR/plots/dead_neurons.png``).
         dynamic: the dynamic dead neuron rate (per input; Liu et al. 2022) instead of never-firing units.
     """
-    from .reproduce.evidence import site_curves
     from .report.plots import layer_curves
+    from .reproduce.evidence import site_curves
 
     results = _results(study)
     prefix = "dnr_dynamic" if dynamic else "dnr"
