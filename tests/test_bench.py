@@ -54,6 +54,21 @@ def test_bench_study_smoke(capsys) -> None:
     assert all(len(r) == 8 and r[2] == r[5] == "±" for r in rows.values())  # plain mean ± std, ours mean ± std, p
 
 
+def test_bench_overhead_smoke(tmp_path, capsys) -> None:
+    rc = main(["bench", "overhead", "--dataset", "digits", "--model", "mlp", "--epochs", "2", "--repeats", "1",
+               "--json", str(tmp_path / "overhead.json")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "--executor local" in out and "--executor processes" in out and "run (mlp, relu, 2 epochs" in out
+    figures = json.loads((tmp_path / "overhead.json").read_text())
+    for executor in ("local", "processes"):  # the command's phases, written by RECTLAB_TIMINGS
+        phases = figures[f"command_{executor}"]["phases"]
+        assert {"startup", "plan", "validate (data load, models)", "train", "collect", "report", "total"} <= set(phases)
+        assert 0 < phases["train"] < phases["total"] <= figures[f"command_{executor}"]["wall_s"]
+    run = figures["run"]
+    parts = run["build_s"] + run["train_steps_s"] + run["eval_s"] + run["epoch_end_s"] + run["finish_s"]
+    assert run["status"] == "done" and run["train_steps_s"] > 0 and abs(parts - run["total_s"]) < 1e-6
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the reduced form is for machines without a GPU")
 def test_bench_gpu_smoke(tmp_path, capsys, has_triton: bool) -> None:

@@ -154,6 +154,21 @@ def test_process_executor_gives_the_same_results_as_local(study_dir, tmp_path) -
     assert ours == local
 
 
+def test_processes_executor_trains_a_single_run_without_a_worker_process(tmp_path, monkeypatch) -> None:
+    from rectlab.study import executors
+
+    def no_workers(*args, **kwargs):
+        raise AssertionError("a worker process was started for a single run")
+
+    monkeypatch.setattr(executors, "_run_processes", no_workers)
+    spec = parse_spec(SPEC.replace('["relu", "prelu-shared"]', '["relu"]').replace("seeds = 2", "seeds = 1"))
+    run_study(spec, tmp_path, executor="processes", workers=2, progress=False)
+    assert [r["status"] for r in Store(tmp_path / "results.db").runs()] == ["done"]
+    with pytest.raises(AssertionError, match="worker process"):  # two runs: the workers are used
+        run_study(parse_spec(SPEC.replace("seeds = 2", "seeds = 1")), tmp_path / "two", executor="processes",
+                  workers=2, progress=False)
+
+
 def test_ray_executor_without_ray_says_how_to_install(tmp_path) -> None:
     try:
         import ray  # noqa: F401

@@ -147,3 +147,28 @@ def test_divergence_stops_the_run_with_its_epoch_and_step(digits, tmp_path, monk
     # found at the check after epoch 2's 10th step (step 32, before its report), not at the end of the epoch
     assert steps["n"] == 31
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["epoch"] == 1  # the good epoch is kept
+
+
+def test_curves_use_a_test_subset_and_the_last_epoch_the_whole_test_set(digits) -> None:
+    cfg = TrainConfig(**TINY, activation="relu")
+    full = train_one(cfg.replace(curve_test_limit=100_000), data=digits)  # every epoch on all test examples
+    subset = train_one(cfg.replace(curve_test_limit=50), data=digits)
+    assert len(digits.test_y) > 50
+    for a, b in zip(full.metrics, subset.metrics):  # training is the same; only the curve's evaluation differs
+        assert (a["train_loss"], a["train_error"]) == (b["train_loss"], b["train_error"])
+    for row in subset.metrics[:-1]:  # 50 examples: the error is a multiple of 2 points
+        assert row["test_error"] / 2 == round(row["test_error"] / 2)
+    assert subset.metrics[0]["test_loss"] != full.metrics[0]["test_loss"]
+    final = {k: v for k, v in full.metrics[-1].items() if k != "seconds"}
+    assert final == {k: v for k, v in subset.metrics[-1].items() if k != "seconds"}
+
+
+def test_curve_test_limit_keeps_old_run_hashes_and_refuses_zero() -> None:
+    from rectlab.config import ConfigError, config_hash
+
+    cfg = TrainConfig(**TINY)
+    assert "curve_test_limit" in cfg.to_dict()
+    assert config_hash(cfg) == "fceadb4994b007b1"  # this config's hash before curve_test_limit (and pruning) existed
+    assert config_hash(cfg) != config_hash(cfg.replace(curve_test_limit=500))
+    with pytest.raises(ConfigError, match="curve_test_limit must be a positive integer"):
+        cfg.replace(curve_test_limit=0)

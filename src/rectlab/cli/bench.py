@@ -9,6 +9,8 @@ BENCHES = {
     "kernels": "activation forward/backward time vs PyTorch eager and torch.compile, as a fraction of copy bandwidth",
     "train": "training-step images/s per activation on ResNet-20/56 at CIFAR shapes, ratio to ReLU",
     "study": "a small study run concurrently vs sequentially in a plain loop",
+    "overhead": "a command's and a run's time besides training: the smallest study as a fresh process, and one "
+    "5-epoch run split into build, training steps, evaluation and epoch-end work",
     "gpu": "the whole GPU verification in one call (GPU tests, self-check, kernels, train, study) with a "
     "PASS/MISS line per target, written to gpu-report.md and gpu-report.json (--device cpu: a reduced form)",
 }

@@ -74,6 +74,9 @@ def add_training_args(p: argparse.ArgumentParser, lists: bool = False, *, epochs
     p.add_argument("--label-smoothing", type=floats, default=one(0.0), help=f"label smoothing (default 0){grid}")
     p.add_argument("--train-limit", type=ints, default=None, help=f"use only the first N training examples{grid}")
     p.add_argument("--test-limit", type=ints, default=None, help=f"use only the first N test examples{grid}")
+    p.add_argument("--curve-test-limit", type=positive_int, default=None,
+                   help="test examples evaluated after each epoch but the last, for the curves (default 2000; the "
+                   "last epoch always uses the whole test set)")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=augment,
                    help=f"random crops and flips of the training images (default {'on' if augment else 'off'})")
     p.add_argument("--amp", choices=AMP_MODES, default="auto")
@@ -94,7 +97,7 @@ def training_fields(args: argparse.Namespace) -> dict[str, Any]:
         "warmup_epochs": args.warmup_epochs, "label_smoothing": args.label_smoothing, "augment": args.augment,
         "amp": args.amp, "compile": args.compile,
     }
-    for key in ("train_limit", "test_limit"):
+    for key in ("train_limit", "test_limit", "curve_test_limit"):
         if getattr(args, key) is not None:
             fields[key] = getattr(args, key)
     if args.cuda_graphs:

@@ -85,15 +85,19 @@ def execute(spec: Any, args: argparse.Namespace) -> int:
     validate everything and say what would run)."""
     from ..report import collect, print_table, write_report
     from ..study import run_study
+    from ..timings import phase
 
     con = console()
     options = execution_options(args)
     if args.dry_run:
         return dry_run(spec, args.out, options, con)
-    run_study(spec, args.out, console=con, **options)
-    results = collect(args.out)
-    print_table(results, con)
-    report = write_report(args.out, results)
+    with phase("run_study"):
+        run_study(spec, args.out, console=con, **options)
+    with phase("collect"):
+        results = collect(args.out)
+        print_table(results, con)
+    with phase("report"):
+        report = write_report(args.out, results)
     con.print(f"report: {report.html.resolve()}")
     return print_problems(results, con)
 

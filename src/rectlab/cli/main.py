@@ -56,6 +56,23 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .. import timings
+
+    startup = timings.process_seconds()
+    try:
+        return _main(argv)
+    finally:
+        timings.write(startup)
+        if argv is None:  # the process is the command (not a caller's main([...])): it ends next
+            # Tearing down torch's hundreds of thousands of objects at exit takes 1-2 s on a 2-core machine;
+            # frozen, the interpreter's last collections skip them (files, databases and atexit handlers close
+            # as usual).
+            import gc
+
+            gc.freeze()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("RECTLAB_DEBUG") == "1"

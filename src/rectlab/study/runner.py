@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..timings import phase
 from .executors import EXECUTORS, Job, execute
 from .grid import Run, runs
 from .lock import StudyLock
@@ -246,14 +247,18 @@ def run_study(
         spec = replace(spec, base=spec.base.replace(**overrides))
     out_dir = Path(out_dir)
     with StudyLock(out_dir):
-        plan = plan_study(spec, out_dir, extend=extend, retry_failed=retry_failed, retry_diverged=retry_diverged)
-        loaded = validate_runs(plan.todo)  # before anything is written
+        with phase("plan"):
+            plan = plan_study(spec, out_dir, extend=extend, retry_failed=retry_failed,
+                              retry_diverged=retry_diverged)
+        with phase("validate (data load, models)"):
+            loaded = validate_runs(plan.todo)  # before anything is written
         store = Store(out_dir / "results.db")
         store.save_spec(plan.stored.name, plan.stored.to_dict(), plan.stored.digest)
         if not plan.todo:
             return store
         job = Job(str(out_dir), spec.name, tuple(spec.extra.get("probes", [])), threads, tuple(trackers),
                   tuple(imports))
-        execute(executor, job, plan.todo, workers=workers, address=address, gpus_per_run=gpus_per_run,
-                loaded=loaded, progress=progress, console=console)
+        with phase("train"):
+            execute(executor, job, plan.todo, workers=workers, address=address, gpus_per_run=gpus_per_run,
+                    loaded=loaded, progress=progress, console=console)
     return store

@@ -31,7 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import EXECUTION_FIELDS, ConfigError, TrainConfig, field_names, from_dict, unknown_key_message
+from ..config import (
+    EXECUTION_FIELDS,
+    LATER_FIELDS,
+    ConfigError,
+    TrainConfig,
+    field_names,
+    from_dict,
+    unknown_key_message,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -107,7 +115,9 @@ class StudySpec:
         are not part of it."""
         skip = {*EXECUTION_FIELDS, *self.grid, "seed"}
         return {
-            "base": {k: v for k, v in self.base.to_dict().items() if k not in skip},
+            # fields added later count only when set, so older study directories keep their digest
+            "base": {k: v for k, v in self.base.to_dict().items()
+                     if k not in skip and not (k in LATER_FIELDS and v == LATER_FIELDS[k])},
             "grid": {k: list(v) for k, v in self.grid.items()},
             "seeds": sorted(self.seeds),
             "baseline": self.baseline,
