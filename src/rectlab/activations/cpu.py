@@ -1,0 +1,389 @@
+"""Fast CPU paths: one ``torch.autograd.Function`` per activation whose plain-torch spec is slow on CPU.
+
+On a CPU tensor, ``backend="auto"`` runs these instead of the spec (:mod:`rectlab.activations.functional`)
+for PReLU, RReLU (training), Swish, SmeLU, HeLU and GCU. The other activations' specs already *are*
+PyTorch's native CPU ops (``F.relu``, ``F.elu``, ``F.gelu``, ``F.silu``, ``F.mish`` ...), so they need
+nothing here. :func:`use_cpu` decides per call; nothing switches implementations globally.
+
+Why they are faster (measured; see ``docs/activations.md``, "Speed on CPU"): on CPU an elementwise op over
+a study-sized tensor costs about as much to *allocate* its output (fresh pages) as to compute it, and
+``torch.where`` / boolean masks run at a small fraction of the speed of arithmetic ops. So each Function
+here
+
+* computes its forward with the fewest native passes (``_prelu_kernel``, ``relu``, ``hardsigmoid`` ...),
+  never with ``torch.where`` or a boolean mask;
+* saves what its backward needs, and no more, instead of an autograd graph of five elementwise ops;
+* computes the input gradient and the parameter gradient in one short sequence of in-place ops on a
+  single output buffer, with the derivative written beside it.
+
+The paths compute in the input's dtype (fp32, fp64 for gradcheck, bf16) like the spec does, and return
+parameter gradients in the parameter's dtype (reduced in fp32 for bf16). Their backward is
+``once_differentiable``: for higher-order derivatives (``create_graph=True``) use ``backend="torch"``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from . import functional as AF
+
+__all__ = [
+    "CPU_OPS",
+    "DTYPES",
+    "GCUFunction",
+    "HeLUFunction",
+    "PReLUFunction",
+    "RReLUFunction",
+    "SmeLUFunction",
+    "SwishFunction",
+    "gcu",
+    "helu",
+    "prelu",
+    "rrelu",
+    "smelu",
+    "swish",
+    "use_cpu",
+]
+
+CPU_OPS = frozenset({"prelu", "rrelu", "swish", "smelu", "helu", "gcu"})
+"""Module ``op`` names with a fast CPU path; the others' specs are PyTorch's native ops already."""
+
+DTYPES = (torch.float32, torch.float64, torch.bfloat16)
+"""Input dtypes the CPU paths take (float16 stays on the spec: several CPU kernels lack it on torch 2.4)."""
+
+_aten = torch.ops.aten
+
+
+# ----------------------------------------------------------------------------------------------------
+# Dispatch
+# ----------------------------------------------------------------------------------------------------
+
+
+def _transformed(x: Tensor) -> bool:
+    """True while ``x`` is traced or transformed: torch.compile / export (inductor fuses the spec, and a
+    custom Function would only cut the graph), ``torch.jit.trace`` (ONNX), functorch (vmap, jvp)."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return True
+    try:
+        return torch._C._functorch.is_functorch_wrapped_tensor(x)
+    except AttributeError:  # private API; torch versions without it have no functorch wrappers to see
+        return False
+
+
+def use_cpu(x: Tensor, backend: str, op: str, *params: object) -> bool:
+    """Decide, for one call, whether the fast CPU path runs.
+
+    Args:
+        x: the input tensor.
+        backend: only ``"auto"`` picks the CPU path (``"torch"`` always runs the spec).
+        op: the module's op name (``"prelu"``, ``"smelu"`` ...); see :data:`CPU_OPS`.
+        *params: the op's parameters; tensors must be CPU tensors of ``x``'s dtype (a mix, as under
+            autocast, runs the spec, which promotes like PyTorch does).
+
+    Returns:
+        True when ``x`` is a plain CPU tensor of a dtype in :data:`DTYPES`, ``op`` has a CPU path, and
+        nothing is tracing or transforming the call.
+    """
+    if backend != "auto" or op not in CPU_OPS or x.device.type != "cpu" or x.dtype not in DTYPES:
+        return False
+    for p in params:
+        if isinstance(p, Tensor) and (p.device.type != "cpu" or p.dtype != x.dtype):
+            return False
+    return not _transformed(x)
+
+
+def _needs_grad(*tensors: Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def _reduce_to(buf: Tensor, param: Tensor, dim: int) -> Tensor:
+    """Sum ``buf`` over every dim but the channel ``dim`` (all dims for a 1-value ``param``), in fp32 for
+    low precision, returned with ``param``'s shape and dtype."""
+    acc = torch.float32 if buf.dtype in (torch.bfloat16, torch.float16) else buf.dtype
+    if param.numel() == 1:
+        total = buf.sum(dtype=acc)
+    else:
+        d = dim % buf.dim()
+        total = buf.sum(dim=[i for i in range(buf.dim()) if i != d], dtype=acc)
+    return total.reshape(param.shape).to(param.dtype)
+
+
+# ----------------------------------------------------------------------------------------------------
+# PReLU
+# ----------------------------------------------------------------------------------------------------
+
+
+class PReLUFunction(torch.autograd.Function):
+    """PReLU ``y = x if x > 0 else a * x``: ``apply(x, weight, a, dim)`` with ``a`` the weight viewed to
+    broadcast against ``x`` (:func:`rectlab.activations.functional.broadcast_param`).
+
+    Backward, in one buffer ``buf`` (the input gradient's own, so no full-size temporary):
+        dL/da[c] = sum over x <= 0 of g * x = sum(g * min(x, 0))   -> buf = min(x, 0); buf *= g; reduce
+        dL/dx    = g if x > 0 else a * g = t + a * (g - t)          -> buf = (g if x > 0 else 0); buf.lerp_(g, a)
+    ``lerp`` is exact here: ``t == g`` gives ``g``, ``t == 0`` gives ``a * g`` (one rounding, as the spec).
+    A shared weight takes ``leaky_relu_backward`` with its value instead (one pass).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, a: Tensor, dim: int) -> Tensor:
+        ctx.save_for_backward(x, weight, a)
+        ctx.dim = dim
+        return _aten._prelu_kernel(x, a)  # x > 0 ? x : a * x, vectorized (F.prelu's kernel, any channel dim)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g: Tensor):
+        x, weight, a = ctx.saved_tensors
+        need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        buf = torch.clamp_max(x, 0) if need_dw else None  # min(x, 0), in x's layout
+        dw = None
+        if need_dw:
+            buf.mul_(g)
+            dw = _reduce_to(buf, weight, ctx.dim)
+        dx = None
+        if need_dx:
+            if a.numel() == 1:
+                dx = _aten.leaky_relu_backward(g, x, a.item(), False)
+            else:
+                if buf is None:
+                    buf = torch.empty_like(x)
+                dx = _aten.threshold_backward.grad_input(g, x, 0, grad_input=buf).lerp_(g, a)
+        return dx, dw, None, None
+
+
+def prelu(x: Tensor, weight: Tensor, dim: int = 1) -> Tensor:
+    """PReLU on CPU (He et al. 2015): the spec's values and gradients, computed with native kernels.
+
+    Args:
+        x: input of any shape and layout.
+        weight: 1 value (channel-shared) or one per channel along ``dim``, of ``x``'s dtype.
+        dim: the channel dimension.
+    """
+    a = AF.broadcast_param(weight, x, dim, "PReLU weight")  # same validation and messages as the spec
+    if not _needs_grad(x, weight):
+        return _aten._prelu_kernel(x, a)
+    return PReLUFunction.apply(x, weight, a, dim)
+
+
+# ----------------------------------------------------------------------------------------------------
+# RReLU (training)
+# ----------------------------------------------------------------------------------------------------
+
+
+class RReLUFunction(torch.autograd.Function):
+    """RReLU in training, ``y = x if x >= 0 else s * x``: ``apply(x, s)`` with the per-element slopes ``s``.
+
+    Backward: dL/dx = g if x >= 0 else s * g = t + s * (g - t), with t = (g if x >= 0 else 0) from
+    ``threshold_backward`` at the largest value below zero (so that x == 0 counts as >= 0, as in the spec).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, s: Tensor) -> Tensor:
+        ctx.save_for_backward(x, s)
+        # x > 0 ? x : s * x equals the spec's x >= 0 ? x : s * x, also at x == +-0 (s * 0 == x)
+        return _aten._prelu_kernel(x, s)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g: Tensor):
+        x, s = ctx.saved_tensors
+        info = torch.finfo(x.dtype)
+        below = -info.tiny * info.eps  # the negative number closest to 0 (the smallest subnormal)
+        return _aten.threshold_backward(g, x, below).lerp_(g, s), None
+
+
+def rrelu(
+    x: Tensor,
+    lower: float = 1.0 / 8,
+    upper: float = 1.0 / 3,
+    training: bool = False,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """RReLU on CPU (Xu et al. 2015). Training draws the slopes exactly as the spec does (same generator
+    calls, same tensor), so under one seed it gives the spec's values bit for bit; evaluation is the spec
+    (PyTorch's leaky ReLU with the mean slope)."""
+    if not training:
+        return AF.rrelu(x, lower, upper, training=False)
+    slopes = torch.empty_like(x, dtype=torch.float32).uniform_(lower, upper, generator=generator).to(x.dtype)
+    if not _needs_grad(x):
+        return _aten._prelu_kernel(x, slopes)
+    return RReLUFunction.apply(x, slopes)
+
+
+# ----------------------------------------------------------------------------------------------------
+# HeLU
+# ----------------------------------------------------------------------------------------------------
+
+
+class HeLUFunction(torch.autograd.Function):
+    """HeLU: ``y = relu(x)``; backward dL/dx = g if x > -alpha else 0 (one ``threshold_backward``, the very
+    kernel of ReLU's backward with the threshold moved). ``apply(x, alpha)``."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, alpha: float) -> Tensor:
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return torch.relu(x)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g: Tensor):
+        (x,) = ctx.saved_tensors
+        return _aten.threshold_backward(g, x, -ctx.alpha), None
+
+
+def helu(x: Tensor, alpha: float = 0.05) -> Tensor:
+    """HeLU on CPU (Kimhi et al. 2024): ReLU forward, gradient where ``x > -alpha``."""
+    if alpha < 0:
+        raise ValueError(f"HeLU alpha must be >= 0 (the backward threshold is -alpha), got {alpha}")
+    if not _needs_grad(x):
+        return torch.relu(x)
+    return HeLUFunction.apply(x, float(alpha))
+
+
+# ----------------------------------------------------------------------------------------------------
+# SmeLU
+# ----------------------------------------------------------------------------------------------------
+
+
+def _smelu_slope(x: Tensor, beta: float) -> Tensor:
+    """``d = clamp((x + beta) / (2 beta), 0, 1)``, SmeLU's derivative, as ``hardsigmoid(3 x / beta)``
+    (``hardsigmoid(z) = clamp(z / 6 + 1/2, 0, 1)``): two native passes, a fresh buffer."""
+    return F.hardsigmoid(x * (3.0 / beta), inplace=True)
+
+
+class SmeLUFunction(torch.autograd.Function):
+    """SmeLU (Shamir et al. 2020): ``apply(x, beta)``.
+
+    With ``d = clamp((x + beta) / (2 beta), 0, 1)`` (the derivative):
+        y     = max(x, beta * d^2)   ((x + beta)^2 / (4 beta) >= x everywhere; 0 >= x below -beta; beta <= x above)
+        dL/dx = g * d                (only ``d`` is saved: the backward is one multiply, like ReLU's)
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, beta: float) -> Tensor:
+        d = _smelu_slope(x, beta)
+        ctx.save_for_backward(d)
+        y = torch.mul(d, d).mul_(beta)
+        return torch.maximum(y, x, out=y)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g: Tensor):
+        (d,) = ctx.saved_tensors
+        return g * d, None
+
+
+def smelu(x: Tensor, beta: float = 1.0) -> Tensor:
+    """SmeLU on CPU: ``0`` below ``-beta``, ``(x + beta)^2 / (4 beta)`` between, ``x`` above ``beta``."""
+    if beta <= 0:
+        raise ValueError(f"SmeLU beta must be > 0 (the half-width of the quadratic region), got {beta}")
+    beta = float(beta)
+    if not _needs_grad(x):
+        y = _smelu_slope(x, beta).square_().mul_(beta)
+        return torch.maximum(y, x, out=y)
+    return SmeLUFunction.apply(x, beta)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Swish
+# ----------------------------------------------------------------------------------------------------
+
+
+class SwishFunction(torch.autograd.Function):
+    """Swish ``y = x * s`` with ``s = sigmoid(b x)``: ``apply(x, beta, b, dim)`` with ``b`` the tensor
+    ``beta`` viewed to broadcast against ``x`` along ``dim``.
+
+    With ``h = s (1 - s)`` (``sigmoid_backward``) and only ``x`` and ``s`` saved:
+        dL/dx    = g * (s + b x h) = g * s + b * (g h x)
+        dL/db[c] = sum(g * x^2 * h) = sum((g h x) * x)
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, beta: Tensor, b: Tensor, dim: int) -> Tensor:
+        s = torch.mul(x, b).sigmoid_()
+        ctx.save_for_backward(x, s, beta, b)
+        ctx.dim = dim
+        return x * s
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g: Tensor):
+        x, s, beta, b = ctx.saved_tensors
+        need_dx, need_db = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        ghx = _aten.sigmoid_backward(g, s).mul_(x)  # g h x
+        dx = torch.mul(g, s).addcmul_(ghx, b) if need_dx else None
+        db = _reduce_to(ghx.mul_(x), beta, ctx.dim) if need_db else None
+        return dx, db, None, None
+
+
+class _FixedSwishFunction(torch.autograd.Function):
+    """Swish with a fixed number ``beta``: ``apply(x, beta)``; dL/dx = g * s + beta * (g h x) as above."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, beta: float) -> Tensor:
+        s = torch.mul(x, beta).sigmoid_()
+        ctx.save_for_backward(x, s)
+        ctx.beta = beta
+        return x * s
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g: Tensor):
+        x, s = ctx.saved_tensors
+        ghx = _aten.sigmoid_backward(g, s).mul_(x)
+        return torch.mul(g, s).add_(ghx, alpha=ctx.beta), None
+
+
+def swish(x: Tensor, beta: Tensor | float = 1.0, dim: int = 1) -> Tensor:
+    """Swish on CPU (Ramachandran et al. 2017): ``x * sigmoid(beta * x)``.
+
+    Args:
+        beta: a number (``1.0`` runs PyTorch's SiLU), or a tensor of 1 or ``x.shape[dim]`` values of
+            ``x``'s dtype (learnable when it requires grad).
+        dim: channel dimension for a per-channel ``beta``.
+    """
+    if not isinstance(beta, Tensor):
+        beta = float(beta)
+        if beta == 1.0:
+            return F.silu(x)
+        if not _needs_grad(x):
+            return x * torch.mul(x, beta).sigmoid_()
+        return _FixedSwishFunction.apply(x, beta)
+    b = AF.broadcast_param(beta, x, dim, "Swish beta")
+    if not _needs_grad(x, beta):
+        return x * torch.mul(x, b).sigmoid_()
+    return SwishFunction.apply(x, beta, b, dim)
+
+
+# ----------------------------------------------------------------------------------------------------
+# GCU
+# ----------------------------------------------------------------------------------------------------
+
+
+class GCUFunction(torch.autograd.Function):
+    """GCU ``y = x cos x``: ``apply(x)``. Saves ``x`` and ``cos x`` (as the spec's graph does);
+    backward dL/dx = g * (cos x - x sin x), computed in the buffer of ``sin x``."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        c = torch.cos(x)
+        ctx.save_for_backward(x, c)
+        return x * c
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g: Tensor):
+        x, c = ctx.saved_tensors
+        s = torch.sin(x)
+        return torch.addcmul(c, x, s, value=-1, out=s).mul_(g)
+
+
+def gcu(x: Tensor) -> Tensor:
+    """GCU on CPU (Noel et al. 2021): ``x * cos(x)``."""
+    if not _needs_grad(x):
+        return torch.cos(x).mul_(x)
+    return GCUFunction.apply(x)
