@@ -285,7 +285,7 @@ def test_saved_tensors() -> None:
     w = torch.full((4,), 0.25, requires_grad=True)
     for fn, expected in (
         (lambda: cpu.prelu(x, w), [x.numel(), 4, 4]),
-        (lambda: cpu.smelu(x, 1.0), [x.numel()]),
+        (lambda: cpu.smelu(x, 1.0), [x.numel()]),  # x
         (lambda: cpu.helu(x, 0.1), [x.numel()]),
     ):
         sizes.clear()
@@ -313,3 +313,37 @@ def test_empty_and_nan() -> None:
     for name, (fast, spec, _) in ELEMENTWISE.items():
         torch.testing.assert_close(fast(x), spec(x), equal_nan=True, msg=name)
     torch.testing.assert_close(cpu.prelu(x, torch.ones(1) * 0.2), AF.prelu(x, torch.ones(1) * 0.2), equal_nan=True)
+
+
+def _full_size_buffers(fn, numel: int) -> int:
+    """How many new tensors of ``numel`` elements the aten ops called by ``fn`` create (outputs of
+    ``out=`` and in-place calls are not new)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            given = {t.data_ptr() for t in (*args, *(kwargs or {}).values()) if isinstance(t, torch.Tensor)}
+            for t in out if isinstance(out, (tuple, list)) else (out,):
+                if isinstance(t, torch.Tensor) and t.numel() == numel and t.data_ptr() not in given:
+                    Count.n += 1
+            return out
+
+    with Count():
+        fn()
+    return Count.n
+
+
+@pytest.mark.parametrize("channels", (1, 3))
+@pytest.mark.parametrize("layout", ("nchw", "channels_last"))
+def test_prelu_backward_has_no_full_size_temporary(layout: str, channels: int) -> None:
+    """The weight gradient is reduced in the input gradient's buffer before the input gradient is written."""
+    x = _input(layout).requires_grad_(True)
+    w = torch.full((channels,), 0.25, requires_grad=True)
+    y = cpu.prelu(x, w)
+    g = torch.randn_like(y)
+    assert _full_size_buffers(lambda: torch.autograd.grad(y, (x, w), g), x.numel()) == 1  # dx itself
+    y_spec = AF.prelu(x, w)
+    assert _full_size_buffers(lambda: torch.autograd.grad(y_spec, (x, w), g), x.numel()) > 2

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from ..kernels import _layout
 from . import functional as AF
 
 __all__ = [
@@ -111,6 +112,22 @@ def _reduce_to(buf: Tensor, param: Tensor, dim: int) -> Tensor:
     return total.reshape(param.shape).to(param.dtype)
 
 
+def _sum_of_products(a: Tensor, b: Tensor, param: Tensor, dim: int) -> Tensor:
+    """``sum(a * b)`` reduced like :func:`_reduce_to`; one dot product, no temporary, for a 1-value
+    ``param`` and two tensors laid out alike."""
+    if param.numel() == 1 and a.dtype in (torch.float32, torch.float64) and _same_dense_layout(a, b):
+        return torch.dot(_flat(a), _flat(b)).reshape(param.shape).to(param.dtype)
+    return _reduce_to(a * b, param, dim)
+
+
+def _same_dense_layout(a: Tensor, b: Tensor) -> bool:
+    return a.shape == b.shape and a.stride() == b.stride() and _layout.is_dense(a)
+
+
+def _flat(t: Tensor) -> Tensor:
+    return _layout.flat(t) if t.numel() else t.reshape(-1)
+
+
 # ----------------------------------------------------------------------------------------------------
 # PReLU
 # ----------------------------------------------------------------------------------------------------
@@ -124,7 +141,7 @@ class PReLUFunction(torch.autograd.Function):
         dL/da[c] = sum over x <= 0 of g * x = sum(g * min(x, 0))   -> buf = min(x, 0); buf *= g; reduce
         dL/dx    = g if x > 0 else a * g = t + a * (g - t)          -> buf = (g if x > 0 else 0); buf.lerp_(g, a)
     ``lerp`` is exact here: ``t == g`` gives ``g``, ``t == 0`` gives ``a * g`` (one rounding, as the spec).
-    A shared weight takes ``leaky_relu_backward`` with its value instead (one pass).
+    A shared weight takes ``leaky_relu_backward`` with its value instead (one pass, into the same buffer).
     """
 
     @staticmethod
@@ -138,19 +155,16 @@ class PReLUFunction(torch.autograd.Function):
     def backward(ctx, g: Tensor):
         x, weight, a = ctx.saved_tensors
         need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        buf = torch.clamp_max(x, 0) if need_dw else None  # min(x, 0), in x's layout
-        dw = None
+        dx = dw = None
         if need_dw:
-            buf.mul_(g)
+            buf = torch.clamp_max(x, 0).mul_(g)  # g * min(x, 0), in x's layout
             dw = _reduce_to(buf, weight, ctx.dim)
-        dx = None
-        if need_dx:
-            if a.numel() == 1:
-                dx = _aten.leaky_relu_backward(g, x, a.item(), False)
-            else:
-                if buf is None:
-                    buf = torch.empty_like(x)
-                dx = _aten.threshold_backward.grad_input(g, x, 0, grad_input=buf).lerp_(g, a)
+        else:
+            buf = torch.empty_like(x)
+        if need_dx and a.numel() == 1:
+            dx = _aten.leaky_relu_backward.grad_input(g, x, a.item(), False, grad_input=buf)
+        elif need_dx:
+            dx = _aten.threshold_backward.grad_input(g, x, 0, grad_input=buf).lerp_(g, a)
         return dx, dw, None, None
 
 
@@ -258,23 +272,28 @@ def _smelu_slope(x: Tensor, beta: float) -> Tensor:
 class SmeLUFunction(torch.autograd.Function):
     """SmeLU (Shamir et al. 2020): ``apply(x, beta)``.
 
-    With ``d = clamp((x + beta) / (2 beta), 0, 1)`` (the derivative):
+    With ``d = clamp((x + beta) / (2 beta), 0, 1)`` (the derivative), each in one buffer:
         y     = max(x, beta * d^2)   ((x + beta)^2 / (4 beta) >= x everywhere; 0 >= x below -beta; beta <= x above)
-        dL/dx = g * d                (only ``d`` is saved: the backward is one multiply, like ReLU's)
+        dL/dx = g * d                (``d`` recomputed from the saved ``x``: two cheap passes cost less than a
+                                     second fresh full-size buffer in the forward)
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, beta: float) -> Tensor:
-        d = _smelu_slope(x, beta)
-        ctx.save_for_backward(d)
-        y = torch.mul(d, d).mul_(beta)
-        return torch.maximum(y, x, out=y)
+        ctx.save_for_backward(x)
+        ctx.beta = beta
+        return _smelu_forward(x, beta)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g: Tensor):
-        (d,) = ctx.saved_tensors
-        return g * d, None
+        (x,) = ctx.saved_tensors
+        return _smelu_slope(x, ctx.beta).mul_(g), None
+
+
+def _smelu_forward(x: Tensor, beta: float) -> Tensor:
+    y = _smelu_slope(x, beta).square_().mul_(beta)
+    return torch.maximum(y, x, out=y)
 
 
 def smelu(x: Tensor, beta: float = 1.0) -> Tensor:
@@ -283,8 +302,7 @@ def smelu(x: Tensor, beta: float = 1.0) -> Tensor:
         raise ValueError(f"SmeLU beta must be > 0 (the half-width of the quadratic region), got {beta}")
     beta = float(beta)
     if not _needs_grad(x):
-        y = _smelu_slope(x, beta).square_().mul_(beta)
-        return torch.maximum(y, x, out=y)
+        return _smelu_forward(x, beta)
     return SmeLUFunction.apply(x, beta)
 
 
@@ -297,9 +315,9 @@ class SwishFunction(torch.autograd.Function):
     """Swish ``y = x * s`` with ``s = sigmoid(b x)``: ``apply(x, beta, b, dim)`` with ``b`` the tensor
     ``beta`` viewed to broadcast against ``x`` along ``dim``.
 
-    With ``h = s (1 - s)`` (``sigmoid_backward``) and only ``x`` and ``s`` saved:
-        dL/dx    = g * (s + b x h) = g * s + b * (g h x)
-        dL/db[c] = sum(g * x^2 * h) = sum((g h x) * x)
+    With ``h = s (1 - s)`` (``sigmoid_backward``) and only ``x`` and ``s`` saved, in the buffer of ``g h x``:
+        dL/db[c] = sum(g * x^2 * h) = sum((g h x) * x)     (a dot product for one beta)
+        dL/dx    = g * (s + b x h)  = b * (g h x) + g * s
     """
 
     @staticmethod
@@ -315,13 +333,13 @@ class SwishFunction(torch.autograd.Function):
         x, s, beta, b = ctx.saved_tensors
         need_dx, need_db = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         ghx = _aten.sigmoid_backward(g, s).mul_(x)  # g h x
-        dx = torch.mul(g, s).addcmul_(ghx, b) if need_dx else None
-        db = _reduce_to(ghx.mul_(x), beta, ctx.dim) if need_db else None
+        db = _sum_of_products(ghx, x, beta, ctx.dim) if need_db else None
+        dx = ghx.mul_(b).addcmul_(g, s) if need_dx else None
         return dx, db, None, None
 
 
 class _FixedSwishFunction(torch.autograd.Function):
-    """Swish with a fixed number ``beta``: ``apply(x, beta)``; dL/dx = g * s + beta * (g h x) as above."""
+    """Swish with a fixed number ``beta``: ``apply(x, beta)``; dL/dx = beta * (g h x) + g * s as above."""
 
     @staticmethod
     def forward(ctx, x: Tensor, beta: float) -> Tensor:
@@ -334,8 +352,7 @@ class _FixedSwishFunction(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, g: Tensor):
         x, s = ctx.saved_tensors
-        ghx = _aten.sigmoid_backward(g, s).mul_(x)
-        return torch.mul(g, s).add_(ghx, alpha=ctx.beta), None
+        return _aten.sigmoid_backward(g, s).mul_(x).mul_(ctx.beta).addcmul_(g, s), None
 
 
 def swish(x: Tensor, beta: Tensor | float = 1.0, dim: int = 1) -> Tensor:
