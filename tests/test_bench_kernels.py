@@ -33,3 +33,15 @@ def test_cpu_columns_side_by_side(tmp_path, capsys) -> None:
 def test_bad_shape_says_how_to_write_it() -> None:
     with pytest.raises(ValueError, match="128x16x28x28"):
         bench.main(["--device", "cpu", "--sizes", "none", "--shapes", "128by16", "--copy-mib", "8"])
+
+
+def test_cpu_clock_needs_one_thread() -> None:
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(ValueError, match="--threads 1"):
+            bench.main(["--device", "cpu", "--threads", "2", "--clock", "cpu", "--sizes", "none", "--shapes", "4x4",
+                        "--copy-mib", "8"])  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)

@@ -56,6 +56,7 @@ DTYPES = (torch.float32, torch.float64, torch.bfloat16)
 """Input dtypes the CPU paths take (float16 stays on the spec: several CPU kernels lack it on torch 2.4)."""
 
 _aten = torch.ops.aten
+_prelu_kernel = _aten._prelu_kernel.default
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -66,7 +67,7 @@ _aten = torch.ops.aten
 def _transformed(x: Tensor) -> bool:
     """True while ``x`` is traced or transformed: torch.compile / export (inductor fuses the spec, and a
     custom Function would only cut the graph), ``torch.jit.trace`` (ONNX), functorch (vmap, jvp)."""
-    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or torch._C._get_tracing_state() is not None:
         return True
     try:
         return torch._C._functorch.is_functorch_wrapped_tensor(x)
@@ -88,10 +89,10 @@ def use_cpu(x: Tensor, backend: str, op: str, *params: object) -> bool:
         True when ``x`` is a plain CPU tensor of a dtype in :data:`DTYPES`, ``op`` has a CPU path, and
         nothing is tracing or transforming the call.
     """
-    if backend != "auto" or op not in CPU_OPS or x.device.type != "cpu" or x.dtype not in DTYPES:
+    if backend != "auto" or op not in CPU_OPS or not x.is_cpu or x.dtype not in DTYPES:
         return False
     for p in params:
-        if isinstance(p, Tensor) and (p.device.type != "cpu" or p.dtype != x.dtype):
+        if isinstance(p, Tensor) and (p.dtype != x.dtype or not p.is_cpu):
             return False
     return not _transformed(x)
 
@@ -133,9 +134,16 @@ def _flat(t: Tensor) -> Tensor:
 # ----------------------------------------------------------------------------------------------------
 
 
+def _prelu_forward(x: Tensor, weight: Tensor, dim: int) -> Tensor:
+    """``x > 0 ? x : a * x`` in one vectorized pass (``_prelu_kernel``, the kernel of ``F.prelu``)."""
+    if x.dim() >= 2 and dim in (1, 1 - x.dim()) and weight.dim() == 1 and weight.numel() in (1, x.shape[1]):
+        return F.prelu(x, weight)  # the same kernel, the weight reshaped in C++ (less per-call overhead)
+    return _prelu_kernel(x, AF.broadcast_param(weight, x, dim, "PReLU weight"))  # validates like the spec
+
+
 class PReLUFunction(torch.autograd.Function):
-    """PReLU ``y = x if x > 0 else a * x``: ``apply(x, weight, a, dim)`` with ``a`` the weight viewed to
-    broadcast against ``x`` (:func:`rectlab.activations.functional.broadcast_param`).
+    """PReLU ``y = x if x > 0 else a * x``: ``apply(x, weight, dim)``, with ``a`` the weight viewed to
+    broadcast against ``x`` along ``dim`` (:func:`rectlab.activations.functional.broadcast_param`).
 
     Backward, in one buffer ``buf`` (the input gradient's own, so no full-size temporary):
         dL/da[c] = sum over x <= 0 of g * x = sum(g * min(x, 0))   -> buf = min(x, 0); buf *= g; reduce
@@ -145,15 +153,16 @@ class PReLUFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, a: Tensor, dim: int) -> Tensor:
-        ctx.save_for_backward(x, weight, a)
+    def forward(ctx, x: Tensor, weight: Tensor, dim: int) -> Tensor:
+        ctx.save_for_backward(x, weight)
         ctx.dim = dim
-        return _aten._prelu_kernel(x, a)  # x > 0 ? x : a * x, vectorized (F.prelu's kernel, any channel dim)
+        return _prelu_forward(x, weight, dim)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g: Tensor):
-        x, weight, a = ctx.saved_tensors
+        x, weight = ctx.saved_tensors
+        a = AF.broadcast_param(weight, x, ctx.dim)
         need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         dx = dw = None
         if need_dw:
@@ -165,7 +174,7 @@ class PReLUFunction(torch.autograd.Function):
             dx = _aten.leaky_relu_backward.grad_input(g, x, a.item(), False, grad_input=buf)
         elif need_dx:
             dx = _aten.threshold_backward.grad_input(g, x, 0, grad_input=buf).lerp_(g, a)
-        return dx, dw, None, None
+        return dx, dw, None
 
 
 def prelu(x: Tensor, weight: Tensor, dim: int = 1) -> Tensor:
@@ -176,10 +185,10 @@ def prelu(x: Tensor, weight: Tensor, dim: int = 1) -> Tensor:
         weight: 1 value (channel-shared) or one per channel along ``dim``, of ``x``'s dtype.
         dim: the channel dimension.
     """
-    a = AF.broadcast_param(weight, x, dim, "PReLU weight")  # same validation and messages as the spec
     if not _needs_grad(x, weight):
-        return _aten._prelu_kernel(x, a)
-    return PReLUFunction.apply(x, weight, a, dim)
+        return _prelu_forward(x, weight, dim)
+    AF.broadcast_param(weight, x, dim, "PReLU weight")  # same validation and messages as the spec
+    return PReLUFunction.apply(x, weight, dim)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -198,7 +207,7 @@ class RReLUFunction(torch.autograd.Function):
     def forward(ctx, x: Tensor, s: Tensor) -> Tensor:
         ctx.save_for_backward(x, s)
         # x > 0 ? x : s * x equals the spec's x >= 0 ? x : s * x, also at x == +-0 (s * 0 == x)
-        return _aten._prelu_kernel(x, s)
+        return _prelu_kernel(x, s)
 
     @staticmethod
     @once_differentiable
@@ -223,7 +232,7 @@ def rrelu(
         return AF.rrelu(x, lower, upper, training=False)
     slopes = torch.empty_like(x, dtype=torch.float32).uniform_(lower, upper, generator=generator).to(x.dtype)
     if not _needs_grad(x):
-        return _aten._prelu_kernel(x, slopes)
+        return _prelu_kernel(x, slopes)
     return RReLUFunction.apply(x, slopes)
 
 

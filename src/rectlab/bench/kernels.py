@@ -111,6 +111,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stat", choices=("median", "min"), default=None,
                    help="which of the timed calls to report (default: median on GPU, min on CPU, where other jobs "
                         "share the cores; the CSV has both)")  # fmt: skip
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="CPU only: 'cpu' times the calling thread's CPU time (user + system, page faults included), "
+                        "which other jobs on the machine do not inflate; needs --threads 1")  # fmt: skip
     p.add_argument("--device", default="auto", help="auto, cuda, cuda:N or cpu")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: torch's; 1 gives steadier numbers on a shared machine and "
@@ -130,7 +133,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time_once_ms(fn: Callable[[], object], device: torch.device) -> float:
+def _time_once_ms(fn: Callable[[], object], device: torch.device, clock: Callable[[], float]) -> float:
     if device.type == "cuda":
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
@@ -138,13 +141,17 @@ def _time_once_ms(fn: Callable[[], object], device: torch.device) -> float:
         end.record()
         end.synchronize()
         return start.elapsed_time(end)
-    t0 = time.perf_counter()
+    t0 = clock()
     fn()
-    return (time.perf_counter() - t0) * 1e3
+    return (clock() - t0) * 1e3
 
 
 def _interleaved_ms(
-    fns: dict[str, Callable[[], object]], device: torch.device, warmup: int, repeats: int
+    fns: dict[str, Callable[[], object]],
+    device: torch.device,
+    warmup: int,
+    repeats: int,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, tuple[float, float]]:
     """``{name: (median, min)}`` in ms of ``repeats`` rounds, each timing every function once, after
     ``warmup`` calls of each.
@@ -163,7 +170,7 @@ def _interleaved_ms(
         for name, fn in fns.items():
             if settle:
                 fn()
-            times[name].append(_time_once_ms(fn, device))
+            times[name].append(_time_once_ms(fn, device, clock))
     return {name: (statistics.median(t), min(t)) for name, t in times.items()}
 
 
@@ -217,7 +224,13 @@ def _steps(module: nn.Module, x: torch.Tensor, backward_mode: str) -> dict[str, 
 
 
 def _time_case(
-    name: str, impls: list[str], x: torch.Tensor, warmup: int, repeats: int, backward_mode: str
+    name: str,
+    impls: list[str],
+    x: torch.Tensor,
+    warmup: int,
+    repeats: int,
+    backward_mode: str,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[tuple[str, str], tuple[float, float]]:
     """``{(impl, mode): (median, min)}`` for one activation on one input; missing where an impl fails or
     does not exist. The implementations are interleaved per mode."""
@@ -237,7 +250,7 @@ def _time_case(
                   f"{str(e).splitlines()[0][:200] if str(e) else ''}")  # fmt: skip
     for mode in MODES:
         fns = {impl: s[mode] for impl, s in steps.items()}
-        for impl, t in _interleaved_ms(fns, x.device, warmup, repeats).items():
+        for impl, t in _interleaved_ms(fns, x.device, warmup, repeats, clock).items():
             out[(impl, mode)] = t
     return out
 
@@ -287,6 +300,11 @@ def run(args: argparse.Namespace) -> int:
     on_gpu = device.type == "cuda"
     if args.threads:
         torch.set_num_threads(args.threads)
+    clock = time.perf_counter
+    if args.clock == "cpu":
+        if on_gpu or torch.get_num_threads() != 1:
+            raise ValueError("--clock cpu times one CPU thread: use it with --device cpu --threads 1")
+        clock = time.thread_time
     names = [a.strip() for a in (args.activations or ALL_ACTIVATIONS).split(",")]
     if "relu" not in names:
         names.insert(0, "relu")  # the ratios are to ReLU
@@ -314,7 +332,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"copy bandwidth (y.copy_(x) on {copy_mib} MiB): {copy_bw:.1f} GB/s")
     step = "torch.autograd.grad" if args.backward_mode == "grad" else ".backward()"
     print(f"forward+backward: {step}; {stat} of {repeats} interleaved rounds after {warmup} warmup; "
-          f"channels_last={args.channels_last}; xReLU: ratio to PyTorch's nn.ReLU in this run")  # fmt: skip
+          f"channels_last={args.channels_last}; clock: {args.clock}")
+    print("xReLU: ratio to PyTorch's nn.ReLU (the eager column's relu) of the same dtype, shape and mode")
     print(f"ours: rectlab {'backend=triton (fused kernels)' if on_gpu else 'backend=auto (CPU paths)'}; "
           "spec: rectlab backend=torch; eager: PyTorch's own torch.nn module; compile: torch.compile(spec)\n")
 
@@ -326,7 +345,7 @@ def run(args: argparse.Namespace) -> int:
                 x = torch.randn(shape, device=device, dtype=dtype)
                 if args.channels_last and x.dim() == 4:
                     x = x.to(memory_format=torch.channels_last)
-                times = _time_case(name, impls, x, max(warmup, 1), repeats, args.backward_mode)
+                times = _time_case(name, impls, x, max(warmup, 1), repeats, args.backward_mode, clock)
                 for (impl, mode), (ms_median, ms_min) in times.items():
                     ms = ms_median if stat == "median" else ms_min
                     gbs = ELEMENTS_MOVED[mode] * x.numel() * x.element_size() / (ms * 1e-3) / 1e9
