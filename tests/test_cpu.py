@@ -29,6 +29,7 @@ ELEMENTWISE = {
     "smelu-0.5": (lambda x: cpu.smelu(x, 0.5), lambda x: AF.smelu(x, 0.5), False),
     "smelu-1.3": (lambda x: cpu.smelu(x, 1.3), lambda x: AF.smelu(x, 1.3), False),
     "gcu": (cpu.gcu, AF.gcu, False),
+    "mish": (cpu.mish, AF.mish, False),
     "swish-1.7": (lambda x: cpu.swish(x, 1.7), lambda x: AF.swish(x, 1.7), False),
     "swish-1": (lambda x: cpu.swish(x, 1.0), lambda x: AF.swish(x, 1.0), False),
     "swish-0": (lambda x: cpu.swish(x, 0.0), lambda x: AF.swish(x, 0.0), False),
@@ -115,6 +116,7 @@ def test_prelu_at_zero_takes_the_negative_branch() -> None:
         ("swish", lambda n: (A.Swish(1.7), ())),
         ("smelu", lambda n: (A.SmeLU(0.5), ())),
         ("gcu", lambda n: (A.GCU(), ())),
+        ("mish", lambda n: (A.Mish(), ())),
         ("rrelu-eval", lambda n: (A.RReLU(0.1, 0.3).eval(), ())),
     ],
 )
@@ -201,6 +203,7 @@ MODULES = {
     "smelu": (lambda: A.SmeLU(0.5), lambda m, x: AF.smelu(x, m.beta)),
     "helu": (lambda: A.HeLU(0.1), lambda m, x: AF.helu(x, m.alpha)),
     "gcu": (lambda: A.GCU(), lambda m, x: AF.gcu(x)),
+    "mish": (lambda: A.Mish(), lambda m, x: AF.mish(x)),
     "rrelu": (lambda: A.RReLU(0.1, 0.3), lambda m, x: AF.rrelu(x, m.lower, m.upper, training=True)),
 }
 

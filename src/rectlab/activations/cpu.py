@@ -36,12 +36,14 @@ __all__ = [
     "DTYPES",
     "GCUFunction",
     "HeLUFunction",
+    "MishFunction",
     "PReLUFunction",
     "RReLUFunction",
     "SmeLUFunction",
     "SwishFunction",
     "gcu",
     "helu",
+    "mish",
     "prelu",
     "rrelu",
     "smelu",
@@ -49,7 +51,7 @@ __all__ = [
     "use_cpu",
 ]
 
-CPU_OPS = frozenset({"prelu", "rrelu", "swish", "smelu", "helu", "gcu"})
+CPU_OPS = frozenset({"prelu", "rrelu", "swish", "smelu", "helu", "gcu", "mish"})
 """Module ``op`` names with a fast CPU path; the others' specs are PyTorch's native ops already."""
 
 DTYPES = (torch.float32, torch.float64, torch.bfloat16)
@@ -413,3 +415,61 @@ def gcu(x: Tensor) -> Tensor:
     if not _needs_grad(x):
         return torch.cos(x).mul_(x)
     return GCUFunction.apply(x)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Mish
+# ----------------------------------------------------------------------------------------------------
+
+_MISH_LINEAR_FROM = 20.0
+"""Above this ``tanh(softplus(x))`` is 1 in float32 (1 - 2e-17), so ``x`` is clamped there before ``exp``."""
+
+
+def _mish_forward(x: Tensor) -> Tensor:
+    """``x * tanh(softplus(x)) = x * t / (t + 2)`` with ``t = e (e + 2)``, ``e = exp(x)``: one ``exp`` instead
+    of PyTorch's ``exp``, ``log1p`` and ``tanh`` (half the time on CPU), no cancellation anywhere."""
+    e = torch.clamp_max(x, _MISH_LINEAR_FROM).exp_()
+    t = torch.add(e, 2).mul_(e)
+    return t.div_(t + 2).mul_(x)
+
+
+def _mish_slope(x: Tensor) -> Tensor:
+    """Mish's derivative ``w + x sech^2(softplus x) sigmoid(x) = w + 4 x e (1 + e) / (t + 2)^2``, with
+    ``w = t / (t + 2)`` as in :func:`_mish_forward`."""
+    xc = torch.clamp_max(x, _MISH_LINEAR_FROM)
+    e = xc.exp()
+    t = torch.add(e, 2).mul_(e)
+    b = t.add(2)
+    w = t.div_(b)
+    return e.addcmul_(e, e).mul_(xc).mul_(4).div_(b).div_(b).add_(w)
+
+
+def _in_float32(fn, x: Tensor) -> Tensor:
+    """``fn`` computed in float32 for a bf16 ``x`` (its several roundings would exceed PyTorch's one)."""
+    return fn(x.float()).to(x.dtype) if x.dtype == torch.bfloat16 else fn(x)
+
+
+class MishFunction(torch.autograd.Function):
+    """Mish (Misra 2019): ``apply(x)``. Saves ``x``; backward ``g * mish'(x)`` recomputed from it
+    (:func:`_mish_slope`), in its own buffer."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
+        return _in_float32(_mish_forward, x)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g: Tensor):
+        (x,) = ctx.saved_tensors
+        if x.dtype == torch.bfloat16:
+            return _mish_slope(x.float()).mul_(g).to(x.dtype)
+        return _mish_slope(x).mul_(g)
+
+
+def mish(x: Tensor) -> Tensor:
+    """Mish on CPU: ``x * tanh(softplus(x))`` with one ``exp`` (PyTorch's ``F.mish`` takes three transcendental
+    functions and about twice the time on this CPU)."""
+    if not _needs_grad(x):
+        return _in_float32(_mish_forward, x)
+    return MishFunction.apply(x)

@@ -3,7 +3,7 @@
 Every module accepts ``inplace=False`` (honoured where the operation can be done in place without
 breaking autograd, otherwise documented as ignored) and ``backend="auto"``: ``"auto"`` runs the fused
 Triton kernel on CUDA tensors when Triton is available, the fast CPU path of :mod:`.cpu` on CPU tensors
-where the op has one (PReLU, RReLU, Swish, SmeLU, HeLU, GCU), and the plain-torch reference otherwise;
+where the op has one (PReLU, RReLU, Swish, SmeLU, HeLU, GCU, Mish), and the plain-torch reference otherwise;
 ``"torch"`` always runs the reference, ``"triton"`` always runs the kernel (an error if it cannot).
 """
 
@@ -412,6 +412,8 @@ class Mish(Activation):
     def forward(self, x: Tensor) -> Tensor:
         if self._use_fused(x):
             return fused.mish(x)
+        if not self.inplace and self._use_cpu(x):
+            return cpu.mish(x)
         return AF.mish(x, inplace=self.inplace)
 
 

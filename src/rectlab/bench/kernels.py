@@ -338,7 +338,8 @@ def run(args: argparse.Namespace) -> int:
           "spec: rectlab backend=torch; eager: PyTorch's own torch.nn module; compile: torch.compile(spec)\n")
 
     rows: list[Row] = []
-    for name in names:
+    for i, name in enumerate(names, 1):
+        print(f"[{i}/{len(names)}] {name}", file=sys.stderr, flush=True)  # progress; the table comes at the end
         for dt in dtypes:
             dtype = DTYPES[dt]
             for label, shape in shapes:
