@@ -27,6 +27,7 @@ def _param(n: int, dtype: torch.dtype, low: float = 0.05, high: float = 0.6) -> 
 ELEMENTWISE = {
     "helu": (lambda x: cpu.helu(x, 0.1), lambda x: AF.helu(x, 0.1), True),
     "smelu-0.5": (lambda x: cpu.smelu(x, 0.5), lambda x: AF.smelu(x, 0.5), False),
+    "smelu-1": (lambda x: cpu.smelu(x, 1.0), lambda x: AF.smelu(x, 1.0), False),
     "smelu-1.3": (lambda x: cpu.smelu(x, 1.3), lambda x: AF.smelu(x, 1.3), False),
     "gcu": (cpu.gcu, AF.gcu, False),
     "mish": (cpu.mish, AF.mish, False),

@@ -303,7 +303,9 @@ class SmeLUFunction(torch.autograd.Function):
 
 
 def _smelu_forward(x: Tensor, beta: float) -> Tensor:
-    y = _smelu_slope(x, beta).square_().mul_(beta)
+    y = _smelu_slope(x, beta).square_()
+    if beta != 1.0:
+        y.mul_(beta)
     return torch.maximum(y, x, out=y)
 
 
