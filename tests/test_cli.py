@@ -58,11 +58,3 @@ def test_list_and_env(capsys) -> None:
     assert main(["env"]) == 0
     out = capsys.readouterr().out
     assert "torch" in out and "digits" in out
-
-
-def test_bench_train_smoke(capsys) -> None:
-    rc = main(["bench", "train", "--models", "resnet20", "--activations", "relu,prelu", "--steps", "1",
-               "--warmup", "0", "--batch-size", "4", "--device", "cpu"])
-    out = capsys.readouterr().out
-    assert rc == 0 and "device: cpu" in out
-    assert sum(line.startswith("resnet20") for line in out.splitlines()) == 4  # 2 activations x (rectlab, torch)
