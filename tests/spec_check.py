@@ -1,4 +1,5 @@
-"""The activation test recipe's comparison with the spec (DESIGN.md, "Tests"), for any fast path.
+"""The activation test recipe's comparison with the spec (DESIGN.md, "Tests"), for any fast path (the
+fused Triton ops in ``test_fused.py``, the CPU paths in ``test_cpu.py``).
 
 A fast path and the plain-torch spec run on cloned inputs; the output, the input gradient and every
 parameter gradient are compared. fp32 / fp64: 1e-5 (``exact=True``: the forward bit for bit). bf16 / fp16:
@@ -68,7 +69,7 @@ def check_against_spec(
         return
     # low precision: the spec in fp32 on the same values, PyTorch's own result in x.dtype
     y32, grads32 = grad_and_value(spec, x.float(), tuple(p.float() for p in params), g.float())
-    y_lo, grads_lo = grad_and_value(spec, x, params, g)
+    y_lo, grads_lo = grad_and_value(spec, x, tuple(p.to(x.dtype) for p in params), g)
     for name, ours, theirs, ref in zip(("y", "dx", "dparam"), (y, *grads), (y_lo, *grads_lo), (y32, *grads32)):
         err = (ours.float() - ref).abs().max().item()
         err_torch = (theirs.float() - ref).abs().max().item()
