@@ -106,7 +106,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--impls", default=",".join(IMPLS), help=f"comma-separated subset of {', '.join(IMPLS)}")
     p.add_argument("--backward-mode", choices=("grad", "backward"), default="grad",
                    help="forward+backward with torch.autograd.grad (default) or .backward() (grad accumulation)")
-    p.add_argument("--repeats", type=int, default=None, help="timed calls per implementation (default 50 GPU / 7 CPU)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help=f"timed calls per implementation (default 50 GPU / 12 CPU, in blocks of {CPU_BLOCK})")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls first (default 10 GPU / 2 CPU)")
     p.add_argument("--stat", choices=("median", "min"), default=None,
                    help="which of the timed calls to report (default: median on GPU, min on CPU, where other jobs "
@@ -146,6 +147,10 @@ def _time_once_ms(fn: Callable[[], object], device: torch.device, clock: Callabl
     return (clock() - t0) * 1e3
 
 
+CPU_BLOCK = 3
+"""On a CPU, timed calls come in blocks of this many consecutive calls of one implementation."""
+
+
 def _interleaved_ms(
     fns: dict[str, Callable[[], object]],
     device: torch.device,
@@ -153,24 +158,25 @@ def _interleaved_ms(
     repeats: int,
     clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, tuple[float, float]]:
-    """``{name: (median, min)}`` in ms of ``repeats`` rounds, each timing every function once, after
-    ``warmup`` calls of each.
+    """``{name: (median, min)}`` in ms of ``repeats`` timed calls of each function, after ``warmup`` calls
+    of each, in interleaved rounds so that a change of machine load hits all functions alike.
 
-    On a CPU each timed call follows an untimed call of the same function: the C allocator gives memory
-    back to the system after a function with large temporaries, and the next function would pay the page
-    faults of its fresh buffers for it. (Each function still pays for its own, as in a training loop.)
+    On a GPU a round times every function once. On a CPU a round gives each function one untimed call and
+    then a block of :data:`CPU_BLOCK` timed calls: the C allocator hands memory back to the system after a
+    function with large temporaries, and a function timed right after it would pay the page faults of its
+    fresh buffers; within its block it pays for its own only, as it would in a training loop.
     """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     _sync(device)
-    settle = device.type == "cpu" and len(fns) > 1
+    block = CPU_BLOCK if device.type == "cpu" and len(fns) > 1 else 1
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
+    for _ in range(math.ceil(repeats / block)):
         for name, fn in fns.items():
-            if settle:
+            if block > 1:
                 fn()
-            times[name].append(_time_once_ms(fn, device, clock))
+            times[name] += [_time_once_ms(fn, device, clock) for _ in range(block)]
     return {name: (statistics.median(t), min(t)) for name, t in times.items()}
 
 
@@ -320,7 +326,7 @@ def run(args: argparse.Namespace) -> int:
     dtypes = [d.strip() for d in args.dtypes.split(",")]
     if set(dtypes) - set(DTYPES):
         raise ValueError(f"unknown --dtypes {sorted(set(dtypes) - set(DTYPES))}; choose from {', '.join(DTYPES)}")
-    repeats = args.repeats or (50 if on_gpu else 7)
+    repeats = args.repeats or (50 if on_gpu else 12)
     warmup = args.warmup if args.warmup is not None else (10 if on_gpu else 2)
     stat = args.stat or ("median" if on_gpu else "min")
 
@@ -331,7 +337,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"torch {torch.__version__}, triton {_triton_version()}, python {platform.python_version()}")
     print(f"copy bandwidth (y.copy_(x) on {copy_mib} MiB): {copy_bw:.1f} GB/s")
     step = "torch.autograd.grad" if args.backward_mode == "grad" else ".backward()"
-    print(f"forward+backward: {step}; {stat} of {repeats} interleaved rounds after {warmup} warmup; "
+    print(f"forward+backward: {step}; {stat} of {repeats} timed calls in interleaved rounds after {warmup} warmup; "
           f"channels_last={args.channels_last}; clock: {args.clock}")
     print("xReLU: ratio to PyTorch's nn.ReLU (the eager column's relu) of the same dtype, shape and mode")
     print(f"ours: rectlab {'backend=triton (fused kernels)' if on_gpu else 'backend=auto (CPU paths)'}; "
