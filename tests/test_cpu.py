@@ -352,3 +352,11 @@ def test_prelu_backward_has_no_full_size_temporary(layout: str, channels: int) -
     assert _full_size_buffers(lambda: torch.autograd.grad(y, (x, w), g), x.numel()) == 1  # dx itself
     y_spec = AF.prelu(x, w)
     assert _full_size_buffers(lambda: torch.autograd.grad(y_spec, (x, w), g), x.numel()) > 2
+
+
+def test_large_bf16_mish_is_pytorchs_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu, "_MISH_BF16_NATIVE_ABOVE", 100)
+    x = torch.randn(4, 50, dtype=torch.bfloat16, requires_grad=True)
+    y = cpu.mish(x)
+    assert type(y.grad_fn).__name__ == "MishBackward0"  # F.mish
+    assert type(cpu.mish(x[:1]).grad_fn).__name__ == "MishFunctionBackward"

@@ -1,24 +1,30 @@
 """Fast CPU paths: one ``torch.autograd.Function`` per activation whose plain-torch spec is slow on CPU.
 
 On a CPU tensor, ``backend="auto"`` runs these instead of the spec (:mod:`rectlab.activations.functional`)
-for PReLU, RReLU (training), Swish, SmeLU, HeLU and GCU. The other activations' specs already *are*
-PyTorch's native CPU ops (``F.relu``, ``F.elu``, ``F.gelu``, ``F.silu``, ``F.mish`` ...), so they need
-nothing here. :func:`use_cpu` decides per call; nothing switches implementations globally.
+for PReLU, RReLU (training), Swish, SmeLU, HeLU, GCU and Mish. The other activations' specs already *are*
+PyTorch's native CPU ops (``F.relu``, ``F.elu``, ``F.gelu``, ``F.silu`` ...), so they need nothing here.
+:func:`use_cpu` decides per call; nothing switches implementations globally.
 
-Why they are faster (measured; see ``docs/activations.md``, "Speed on CPU"): on CPU an elementwise op over
-a study-sized tensor costs about as much to *allocate* its output (fresh pages) as to compute it, and
-``torch.where`` / boolean masks run at a small fraction of the speed of arithmetic ops. So each Function
-here
+Why they are faster (measured; see ``docs/activations.md``, "Speed on CPU"): on CPU a fresh output buffer
+for a study-sized tensor can cost as much as a pass over it (page faults), and ``torch.where`` / boolean
+masks run at a fraction of the speed of arithmetic ops. So each Function here
 
-* computes its forward with the fewest native passes (``_prelu_kernel``, ``relu``, ``hardsigmoid`` ...),
-  never with ``torch.where`` or a boolean mask;
+* computes its forward with few native passes (``_prelu_kernel``, ``relu``, ``hardsigmoid``, one ``exp``
+  for Mish ...), never with ``torch.where`` or a boolean mask;
 * saves what its backward needs, and no more, instead of an autograd graph of five elementwise ops;
-* computes the input gradient and the parameter gradient in one short sequence of in-place ops on a
-  single output buffer, with the derivative written beside it.
+* computes the input gradient and the parameter gradient in a short sequence of in-place ops on one
+  output buffer, with the derivative written beside it.
 
-The paths compute in the input's dtype (fp32, fp64 for gradcheck, bf16) like the spec does, and return
-parameter gradients in the parameter's dtype (reduced in fp32 for bf16). Their backward is
-``once_differentiable``: for higher-order derivatives (``create_graph=True``) use ``backend="torch"``.
+The paths compute in the input's dtype (fp32, fp64 for gradcheck, bf16) like the spec does (Mish in fp32
+for bf16 inputs), and return parameter gradients in the parameter's dtype (reduced in fp32 for bf16).
+Their backward is ``once_differentiable``: for higher-order derivatives (``create_graph=True``) use
+``backend="torch"``.
+
+Not ``torch.compile``: inductor's CPU kernels of the spec are faster for SmeLU, GCU and learnable Swish
+(about 1.5x per call at the study shapes) but cost seconds to tens of seconds of compilation per process
+and shape family, need a C++ toolchain at run time, and are many times slower for ReLU-like backward
+passes (HeLU, RReLU) on the CPU measured; ``torch.compile(model)`` remains available, and these paths step
+aside under it so that inductor sees the spec.
 """
 
 from __future__ import annotations
@@ -423,55 +429,67 @@ def gcu(x: Tensor) -> Tensor:
 # Mish
 # ----------------------------------------------------------------------------------------------------
 
+_MISH_BF16_NATIVE_ABOVE = 1 << 23
+"""bf16 Mish computes in float32 temporaries; above 8M elements (32 MiB of float32, where glibc maps each
+temporary afresh and every call pays its page faults) PyTorch's own ``F.mish`` is faster (measured: ours
+0.68x of its time at 8M elements, 1.42x at 16M), so it runs there."""
+
 _MISH_LINEAR_FROM = 20.0
 """Above this ``tanh(softplus(x))`` is 1 in float32 (1 - 2e-17), so ``x`` is clamped there before ``exp``."""
 
 
+def _mish_input(x: Tensor) -> Tensor:
+    """``min(x, 20)`` in a fresh buffer, in float32 for a bf16 ``x`` (Mish's several roundings in bf16 would
+    exceed the one of PyTorch's kernel, which computes in float32)."""
+    if x.dtype == torch.bfloat16:
+        return x.float().clamp_max_(_MISH_LINEAR_FROM)
+    return torch.clamp_max(x, _MISH_LINEAR_FROM)
+
+
 def _mish_forward(x: Tensor) -> Tensor:
-    """``x * tanh(softplus(x)) = x * t / (t + 2)`` with ``t = e (e + 2)``, ``e = exp(x)``: one ``exp`` instead
-    of PyTorch's ``exp``, ``log1p`` and ``tanh`` (half the time on CPU), no cancellation anywhere."""
-    e = torch.clamp_max(x, _MISH_LINEAR_FROM).exp_()
-    t = torch.add(e, 2).mul_(e)
-    return t.div_(t + 2).mul_(x)
+    """``x tanh(softplus(x)) = x t / (t + 2) = x / (1 + 2 / t)`` with ``t = e (e + 2)``, ``e = exp(x)``: one
+    ``exp`` instead of PyTorch's ``exp``, ``log1p`` and ``tanh``, no cancellation, one buffer."""
+    a = _mish_input(x).exp_()  # e
+    a.addcmul_(a, a, value=0.5).reciprocal_().add_(1)  # 1 + 2 / t  (e + e^2 / 2 = t / 2)
+    y = torch.div(x, a, out=a)
+    return y if y.dtype == x.dtype else y.to(x.dtype)
 
 
-def _mish_slope(x: Tensor) -> Tensor:
-    """Mish's derivative ``w + x sech^2(softplus x) sigmoid(x) = w + 4 x e (1 + e) / (t + 2)^2``, with
-    ``w = t / (t + 2)`` as in :func:`_mish_forward`."""
-    xc = torch.clamp_max(x, _MISH_LINEAR_FROM)
-    e = xc.exp()
-    t = torch.add(e, 2).mul_(e)
-    b = t.add(2)
-    w = t.div_(b)
-    return e.addcmul_(e, e).mul_(xc).mul_(4).div_(b).div_(b).add_(w)
-
-
-def _in_float32(fn, x: Tensor) -> Tensor:
-    """``fn`` computed in float32 for a bf16 ``x`` (its several roundings would exceed PyTorch's one)."""
-    return fn(x.float()).to(x.dtype) if x.dtype == torch.bfloat16 else fn(x)
+def _mish_backward(g: Tensor, x: Tensor) -> Tensor:
+    """``g * mish'(x)`` in two buffers. With ``h = t / 2 = e + e^2 / 2``:
+    ``mish'(x) = tanh(sp) + x sech^2(sp) sigmoid(x) = (h (h + 1) + x e (1 + e)) / (h + 1)^2``, no cancellation."""
+    a = _mish_input(x)  # x (clamped: above 20 the derivative is 1 in float32)
+    c = a.exp()  # e
+    a.mul_(c)
+    a.addcmul_(a, c)  # x e (1 + e)
+    c.addcmul_(c, c, value=0.5)  # h
+    a.addcmul_(c, c).add_(c)  # + h (h + 1)
+    c.add_(1).square_()  # (h + 1)^2
+    dx = a.div_(c).mul_(g)
+    return dx if dx.dtype == x.dtype else dx.to(x.dtype)
 
 
 class MishFunction(torch.autograd.Function):
     """Mish (Misra 2019): ``apply(x)``. Saves ``x``; backward ``g * mish'(x)`` recomputed from it
-    (:func:`_mish_slope`), in its own buffer."""
+    (:func:`_mish_backward`)."""
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
         ctx.save_for_backward(x)
-        return _in_float32(_mish_forward, x)
+        return _mish_forward(x)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g: Tensor):
         (x,) = ctx.saved_tensors
-        if x.dtype == torch.bfloat16:
-            return _mish_slope(x.float()).mul_(g).to(x.dtype)
-        return _mish_slope(x).mul_(g)
+        return _mish_backward(g, x)
 
 
 def mish(x: Tensor) -> Tensor:
     """Mish on CPU: ``x * tanh(softplus(x))`` with one ``exp`` (PyTorch's ``F.mish`` takes three transcendental
     functions and about twice the time on this CPU)."""
+    if x.dtype == torch.bfloat16 and x.numel() > _MISH_BF16_NATIVE_ABOVE:
+        return F.mish(x)
     if not _needs_grad(x):
-        return _in_float32(_mish_forward, x)
+        return _mish_forward(x)
     return MishFunction.apply(x)
