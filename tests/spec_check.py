@@ -2,9 +2,10 @@
 fused Triton ops in ``test_fused.py``, the CPU paths in ``test_cpu.py``).
 
 A fast path and the plain-torch spec run on cloned inputs; the output, the input gradient and every
-parameter gradient are compared. fp32 / fp64: 1e-5 (``exact=True``: the forward bit for bit). bf16 / fp16:
-the fast path's error to an fp32 spec is at most 2x PyTorch's own low-precision error (the spec run in
-that dtype) plus 1e-6, for the output and for every gradient.
+parameter gradient are compared at DESIGN.md's tolerances by :func:`rectlab.activations.selfcheck.compare`
+(fp32: 1e-5, ``exact=True``: the forward bit for bit; bf16 / fp16: the fast path's error to an fp32 spec at
+most 2x PyTorch's own low-precision error plus 1e-6). The inputs: the odd shapes and layouts of the recipe,
+each starting (in memory order) with the kinks and tails in :data:`EDGES`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+
+from rectlab.activations import selfcheck
 
 EDGES = (0.0, -0.0, 0.5, -0.5, -0.1, 0.1, 1e-3, -1e-3, 6.0, -6.0, 30.0, -30.0)
 """Values every layout starts with (in memory order): 0 and -0, the kinks of SmeLU (beta=0.5) and HeLU
@@ -55,24 +58,8 @@ def check_against_spec(
     params: tuple[torch.Tensor, ...] = (),
     exact: bool = False,
 ) -> None:
-    """Assert that ``fast(x, *params)`` matches ``spec(x, *params)``: output, input and parameter gradients."""
+    """Assert that ``fast(x, *params)`` matches ``spec(x, *params)``: output, input and parameter gradients,
+    with the comparison the runtime self-check uses (:func:`rectlab.activations.selfcheck.compare`)."""
     g = torch.randn(x.shape, generator=torch.Generator().manual_seed(1)).to(x.dtype).to(x.device)
-    y, grads = grad_and_value(fast, x, params, g)
-    assert y.dtype == x.dtype and y.shape == x.shape
-    if x.dtype in (torch.float32, torch.float64):
-        y_ref, grads_ref = grad_and_value(spec, x, params, g)
-        tol = 0 if exact else 1e-5
-        torch.testing.assert_close(y, y_ref, rtol=tol, atol=tol)
-        for name, a, b in zip(("dx", "dparam"), grads, grads_ref):
-            assert a.dtype == b.dtype, name
-            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
-        return
-    # low precision: the spec in fp32 on the same values, PyTorch's own result in x.dtype
-    y32, grads32 = grad_and_value(spec, x.float(), tuple(p.float() for p in params), g.float())
-    y_lo, grads_lo = grad_and_value(spec, x, tuple(p.to(x.dtype) for p in params), g)
-    for name, ours, theirs, ref in zip(("y", "dx", "dparam"), (y, *grads), (y_lo, *grads_lo), (y32, *grads32)):
-        err = (ours.float() - ref).abs().max().item()
-        err_torch = (theirs.float() - ref).abs().max().item()
-        assert err <= 2 * err_torch + 1e-6, f"{name}: error {err:.3g} > 2 x PyTorch's {err_torch:.3g} + 1e-6"
-    for p, dp in zip((p for p in params if p.requires_grad), grads[1:]):
-        assert dp.dtype == p.dtype  # parameter gradients in the parameter's dtype
+    problems = selfcheck.compare(fast, spec, x, params, g, exact=exact)
+    assert not problems, "\n".join(problems)

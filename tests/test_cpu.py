@@ -238,6 +238,14 @@ def test_cpu_path_is_skipped_where_it_must_be() -> None:
     torch.testing.assert_close(traced(x), AF.smelu(x, 0.5))
 
 
+def test_rectlab_backend_torch_runs_the_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+    x = torch.randn(2, 3, requires_grad=True)
+    assert type(A.SmeLU()(x).grad_fn).__name__ == "SmeLUFunctionBackward"
+    monkeypatch.setenv("RECTLAB_BACKEND", "torch")
+    assert not cpu.use_cpu(x, "auto", "smelu")
+    assert type(A.SmeLU()(x).grad_fn).__name__ != "SmeLUFunctionBackward"
+
+
 def test_mixed_dtypes_promote_like_the_spec() -> None:
     m = A.PReLU(3)  # fp32 weight
     x = torch.randn(4, 3, dtype=torch.bfloat16)

@@ -36,6 +36,7 @@ from torch.autograd.function import once_differentiable
 
 from ..kernels import _layout
 from . import functional as AF
+from .selfcheck import backend_from_env
 
 __all__ = [
     "CPU_OPS",
@@ -88,7 +89,8 @@ def use_cpu(x: Tensor, backend: str, op: str, *params: object) -> bool:
 
     Args:
         x: the input tensor.
-        backend: only ``"auto"`` picks the CPU path (``"torch"`` always runs the spec).
+        backend: only ``"auto"`` picks the CPU path (``"torch"`` always runs the spec), unless the
+            ``RECTLAB_BACKEND`` environment variable replaces it (:func:`.selfcheck.backend_from_env`).
         op: the module's op name (``"prelu"``, ``"smelu"`` ...); see :data:`CPU_OPS`.
         *params: the op's parameters; tensors must be CPU tensors of ``x``'s dtype (a mix, as under
             autocast, runs the spec, which promotes like PyTorch does).
@@ -97,7 +99,7 @@ def use_cpu(x: Tensor, backend: str, op: str, *params: object) -> bool:
         True when ``x`` is a plain CPU tensor of a dtype in :data:`DTYPES`, ``op`` has a CPU path, and
         nothing is tracing or transforming the call.
     """
-    if backend != "auto" or op not in CPU_OPS or not x.is_cpu or x.dtype not in DTYPES:
+    if op not in CPU_OPS or not x.is_cpu or x.dtype not in DTYPES or backend_from_env(backend) != "auto":
         return False
     for p in params:
         if isinstance(p, Tensor) and (p.dtype != x.dtype or not p.is_cpu):

@@ -31,6 +31,7 @@ class CellResult:
     baseline_label: str | None
     curves: dict[str, np.ndarray] = field(default_factory=dict)  # metric -> (seeds, epochs)
     slopes: list[dict[str, Any]] = field(default_factory=list)  # per layer, averaged over seeds
+    diverged: int = 0  # runs of this cell whose loss became NaN/inf (an outcome; not in ``runs``)
 
     @property
     def final_by_seed(self) -> dict[int, float]:
@@ -46,6 +47,7 @@ class StudyResults:
     incomplete: list[dict[str, Any]]
     versions: dict[str, Any]
     devices: list[str]
+    diverged: list[dict[str, Any]] = field(default_factory=list)  # runs with status "diverged"
 
     @property
     def baseline(self) -> dict[str, Any]:
@@ -95,15 +97,21 @@ def collect(study_dir: str | Path) -> StudyResults:
     baseline = study.get("baseline", {})
     all_runs = store.runs()
     done = [r for r in all_runs if r["status"] == "done" and r["epochs"]]
-    incomplete = [r for r in all_runs if r["status"] != "done"]
+    diverged = [r for r in all_runs if r["status"] == "diverged"]
+    incomplete = [r for r in all_runs if r["status"] not in ("done", "diverged")]
     by_cell: dict[str, list[dict[str, Any]]] = {}
+    diverged_by_cell: dict[str, int] = {}
     order: list[str] = []
-    for r in done:
+    for r in done + diverged:  # a cell whose runs all diverged is still a cell of the table
         key = json.dumps(r["cell"], sort_keys=True)
         if key not in by_cell:
             order.append(key)
+            by_cell[key] = []
+        if r["status"] == "diverged":
+            diverged_by_cell[key] = diverged_by_cell.get(key, 0) + 1
+            continue
         r["final"] = r["epochs"][-1].get(metric)
-        by_cell.setdefault(key, []).append(r)
+        by_cell[key].append(r)
     # spec order of cells where possible
     grid_keys = list(grid)
 
@@ -121,7 +129,7 @@ def collect(study_dir: str | Path) -> StudyResults:
         is_base = base_key == key
         comparison = None
         base_label = None
-        if not is_base and base_key in by_cell:
+        if not is_base and by_cell.get(base_key) and runs:
             base_runs = by_cell[base_key]
             comparison = compare({r["seed"]: r["final"] for r in base_runs}, {r["seed"]: r["final"] for r in runs})
             base_label = _label(base_values, varying)
@@ -132,9 +140,10 @@ def collect(study_dir: str | Path) -> StudyResults:
             top5=summarize(top5_vals) if all(v is not None for v in top5_vals) else None,
             seconds_per_epoch=summarize([float(np.mean([e["seconds"] for e in r["epochs"]])) for r in runs]),
             comparison=comparison, is_baseline=is_base, baseline_label=base_label,
-            curves={k: _curves(runs, k) for k in ("test_error", "train_loss", "test_loss")},
-            slopes=_mean_slopes(runs),
+            curves={k: _curves(runs, k) for k in ("test_error", "train_loss", "test_loss")} if runs else {},
+            slopes=_mean_slopes(runs), diverged=diverged_by_cell.get(key, 0),
         ))
     versions = done[0]["versions"] if done else {}
     devices = sorted({r["device"] for r in done if r["device"]})
-    return StudyResults(study.get("name", Path(study_dir).name), spec, metric, cells, incomplete, versions, devices)
+    return StudyResults(study.get("name", Path(study_dir).name), spec, metric, cells, incomplete, versions, devices,
+                        diverged)

@@ -8,7 +8,8 @@ from .collect import StudyResults
 
 __all__ = ["HEADERS", "rows", "verdict_sentence", "fmt"]
 
-HEADERS = ["cell", "n", "mean ± std", "95% CI", "Δ vs baseline [95% CI]", "p", "test", "verdict", "s/epoch"]
+HEADERS = ["cell", "n", "mean ± std", "95% CI", "Δ vs baseline [95% CI]", "p", "test", "verdict", "s/epoch",
+           "diverged"]
 
 
 def fmt(v: float, digits: int = 2) -> str:
@@ -30,7 +31,7 @@ def rows(results: StudyResults) -> list[list[str]]:
             test, verdict = k.test, k.verdict
         ci = f"[{fmt(s.ci_low)}, {fmt(s.ci_high)}]"
         out.append([c.label, str(s.n), f"{fmt(s.mean)} ± {fmt(s.std)}", ci, delta, p, test, verdict,
-                    f"{c.seconds_per_epoch.mean:.3g}"])
+                    f"{c.seconds_per_epoch.mean:.3g}", f"{c.diverged}/{s.n + c.diverged}"])
     return out
 
 

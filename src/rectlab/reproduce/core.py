@@ -14,6 +14,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..study.spec import SCALES  # the one list of scales (re-exported here)
+
 __all__ = [
     "VERDICTS",
     "SCALES",
@@ -29,7 +31,6 @@ __all__ = [
 ]
 
 VERDICTS = ("reproduced", "not reproduced", "inconclusive")
-SCALES = ("smoke", "quick", "full")
 SCALE_TEXT = {
     "smoke": "a cut-down run for the test suite (digits, 1 epoch): it checks the machinery, not the claim",
     "quick": "a CPU-sized run (Fashion-MNIST subsets, small models, a few epochs, 2-3 seeds); after a few "
