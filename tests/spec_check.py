@@ -42,13 +42,8 @@ def layouts() -> dict[str, Callable[[torch.Generator], torch.Tensor]]:
     }
 
 
-def grad_and_value(fn: Callable[..., torch.Tensor], x: torch.Tensor, params: tuple[torch.Tensor, ...], g: torch.Tensor):
-    """``(y, grads)`` of ``fn(x, *params)`` on clones: grads w.r.t. ``x`` and the params that require grad."""
-    x = x.detach().clone().requires_grad_(True)
-    ps = [p.detach().clone().requires_grad_(p.requires_grad) for p in params]
-    y = fn(x, *ps)
-    wrt = [x] + [p for p in ps if p.requires_grad]
-    return y.detach(), torch.autograd.grad(y, wrt, g)
+grad_and_value = selfcheck._value_and_grads
+"""``(y, grads)`` of ``fn(x, *params)`` on clones: grads w.r.t. ``x`` and the params that require grad."""
 
 
 def check_against_spec(
