@@ -7,7 +7,7 @@ import pytest
 from rectlab.cli.main import main
 
 TINY = ["--model", "small-cnn", "--dataset", "digits", "--epochs", "1", "--batch-size", "64", "--device", "cpu",
-        "--no-progress"]
+        "--no-progress", "--executor", "local"]
 
 
 def test_compare_end_to_end_and_rerun(tmp_path, capsys, monkeypatch) -> None:
@@ -17,7 +17,9 @@ def test_compare_end_to_end_and_rerun(tmp_path, capsys, monkeypatch) -> None:
     text = capsys.readouterr().out
     assert rc == 0
     assert "smelu" in text and "baseline" in text and "report.html" in text
+    assert "Minimum detectable effect" in text and "Not converged" in text  # 1 epoch cannot show a plateau
     assert (out / "report.html").is_file() and (out / "report.md").is_file()
+    assert "Minimum detectable effect" in (out / "report.html").read_text()
     assert main(["report", str(out)]) == 0
     assert "smelu" in capsys.readouterr().out
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from rectlab import reproduce
+from rectlab.pruning import prune_, restore_, sparsity
+from rectlab.report.stats import wilson
 from rectlab.reproduce.core import ClaimCheck, overall_verdict, studies_dir
-from rectlab.reproduce.evidence import direction_check, equivalence_check, no_improvement_check
-from rectlab.reproduce.pruning import global_magnitude_prune, prune_callback
+from rectlab.reproduce.evidence import direction_check, equivalence_check, finalize, no_improvement_check
 from rectlab.reproduce.studies import ALL
-from rectlab.reproduce.xor import XOR_INPUTS, XOR_MODELS, XOR_Y, XorSetup, adam_step, load_setup, run_xor, wilson
+from rectlab.reproduce.xor import XOR_INPUTS, XOR_MODELS, XOR_Y, XorSetup, adam_step, load_setup, run_xor
 from rectlab.study import load_spec, parse_spec
 
 
@@ -36,7 +38,7 @@ def test_study_runs_at_smoke_scale_and_reports_a_verdict(name, tmp_path) -> None
     assert report.checks and all(c.verdict in reproduce.VERDICTS for c in report.checks)
     md = report.markdown.read_text()
     repro = reproduce.get(name)
-    assert f"Reproduction `{name}`: {report.verdict}" in md
+    assert f"Reproduction {name}: {report.verdict}" in md
     assert repro.published[0][1] in md and "Claims checked" in md and "95% CI" in md
     pngs = list((tmp_path / "plots").glob("*.png"))
     assert pngs and all(p.stat().st_size > 1000 for p in pngs)
@@ -44,9 +46,13 @@ def test_study_runs_at_smoke_scale_and_reports_a_verdict(name, tmp_path) -> None
     assert html.count("data:image/png;base64,") >= len(pngs)
     record = json.loads(report.json.read_text())
     assert record["verdict"] == report.verdict and record["command"] == f"rectlab reproduce {name}"
-    for part in repro.parts:
+    assert set(record["runs"]) >= {"done", "diverged", "failed"} and isinstance(record["converged"], bool)
+    for check in record["checks"]:
+        assert set(check) == {"claim", "primary", "verdict", "reason", "n", "estimate", "ci", "p", "p_holm", "mde",
+                              "margin"}
+    for part in (p for p in repro.parts if "smoke" in p.scales):
         assert (tmp_path / part.name / "report.html").is_file()
-        assert record["parts"][part.name]["runs_done"] > 0 and record["parts"][part.name]["runs_not_done"] == 0
+        assert record["parts"][part.name]["runs"]["done"] > 0 and record["parts"][part.name]["runs"]["failed"] == 0
 
 
 def test_rerun_skips_finished_runs(tmp_path) -> None:
@@ -65,11 +71,13 @@ def test_every_spec_parses_at_every_scale() -> None:
         for scale in reproduce.SCALES:
             if repro.runner is not None:
                 assert load_setup(folder / "xor-prelu.toml", scale).trials >= 1
-            for part in repro.parts:
+            for part in (p for p in repro.parts if scale in p.scales):
                 spec = load_spec(folder / part.spec, scale=scale)
                 assert spec.seeds and spec.grid, (part.spec, scale)
                 if scale == "smoke":
-                    assert spec.base.dataset == "digits" and spec.base.epochs <= 2
+                    assert spec.base.dataset == "digits" and spec.base.epochs <= 3
+                if scale == "quick":
+                    assert len(spec.seeds) >= 8, (part.spec, "accuracy claims need at least 8 seeds at quick scale")
                 if scale == "full":
                     assert len(spec.seeds) >= 5
 
@@ -93,35 +101,91 @@ activation = ["relu"]
 
 # -- verdict rules -------------------------------------------------------------------------------------------
 
-BASE = {0: 10.0, 1: 11.0, 2: 12.0, 3: 10.5, 4: 11.5}
+def _noisy(n: int, effect: float, sd: float = 0.3, seed: int = 0) -> tuple[dict[int, float], dict[int, float]]:
+    """Synthetic per-seed values: a baseline around 10 and other = baseline + effect + paired noise."""
+    rng = np.random.default_rng(seed)
+    base = {s: 10.0 + rng.normal(0, 1.0) for s in range(n)}
+    return base, {s: v + effect + rng.normal(0, sd) for s, v in base.items()}
 
 
-def test_direction_check_rules() -> None:
-    better = {s: v - 1.0 + 0.01 * s for s, v in BASE.items()}
-    worse = {s: v + 1.0 + 0.01 * s for s, v in BASE.items()}
-    noisy = {0: 9.0, 1: 12.5, 2: 11.0, 3: 11.4, 4: 10.0}
-    assert direction_check("c", BASE, better).verdict == "reproduced"
-    assert direction_check("c", BASE, better, expect="higher").verdict == "not reproduced"
-    assert direction_check("c", BASE, worse).verdict == "not reproduced"
-    check = direction_check("c", BASE, noisy, what="x − y", unit=" points")
-    assert check.verdict == "inconclusive" and "includes 0" in check.reason and "with 5 seeds" in check.reason
-    tiny = {s: v + 0.001 * (-1) ** s for s, v in BASE.items()}
-    assert direction_check("c", BASE, tiny, margin=0.5).verdict == "not reproduced"
-    assert direction_check("c", {0: 1.0}, {0: 0.5}).verdict == "inconclusive"
+def test_verdict_rules_on_synthetic_seeds() -> None:
+    base, other = _noisy(10, -1.0)  # a known gain of 1 point, margin 0.5
+    known = direction_check("gain", base, other, margin=0.5, unit=" points")
+    assert known.verdict == "reproduced" and known.n == 10 and known.ci[1] < 0 and known.mde < 1.0
+    base, other = _noisy(40, 0.0)  # no effect, many seeds: the CI rules out a gain of the margin's size
+    null = direction_check("gain", base, other, margin=0.5)
+    assert null.verdict == "not reproduced" and "margin" in null.reason and null.ci[0] > -0.5
+    base, other = _noisy(2, -1.0)  # two seeds: no power
+    tiny = direction_check("gain", base, other, margin=0.5)
+    assert tiny.verdict == "inconclusive" and tiny.mde > 1.0
+    base, other = _noisy(4, -0.3, sd=1.0)
+    open_ = direction_check("gain", base, other, margin=0.5)
+    assert open_.verdict == "inconclusive" and "seeds per group would detect" in open_.reason
+    base, worse = _noisy(8, 2.0)
+    opposite = direction_check("gain", base, worse, margin=0.5)
+    assert opposite.verdict == "not reproduced" and "opposite" in opposite.reason
     with pytest.raises(ValueError, match="expect"):
-        direction_check("c", BASE, better, expect="smaller")
+        direction_check("c", base, other, expect="smaller")
+
+
+def test_ties_never_give_p_zero() -> None:
+    base = {s: 5.0 + s for s in range(5)}
+    five = direction_check("fewer dead units", base, {s: v - 1.0 for s, v in base.items()}, margin=0.5)
+    assert five.p == pytest.approx(2 / 2**5) and five.verdict == "inconclusive"  # 5 identical pairs cannot decide
+    base8 = {s: 5.0 + s for s in range(8)}
+    eight = direction_check("fewer dead units", base8, {s: v - 1.0 for s, v in base8.items()}, margin=0.5)
+    assert eight.p == pytest.approx(2 / 2**8) and eight.verdict == "reproduced"
+    same = direction_check("c", base8, dict(base8), margin=0.5)
+    assert same.p == 1.0 and same.verdict == "not reproduced"  # exactly no effect, the CI is the point 0
+
+
+def test_holm_is_applied_across_primary_checks() -> None:
+    base = {s: 10.0 + 0.5 * s for s in range(8)}
+    # two primary checks each with p in (0.025, 0.05): significant alone, not after Holm over two checks
+    diffs = [-1.0, -0.2, -0.8, -0.5, 0.4, -0.7, 0.1, -0.6]  # paired t: p = 0.044
+    a = {s: base[s] + d for s, d in enumerate(diffs)}
+    checks = [direction_check("a", base, a), direction_check("b", base, a),
+              direction_check("side", base, a, primary=False)]
+    assert all(0.025 < c.p < 0.05 and c.verdict == "reproduced" for c in checks)
+    final_ = finalize(checks)
+    assert [c.p_holm for c in final_[:2]] == pytest.approx([2 * checks[0].p] * 2)
+    assert [c.verdict for c in final_] == ["inconclusive", "inconclusive", "reproduced"]
+    assert "Holm p=" in final_[0].reason and math.isnan(final_[2].p_holm)
+
+
+def test_convergence_gate_and_diverged_runs() -> None:
+    from types import SimpleNamespace
+
+    from rectlab.reproduce.evidence import final, sample
+
+    def run(seed: int, losses: list[float], error: float) -> dict:
+        return {"seed": seed, "config": {}, "epochs": [{"train_loss": v, "test_error": error} for v in losses]}
+
+    flat = [2.0, 0.6, 0.4, 0.35, 0.34]  # the last epoch brings 0.01 of a 1.66 fall: a plateau
+    falling = [2.0, 1.6, 1.2, 0.8, 0.4]  # still falling fast
+    base = SimpleNamespace(label="relu", diverged=[], runs=[run(s, flat, 10.0 + 0.1 * s) for s in range(4)])
+    other = SimpleNamespace(label="prelu", runs=[run(s, flat, 9.0 + 0.1 * s) for s in range(3)],
+                            diverged=[{"seed": 3, "extras": {"diverged": {"epoch": 2, "step": 40, "loss": "nan"}}}])
+    checks = direction_check("lower error", sample(base, final("test_error")),
+                             sample(other, final("test_error"), diverged=90.0), gate=True)
+    assert checks.verdict == "inconclusive" and "prelu run(s) diverged (seed 3: epoch 2, step 40)" in checks.reason
+    assert checks.n == 4 and checks.estimate > 0  # the diverged run counts as 90% error
+    slow = SimpleNamespace(label="relu", diverged=[], runs=[run(s, falling, 10.0) for s in range(4)])
+    gated = direction_check("lower error", sample(slow, final("test_error")), sample(base, final("test_error")),
+                            gate=True)
+    assert gated.verdict == "inconclusive"
+    assert "not converged" in gated.reason and "relu seeds 0, 1, 2, 3" in gated.reason
 
 
 def test_equivalence_and_no_improvement_rules() -> None:
-    close = {s: v + 0.05 * (-1) ** s for s, v in BASE.items()}
-    far = {s: v + 3.0 + 0.01 * s for s, v in BASE.items()}
-    assert equivalence_check("c", BASE, close, margin=1.0).verdict == "reproduced"
-    assert equivalence_check("c", BASE, far, margin=1.0).verdict == "not reproduced"
-    assert equivalence_check("c", BASE, {0: 5.0, 1: 15.0, 2: 9.0, 3: 14.0, 4: 8.0}, margin=1.0).verdict == \
-        "inconclusive"
-    assert no_improvement_check("c", BASE, close, margin=0.5).verdict == "reproduced"
-    assert no_improvement_check("c", BASE, {s: v - 2 + 0.01 * s for s, v in BASE.items()},
-                                margin=0.5).verdict == "not reproduced"
+    base, close = _noisy(12, 0.0, sd=0.2)
+    assert equivalence_check("c", base, close, margin=1.0).verdict == "reproduced"
+    far = {s: v + 3.0 + 0.01 * s for s, v in base.items()}
+    assert equivalence_check("c", base, far, margin=1.0).verdict == "not reproduced"
+    assert equivalence_check("c", base, {0: 5.0, 1: 15.0, 2: 9.0}, margin=1.0).verdict == "inconclusive"
+    assert no_improvement_check("c", base, close, margin=0.5).verdict == "reproduced"
+    better = {s: v - 2 + 0.01 * s for s, v in base.items()}
+    assert no_improvement_check("c", base, better, margin=0.5).verdict == "not reproduced"
 
 
 def test_overall_verdict() -> None:
@@ -170,10 +234,10 @@ def test_prelu_unit_represents_xor_exactly() -> None:
 
 
 def test_run_xor_is_deterministic_and_counts_successes() -> None:
-    setup = XorSetup(trials=8, epochs=60, lrs=(0.01, 0.3), models=("prelu", "mlp"))
+    setup = XorSetup(trials=8, epochs=60, lrs=(0.01, 0.3), models=("prelu", "mlp-tanh"))
     a, b = run_xor(setup), run_xor(setup)
-    assert a.success == b.success and set(a.success) == {"prelu", "mlp"}
-    assert all(0 <= s <= 8 for s in a.success["prelu"]) and a.n_params == {"prelu": 3, "mlp": 9}
+    assert a.success == b.success and set(a.success) == {"prelu", "mlp-tanh"}
+    assert all(0 <= s <= 8 for s in a.success["prelu"]) and a.n_params == {"prelu": 3, "mlp-tanh": 9}
     assert len(a.rate("prelu")) == 2 and all(lr in setup.lrs for lr in a.full_success_lrs("prelu"))
     with pytest.raises(ValueError, match="unknown XOR model"):
         XorSetup(models=("prelu", "tanh-net"))
@@ -201,28 +265,50 @@ def test_xor_setup_rejects_unknown_keys(tmp_path) -> None:
 
 # -- pruning -----------------------------------------------------------------------------------------------
 
-def test_global_magnitude_pruning_and_masks_survive_training() -> None:
-    from types import SimpleNamespace
-
+def test_global_magnitude_pruning_keeps_its_masks_and_resumes() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 4))
-    achieved = global_magnitude_prune(model, 0.8)
-    assert achieved == pytest.approx(0.8, abs=0.01)
+    keys = set(model.state_dict())
+    assert prune_(model, 0.8) == pytest.approx(0.8, abs=0.001)
+    assert set(model.state_dict()) == keys  # dense layout: checkpoints and optimizer states are unchanged
     zero = model[0].weight == 0
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
     for _ in range(3):
         opt.zero_grad()
         model(torch.randn(5, 1, 8, 8)).sum().backward()
         opt.step()
-    assert torch.equal(model[0].weight == 0, zero)  # the mask holds while the optimizer updates weight_orig
-    dense = nn.Sequential(nn.Linear(10, 10))
-    cb = prune_callback(0.5, at_epoch=2)
-    for epoch in (1, 2):
-        state = SimpleNamespace(epoch=epoch, model=dense, metrics={}, extras={})
-        cb(state)
-        assert state.metrics["sparsity"] == (0.0 if epoch == 1 else pytest.approx(0.5))
+    model(torch.randn(1, 1, 8, 8))  # every forward re-applies the mask
+    assert torch.equal(model[0].weight == 0, zero)
+    fresh = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 4))
+    fresh.load_state_dict(model.state_dict())
+    assert restore_(fresh) == pytest.approx(sparsity(model))
+    fresh[0].weight.data += 1.0
+    fresh(torch.randn(1, 1, 8, 8))
+    assert torch.equal(fresh[0].weight == 0, zero)
     with pytest.raises(ValueError, match="sparsity must be"):
-        global_magnitude_prune(dense, 1.0)
+        prune_(model, 1.0)
+
+
+def test_pruned_run_resumes_to_the_same_metrics(tmp_path) -> None:
+    from rectlab.config import TrainConfig
+    from rectlab.train import train_one
+
+    cfg = TrainConfig(model="mlp", model_kwargs={"hidden": [16]}, dataset="digits", epochs=3, batch_size=64,
+                      train_limit=256, test_limit=128, device="cpu", prune_sparsity=0.7, prune_epoch=1)
+    whole = train_one(cfg, tmp_path / "whole")
+    assert [m.get("sparsity") for m in whole.metrics][0] == pytest.approx(0.7, abs=0.01)
+    assert whole.metrics[-1]["sparsity"] == pytest.approx(0.7, abs=0.01)
+
+    def interrupt(state) -> None:
+        if state.epoch == 2:  # before epoch 2's checkpoint: the resumed run restarts from the pruned epoch 1
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_one(cfg, tmp_path / "resumed", callbacks=[interrupt])
+    resumed = train_one(cfg, tmp_path / "resumed")
+    assert resumed.resumed_from_epoch == 1
+    assert [m["test_error"] for m in resumed.metrics] == [m["test_error"] for m in whole.metrics]
+    assert [m["train_loss"] for m in resumed.metrics] == [m["train_loss"] for m in whole.metrics]
 
 
 # -- CLI and errors ----------------------------------------------------------------------------------------
@@ -256,3 +342,38 @@ def test_missing_studies_folder_is_explained(tmp_path) -> None:
         studies_dir(tmp_path)
     with pytest.raises(ValueError, match="unknown scale 'huge'"):
         reproduce.run("helu", "huge", tmp_path)
+
+
+def test_relu_normalized_head_is_kerass_categorical_crossentropy() -> None:
+    from rectlab.activations import ReLUClassifier
+
+    torch.manual_seed(0)
+    head = ReLUClassifier(6, 4, normalize=True)
+    h, y = torch.randn(64, 6), torch.randint(0, 4, (64,))
+    r = torch.relu(head.fc(h))
+    keras = -(r / r.sum(1, keepdim=True)).clamp(1e-7, 1 - 1e-7).gather(1, y[:, None]).log()  # keras' formula
+    ours = torch.nn.functional.cross_entropy(head(h), y, reduction="none")
+    live = r.sum(1) > 0
+    torch.testing.assert_close(ours[live], keras[live, 0], atol=1e-5, rtol=0)
+    assert torch.equal(head.predict(h), r.argmax(1)) and torch.equal(head(h).argmax(1)[live], r.argmax(1)[live])
+    dead = ReLUClassifier(6, 4, normalize=True)
+    with torch.no_grad():
+        dead.fc.bias.fill_(-100.0)
+    out = dead(h)
+    assert torch.isfinite(out).all() and torch.allclose(out, torch.full_like(out, math.log(1e-7)))
+
+
+def test_summary_table_from_verdict_records(tmp_path) -> None:
+    from rectlab.reproduce.summary import load_records, summary_markdown
+
+    record = {"name": "prelu", "verdict": "not reproduced", "seconds": 312.4, "converged": True,
+              "runs": {"done": 40, "diverged": 1, "failed": 0},
+              "checks": [{"claim": "PReLU is lower", "primary": True, "verdict": "not reproduced", "estimate": -0.1,
+                          "ci": [-0.3, 0.1], "mde": 0.25, "margin": 0.5, "n": 8},
+                         {"claim": "side", "primary": False, "verdict": "reproduced", "estimate": None,
+                          "ci": [None, None], "mde": None, "margin": None, "n": 3}]}
+    (tmp_path / "prelu").mkdir()
+    (tmp_path / "prelu" / "verdict.json").write_text(json.dumps(record))
+    table = summary_markdown(load_records([tmp_path / "prelu", tmp_path / "missing"]))
+    row = "| prelu | not reproduced | not reproduced: PReLU is lower — -0.10 [-0.30, 0.10], MDE 0.25, margin 0.5, n=8"
+    assert row in table and "40 done, 1 diverged" in table and "312 s" in table and "side" not in table

@@ -110,8 +110,8 @@ def test_diverged_run_is_an_outcome_kept_and_not_retrained(tmp_path) -> None:
     run_study(spec, tmp_path, progress=False)  # a re-run trains nothing: diverging is a result
     assert {r["hash"]: r for r in Store(tmp_path / "results.db").runs()} == started
     results = collect(tmp_path)
-    assert [(c.diverged, c.summary.n) for c in results.cells] == [(0, 1), (1, 0), (0, 1), (1, 0)]
-    assert "| 1/1 |" in write_report(tmp_path, results).markdown.read_text()  # the "diverged k/n" column
+    assert [(len(c.diverged), c.summary.n) for c in results.cells] == [(0, 1), (1, 0), (0, 1), (1, 0)]
+    assert "| 0 (+1 diverged) |" in write_report(tmp_path, results).markdown.read_text()  # n with the diverged
 
     run_study(spec, tmp_path, progress=False, retry_diverged=True)
     again = Store(tmp_path / "results.db").runs(status="diverged")

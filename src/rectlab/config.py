@@ -25,10 +25,10 @@ class ConfigError(ValueError):
 # The valid values of the choice fields, defined once: the CLI and the study runner import them.
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
-INITS = ("default", "he", "he-fan-out", "xavier")
+INITS = ("default", "he", "he-fan-out", "xavier", "xavier-fan-in")
 AMP_MODES = ("auto", "bf16", "off")
 CHANNELS_LAST_MODES = ("auto", "on", "off")
-HEADS = ("linear", "relu-classifier")
+HEADS = ("linear", "relu-classifier", "relu-normalized")
 ERASE_LOCATIONS = ("last", "first")  # or an index into a basic module's activation sites
 DEVICES = ("auto", "cpu", "cuda")  # or "cuda:N"
 
@@ -94,9 +94,12 @@ class TrainConfig:
             schedule ("cosine" | "step" | "constant"), warmup_epochs, step_milestones (fractions of
             training), step_gamma, label_smoothing: the optimisation.
         decay_activation_params: weight-decay PReLU slopes / Swish beta too (He et al. 2015 do not).
-        init: "default" (PyTorch's), "he" (fan_in), "he-fan-out" or "xavier".
+        init: "default" (the model's own; rectlab's models use He init), "he" (fan_in), "he-fan-out",
+            "xavier" (Glorot: 2 / (fan_in + fan_out)) or "xavier-fan-in" (1 / fan_in: He et al. 2015's "Xavier").
         erase_relu, erase_location: EraseReLU proportion of basic modules (0 = off) and location ("last",
             "first" or an index into a basic module's activation sites).
+        prune_sparsity, prune_epoch: after epoch ``prune_epoch``, prune this fraction of all conv/linear
+            weights by global magnitude and train on with fixed masks (0 = off; see :mod:`rectlab.pruning`).
         seed: seeds weights, data order, augmentation and stochastic activations.
         device ("auto" | "cpu" | "cuda" | "cuda:N"), amp ("auto" | "bf16" | "off"),
         channels_last ("auto" | "on" | "off"), backend ("auto" | "torch" | "triton"), compile
@@ -130,6 +133,8 @@ class TrainConfig:
     init: str = "default"
     erase_relu: float = 0.0
     erase_location: str | int = "last"
+    prune_sparsity: float = 0.0
+    prune_epoch: int = 0
     seed: int = 0
     device: str = "auto"
     amp: str = "auto"
@@ -166,6 +171,10 @@ class TrainConfig:
         _number("label_smoothing", self.label_smoothing, low=0, high=1, high_open=True)
         _number("erase_relu", self.erase_relu, low=0, high=1)
         _number("step_gamma", self.step_gamma, low=0, low_open=True)
+        _number("prune_sparsity", self.prune_sparsity, low=0, high=1, high_open=True)
+        if self.prune_sparsity > 0 and not 1 <= self.prune_epoch < self.epochs:
+            raise ConfigError(f"prune_epoch must be in [1, epochs - 1] = [1, {self.epochs - 1}] so that the pruned "
+                              f"net trains afterwards, got {self.prune_epoch!r}")
         for name in ("train_limit", "test_limit"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -188,6 +197,9 @@ class TrainConfig:
 
 # Fields that say where/how a run executes but not what it computes.
 EXECUTION_FIELDS = ("device", "data_dir", "backend", "compile", "cuda_graphs")
+# Fields added after runs were first stored: left out of the hash at their default (off) value, so that
+# existing results.db files keep their run hashes.
+LATER_FIELDS = {"prune_sparsity": 0.0, "prune_epoch": 0}
 
 
 def field_names() -> list[str]:
@@ -217,6 +229,7 @@ def from_dict(d: dict[str, Any], where: str = "config") -> TrainConfig:
 
 def config_hash(config: TrainConfig) -> str:
     """Stable 16-hex-digit hash of what a run computes (execution fields excluded)."""
-    d = {k: v for k, v in config.to_dict().items() if k not in EXECUTION_FIELDS}
+    d = {k: v for k, v in config.to_dict().items()
+         if k not in EXECUTION_FIELDS and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
     blob = json.dumps(d, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -374,14 +374,17 @@ def xavier_init_(
     model: nn.Module,
     distribution: str = "uniform",
     *,
+    mode: str = "glorot",
     generator: torch.Generator | None = None,
 ) -> nn.Module:
-    """Glorot & Bengio 2010 ("Xavier") init of every conv/linear layer, gain 1, biases zero: the baseline of
-    He et al. 2015 fig. 3. ``Var[w] = 2 / (fan_in + fan_out)``.
+    """Glorot & Bengio 2010 ("Xavier") init of every conv/linear layer, gain 1, biases zero.
 
     Args:
         model: the model, changed in place.
-        distribution: ``"uniform"`` (the paper's) or ``"normal"``.
+        distribution: ``"uniform"`` (Glorot's) or ``"normal"``.
+        mode: ``"glorot"``: ``Var[w] = 2 / (fan_in + fan_out)`` (Glorot & Bengio's compromise);
+            ``"fan_in"``: ``Var[w] = 1 / fan_in``, the forward-only form that He et al. 2015 (section 2.2,
+            Figures 2-3) compare against as "Xavier" (a Gaussian with std ``sqrt(1/n_l)``).
         generator: a ``torch.Generator`` for reproducible draws.
 
     Returns:
@@ -389,10 +392,13 @@ def xavier_init_(
     """
     if distribution not in ("uniform", "normal"):
         raise ValueError(f"distribution must be 'uniform' or 'normal', got {distribution!r}")
+    if mode not in ("glorot", "fan_in"):
+        raise ValueError(f"mode must be 'glorot' or 'fan_in', got {mode!r}")
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, _WEIGHT_LAYERS):
-                std = math.sqrt(2.0 / (_fan(module, "fan_in") + _fan(module, "fan_out")))
+                fan_in, fan_out = _fan(module, "fan_in"), _fan(module, "fan_out")
+                std = math.sqrt(1.0 / fan_in if mode == "fan_in" else 2.0 / (fan_in + fan_out))
                 _init_tensor_(module.weight, std, distribution, generator)
                 if module.bias is not None:
                     module.bias.zero_()

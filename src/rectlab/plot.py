@@ -167,7 +167,7 @@ def activation(
     Example:
         >>> fig = activation(["relu", "helu", "smelu:beta=0.5"], derivative=True)     # doctest: +SKIP
     """
-    from .reproduce.plots import pyplot
+    from .report.plots import pyplot
 
     items = [specs] if isinstance(specs, (str, nn.Module)) else list(specs)
     if not items:
@@ -233,7 +233,7 @@ def slopes(study: Any, out: str | Path | None = None, *, over_training: bool = F
         The path written.
     """
     from .reproduce.evidence import site_curves
-    from .reproduce.plots import layer_curves, layer_profile
+    from .report.plots import layer_curves, layer_profile
 
     results = _results(study)
     if over_training:
@@ -268,7 +268,7 @@ def dead_neurons(study: Any, out: str | Path | None = None, *, dynamic: bool = F
         dynamic: the dynamic dead neuron rate (per input; Liu et al. 2022) instead of never-firing units.
     """
     from .reproduce.evidence import site_curves
-    from .reproduce.plots import layer_curves
+    from .report.plots import layer_curves
 
     results = _results(study)
     prefix = "dnr_dynamic" if dynamic else "dnr"

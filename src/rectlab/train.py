@@ -254,8 +254,8 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int, example
         report["init_gains"] = [
             {"layer": p.layer, "activation": p.activation, "gain": p.gain, "fan": p.fan} for p in plan
         ]
-    elif config.init == "xavier":
-        rinit.xavier_init_(model)
+    elif config.init in ("xavier", "xavier-fan-in"):
+        rinit.xavier_init_(model, mode="fan_in" if config.init == "xavier-fan-in" else "glorot")
     return model, report
 
 
@@ -484,6 +484,7 @@ def train_one(
         Diverged: the training loss became NaN or infinite (the epochs before it stay checkpointed).
     """
     from . import data as rdata
+    from . import pruning
 
     report = reporter or (lambda event, **info: None)
     dist = Distributed.current()
@@ -519,6 +520,8 @@ def train_one(
         checkpoints = RunDirCheckpoints(run_dir)
     start_epoch, metrics, saved_extras = _resume(checkpoints, digest, model, optimizer, generator, device)
     extras = saved_extras if saved_extras is not None else extras
+    if config.prune_sparsity and start_epoch >= config.prune_epoch:
+        pruning.restore_(model)  # the checkpoint holds the pruned weights as zeros
 
     for epoch in range(start_epoch, config.epochs):
         report("epoch_start", epoch=epoch + 1, steps=steps_per_epoch)
@@ -555,6 +558,9 @@ def train_one(
             **evaluate(forward, batches.test_batches(), autocast),
             "seconds": train_seconds,
         }
+        if config.prune_sparsity and epoch + 1 >= config.prune_epoch:  # probes below see the pruned net
+            row["sparsity"] = (pruning.prune_(model, config.prune_sparsity) if epoch + 1 == config.prune_epoch
+                               else pruning.sparsity(model))
         if dist.is_main:
             for callback in callbacks or ():
                 callback(EpochState(epoch + 1, model, row, config, data, device, extras))

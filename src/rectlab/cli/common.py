@@ -50,20 +50,23 @@ NUMERIC_TRAINING_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "warmup
                            "train_limit", "test_limit")
 
 
-def add_training_args(p: argparse.ArgumentParser, lists: bool = False) -> None:
+def add_training_args(p: argparse.ArgumentParser, lists: bool = False, *, epochs: int = 10, batch_size: int = 128,
+                      sgd_lr: float = 0.05, augment: bool = True) -> None:
     """The optimisation flags of one run (`compare` and `train`); :func:`training_fields` reads them back.
 
-    With ``lists=True`` every numeric flag takes a comma list (``--lr 0.01,0.05``) and holds a list.
+    With ``lists=True`` every numeric flag takes a comma list (``--lr 0.01,0.05``) and holds a list. The
+    keyword arguments are the command's defaults (`compare` picks ones that reach a plateau in minutes).
     """
     ints, floats = (positive_int_list, float_list) if lists else (positive_int, finite_float)
     one = (lambda v: [v]) if lists else (lambda v: v)
     grid = " (a comma list is a grid axis)" if lists else ""
-    p.add_argument("--epochs", type=ints, default=one(10), help=f"epochs (default 10){grid}")
-    p.add_argument("--batch-size", type=ints, default=one(128), help=f"batch size (default 128){grid}")
+    p.add_argument("--epochs", type=ints, default=one(epochs), help=f"epochs (default {epochs}){grid}")
+    p.add_argument("--batch-size", type=ints, default=one(batch_size), help=f"batch size (default {batch_size}){grid}")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
     p.add_argument("--lr", type=floats, default=None,
-                   help=f"learning rate (default 0.05 for SGD, 1e-3 for AdamW){grid}, e.g. 0.01,0.05" if lists else
-                   "learning rate (default 0.05 for SGD, 1e-3 for AdamW)")
+                   help=f"learning rate (default {sgd_lr:g} for SGD, 1e-3 for AdamW){grid}"
+                   + (", e.g. 0.01,0.05" if lists else ""))
+    p.set_defaults(default_sgd_lr=sgd_lr)
     p.add_argument("--nesterov", action="store_true")
     p.add_argument("--weight-decay", type=floats, default=one(5e-4), help=f"weight decay (default 5e-4){grid}")
     p.add_argument("--schedule", choices=SCHEDULES, default="cosine")
@@ -71,7 +74,8 @@ def add_training_args(p: argparse.ArgumentParser, lists: bool = False) -> None:
     p.add_argument("--label-smoothing", type=floats, default=one(0.0), help=f"label smoothing (default 0){grid}")
     p.add_argument("--train-limit", type=ints, default=None, help=f"use only the first N training examples{grid}")
     p.add_argument("--test-limit", type=ints, default=None, help=f"use only the first N test examples{grid}")
-    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=augment,
+                   help=f"random crops and flips of the training images (default {'on' if augment else 'off'})")
     p.add_argument("--amp", choices=AMP_MODES, default="auto")
     p.add_argument("--compile", action="store_true", help="torch.compile each model (pays off for long GPU runs)")
     p.add_argument("--cuda-graphs", action="store_true",
@@ -81,13 +85,13 @@ def add_training_args(p: argparse.ArgumentParser, lists: bool = False) -> None:
 def training_fields(args: argparse.Namespace) -> dict[str, Any]:
     """The :class:`rectlab.config.TrainConfig` fields set by :func:`add_training_args` (lists where the flags
     take lists)."""
-    lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 1e-3)
+    lr = args.lr if args.lr is not None else (args.default_sgd_lr if args.optimizer == "sgd" else 1e-3)
     if args.lr is None and isinstance(args.epochs, list):
         lr = [lr]
     fields: dict[str, Any] = {
         "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": lr,
         "nesterov": args.nesterov, "weight_decay": args.weight_decay, "schedule": args.schedule,
-        "warmup_epochs": args.warmup_epochs, "label_smoothing": args.label_smoothing, "augment": not args.no_augment,
+        "warmup_epochs": args.warmup_epochs, "label_smoothing": args.label_smoothing, "augment": args.augment,
         "amp": args.amp, "compile": args.compile,
     }
     for key in ("train_limit", "test_limit"):

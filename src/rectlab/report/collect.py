@@ -11,9 +11,29 @@ from typing import Any
 import numpy as np
 
 from ..study.store import Store
-from .stats import Comparison, Summary, compare, summarize
+from .stats import Comparison, Summary, compare, holm_comparisons, summarize
 
-__all__ = ["CellResult", "StudyResults", "collect"]
+__all__ = ["PLATEAU_TOL", "PLATEAU_WINDOW", "CellResult", "StudyResults", "collect", "converged"]
+
+PLATEAU_WINDOW = 0.2  # the last 20% of the epochs (at least one epoch-to-epoch step) ...
+PLATEAU_TOL = 0.1  # ... may bring at most 10% of the training loss's total fall since the first epoch
+
+
+def converged(run: dict[str, Any], window: float = PLATEAU_WINDOW, tol: float = PLATEAU_TOL) -> bool:
+    """Whether a run's training loss reached a plateau (the convergence gate of final-accuracy claims).
+
+    Plateau: over the last ``window`` of the epochs (at least one epoch-to-epoch step), the training
+    loss fell by at most ``tol`` times its total fall since the end of the first epoch. A run that
+    never learned (flat at chance) has plateaued too: more of the same training would not change it.
+    Runs with fewer than 3 epochs cannot show a plateau and count as not converged.
+    """
+    losses = [e.get("train_loss") for e in run.get("epochs", [])]
+    if len(losses) < 3 or any(v is None or not math.isfinite(v) for v in losses):
+        return False
+    k = max(1, round(window * len(losses)))
+    recent = losses[-1 - k] - losses[-1]
+    total = max(losses[0] - losses[-1], 1e-3 * abs(losses[0]))
+    return recent <= tol * total
 
 
 @dataclass
@@ -31,15 +51,29 @@ class CellResult:
     baseline_label: str | None
     curves: dict[str, np.ndarray] = field(default_factory=dict)  # metric -> (seeds, epochs)
     slopes: list[dict[str, Any]] = field(default_factory=list)  # per layer, averaged over seeds
-    diverged: int = 0  # runs of this cell whose loss became NaN/inf (an outcome; not in ``runs``)
+    diverged: list[dict[str, Any]] = field(default_factory=list)  # runs whose loss became NaN/Inf
 
     @property
     def final_by_seed(self) -> dict[int, float]:
         return {r["seed"]: r["final"] for r in self.runs}
 
+    @property
+    def unconverged(self) -> list[int]:
+        """Seeds of done runs whose training loss had not reached a plateau (see :func:`converged`)."""
+        return [int(r["seed"]) for r in self.runs if not converged(r)]
+
 
 @dataclass
 class StudyResults:
+    """A study's runs grouped into cells, with the statistics of each cell against its baseline.
+
+    Attributes:
+        name, spec, metric: the study, its saved spec and the compared metric.
+        cells: one :class:`CellResult` per grid cell with done or diverged runs, in grid order.
+        incomplete: runs neither done nor diverged (failed, interrupted, running), with their errors.
+        versions, devices: what the runs were trained with.
+    """
+
     name: str
     spec: dict[str, Any]
     metric: str
@@ -47,11 +81,32 @@ class StudyResults:
     incomplete: list[dict[str, Any]]
     versions: dict[str, Any]
     devices: list[str]
-    diverged: list[dict[str, Any]] = field(default_factory=list)  # runs with status "diverged"
 
     @property
     def baseline(self) -> dict[str, Any]:
         return self.spec.get("study", {}).get("baseline", {})
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        """Runs that raised an error (listed in every report)."""
+        return [r for r in self.incomplete if r["status"] == "failed"]
+
+    @property
+    def diverged(self) -> list[dict[str, Any]]:
+        """Runs whose training loss became NaN/Inf (outcomes, not errors)."""
+        return [r for c in self.cells for r in c.diverged]
+
+    @property
+    def converged(self) -> bool:
+        """Whether every done run reached a plateau (diverged runs are outcomes and do not count here)."""
+        return all(not c.unconverged for c in self.cells) and any(c.runs for c in self.cells)
+
+    def run_counts(self) -> dict[str, int]:
+        """``{"done": k, "diverged": k, "failed": k}`` plus any other status present (e.g. "interrupted")."""
+        counts = {"done": sum(len(c.runs) for c in self.cells), "diverged": len(self.diverged), "failed": 0}
+        for r in self.incomplete:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        return counts
 
 
 def _label(values: dict[str, Any], varying: list[str]) -> str:
@@ -100,18 +155,18 @@ def collect(study_dir: str | Path) -> StudyResults:
     diverged = [r for r in all_runs if r["status"] == "diverged"]
     incomplete = [r for r in all_runs if r["status"] not in ("done", "diverged")]
     by_cell: dict[str, list[dict[str, Any]]] = {}
-    diverged_by_cell: dict[str, int] = {}
+    diverged_by_cell: dict[str, list[dict[str, Any]]] = {}
     order: list[str] = []
-    for r in done + diverged:  # a cell whose runs all diverged is still a cell of the table
+    for r in done + diverged:
         key = json.dumps(r["cell"], sort_keys=True)
         if key not in by_cell:
             order.append(key)
             by_cell[key] = []
-        if r["status"] == "diverged":
-            diverged_by_cell[key] = diverged_by_cell.get(key, 0) + 1
-            continue
-        r["final"] = r["epochs"][-1].get(metric)
-        by_cell[key].append(r)
+        if r["status"] == "done":
+            r["final"] = r["epochs"][-1].get(metric)
+            by_cell[key].append(r)
+        else:
+            diverged_by_cell.setdefault(key, []).append(r)
     # spec order of cells where possible
     grid_keys = list(grid)
 
@@ -137,13 +192,14 @@ def collect(study_dir: str | Path) -> StudyResults:
         cells.append(CellResult(
             label=_label(values, varying), values=values, runs=runs,
             summary=summarize([r["final"] for r in runs]),
-            top5=summarize(top5_vals) if all(v is not None for v in top5_vals) else None,
+            top5=summarize(top5_vals) if runs and all(v is not None for v in top5_vals) else None,
             seconds_per_epoch=summarize([float(np.mean([e["seconds"] for e in r["epochs"]])) for r in runs]),
             comparison=comparison, is_baseline=is_base, baseline_label=base_label,
             curves={k: _curves(runs, k) for k in ("test_error", "train_loss", "test_loss")} if runs else {},
-            slopes=_mean_slopes(runs), diverged=diverged_by_cell.get(key, 0),
+            slopes=_mean_slopes(runs), diverged=sorted(diverged_by_cell.get(key, []), key=lambda r: r["seed"]),
         ))
+    for cell, comparison in zip(cells, holm_comparisons([c.comparison for c in cells])):
+        cell.comparison = comparison
     versions = done[0]["versions"] if done else {}
     devices = sorted({r["device"] for r in done if r["device"]})
-    return StudyResults(study.get("name", Path(study_dir).name), spec, metric, cells, incomplete, versions, devices,
-                        diverged)
+    return StudyResults(study.get("name", Path(study_dir).name), spec, metric, cells, incomplete, versions, devices)

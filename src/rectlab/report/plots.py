@@ -1,17 +1,36 @@
-"""PNG plots of a study (matplotlib, headless Agg backend)."""
+"""PNG plots of studies and reproductions (matplotlib, headless Agg backend): one place for figure set-up.
+
+Building blocks: :func:`curves` (a metric over epochs, mean and min–max band over seeds),
+:func:`points_with_ci` (per-seed values with the mean and its 95% CI), :func:`layer_curves` and
+:func:`layer_profile` (per-layer values), :func:`scatter_ci` (two metrics per group) and
+:func:`bars`. :func:`make_plots` draws a study's standard set from them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .collect import StudyResults
+from .stats import summarize
 
-__all__ = ["make_plots"]
+__all__ = [
+    "bars",
+    "curves",
+    "layer_curves",
+    "layer_profile",
+    "make_plots",
+    "points_with_ci",
+    "pyplot",
+    "save_figure",
+    "scatter_ci",
+]
 
 
-def _pyplot():
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the headless Agg backend (imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -20,104 +39,223 @@ def _pyplot():
     return plt
 
 
-def _integer_locator():
+def _integer_epochs(ax: Any) -> None:
     from matplotlib.ticker import MaxNLocator
 
-    return MaxNLocator(integer=True)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _band(ax, curves: np.ndarray, label: str, color) -> None:
-    epochs = np.arange(1, curves.shape[1] + 1)
-    mean = np.nanmean(curves, axis=0)
-    ax.plot(epochs, mean, label=f"{label} (n={curves.shape[0]})", color=color, lw=1.8)
-    if curves.shape[0] > 1:
-        ax.fill_between(epochs, np.nanmin(curves, axis=0), np.nanmax(curves, axis=0), color=color, alpha=0.18, lw=0)
+def _colors(n: int) -> Any:
+    return pyplot().get_cmap("tab10" if n <= 10 else "tab20")
 
 
-def make_plots(results: StudyResults, out_dir: str | Path) -> dict[str, Path]:
-    """Write the study's plots into ``out_dir`` and return ``{name: path}``.
+def save_figure(fig: Any, path: Path) -> Path:
+    """Lay out, write and close ``fig``; returns ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)
+    return path
 
-    Plots: test error vs epoch (mean, band = min..max over seeds), train loss, final error per cell
-    (each seed as a point, mean with 95% CI bar), learned slopes per layer (when any), seconds per epoch.
+
+def curves(series: Mapping[str, np.ndarray], path: Path, *, title: str, ylabel: str, xlabel: str = "epoch",
+           log: bool = False, hline: float | None = None, hline_label: str = "",
+           panels: Mapping[str, Sequence[str]] | None = None) -> Path:
+    """Mean curve per label with a min–max band over seeds.
+
+    Args:
+        series: ``{label: array (seeds, epochs)}``.
+        path: the PNG to write.
+        panels: optional ``{panel title: [labels]}`` to draw the labels in side-by-side panels.
+        hline: a horizontal reference line (e.g. the chance-level loss).
     """
-    plt = _pyplot()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cells = [c for c in results.cells if c.curves.get("test_error") is not None and c.curves["test_error"].size]
-    colors = plt.get_cmap("tab10" if len(cells) <= 10 else "tab20")
-    paths: dict[str, Path] = {}
-
-    for key, title, ylabel, log in (
-        ("test_error", "Test error vs epoch", "test error (%)", False),
-        ("train_loss", "Training loss vs epoch", "train loss", True),
-    ):
-        fig, ax = plt.subplots(figsize=(7, 4.2))
-        for i, c in enumerate(cells):
-            _band(ax, c.curves[key], c.label, colors(i))
-        ax.set(title=f"{title} (band: min–max over seeds)", xlabel="epoch", ylabel=ylabel)
-        ax.xaxis.set_major_locator(_integer_locator())
+    plt = pyplot()
+    groups = dict(panels) if panels else {"": list(series)}
+    fig, axes = plt.subplots(1, len(groups), figsize=(min(15, 5 * len(groups) + 2), 4.2), squeeze=False,
+                             sharey=True)
+    labels = list(series)
+    colors = _colors(len(labels))
+    for ax, (panel, members) in zip(axes[0], groups.items()):
+        for label in members:
+            if label not in series or not np.asarray(series[label]).size:
+                continue
+            arr = np.atleast_2d(np.asarray(series[label], dtype=float))
+            x = np.arange(1, arr.shape[1] + 1)
+            color = colors(labels.index(label) % colors.N)
+            ax.plot(x, np.nanmean(arr, 0), "o-", ms=3, lw=1.6, color=color, label=f"{label} (n={arr.shape[0]})")
+            if arr.shape[0] > 1:
+                ax.fill_between(x, np.nanmin(arr, 0), np.nanmax(arr, 0), color=color, alpha=0.18, lw=0)
+        if hline is not None:
+            ax.axhline(hline, color="gray", ls="--", lw=0.9, label=hline_label or None)
         if log:
             ax.set_yscale("log")
+        if xlabel == "epoch":
+            _integer_epochs(ax)
+        ax.set(title=panel or title, xlabel=xlabel)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        paths[key] = out_dir / f"{key}.png"
-        fig.savefig(paths[key], dpi=110)
-        plt.close(fig)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel(ylabel)
+    if panels:
+        fig.suptitle(title)
+    return save_figure(fig, path)
 
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * max(3, len(cells))))
-    metric = results.metric.replace("_", " ")
-    for i, c in enumerate(cells):
-        finals = [r["final"] for r in c.runs]
-        ax.scatter(finals, [i] * len(finals), color=colors(i), alpha=0.55, s=22, zorder=2)
-        s = c.summary
+
+def layer_curves(per_cell: Mapping[str, Mapping[str, np.ndarray]], path: Path, *, title: str, ylabel: str,
+                 zero_line: bool = False) -> Path:
+    """One panel per cell; in each, one line per activation site over epochs (colour = depth).
+
+    Args:
+        per_cell: ``{cell label: {site: array (seeds, epochs)}}``; lines show the mean over seeds.
+    """
+    plt = pyplot()
+    n = max(1, len(per_cell))
+    cols = min(n, 3)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False, sharey=True)
+    cmap = plt.get_cmap("viridis")
+    for i, (label, sites) in enumerate(per_cell.items()):
+        ax = axes[i // cols][i % cols]
+        names = list(sites)
+        for j, site in enumerate(names):
+            arr = np.atleast_2d(np.asarray(sites[site], dtype=float))
+            x = np.arange(1, arr.shape[1] + 1)
+            ax.plot(x, np.nanmean(arr, 0), "o-", ms=2.5, lw=1.2, color=cmap(j / max(1, len(names) - 1)),
+                    label=site if len(names) <= 8 or j in (0, len(names) - 1) else None)
+        if zero_line:
+            ax.axhline(0, color="gray", lw=0.8)
+        _integer_epochs(ax)
+        ax.set(title=label, xlabel="epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, title="layer (dark = first)", title_fontsize=6)
+    for k in range(len(per_cell), rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    axes[0][0].set_ylabel(ylabel)
+    fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def layer_profile(per_cell: Mapping[str, Mapping[str, Sequence[float]]], path: Path, *, title: str,
+                  ylabel: str, zero_line: bool = False, xticks: Sequence[str] | None = None) -> Path:
+    """Value per layer (x = site in network order) at the end of training, one line per cell; bars = min–max
+    over seeds.
+
+    Args:
+        per_cell: ``{cell label: {site: [value per seed]}}``.
+        xticks: layer names for the x axis (numbered when omitted or when there are more than 24).
+    """
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    colors = _colors(len(per_cell))
+    for i, (label, sites) in enumerate(per_cell.items()):
+        vals = [np.asarray(v, dtype=float) for v in sites.values()]
+        if not vals:
+            continue
+        x = np.arange(1, len(vals) + 1)
+        mean = np.array([np.nanmean(v) for v in vals])
+        lo = mean - np.array([np.nanmin(v) for v in vals])
+        hi = np.array([np.nanmax(v) for v in vals]) - mean
+        ax.errorbar(x, mean, yerr=[lo, hi], fmt="o-", ms=3, lw=1.4, capsize=2, color=colors(i % colors.N),
+                    label=label)
+    if zero_line:
+        ax.axhline(0, color="gray", lw=0.8)
+    if xticks is not None and len(xticks) <= 24:
+        ax.set_xticks(range(1, len(xticks) + 1), list(xticks), rotation=45, ha="right", fontsize=7)
+    else:
+        _integer_epochs(ax)
+    ax.set(title=title, xlabel="activation site (network order)", ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def points_with_ci(groups: Mapping[str, Sequence[float]], path: Path, *, title: str, xlabel: str,
+                   reference: float | None = None) -> Path:
+    """Each group's per-seed values as dots with the mean and its 95% CI (horizontal)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.45 * max(3, len(groups))))
+    colors = _colors(len(groups))
+    for i, values in enumerate(groups.values()):
+        vals = [v for v in values if v is not None and np.isfinite(v)]
+        ax.scatter(vals, [i] * len(vals), color=colors(i % colors.N), alpha=0.55, s=22, zorder=2)
+        s = summarize(vals)
         if s.n >= 2:
             ax.errorbar([s.mean], [i], xerr=[[s.mean - s.ci_low], [s.ci_high - s.mean]], fmt="D", color="black",
                         ms=5, capsize=4, zorder=3)
-        else:
+        elif s.n == 1:
             ax.plot([s.mean], [i], "D", color="black", ms=5, zorder=3)
-    ax.set_yticks(range(len(cells)), [c.label + (" (baseline)" if c.is_baseline else "") for c in cells])
+    if reference is not None:
+        ax.axvline(reference, color="gray", lw=0.8, ls="--")
+    ax.set_yticks(range(len(groups)), list(groups))
     ax.invert_yaxis()
-    ax.set(title=f"Final {metric}: seeds (dots), mean and 95% CI (black)", xlabel=f"{metric} (%)")
+    ax.set(title=title, xlabel=xlabel)
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    paths["final"] = out_dir / "final.png"
-    fig.savefig(paths["final"], dpi=110)
-    plt.close(fig)
+    return save_figure(fig, path)
 
+
+def scatter_ci(points: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: Path, *, title: str,
+               xlabel: str, ylabel: str) -> Path:
+    """Per group, the mean of x and y with 95% CI bars in both directions (plus the individual values)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.6))
+    colors = _colors(len(points))
+    for i, (label, (xs, ys)) in enumerate(points.items()):
+        color = colors(i % colors.N)
+        sx, sy = summarize(xs), summarize(ys)
+        if len(xs) == len(ys):
+            ax.scatter(xs, ys, color=color, alpha=0.35, s=16)
+        xerr = [[sx.mean - sx.ci_low], [sx.ci_high - sx.mean]] if sx.n >= 2 else None
+        yerr = [[sy.mean - sy.ci_low], [sy.ci_high - sy.mean]] if sy.n >= 2 else None
+        ax.errorbar([sx.mean], [sy.mean], xerr=xerr, yerr=yerr, fmt="D", color=color, ms=6, capsize=4,
+                    label=f"{label} (n={sx.n}/{sy.n})")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def bars(values: Mapping[str, Sequence[float]], path: Path, *, title: str, xlabel: str) -> Path:
+    """Horizontal bars: the mean of each group with its sample std as the error bar."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * max(3, len(values))))
+    colors = _colors(len(values))
+    stats_ = [summarize(v) for v in values.values()]
+    ax.barh(range(len(values)), [s.mean for s in stats_], xerr=[0 if np.isnan(s.std) else s.std for s in stats_],
+            color=[colors(i % colors.N) for i in range(len(values))], alpha=0.8)
+    ax.set_yticks(range(len(values)), list(values))
+    ax.invert_yaxis()
+    ax.set(title=title, xlabel=xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    return save_figure(fig, path)
+
+
+def make_plots(results: Any, out_dir: str | Path) -> dict[str, Path]:
+    """Write a study's plots into ``out_dir`` and return ``{name: path}``.
+
+    Plots: test error and training loss vs epoch (mean, band = min..max over seeds), the final metric per
+    cell (seeds as dots, mean with 95% CI), learned slopes per layer (when any), seconds per epoch.
+    """
+    out_dir = Path(out_dir)
+    cells = [c for c in results.cells if c.curves.get("test_error") is not None and c.curves["test_error"].size]
+    metric = results.metric.replace("_", " ")
+    paths = {
+        "test_error": curves({c.label: c.curves["test_error"] for c in cells}, out_dir / "test_error.png",
+                             title="Test error vs epoch (band: min–max over seeds)", ylabel="test error (%)"),
+        "train_loss": curves({c.label: c.curves["train_loss"] for c in cells}, out_dir / "train_loss.png",
+                             title="Training loss vs epoch (band: min–max over seeds)", ylabel="train loss",
+                             log=True),
+        "final": points_with_ci({c.label + (" (baseline)" if c.is_baseline else ""): [r["final"] for r in c.runs]
+                                 for c in cells}, out_dir / "final.png",
+                                title=f"Final {metric}: seeds (dots), mean and 95% CI (black)", xlabel=metric),
+    }
     slope_cells = [c for c in cells if c.slopes]
     if slope_cells:
-        fig, ax = plt.subplots(figsize=(7, 4.2))
-        for c in slope_cells:
-            vals = [row["mean"] for row in c.slopes]
-            kind = "channel-wise mean" if c.slopes[0]["num_parameters"] > 1 else "channel-shared"
-            ax.plot(range(1, len(vals) + 1), vals, "o-", ms=3, color=colors(cells.index(c)),
-                    label=f"{c.label} ({c.slopes[0]['kind']}, {kind})")
-        ax.set(title="Learned activation parameter per layer (mean over seeds)", ylabel="slope a / beta")
         layers = [row["layer"] for row in slope_cells[0].slopes]
-        if len(layers) <= 24:  # name the layers when they fit; otherwise number them
-            ax.set_xticks(range(1, len(layers) + 1), layers, rotation=45, ha="right", fontsize=7)
-        else:
-            ax.set_xlabel("layer (activation site, in forward order)")
-            ax.xaxis.set_major_locator(_integer_locator())
-        ax.axhline(0, color="gray", lw=0.8)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        paths["slopes"] = out_dir / "slopes.png"
-        fig.savefig(paths["slopes"], dpi=110)
-        plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * max(3, len(cells))))
-    means = [c.seconds_per_epoch.mean for c in cells]
-    errs = [0 if np.isnan(c.seconds_per_epoch.std) else c.seconds_per_epoch.std for c in cells]
-    ax.barh(range(len(cells)), means, xerr=errs, color=[colors(i) for i in range(len(cells))], alpha=0.8)
-    ax.set_yticks(range(len(cells)), [c.label for c in cells])
-    ax.invert_yaxis()
-    ax.set(title="Training seconds per epoch (mean ± std over seeds)", xlabel="seconds")
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    paths["seconds"] = out_dir / "seconds.png"
-    fig.savefig(paths["seconds"], dpi=110)
-    plt.close(fig)
+        profile = {f"{c.label} ({c.slopes[0]['kind']})": {row["layer"]: [row["mean"]] for row in c.slopes}
+                   for c in slope_cells}
+        paths["slopes"] = layer_profile(profile, out_dir / "slopes.png", xticks=layers, zero_line=True,
+                                        title="Learned activation parameter per layer (mean over seeds)",
+                                        ylabel="slope a / beta")
+    paths["seconds"] = bars({c.label: [float(np.mean([e["seconds"] for e in r["epochs"]])) for r in c.runs]
+                             for c in cells}, out_dir / "seconds.png",
+                            title="Training seconds per epoch (mean ± std over seeds)", xlabel="seconds")
     return paths

@@ -7,6 +7,7 @@ the results into :class:`ClaimCheck` s with explicit rules, and optional extra t
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,32 +33,75 @@ __all__ = [
 
 VERDICTS = ("reproduced", "not reproduced", "inconclusive")
 SCALE_TEXT = {
-    "smoke": "a cut-down run for the test suite (digits, 1 epoch): it checks the machinery, not the claim",
-    "quick": "a CPU-sized run (Fashion-MNIST subsets, small models, a few epochs, 2-3 seeds); after a few "
-             "epochs, differences reflect learning speed as much as final accuracy",
-    "full": "a GPU-sized run close to the paper's setting (CIFAR/SVHN when present, many epochs, 5 seeds)",
+    "smoke": "a cut-down run for the test suite (digits, 1-2 epochs): it checks the machinery, not the claim",
+    "quick": "a 2-CPU-core run: cheap proxy models (MLPs, deep and residual MLPs, small CNNs) on Fashion-MNIST "
+             "(subsets), trained to a plateau, 8 or more seeds per cell; each study states what its proxy keeps "
+             "and changes from the paper",
+    "full": "a GPU-sized run close to the paper's setting (CIFAR/SVHN when present, many epochs, 5+ seeds)",
 }
 
 
 @dataclass(frozen=True)
 class ClaimCheck:
-    """One claim tested with an explicit rule.
+    """One claim tested with an explicit rule, with the evidence behind its verdict.
 
     Attributes:
         claim: the claim in words, with the paper's numbers where it gives them.
         verdict: "reproduced", "not reproduced" or "inconclusive".
-        reason: the evidence and the rule that gave the verdict (effect, 95% CI, p, n).
-        primary: primary checks decide the study's overall verdict; the others are reported beside it.
+        reason: the evidence and the rule that gave the verdict (effect, 95% CI, p, n, MDE, margin).
+        primary: primary checks decide the study's overall verdict and form the family that Holm's
+            correction runs over; the others are reported beside it with uncorrected p-values.
+        n: seeds (pairs) or trials behind the estimate.
+        estimate: the effect (e.g. a difference in test error points, other − base).
+        ci: its 95% confidence interval ``(low, high)``.
+        p: the uncorrected two-sided p-value (a TOST p-value for equivalence claims).
+        p_holm: ``p`` after Holm's correction over the study's primary checks (NaN for secondary checks).
+        mde: the minimum detectable effect (80% power, alpha 0.05) from the observed spread.
+        margin: the equivalence margin declared for the claim (the size of effect that matters).
+        expect: the rule (see :func:`rectlab.report.stats.judge`): "lower" / "higher" (the claimed sign of
+            ``estimate``), "not-lower", "equivalent", or "" for a rule of its own (the analysis judged it;
+            Holm leaves its verdict alone).
+        evidence: the numbers in words, without the verdict (``reason`` = evidence + rule + notes).
+        notes: what else the reader must know (diverged runs and how they were counted).
+        blocked: why the rule could not be applied (e.g. "not converged: ..."); the verdict is then inconclusive.
+        sd, paired: the spread behind the test and whether it paired seeds (to say how many seeds would
+            decide an inconclusive check).
+        unit, digits: how the estimate is printed.
     """
 
     claim: str
     verdict: str
     reason: str
     primary: bool = True
+    n: int = 0
+    estimate: float = math.nan
+    ci: tuple[float, float] = (math.nan, math.nan)
+    p: float = math.nan
+    p_holm: float = math.nan
+    mde: float = math.nan
+    margin: float | None = None
+    expect: str = ""
+    evidence: str = ""
+    notes: str = ""
+    blocked: str = ""
+    sd: float = math.nan
+    paired: bool = True
+    unit: str = ""
+    digits: int = 2
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+    def record(self) -> dict[str, Any]:
+        """The fields scripts rely on (``verdict.json``): NaN and infinity become ``null``."""
+
+        def num(v: float | None) -> float | None:
+            return None if v is None or not math.isfinite(v) else float(v)
+
+        return {"claim": self.claim, "primary": self.primary, "verdict": self.verdict, "reason": self.reason,
+                "n": self.n, "estimate": num(self.estimate), "ci": [num(self.ci[0]), num(self.ci[1])],
+                "p": num(self.p), "p_holm": num(self.p_holm), "mde": num(self.mde), "margin": num(self.margin)}
 
 
 @dataclass(frozen=True)
@@ -88,14 +132,15 @@ class Part:
         name: short name, also the sub-directory of the output (``OUT/<name>``).
         spec: file name in ``studies/`` (e.g. ``"prelu.toml"``).
         title: what this part tests, for the report.
-        execute: a custom executor ``execute(spec, out_dir, **execution) -> None`` for parts the
-            standard runner cannot express (e.g. pruning mid-training); default :func:`rectlab.study.run_study`.
+        scales: the scales it runs at (an ablation too costly for the quick budget runs at full scale only).
+
+    Every part runs through :func:`rectlab.study.run_study` (resume, the process and Ray executors).
     """
 
     name: str
     spec: str
     title: str
-    execute: Callable[..., None] | None = None
+    scales: tuple[str, ...] = SCALES
 
 
 @dataclass

@@ -1,33 +1,44 @@
 """The reproduction report: ``reproduction.md`` and a self-contained ``reproduction.html``.
 
 Layout: the paper's claim with its published numbers, the scale and how our setting differs, the
-verdict with its reason, every claim check (rule and evidence), our results per part (n, mean ± std,
-95% CI, difference to the baseline with its CI and p), extra tables, and the plots.
+verdict with its reason, every claim check (rule and evidence), the runs (done, diverged, failed),
+our results per part (n, mean ± std, 95% CI, difference to the baseline with its CI, p and MDE),
+extra tables, and the plots. Built with the shared :class:`rectlab.report.markup.Document`.
 """
 
 from __future__ import annotations
 
-import base64
-import html as htmllib
+import math
 from pathlib import Path
 
-from ..report.tables import HEADERS, rows
-from .core import SCALE_TEXT, Analysis, Context, Reproduction, Table
+from ..report.markup import Document, verdict_class
+from ..report.tables import HEADERS, VERDICT_COL, rows, runs_sentences
+from .core import SCALE_TEXT, Analysis, ClaimCheck, Context, Reproduction
 
 __all__ = ["write_reproduction"]
 
-STATS_NOTE = ("Statistics: per-seed final values; mean ± sample std; 95% CI from Student's t; differences by a "
-              "paired t-test when both groups ran the same seeds (Welch's t-test otherwise); each claim is tested "
-              "at alpha = 0.05 without correction for the number of checks.")
-
+STATS_NOTE = ("Statistics: per-seed values; mean ± sample std; 95% CI from Student's t; differences by a paired t-test "
+              "when both groups ran the same seeds (Welch's t-test otherwise; exact sign-flip / permutation tests "
+              "when values tie, so zero variance never gives p = 0); p-values of the primary claims Holm-corrected "
+              "together; MDE = minimum detectable effect at 80% power and alpha 0.05 from the observed spread. "
+              "Verdict rule: reproduced = the claimed sign, significant after correction; not reproduced = "
+              "significantly the opposite, or the 95% CI excludes an effect as large as the claim's margin; "
+              "otherwise inconclusive.")
+CHECK_HEADERS = ["claim", "verdict", "evidence and rule", "n", "estimate [95% CI]", "p (Holm)", "MDE", "margin",
+                 "primary"]
 PART_PLOTS = (("train_loss", "training loss"), ("test_error", "test error"), ("final", "final error per cell"))
 
 
-def _md_table(headers: list[str], body: list[list[str]]) -> str:
-    def cells(row: list[str]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"
+def _num(v: float | None, digits: int = 3) -> str:
+    return "–" if v is None or not math.isfinite(v) else f"{v:.{digits}g}"
 
-    return "\n".join([cells(headers), "|" + "---|" * len(headers), *(cells(row) for row in body)])
+
+def check_row(c: ClaimCheck) -> list[str]:
+    """One row of the claims table."""
+    estimate = "–" if math.isnan(c.estimate) else f"{c.estimate:+.{c.digits}f} [{_num(c.ci[0])}, {_num(c.ci[1])}]"
+    p = _num(c.p) + (f" ({_num(c.p_holm)})" if not math.isnan(c.p_holm) else "")
+    return [c.claim, c.verdict, c.reason, str(c.n or "–"), estimate, p, _num(c.mde), _num(c.margin),
+            "yes" if c.primary else "no"]
 
 
 def _setup_line(spec) -> str:
@@ -35,136 +46,44 @@ def _setup_line(spec) -> str:
     shown = [f"model={base.model}", f"dataset={base.dataset}", f"epochs={base.epochs}",
              f"batch_size={base.batch_size}", f"optimizer={base.optimizer}", f"lr={base.lr}",
              f"weight_decay={base.weight_decay}"]
-    if base.model_kwargs:
-        shown.append(f"model_kwargs={base.model_kwargs}")
-    if base.train_limit:
-        shown.append(f"train_limit={base.train_limit}")
-    if base.test_limit:
-        shown.append(f"test_limit={base.test_limit}")
+    shown += [f"{k}={getattr(base, k)}" for k in ("model_kwargs", "train_limit", "test_limit") if getattr(base, k)]
     grid = "; ".join(f"{k} ∈ {list(v)}" for k, v in spec.grid.items())
     return f"{', '.join(shown)}; grid: {grid}; seeds {list(spec.seeds)}"
 
 
-def _part_tables(ctx: Context) -> list[tuple[str, str, str, Table, dict[str, Path]]]:
-    out = []
+def _header(doc: Document, repro: Reproduction, ctx: Context, seconds: float, command: str) -> None:
+    items = [("paper", repro.paper), ("claim", repro.claim), ("scale", f"{ctx.scale} — {SCALE_TEXT.get(ctx.scale)}"),
+             ("command", f"{command} ({seconds:.0f} s)")]
+    if repro.notes:
+        items.append(("our setting vs the paper's", repro.notes))
+    doc.items(items).heading("Published numbers").table(["setting", "published"], [list(r) for r in repro.published])
+
+
+def _parts(doc: Document, ctx: Context) -> None:
     for name, p in ctx.parts.items():
-        body = rows(p.results) if p.results.cells else []
-        table = Table(f"{p.part.title}", list(HEADERS), body,
-                      note=f"{len(p.results.incomplete)} run(s) not done" if p.results.incomplete else "")
-        plots = {title: p.dir / "plots" / f"{key}.png" for key, title in PART_PLOTS
-                 if (p.dir / "plots" / f"{key}.png").is_file()}
-        out.append((name, _setup_line(p.spec), f"{name}/report.html", table, plots))
-    return out
+        doc.heading(f"Part {name}: {p.part.title}")
+        doc.para(f"{_setup_line(p.spec)} (full report: {name}/report.html)")
+        doc.table(list(HEADERS), rows(p.results), verdict_col=VERDICT_COL)
+        for line in runs_sentences(p.results):
+            doc.note(line)
+        for key, title in PART_PLOTS:
+            doc.image(p.dir / "plots" / f"{key}.png", f"{name}: {title}")
 
 
 def write_reproduction(repro: Reproduction, ctx: Context, analysis: Analysis, verdict: str, reason: str,
                        seconds: float, command: str) -> tuple[Path, Path]:
     """Write the Markdown and HTML reports into ``ctx.out``; return their paths."""
-    out = ctx.out
-    parts = _part_tables(ctx)
-    check_rows = [[c.claim, c.verdict, c.reason, "yes" if c.primary else "no"] for c in analysis.checks]
-    check_headers = ["claim", "verdict", "evidence and rule", "primary"]
-    published = [list(row) for row in repro.published]
-
-    def rel(path: Path) -> str:
-        try:
-            return str(path.relative_to(out))
-        except ValueError:
-            return str(path)
-
-    md = [f"# Reproduction `{repro.name}`: {verdict}", "",
-          f"- **paper**: {repro.paper}",
-          f"- **claim**: {repro.claim}",
-          f"- **scale**: {ctx.scale} — {SCALE_TEXT.get(ctx.scale, '')}",
-          f"- **command**: `{command}` ({seconds:.0f} s)"]
-    if repro.notes:
-        md.append(f"- **our setting vs the paper's**: {repro.notes}")
-    md += ["", "## Published numbers", "", _md_table(["setting", "published"], published), "",
-           f"## Verdict: **{verdict}**", "", reason, "",
-           "## Claims checked", "", _md_table(check_headers, check_rows) if check_rows else "_no checks_", ""]
+    doc = Document(f"Reproduction {repro.name}: {verdict}", title_class=verdict_class(verdict))
+    _header(doc, repro, ctx, seconds, command)
+    doc.heading(f"Verdict: {verdict}").para(reason, verdict=True)
+    doc.heading("Claims checked").table(CHECK_HEADERS, [check_row(c) for c in analysis.checks], verdict_col=1,
+                                        empty="no checks")
     for note in analysis.notes:
-        md += [f"> {note}", ""]
-    for name, setup, link, table, plots in parts:
-        md += [f"## Part `{name}`: {table.title}", "", f"_{setup}_ ([full report]({link}))", "",
-               _md_table(table.headers, table.rows) if table.rows else "_no finished runs_", ""]
-        if table.note:
-            md += [f"_{table.note}_", ""]
-        md += [f"![{name} {title}]({rel(path)})" for title, path in plots.items()] + [""]
+        doc.quote(note)
+    _parts(doc, ctx)
     for t in analysis.tables:
-        md += [f"## {t.title}", "", _md_table(t.headers, t.rows), ""]
-        if t.note:
-            md += [f"_{t.note}_", ""]
+        doc.heading(t.title).table(t.headers, t.rows, note=t.note)
     for caption, path in analysis.plots.items():
-        md += [f"## {caption}", "", f"![{caption}]({rel(path)})", ""]
-    md += ["---", STATS_NOTE, ""]
-    md_path = out / "reproduction.md"
-    md_path.write_text("\n".join(md))
-
-    def h(s: object) -> str:
-        return htmllib.escape(str(s))
-
-    def table_html(headers: list[str], body: list[list[str]], verdict_col: int | None = None) -> str:
-        head = "".join(f"<th>{h(x)}</th>" for x in headers)
-        trs = []
-        for row in body:
-            cls = ""
-            if verdict_col is not None and len(row) > verdict_col:
-                cls = f' class="{row[verdict_col].replace(" ", "-")}"'
-            trs.append(f"<tr{cls}>" + "".join(f"<td>{h(x)}</td>" for x in row) + "</tr>")
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
-
-    def img(path: Path, caption: str) -> str:
-        if not path.is_file():
-            return ""
-        data = base64.b64encode(path.read_bytes()).decode()
-        return (f"<figure><img alt='{h(caption)}' src='data:image/png;base64,{data}'>"
-                f"<figcaption>{h(caption)}</figcaption></figure>")
-
-    body = [f"<h1>Reproduction <code>{h(repro.name)}</code>: <span class='{verdict.replace(' ', '-')}'>"
-            f"{h(verdict)}</span></h1>",
-            "<dl>",
-            f"<dt>paper</dt><dd>{h(repro.paper)}</dd>",
-            f"<dt>claim</dt><dd>{h(repro.claim)}</dd>",
-            f"<dt>scale</dt><dd>{h(ctx.scale)} — {h(SCALE_TEXT.get(ctx.scale, ''))}</dd>",
-            f"<dt>command</dt><dd><code>{h(command)}</code> ({seconds:.0f} s)</dd>"]
-    if repro.notes:
-        body.append(f"<dt>our setting</dt><dd>{h(repro.notes)}</dd>")
-    body += ["</dl>", "<h2>Published numbers</h2>", table_html(["setting", "published"], published),
-             f"<p class='verdict'><b>Verdict: {h(verdict)}.</b> {h(reason)}</p>",
-             "<h2>Claims checked</h2>", table_html(check_headers, check_rows, verdict_col=1)]
-    body += [f"<blockquote>{h(n)}</blockquote>" for n in analysis.notes]
-    for name, setup, link, table, plots in parts:
-        body += [f"<h2>Part <code>{h(name)}</code>: {h(table.title)}</h2>",
-                 f"<p><i>{h(setup)}</i> (<a href='{h(link)}'>full report</a>)</p>",
-                 table_html(table.headers, table.rows, verdict_col=7) if table.rows else "<p>no finished runs</p>"]
-        if table.note:
-            body.append(f"<p><i>{h(table.note)}</i></p>")
-        body += [img(path, f"{name}: {title}") for title, path in plots.items()]
-    for t in analysis.tables:
-        body += [f"<h2>{h(t.title)}</h2>", table_html(t.headers, t.rows)]
-        if t.note:
-            body.append(f"<p><i>{h(t.note)}</i></p>")
-    if analysis.plots:
-        body.append("<h2>Plots</h2>")
-        body += [img(path, caption) for caption, path in analysis.plots.items()]
-    body.append(f"<p style='color:#777'>{h(STATS_NOTE)}</p>")
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{h(repro.name)} — rectlab reproduction</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 1150px; margin: 2em auto; padding: 0 1em; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}
-th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }}
-th {{ background: #f3f3f3; }}
-.reproduced, tr.reproduced td, tr.better td {{ background: #e8f6e8; }}
-.not-reproduced, tr.not-reproduced td, tr.worse td {{ background: #fbe9e9; }}
-.inconclusive, tr.inconclusive td {{ background: #fdf6e3; }}
-.verdict {{ background: #f6f8fa; border-left: 4px solid #4a7; padding: 0.6em 1em; }}
-figure {{ display: inline-block; margin: 0.5em; }} img {{ max-width: 540px; border: 1px solid #ddd; }}
-dt {{ font-weight: bold; float: left; width: 8em; }} dd {{ margin-left: 9em; margin-bottom: 0.3em; }}
-</style></head><body>
-{''.join(body)}
-</body></html>
-"""
-    html_path = out / "reproduction.html"
-    html_path.write_text(page)
-    return md_path, html_path
+        doc.heading(caption, level=3).image(path, caption)
+    doc.note(STATS_NOTE)
+    return doc.write(ctx.out, "reproduction")

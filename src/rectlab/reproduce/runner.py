@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from .core import SCALES, Analysis, ClaimCheck, Context, PartRun, Reproduction, overall_verdict, studies_dir
+from .evidence import finalize
 
-__all__ = ["ReproductionReport", "load_part_spec", "run_reproduction"]
+__all__ = ["ReproductionReport", "load_part_spec", "run_reproduction", "verdict_record"]
 
 
 @dataclass
@@ -51,6 +52,26 @@ def load_part_spec(repro: Reproduction, part_spec: str, scale: str, studies: str
             raise ValueError(f"{part_spec} varies the dataset in its grid; --dataset cannot override it")
         spec = dataclasses.replace(spec, base=spec.base.replace(dataset=dataset))
     return spec
+
+
+def verdict_record(repro: Reproduction, ctx: Context, analysis: Analysis, verdict: str, reason: str, seconds: float,
+                   command: str) -> dict[str, Any]:
+    """The content of ``verdict.json``: the verdict, every check's evidence, and the runs behind them.
+
+    ``runs`` sums ``{"done", "diverged", "failed", ...}`` over the parts; ``converged`` says whether every done
+    run reached a plateau (see :func:`rectlab.report.collect.converged`; true for runners without runs).
+    """
+    counts: dict[str, int] = {"done": 0, "diverged": 0, "failed": 0}
+    for p in ctx.parts.values():
+        for status, k in p.results.run_counts().items():
+            counts[status] = counts.get(status, 0) + k
+    return {
+        "name": repro.name, "scale": ctx.scale, "verdict": verdict, "reason": reason, "seconds": round(seconds, 1),
+        "command": command, "runs": counts, "converged": all(p.results.converged for p in ctx.parts.values()),
+        "checks": [c.record() for c in analysis.checks],
+        "parts": {name: {"spec": p.part.spec, "runs": p.results.run_counts(), "converged": p.results.converged,
+                         "devices": p.results.devices} for name, p in ctx.parts.items()},
+    }
 
 
 def run_reproduction(
@@ -99,31 +120,25 @@ def run_reproduction(
     if repro.runner is not None:
         analysis = repro.runner(ctx)
     else:
-        for part in repro.parts:
+        for part in (p for p in repro.parts if scale in p.scales):
             spec = load_part_spec(repro, part.spec, scale, studies, dataset)
             part_dir = out / part.name
             if console is not None and progress:
                 console.print(f"[bold]{repro.name}[/] part [bold]{part.name}[/]: {part.title}")
             run_kwargs = {"executor": executor, "workers": workers, "device": device, "data_dir": data_dir,
                           "progress": progress, "console": console, **study_options}
-            (part.execute or run_study)(spec, part_dir, **run_kwargs)
+            run_study(spec, part_dir, **run_kwargs)
             results = collect(part_dir)
             write_report(part_dir, results)
             ctx.parts[part.name] = PartRun(part, spec, part_dir, results)
         analysis = repro.analyze(ctx) if repro.analyze is not None else Analysis()
+    analysis.checks = finalize(analysis.checks)
     verdict, reason = overall_verdict(analysis.checks)
     seconds = time.perf_counter() - t0
     command = command or " ".join(shlex.quote(a) for a in ["rectlab", *sys.argv[1:]])
     from .render import write_reproduction
 
     md, html = write_reproduction(repro, ctx, analysis, verdict, reason, seconds, command)
-    record = {
-        "name": repro.name, "scale": scale, "verdict": verdict, "reason": reason, "seconds": round(seconds, 1),
-        "command": command, "checks": [dataclasses.asdict(c) for c in analysis.checks],
-        "parts": {name: {"spec": p.part.spec, "runs_done": sum(len(c.runs) for c in p.results.cells),
-                         "runs_not_done": len(p.results.incomplete), "devices": p.results.devices}
-                  for name, p in ctx.parts.items()},
-    }
     json_path = out / "verdict.json"
-    json_path.write_text(json.dumps(record, indent=1))
+    json_path.write_text(json.dumps(verdict_record(repro, ctx, analysis, verdict, reason, seconds, command), indent=1))
     return ReproductionReport(repro.name, scale, verdict, reason, analysis.checks, out, md, html, json_path, seconds)
