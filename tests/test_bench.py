@@ -6,6 +6,7 @@ asked for. They assert nothing about speed.
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -32,6 +33,44 @@ def test_bench_kernels_smoke(tmp_path, capsys) -> None:
     lines = out.read_text().splitlines()
     assert lines[0].startswith("device,activation,dtype,shape,numel,mode,impl,ms")
     assert len(lines) == 1 + 2 * 2 * 2  # relu added for the ratios; 2 activations x 2 modes x 2 impls
+
+
+def test_bench_kernels_cpu_columns_side_by_side(tmp_path, capsys) -> None:
+    """On CPU: rectlab's path (auto), the spec, PyTorch's own module where it has one, at the given shapes."""
+    from rectlab.bench import kernels as bench
+
+    out = tmp_path / "bench.csv"
+    argv = ["--device", "cpu", "--activations", "smelu,prelu", "--dtypes", "fp32,bf16", "--sizes", "none",
+            "--shapes", "2x3x5x5,8x6", "--impls", "ours,spec,eager", "--repeats", "2", "--warmup", "0",
+            "--copy-mib", "8", "--threads", "1", "--csv", str(out)]  # fmt: skip
+    assert bench.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "backend=auto" in text and "ours/spec" in text
+    rows = list(csv.DictReader(out.open()))
+    cells = {(r["activation"], r["dtype"], r["shape"], r["mode"], r["impl"]) for r in rows}
+    # relu is added for the ratios; PyTorch has no SmeLU module, so smelu has no eager row
+    assert ("relu", "fp32", "2x3x5x5", "fwd", "eager") in cells
+    assert ("prelu", "bf16", "8x6", "fwd+bwd", "eager") in cells
+    assert not any(c[0] == "smelu" and c[4] == "eager" for c in cells)
+    assert len(rows) == (3 * 2 * 2 * 2) * 3 - (2 * 2 * 2)  # acts x dtypes x shapes x modes x impls - smelu eager
+    for r in rows:
+        assert float(r["ms"]) > 0
+        if r["activation"] == "relu" and r["impl"] == "eager":
+            assert float(r["ratio_to_relu"]) == float(r["ratio_to_torch_relu"]) == 1.0
+
+
+def test_bench_kernels_bad_input_says_how_to_fix_it() -> None:
+    from rectlab.bench import kernels as bench
+
+    with pytest.raises(ValueError, match="128x16x28x28"):
+        bench.main(["--device", "cpu", "--sizes", "none", "--shapes", "128by16", "--copy-mib", "8"])
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(ValueError, match="--threads 1"):
+            bench.main(["--device", "cpu", "--threads", "2", "--clock", "cpu", "--sizes", "none", "--shapes", "4x4",
+                        "--copy-mib", "8"])  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_bench_train_smoke(capsys) -> None:

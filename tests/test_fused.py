@@ -19,7 +19,8 @@ from torch import nn
 
 from rectlab import activations as A
 from rectlab.activations import functional as AF
-from rectlab.activations import fused, selfcheck
+from rectlab.activations import fused
+from spec_check import check_against_spec, grad_and_value, layouts
 
 LOW = (torch.bfloat16, torch.float16)
 
@@ -28,54 +29,14 @@ LOW = (torch.bfloat16, torch.float16)
 # Inputs
 # ----------------------------------------------------------------------------------------------------
 
-EDGES = (0.0, -0.0, 0.5, -0.5, -0.1, 0.1, 1e-3, -1e-3, 6.0, -6.0, 30.0, -30.0)
-"""Kinks of the ops under test (0; SmeLU beta=0.5; HeLU alpha=0.1) and saturated tails."""
-
-
-def _layouts() -> dict[str, callable]:
-    """name -> make(generator) of an input in that layout (first elements in memory are the EDGES)."""
-
-    def base(*shape: int):
-        def make(g: torch.Generator) -> torch.Tensor:
-            x = torch.randn(*shape, generator=g) * 2
-            x.view(-1)[: len(EDGES)] = torch.tensor(EDGES)
-            return x
-
-        return make
-
-    return {
-        "3x7x33": base(3, 7, 33),
-        "1x1x1023": base(1, 1, 1023),
-        "nchw": base(2, 3, 5, 7),
-        "channels_last": lambda g: base(2, 5, 7, 3)(g).permute(0, 3, 1, 2),  # NHWC memory, NCHW shape
-        "transposed": lambda g: base(3, 33, 7)(g).transpose(1, 2),
-        "sliced": lambda g: base(3, 7, 66)(g)[..., ::2],
-    }
-
-
-LAYOUTS = _layouts()
+LAYOUTS = layouts()
+_grad_and_value = grad_and_value
+_check = check_against_spec  # DESIGN.md's tolerances, with the runtime self-check's comparison
 
 
 def _input(layout: str, dtype: torch.dtype, device: str, seed: int = 0) -> torch.Tensor:
     x = LAYOUTS[layout](torch.Generator().manual_seed(seed))
     return x.to(dtype).to(device)  # .to keeps the strides of dense tensors
-
-
-def _grad_and_value(fn, x: torch.Tensor, params: tuple[torch.Tensor, ...], g: torch.Tensor):
-    x = x.detach().clone().requires_grad_(True)
-    ps = [p.detach().clone().requires_grad_(p.requires_grad) for p in params]
-    y = fn(x, *ps)
-    wrt = [x] + [p for p in ps if p.requires_grad]
-    return y.detach(), torch.autograd.grad(y, wrt, g)
-
-
-def _check(fused_fn, ref_fn, x: torch.Tensor, params: tuple[torch.Tensor, ...] = (), exact: bool = False) -> None:
-    """Compare the fused op with the reference: output, input gradient, parameter gradients, at DESIGN.md's
-    tolerances (fp32 1e-5, piecewise-linear forward exact; bf16 / fp16 within 2x PyTorch's own error + 1e-6),
-    with the comparison the runtime self-check uses (:func:`rectlab.activations.selfcheck.compare`)."""
-    g = torch.randn(x.shape, generator=torch.Generator().manual_seed(1)).to(x.dtype).to(x.device)
-    problems = selfcheck.compare(fused_fn, ref_fn, x, params, g, exact=exact)
-    assert not problems, "\n".join(problems)
 
 
 # ----------------------------------------------------------------------------------------------------

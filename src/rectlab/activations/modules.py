@@ -2,7 +2,8 @@
 
 Every module accepts ``inplace=False`` (honoured where the operation can be done in place without
 breaking autograd, otherwise documented as ignored) and ``backend="auto"``: ``"auto"`` runs the fused
-Triton kernel on CUDA tensors when Triton is available and the plain-torch reference otherwise,
+Triton kernel on CUDA tensors when Triton is available, the fast CPU path of :mod:`.cpu` on CPU tensors
+where the op has one (PReLU, RReLU, Swish, SmeLU, HeLU, GCU, Mish), and the plain-torch reference otherwise;
 ``"torch"`` always runs the reference, ``"triton"`` always runs the kernel (an error if it cannot).
 """
 
@@ -12,8 +13,8 @@ import torch
 from torch import Tensor, nn
 
 from ..registry import Registry
+from . import cpu, fused
 from . import functional as AF
-from . import fused
 
 __all__ = [
     "ACTIVATIONS",
@@ -67,6 +68,9 @@ class Activation(nn.Module):
 
     def _use_fused(self, x: Tensor) -> bool:
         return fused.use_fused(x, self.backend, self.op)
+
+    def _use_cpu(self, x: Tensor, *params: object) -> bool:
+        return cpu.use_cpu(x, self.backend, self.op, *params)
 
     def negative_slope(self) -> float | None:
         """Slope on the negative side for piecewise-linear rectifiers (used by He init), else None."""
@@ -151,6 +155,8 @@ class RReLU(Activation):
     def forward(self, x: Tensor) -> Tensor:
         if self._use_fused(x):
             return fused.rrelu(x, self.lower, self.upper, self.training, save_mask=self.save_mask)
+        if self.training and self._use_cpu(x):
+            return cpu.rrelu(x, self.lower, self.upper, training=True)
         return AF.rrelu(x, self.lower, self.upper, self.training)
 
     def negative_slope(self) -> float:
@@ -200,6 +206,8 @@ class PReLU(Activation):
     def forward(self, x: Tensor) -> Tensor:
         if self._use_fused(x):
             return fused.prelu(x, self.weight, self.dim, save_mask=self.save_mask)
+        if self._use_cpu(x, self.weight):
+            return cpu.prelu(x, self.weight, self.dim)
         return AF.prelu(x, self.weight, self.dim)
 
     def negative_slope(self) -> float:
@@ -351,6 +359,8 @@ class Swish(Activation):
     def forward(self, x: Tensor) -> Tensor:
         if self._use_fused(x):
             return fused.swish(x, self.beta, self.dim)
+        if self._use_cpu(x, self.beta):
+            return cpu.swish(x, self.beta, self.dim)
         return AF.swish(x, self.beta, self.dim)
 
     def _repr_fields(self) -> dict[str, object]:
@@ -402,6 +412,8 @@ class Mish(Activation):
     def forward(self, x: Tensor) -> Tensor:
         if self._use_fused(x):
             return fused.mish(x)
+        if not self.inplace and self._use_cpu(x):
+            return cpu.mish(x)
         return AF.mish(x, inplace=self.inplace)
 
 
@@ -450,6 +462,8 @@ class SmeLU(Activation):
     def forward(self, x: Tensor) -> Tensor:
         if self._use_fused(x):
             return fused.smelu(x, self.beta)
+        if self._use_cpu(x):
+            return cpu.smelu(x, self.beta)
         return AF.smelu(x, self.beta)
 
     def _repr_fields(self) -> dict[str, object]:
@@ -475,6 +489,8 @@ class HeLU(Activation):
     def forward(self, x: Tensor) -> Tensor:
         if self._use_fused(x):
             return fused.helu(x, self.alpha, save_mask=self.save_mask)
+        if self._use_cpu(x):
+            return cpu.helu(x, self.alpha)
         return AF.helu(x, self.alpha)
 
     def negative_slope(self) -> float:
@@ -493,6 +509,8 @@ class GCU(Activation):
     def forward(self, x: Tensor) -> Tensor:
         if self._use_fused(x):
             return fused.gcu(x)
+        if self._use_cpu(x):
+            return cpu.gcu(x)
         return AF.gcu(x)
 
 
