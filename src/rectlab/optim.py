@@ -62,7 +62,7 @@ def param_groups(
     Returns:
         A list of dicts with keys ``"name"``, ``"params"``, ``"param_names"``, ``"weight_decay"``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from rectlab import models
         >>> net = models.create("resnet20", activation="prelu")

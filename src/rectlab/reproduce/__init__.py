@@ -1,11 +1,12 @@
 """Paper reproductions: each tests a published claim about rectifiers with honest statistics.
 
->>> from rectlab import reproduce
->>> reproduce.names()[:3]
-['dead-neurons', 'elu', 'erase-relu']
->>> report = reproduce.run("xor-prelu", scale="quick", out="runs/xor")   # doctest: +SKIP
->>> report.verdict                                                       # doctest: +SKIP
-'reproduced'
+Examples:
+    >>> from rectlab import reproduce
+    >>> reproduce.names()[:3]
+    ['dead-neurons', 'elu', 'erase-relu']
+    >>> report = reproduce.run("xor-prelu", scale="quick", out="runs/xor")   # doctest: +SKIP
+    >>> report.verdict                                                       # doctest: +SKIP
+    'reproduced'
 
 Each reproduction runs the study specs in ``studies/`` (``rectlab reproduce NAME --scale quick|full``), then
 writes ``reproduction.md`` / ``reproduction.html`` quoting the paper's claim with its published numbers, our
