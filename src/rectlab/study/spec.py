@@ -111,6 +111,12 @@ def _check_names(field_name: str, values: list[Any], where: str, text: str | Non
     module = importlib.import_module(f"rectlab.{registries[field_name]}")
     known = module.names()
     for v in values:
+        if field_name == "activation" and isinstance(v, str) and ":" in v:  # search:<expression>, built by name
+            try:
+                module.get(v)
+            except (LookupError, ValueError, OSError) as e:
+                raise SpecError(f"{where}{_line_of(text, field_name)}: {e}") from None
+            continue
         if not isinstance(v, str) or v.lower().replace("_", "-") not in known:
             raise SpecError(
                 f"{where}{_line_of(text, field_name)}: unknown {field_name} {v!r}; valid values: {', '.join(known)}"
