@@ -82,8 +82,6 @@ def test_bad_input() -> None:
 
 @pytest.mark.gpu
 def test_cpu_generator_gives_same_result_on_gpu() -> None:
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA GPU")
     x = images(n=64)
     cpu = random_crop_flip(x, 4, True, gen(9))
     gpu = random_crop_flip(x.cuda(), 4, True, gen(9))

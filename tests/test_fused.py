@@ -8,7 +8,6 @@ compiled kernels on CUDA at the same small shapes; the ``gpu`` tests add realist
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import subprocess
@@ -22,23 +21,7 @@ from rectlab import activations as A
 from rectlab.activations import functional as AF
 from rectlab.activations import fused
 
-CUDA = torch.cuda.is_available()
-HAS_TRITON = importlib.util.find_spec("triton") is not None
 LOW = (torch.bfloat16, torch.float16)
-
-
-@pytest.fixture
-def dev(monkeypatch: pytest.MonkeyPatch) -> str:
-    """Where kernels run: the GPU when there is one, else the CPU through Triton's interpreter."""
-    if not HAS_TRITON:
-        pytest.skip("triton is not installed")
-    if CUDA:
-        return "cuda"
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    return "cpu"
-
-
-gpu = pytest.mark.skipif(not (CUDA and HAS_TRITON), reason="needs a CUDA GPU and triton")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -440,13 +423,13 @@ def test_compile_inductor(dev: str) -> None:
 # ----------------------------------------------------------------------------------------------------
 
 
-def test_use_fused_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_use_fused_dispatch(monkeypatch: pytest.MonkeyPatch, has_triton: bool) -> None:
     cpu = torch.zeros(2)
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     assert not fused.use_fused(cpu, "torch", "prelu")
     assert not fused.use_fused(cpu, "auto", "prelu")  # the reference off the GPU
     assert not fused.use_fused(cpu, "triton", "identity")
-    if HAS_TRITON:
+    if has_triton:
         with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
             fused.use_fused(cpu, "triton", "prelu")
         monkeypatch.setenv("TRITON_INTERPRET", "1")
@@ -473,9 +456,8 @@ def test_fused_call_on_cpu_without_interpreter_explains(monkeypatch: pytest.Monk
         fused.relu(torch.randn(4))
 
 
+@pytest.mark.triton
 def test_module_triton_backend_on_cpu_without_interpreter_explains(monkeypatch: pytest.MonkeyPatch) -> None:
-    if not HAS_TRITON:
-        pytest.skip("triton is not installed")
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     with pytest.raises(RuntimeError, match="backend='auto'"):
         A.PReLU(3, backend="triton")(torch.randn(2, 3))
@@ -493,8 +475,8 @@ def test_import_rectlab_does_not_import_triton() -> None:
 # ----------------------------------------------------------------------------------------------------
 
 
-@gpu
 @pytest.mark.gpu
+@pytest.mark.triton
 @pytest.mark.parametrize("dtype", (torch.float32, torch.bfloat16), ids=str)
 @pytest.mark.parametrize("name", sorted(ELEMENTWISE))
 def test_gpu_elementwise_large(name: str, dtype: torch.dtype) -> None:
@@ -503,8 +485,8 @@ def test_gpu_elementwise_large(name: str, dtype: torch.dtype) -> None:
     _check(fused_fn, ref_fn, x, exact=exact)
 
 
-@gpu
 @pytest.mark.gpu
+@pytest.mark.triton
 @pytest.mark.parametrize("dtype", (torch.float32, torch.bfloat16), ids=str)
 @pytest.mark.parametrize("layout", ("nchw", "channels_last", "nlc", "shared"))
 def test_gpu_prelu_swish_large(layout: str, dtype: torch.dtype) -> None:
@@ -522,8 +504,8 @@ def test_gpu_prelu_swish_large(layout: str, dtype: torch.dtype) -> None:
     _check(lambda x, b: fused.swish(x, b, dim), lambda x, b: AF.swish(x, b, dim), x, (w + 0.5,))
 
 
-@gpu
 @pytest.mark.gpu
+@pytest.mark.triton
 def test_gpu_compile_inductor_resnet_block() -> None:
     torch.manual_seed(0)
     net = nn.Sequential(
@@ -538,8 +520,8 @@ def test_gpu_compile_inductor_resnet_block() -> None:
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)
 
 
-@gpu
 @pytest.mark.gpu
+@pytest.mark.triton
 def test_gpu_rrelu_large_is_uniform() -> None:
     x = -torch.rand(1 << 24, device="cuda") - 0.5
     y = fused.rrelu(x, 0.1, 0.3, training=True)

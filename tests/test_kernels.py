@@ -6,7 +6,6 @@ driven through its knobs (block size, launch chunk, tiling) and must give the sa
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -25,22 +24,6 @@ try:  # the kernels below are decorated inside the tests, under the mode the `de
     import triton.language as tl
 except ImportError:
     triton = tl = None
-
-CUDA = torch.cuda.is_available()
-HAS_TRITON = importlib.util.find_spec("triton") is not None
-needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed")
-
-
-@pytest.fixture
-def dev(monkeypatch: pytest.MonkeyPatch) -> str:
-    """Where kernels run: the GPU when there is one, else the CPU through Triton's interpreter."""
-    if not HAS_TRITON:
-        pytest.skip("triton is not installed")
-    if CUDA:
-        return "cuda"
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    return "cpu"
-
 
 def _load(family: str):
     from rectlab import kernels
@@ -68,7 +51,7 @@ def test_is_dense_and_channel_geometry() -> None:
     assert g.stride() == cl.stride()
 
 
-@needs_triton
+@pytest.mark.triton
 def test_chunks_are_aligned_and_cover_everything() -> None:
     from rectlab.kernels._common import chunks
 
@@ -82,7 +65,7 @@ def test_chunks_are_aligned_and_cover_everything() -> None:
         list(chunks(10**6, 5001, max_chunk=4096))
 
 
-@needs_triton
+@pytest.mark.triton
 @pytest.mark.parametrize(
     "shape, channels_last, per_channel",
     [
@@ -113,7 +96,7 @@ def test_reduce_plan_keeps_the_partial_buffer_small(shape, channels_last, per_ch
     assert plan.rows * plan.width == x.numel()
 
 
-@needs_triton
+@pytest.mark.triton
 def test_kernels_use_only_triton_builtins() -> None:
     """``@triton.jit`` library functions (tl.sum, tl.zeros, tl.sigmoid, tl.rand ...) are fixed to one mode
     when triton is imported; the kernels avoid them so that TRITON_INTERPRET works whatever came first."""
@@ -173,8 +156,8 @@ def _compile_sm90(fn, signature: dict[str, str], constexprs: dict, aligned: tupl
     return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": num_warps}).asm["ptx"]
 
 
-@needs_triton
-@pytest.mark.skipif(CUDA, reason="with a GPU the compiled kernels run in every other test")
+@pytest.mark.triton
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with a GPU the compiled kernels run in every other test")
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])
 def test_kernels_compile_for_h100(monkeypatch: pytest.MonkeyPatch, dtype: str) -> None:
     """Without a GPU, compile every kernel for sm_90 (Triton's full pipeline down to PTX and cubin) so that
@@ -305,7 +288,7 @@ def test_prelu_mask_backward_matches(dev: str) -> None:
 # ----------------------------------------------------------------------------------------------------
 
 
-@needs_triton
+@pytest.mark.triton
 def test_philox_reference_matches_random123() -> None:
     from rectlab.kernels.rrelu import philox_reference
 
@@ -330,8 +313,8 @@ def test_rrelu_slopes_come_from_philox(dev: str) -> None:
         torch.testing.assert_close(dx, y / x, rtol=1e-6, atol=0)  # the backward regenerates the slopes
 
 
-@needs_triton
-def test_philox_matches_tl_randint4x() -> None:
+@pytest.mark.triton
+def test_philox_matches_tl_randint4x(cuda: bool) -> None:
     """Our Philox is bit-identical to Triton's tl.randint4x (run where tl.randint4x can run: a GPU, or a
     fresh process with TRITON_INTERPRET=1 set before triton is imported)."""
     code = textwrap.dedent(
@@ -356,7 +339,7 @@ def test_philox_matches_tl_randint4x() -> None:
         """
     )
     env = dict(os.environ)
-    if not CUDA:
+    if not cuda:
         env["TRITON_INTERPRET"] = "1"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -368,7 +351,7 @@ def test_philox_matches_tl_randint4x() -> None:
 # ----------------------------------------------------------------------------------------------------
 
 
-@needs_triton
+@pytest.mark.triton
 def test_load_follows_triton_interpret(monkeypatch: pytest.MonkeyPatch) -> None:
     from rectlab import kernels
 
@@ -382,22 +365,3 @@ def test_load_follows_triton_interpret(monkeypatch: pytest.MonkeyPatch) -> None:
     assert kernels.load("prelu").INTERPRET
     with pytest.raises(ValueError, match="known: elementwise"):
         kernels.load("tanh")
-
-
-# ----------------------------------------------------------------------------------------------------
-# The benchmark runs (a smoke run; it measures, it asserts nothing about speed)
-# ----------------------------------------------------------------------------------------------------
-
-
-def test_bench_kernels_smoke(tmp_path, capsys) -> None:
-    from rectlab.bench import kernels as bench
-
-    out = tmp_path / "bench.csv"
-    argv = ["--activations", "prelu", "--dtypes", "fp32", "--sizes", "4K", "--shape", "none", "--impls", "ours,eager"]
-    argv += ["--repeats", "2", "--warmup", "0", "--device", "cpu", "--copy-mib", "8", "--csv", str(out)]
-    assert bench.main(argv) == 0
-    text = capsys.readouterr().out
-    assert "copy bandwidth" in text and "prelu" in text
-    lines = out.read_text().splitlines()
-    assert lines[0].startswith("device,activation,dtype,shape,numel,mode,impl,ms")
-    assert len(lines) == 1 + 2 * 2 * 2  # relu added for the ratios; 2 activations x 2 modes x 2 impls

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from rectlab import activations, models
-from rectlab.optim import param_groups
+from rectlab.optim import is_activation_module, param_groups
 
 
 def counts(groups) -> dict[str, int]:
@@ -86,3 +86,8 @@ def test_a_step_with_zero_gradients_only_decays_the_decay_group(optimizer):
 def test_negative_weight_decay_is_rejected():
     with pytest.raises(ValueError, match="weight_decay"):
         param_groups(nn.Linear(2, 2), -1e-4)
+
+
+def test_activation_modules_are_those_surgery_names() -> None:
+    assert all(is_activation_module(m) for m in (nn.ReLU(), nn.PReLU(), nn.GELU(), activations.create("swish")))
+    assert not any(is_activation_module(m) for m in (nn.Identity(), nn.Tanh(), nn.Linear(2, 2), nn.BatchNorm1d(2)))

@@ -13,11 +13,11 @@ from rectlab import activations
 from rectlab.probes import (
     ActivationStats,
     DeadNeurons,
-    activation_sites,
     epoch_callbacks,
     per_site_curves,
     prediction_difference,
     prediction_difference_from_probs,
+    probe_sites,
     slope_table,
 )
 
@@ -121,9 +121,16 @@ def test_hooks_are_attached_only_inside_the_context_and_reused_modules_count_per
 
 def test_sites_skip_erased_identity_and_missing_sites_are_explained() -> None:
     model = nn.Sequential(nn.Linear(2, 2), activations.Identity(), activations.PReLU(2), nn.GELU())
-    assert list(activation_sites(model)) == ["2", "3"]
+    assert list(probe_sites(model)) == ["2", "3"]
     with pytest.raises(ValueError, match="swap_activations"):
         DeadNeurons(nn.Sequential(nn.Linear(2, 2)))
+
+
+def test_probe_sites_follow_the_surgery_table_plus_gating_modules() -> None:
+    relu = nn.ReLU()
+    model = nn.Sequential(nn.Linear(2, 2), relu, nn.Identity(), nn.Tanh(), nn.Sigmoid(), nn.Hardswish(),
+                          activations.ReLUClassifier(2, 2), nn.Sequential(relu, nn.Softplus()))
+    assert list(probe_sites(model)) == ["1", "3", "4", "5", "7.1"]  # "7.0" is "1" again
 
 
 def test_slope_table_reports_learned_values() -> None:

@@ -12,10 +12,11 @@ from torch import nn
 
 from rectlab import reproduce
 from rectlab.pruning import prune_, restore_, sparsity
+from rectlab.report.stats import wilson
 from rectlab.reproduce.core import ClaimCheck, overall_verdict, studies_dir
 from rectlab.reproduce.evidence import direction_check, equivalence_check, finalize, no_improvement_check
 from rectlab.reproduce.studies import ALL
-from rectlab.reproduce.xor import XOR_INPUTS, XOR_MODELS, XOR_Y, XorSetup, adam_step, load_setup, run_xor, wilson
+from rectlab.reproduce.xor import XOR_INPUTS, XOR_MODELS, XOR_Y, XorSetup, adam_step, load_setup, run_xor
 from rectlab.study import load_spec, parse_spec
 
 
@@ -49,7 +50,7 @@ def test_study_runs_at_smoke_scale_and_reports_a_verdict(name, tmp_path) -> None
     for check in record["checks"]:
         assert set(check) == {"claim", "primary", "verdict", "reason", "n", "estimate", "ci", "p", "p_holm", "mde",
                               "margin"}
-    for part in repro.parts:
+    for part in (p for p in repro.parts if "smoke" in p.scales):
         assert (tmp_path / part.name / "report.html").is_file()
         assert record["parts"][part.name]["runs"]["done"] > 0 and record["parts"][part.name]["runs"]["failed"] == 0
 
@@ -70,11 +71,13 @@ def test_every_spec_parses_at_every_scale() -> None:
         for scale in reproduce.SCALES:
             if repro.runner is not None:
                 assert load_setup(folder / "xor-prelu.toml", scale).trials >= 1
-            for part in repro.parts:
+            for part in (p for p in repro.parts if scale in p.scales):
                 spec = load_spec(folder / part.spec, scale=scale)
                 assert spec.seeds and spec.grid, (part.spec, scale)
                 if scale == "smoke":
-                    assert spec.base.dataset == "digits" and spec.base.epochs <= 2
+                    assert spec.base.dataset == "digits" and spec.base.epochs <= 3
+                if scale == "quick":
+                    assert len(spec.seeds) >= 8, (part.spec, "accuracy claims need at least 8 seeds at quick scale")
                 if scale == "full":
                     assert len(spec.seeds) >= 5
 
@@ -230,10 +233,10 @@ def test_prelu_unit_represents_xor_exactly() -> None:
 
 
 def test_run_xor_is_deterministic_and_counts_successes() -> None:
-    setup = XorSetup(trials=8, epochs=60, lrs=(0.01, 0.3), models=("prelu", "mlp"))
+    setup = XorSetup(trials=8, epochs=60, lrs=(0.01, 0.3), models=("prelu", "mlp-tanh"))
     a, b = run_xor(setup), run_xor(setup)
-    assert a.success == b.success and set(a.success) == {"prelu", "mlp"}
-    assert all(0 <= s <= 8 for s in a.success["prelu"]) and a.n_params == {"prelu": 3, "mlp": 9}
+    assert a.success == b.success and set(a.success) == {"prelu", "mlp-tanh"}
+    assert all(0 <= s <= 8 for s in a.success["prelu"]) and a.n_params == {"prelu": 3, "mlp-tanh": 9}
     assert len(a.rate("prelu")) == 2 and all(lr in setup.lrs for lr in a.full_success_lrs("prelu"))
     with pytest.raises(ValueError, match="unknown XOR model"):
         XorSetup(models=("prelu", "tanh-net"))
@@ -338,3 +341,38 @@ def test_missing_studies_folder_is_explained(tmp_path) -> None:
         studies_dir(tmp_path)
     with pytest.raises(ValueError, match="unknown scale 'huge'"):
         reproduce.run("helu", "huge", tmp_path)
+
+
+def test_relu_normalized_head_is_kerass_categorical_crossentropy() -> None:
+    from rectlab.activations import ReLUClassifier
+
+    torch.manual_seed(0)
+    head = ReLUClassifier(6, 4, normalize=True)
+    h, y = torch.randn(64, 6), torch.randint(0, 4, (64,))
+    r = torch.relu(head.fc(h))
+    keras = -(r / r.sum(1, keepdim=True)).clamp(1e-7, 1 - 1e-7).gather(1, y[:, None]).log()  # keras' formula
+    ours = torch.nn.functional.cross_entropy(head(h), y, reduction="none")
+    live = r.sum(1) > 0
+    torch.testing.assert_close(ours[live], keras[live, 0], atol=1e-5, rtol=0)
+    assert torch.equal(head.predict(h), r.argmax(1)) and torch.equal(head(h).argmax(1)[live], r.argmax(1)[live])
+    dead = ReLUClassifier(6, 4, normalize=True)
+    with torch.no_grad():
+        dead.fc.bias.fill_(-100.0)
+    out = dead(h)
+    assert torch.isfinite(out).all() and torch.allclose(out, torch.full_like(out, math.log(1e-7)))
+
+
+def test_summary_table_from_verdict_records(tmp_path) -> None:
+    from rectlab.reproduce.summary import load_records, summary_markdown
+
+    record = {"name": "prelu", "verdict": "not reproduced", "seconds": 312.4, "converged": True,
+              "runs": {"done": 40, "diverged": 1, "failed": 0},
+              "checks": [{"claim": "PReLU is lower", "primary": True, "verdict": "not reproduced", "estimate": -0.1,
+                          "ci": [-0.3, 0.1], "mde": 0.25, "margin": 0.5, "n": 8},
+                         {"claim": "side", "primary": False, "verdict": "reproduced", "estimate": None,
+                          "ci": [None, None], "mde": None, "margin": None, "n": 3}]}
+    (tmp_path / "prelu").mkdir()
+    (tmp_path / "prelu" / "verdict.json").write_text(json.dumps(record))
+    table = summary_markdown(load_records([tmp_path / "prelu", tmp_path / "missing"]))
+    row = "| prelu | not reproduced | not reproduced: PReLU is lower — -0.10 [-0.30, 0.10], MDE 0.25, margin 0.5, n=8"
+    assert row in table and "40 done, 1 diverged" in table and "312 s" in table and "side" not in table

@@ -147,7 +147,8 @@ def test_judge_rules() -> None:
 def test_tost_and_bootstrap() -> None:
     assert tost_p(0.0, 1.0, 30, margin=1.0) < 0.001 and tost_p(0.0, 1.0, 3, margin=0.1) > 0.4
     assert 0 < tost_p(0.0, 0.0, 8, margin=1.0) < 0.01  # zero spread: the exact floor, not 0
-    est, lo, hi = bootstrap_ci([1.0, 2.0, 3.0, 4.0, 5.0])
-    assert est == 3.0 and 1.0 <= lo < 3.0 < hi <= 5.0
-    est, lo, hi = bootstrap_ci([[1.0, 1.1, 0.9], [2.0, 2.1, 1.9]], lambda a, b: np.mean(b) - np.mean(a))
-    assert est == pytest.approx(1.0) and 0.7 < lo < 1.0 < hi < 1.3
+    est, lo, hi, p = bootstrap_ci([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert est == 3.0 and 1.0 <= lo < 3.0 < hi <= 5.0 and 0 < p < 0.01
+    est, lo, hi, p = bootstrap_ci([[1.0, 1.1, 0.9], [2.0, 2.1, 1.9]], lambda a, b: np.mean(b) - np.mean(a))
+    assert est == pytest.approx(1.0) and 0.7 < lo < 1.0 < hi < 1.3 and p == pytest.approx(2 / 10_001)
+    assert bootstrap_ci([-1.0, 1.0, -0.5, 0.5]).p > 0.5

@@ -20,17 +20,36 @@ def get_activation(name: str, channels: int | None = None, **kwargs: Any) -> nn.
     return module
 
 
-_SUBMODULES = ("data", "init", "models", "optim", "probes", "report", "reproduce", "study", "surgery", "train")
+# Every public submodule but `activations` (imported above). They load on first use
+# (`rectlab.models.create(...)` after a plain `import rectlab`), so importing rectlab stays cheap.
+_SUBMODULES = (
+    "bench",
+    "config",
+    "data",
+    "init",
+    "kernels",
+    "models",
+    "optim",
+    "probes",
+    "registry",
+    "report",
+    "reproduce",
+    "study",
+    "surgery",
+    "train",
+)
 
 
 def __getattr__(name: str) -> Any:
-    # Submodules load on first use (`rectlab.models.create(...)` after a plain `import rectlab`),
-    # so importing rectlab stays cheap.
     if name in _SUBMODULES:
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'rectlab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
 __all__ = ["Registry", "UnknownNameError", "__version__", "activations", "get_activation", *_SUBMODULES]

@@ -93,7 +93,7 @@ class TrainConfig:
         _choice("amp", self.amp, ("auto", "bf16", "off"))
         _choice("channels_last", self.channels_last, ("auto", "on", "off"))
         _choice("backend", self.backend, ("auto", "torch", "triton"))
-        _choice("head", self.head, ("linear", "relu-classifier"))
+        _choice("head", self.head, ("linear", "relu-classifier", "relu-normalized"))
         if not (self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:")):
             raise ConfigError(f"device={self.device!r} is not valid; use auto, cpu, cuda or cuda:N")
         for name in ("epochs", "batch_size"):

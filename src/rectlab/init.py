@@ -90,23 +90,6 @@ def _as_module(activation: nn.Module | type[nn.Module] | str) -> nn.Module:
     )
 
 
-def _rectifier_slope(module: nn.Module) -> float | None:
-    """Negative-side slope of a piecewise-linear rectifier, or ``None`` for any other activation."""
-    if isinstance(module, Activation):
-        return module.negative_slope()
-    if type(module) is nn.ReLU:
-        return 0.0
-    if isinstance(module, nn.LeakyReLU):
-        return float(module.negative_slope)
-    if isinstance(module, nn.PReLU):
-        return float(module.weight.detach().float().mean())
-    if isinstance(module, nn.RReLU):
-        return (module.lower + module.upper) / 2
-    if isinstance(module, nn.Identity):
-        return 1.0
-    return None
-
-
 def _evaluate(module: nn.Module, z: Tensor) -> tuple[Tensor, Tensor]:
     """Run a float64 evaluation-mode copy of ``module`` on the quadrature nodes (the module is not touched)."""
     # Per-channel parameters (a channel-wise Swish beta) get one column per channel; moments are averaged.
@@ -189,9 +172,11 @@ def gain(activation: nn.Module | type[nn.Module] | str, mode: str = "fan_in") ->
         >>> round(gain("relu") ** 2, 6), round(gain("leaky-relu", mode="fan_out") ** 2, 6)
         (2.0, 1.9998)
     """
+    from .surgery.sites import negative_slope  # surgery imports the model package, which imports this module
+
     _check_mode(mode)
     module = _as_module(activation)
-    slope = _rectifier_slope(module)
+    slope = negative_slope(module)
     if slope is not None:
         return math.sqrt(2.0 / (1.0 + slope * slope))
     return 1.0 / math.sqrt(second_moment(module, mode))

@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from .activations import Activation
+from .surgery.sites import module_op
 
 __all__ = ["GROUP_NAMES", "is_activation_module", "is_norm_module", "param_groups"]
 
@@ -21,8 +21,9 @@ _NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalRe
 
 
 def is_activation_module(module: nn.Module) -> bool:
-    """True for rectlab activations and ``torch.nn.PReLU`` (torch's only activation with parameters)."""
-    return isinstance(module, (Activation, nn.PReLU))
+    """True for activation modules as :func:`rectlab.surgery.module_op` defines them: rectlab's activations
+    and torch's (``nn.PReLU`` is the only one of torch's with parameters)."""
+    return module_op(module) is not None
 
 
 def is_norm_module(module: nn.Module) -> bool:

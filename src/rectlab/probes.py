@@ -33,6 +33,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .surgery.sites import GATING_MODULES, module_op
+
 __all__ = [
     "ActivationStats",
     "DeadNeurons",
@@ -41,37 +43,24 @@ __all__ = [
     "PROBES",
     "PredictionDifference",
     "Probe",
-    "activation_sites",
     "epoch_callbacks",
     "per_site_curves",
     "probe_batches",
     "predict_proba",
     "prediction_difference",
     "prediction_difference_from_probs",
+    "probe_sites",
     "slope_table",
 ]
 
-# torch's own activation modules, recognised as call sites next to rectlab's Activation subclasses.
-_TORCH_ACTIVATIONS: tuple[type[nn.Module], ...] = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU, nn.ELU, nn.CELU, nn.SELU, nn.GELU, nn.SiLU, nn.Mish,
-    nn.Softplus, nn.Hardswish, nn.Tanh, nn.Sigmoid,
-)
+def probe_sites(model: nn.Module) -> dict[str, nn.Module]:
+    """The modules a probe hooks by default: the nonlinearities of ``model`` by qualified name, in registration order.
 
-
-def _is_activation(module: nn.Module) -> bool:
-    from .activations import Activation, Identity
-
-    # An erased site (EraseReLU puts an Identity there) has no nonlinearity left to probe.
-    if isinstance(module, (Identity, nn.Identity)):
-        return False
-    return isinstance(module, (Activation, *_TORCH_ACTIVATIONS))
-
-
-def activation_sites(model: nn.Module) -> dict[str, nn.Module]:
-    """The activation modules of ``model`` by qualified name, in registration order.
-
-    Recognised: rectlab's activation modules (not ``Identity``, i.e. erased sites) and torch's
-    (``nn.ReLU``, ``nn.PReLU``, ``nn.GELU``, ...). A module registered under two names appears once.
+    Recognised: every activation module :func:`rectlab.surgery.module_op` names (rectlab's and torch's:
+    ``nn.ReLU``, ``nn.PReLU``, ``nn.GELU``, ...) except identities (an erased site has no nonlinearity left to
+    probe), and the gating modules ``nn.Tanh`` and ``nn.Sigmoid``
+    (:data:`rectlab.surgery.sites.GATING_MODULES`). A module registered under two names appears once.
+    Unlike :func:`rectlab.surgery.activation_sites`, this lists modules, not call sites, and needs no tracing.
 
     Args:
         model: any ``nn.Module``.
@@ -79,7 +68,12 @@ def activation_sites(model: nn.Module) -> dict[str, nn.Module]:
     Returns:
         ``{name: module}``; empty when the model has no activation modules.
     """
-    return {name: m for name, m in model.named_modules() if name and _is_activation(m)}
+    return {name: m for name, m in model.named_modules() if name and _is_probed(m)}
+
+
+def _is_probed(module: nn.Module) -> bool:
+    op = module_op(module)
+    return (op is not None and op != "identity") or isinstance(module, GATING_MODULES)
 
 
 class Probe:
@@ -90,7 +84,7 @@ class Probe:
 
     Args:
         model: the network to observe.
-        sites: ``{name: module}`` to hook; default :func:`activation_sites` of ``model``.
+        sites: ``{name: module}`` to hook; default :func:`probe_sites` of ``model``.
 
     Raises:
         ValueError: when there is no site to hook (the message says how to provide one).
@@ -98,7 +92,7 @@ class Probe:
 
     def __init__(self, model: nn.Module, sites: Mapping[str, nn.Module] | None = None) -> None:
         self.model = model
-        self.sites = dict(sites) if sites is not None else activation_sites(model)
+        self.sites = dict(sites) if sites is not None else probe_sites(model)
         if not self.sites:
             raise ValueError(
                 f"{type(model).__name__} has no activation modules to probe; if it calls activations functionally "

@@ -7,7 +7,7 @@ Modelled on torchvision's ``models/_api.py``: registering a name twice is an err
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -100,8 +100,3 @@ class Registry(Generic[T]):
         hint = f" Did you mean {close[0]!r}?" if close else ""
         return f"unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {', '.join(known)}"
 
-
-def check_callable(obj: Any, what: str) -> Callable[..., Any]:
-    if not callable(obj):
-        raise TypeError(f"{what} must be a name or a callable, got {type(obj).__name__}")
-    return obj

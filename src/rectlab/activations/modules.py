@@ -512,23 +512,43 @@ class Identity(Activation):
 class ReLUClassifier(nn.Module):
     """ReLU as the classification function (Agarap 2018, arXiv 1803.08375).
 
-    Wraps a linear head: ``logits = relu(W h + b)``; the prediction is ``argmax`` of the rectified
-    scores (ties, e.g. all zero, resolve to the lowest index). Train it with cross-entropy on the
-    rectified scores as the paper does.
+    Wraps a linear head: the scores are ``relu(W h + b)``; the prediction is their ``argmax`` (ties, e.g.
+    all zero, resolve to the lowest index).
 
     Args:
         in_features: size of the input features.
         num_classes: number of classes.
+        normalize: what ``forward`` returns for training. ``False``: the rectified scores themselves (so a
+            cross-entropy loss applies softmax to them). ``True``: Agarap's Keras set-up, where
+            ``categorical_crossentropy`` on the ReLU outputs divides them by their sum (no softmax) and clips
+            the result to ``[1e-7, 1 - 1e-7]``: ``forward`` returns ``log(clip(r / sum(r)))``, so that the
+            usual cross-entropy equals Keras' loss (up to the clipped values not summing exactly to 1). An
+            all-zero row, which Keras would divide 0 by 0 on, gives the clipped value 1e-7 for every class;
+            its gradient is 0 either way (every ReLU is off).
     """
 
-    def __init__(self, in_features: int, num_classes: int) -> None:
+    EPSILON = 1e-7  # keras.backend.epsilon()
+
+    def __init__(self, in_features: int, num_classes: int, normalize: bool = False) -> None:
         super().__init__()
         self.fc = nn.Linear(in_features, num_classes)
+        self.normalize = normalize
+
+    def scores(self, x: Tensor) -> Tensor:
+        """The rectified scores ``relu(W x + b)``."""
+        return torch.relu(self.fc(x))
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.relu(self.fc(x))
+        r = self.scores(x)
+        if not self.normalize:
+            return r
+        p = r / r.sum(-1, keepdim=True).clamp_min(torch.finfo(r.dtype).tiny)
+        return p.clamp(self.EPSILON, 1 - self.EPSILON).log()
+
+    def extra_repr(self) -> str:
+        return f"normalize={self.normalize}"
 
     @torch.no_grad()
     def predict(self, x: Tensor) -> Tensor:
         """Class indices: argmax of the rectified scores."""
-        return self.forward(x).argmax(dim=-1)
+        return self.scores(x).argmax(dim=-1)

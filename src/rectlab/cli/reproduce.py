@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         reproduce.get(name)  # unknown names fail before anything runs, listing the known ones
     con = console()
-    verdicts = []
+    outs = []
     for name in names:
         out = args.out if len(names) == 1 else (str(Path(args.out) / name) if args.out else None)
         report = reproduce.run(name, args.scale, out, studies=args.studies, dataset=args.dataset,
@@ -69,5 +69,13 @@ def run(args: argparse.Namespace) -> int:
         for check in report.checks:
             con.print(f"  • {check.claim}: {check.verdict}", soft_wrap=True)
         con.print(f"report: {report.html.resolve()} ({report.seconds:.0f} s)")
-        verdicts.append(report.verdict)
+        outs.append(report.out)
+    if len(names) > 1:
+        from ..reproduce.summary import load_records, summary_markdown
+
+        table = summary_markdown(load_records(outs))
+        path = (Path(args.out) if args.out else Path("runs")) / f"summary-{args.scale}.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(table + "\n")
+        con.print(f"summary of {len(names)} reproductions: {path.resolve()}")
     return 0

@@ -26,6 +26,7 @@ from ..registry import Registry
 from .common import HEADS, BasicModule
 from .mlp import MLP, DenseLayer
 from .plain import ConvLayer, PlainNet
+from .residual_mlp import ResidualDenseBlock, ResidualMLP
 from .resnet import BasicBlock, CifarResNet, PreActBlock, ShortcutA, WideResNet
 from .small_cnn import SmallCNN
 from .vgg import VGG, VGGStage
@@ -42,6 +43,8 @@ __all__ = [
     "DenseLayer",
     "PlainNet",
     "PreActBlock",
+    "ResidualDenseBlock",
+    "ResidualMLP",
     "ShortcutA",
     "SmallCNN",
     "VGGStage",
@@ -83,6 +86,7 @@ MODELS.register("plain", _variant(PlainNet))
 MODELS.register("plain-22", _variant(PlainNet, depth=22))
 MODELS.register("plain-30", _variant(PlainNet, depth=30))
 MODELS.register("mlp", _variant(MLP))
+MODELS.register("residual-mlp", _variant(ResidualMLP))
 MODELS.register("small-cnn", _variant(SmallCNN))
 
 

@@ -25,7 +25,7 @@ __all__ = [
 
 ActFactory = Callable[[int], nn.Module]
 
-HEADS = ("linear", "relu-classifier")
+HEADS = ("linear", "relu-classifier", "relu-normalized")
 
 
 class BasicModule(nn.Module):
@@ -63,11 +63,13 @@ def make_activation_factory(
 
 
 def make_head(head: str, in_features: int, num_classes: int) -> nn.Module:
-    """The classifier: ``"linear"`` (an ``nn.Linear``) or ``"relu-classifier"`` (Agarap 2018, arXiv 1803.08375)."""
+    """The classifier: ``"linear"`` (an ``nn.Linear``), ``"relu-classifier"`` (ReLU scores, trained with softmax
+    cross-entropy on them) or ``"relu-normalized"`` (Agarap 2018, arXiv 1803.08375, as trained in Keras: the ReLU
+    scores divided by their sum; see :class:`~rectlab.activations.ReLUClassifier`)."""
     if head == "linear":
         return nn.Linear(in_features, num_classes)
-    if head == "relu-classifier":
-        return ReLUClassifier(in_features, num_classes)
+    if head in ("relu-classifier", "relu-normalized"):
+        return ReLUClassifier(in_features, num_classes, normalize=head == "relu-normalized")
     raise ValueError(f"unknown head {head!r}; use one of {', '.join(HEADS)}")
 
 

@@ -19,10 +19,12 @@ intervals where no closed form fits (e.g. the prediction difference averaged ove
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import optimize
@@ -31,6 +33,7 @@ from scipy import stats as sps
 __all__ = [
     "ALPHA",
     "POWER",
+    "Bootstrap",
     "Comparison",
     "Summary",
     "bootstrap_ci",
@@ -39,11 +42,13 @@ __all__ = [
     "holm_comparisons",
     "judge",
     "mde",
+    "mde_from_ci",
     "permutation_test",
     "seeds_for",
     "sign_flip_test",
     "summarize",
     "tost_p",
+    "wilson",
 ]
 
 ALPHA = 0.05
@@ -113,6 +118,28 @@ def summarize(values: Sequence[float], confidence: float = 0.95) -> Summary:
 
 # -- exact tests -------------------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=64)
+def _signs(n: int, seed: int) -> np.ndarray:
+    """All ``2**n`` sign patterns (exact) or a fixed seeded sample of them, as an (m, n) matrix."""
+    if 2**n <= EXACT_LIMIT:
+        return np.array(list(itertools.product((1.0, -1.0), repeat=n)))
+    return np.random.default_rng(seed).choice((1.0, -1.0), size=(MONTE_CARLO, n))
+
+
+@functools.lru_cache(maxsize=64)
+def _splits(n: int, k: int, seed: int) -> np.ndarray:
+    """Index sets of size k out of n: all of them (exact) or a fixed seeded sample, as an (m, k) matrix."""
+    if math.comb(n, k) <= EXACT_LIMIT:
+        return np.array(list(itertools.combinations(range(n), k)))
+    rng = np.random.default_rng(seed)
+    return np.array([rng.permutation(n)[:k] for _ in range(MONTE_CARLO)])
+
+
+def _p_from(null: np.ndarray, observed: float, exact: bool, scale: float) -> float:
+    hits = int(np.sum(null >= observed - 1e-12 * max(1.0, scale)))
+    return hits / len(null) if exact else (1 + hits) / (1 + len(null))
+
+
 def sign_flip_test(diffs: Sequence[float], *, seed: int = 0) -> float:
     """Two-sided p-value of "the paired differences are centred on 0" by flipping their signs.
 
@@ -121,19 +148,10 @@ def sign_flip_test(diffs: Sequence[float], *, seed: int = 0) -> float:
     so constant differences give an honest p instead of 0.
     """
     d = np.asarray(diffs, dtype=float)
-    n = len(d)
-    if n == 0:
+    if len(d) == 0:
         return math.nan
-    observed = abs(d.mean())
-    tol = 1e-12 * max(1.0, float(np.abs(d).max()))
-    if 2**n <= EXACT_LIMIT:
-        signs = np.array(list(itertools.product((1.0, -1.0), repeat=n)))
-        means = np.abs(signs @ d) / n
-        return float(np.mean(means >= observed - tol))
-    rng = np.random.default_rng(seed)
-    signs = rng.choice((1.0, -1.0), size=(MONTE_CARLO, n))
-    hits = int(np.sum(np.abs(signs @ d) / n >= observed - tol))
-    return (1 + hits) / (1 + MONTE_CARLO)
+    null = np.abs(_signs(len(d), seed) @ d) / len(d)
+    return _p_from(null, abs(d.mean()), 2 ** len(d) <= EXACT_LIMIT, float(np.abs(d).max()))
 
 
 def permutation_test(x: Sequence[float], y: Sequence[float], *, seed: int = 0) -> float:
@@ -146,19 +164,30 @@ def permutation_test(x: Sequence[float], y: Sequence[float], *, seed: int = 0) -
     n, k = len(pooled), len(a)
     if k == 0 or k == n:
         return math.nan
-    observed = abs(a.mean() - b.mean())
-    tol = 1e-12 * max(1.0, float(np.abs(pooled).max()))
-    total = pooled.sum()
-    if math.comb(n, k) <= EXACT_LIMIT:
-        sums = np.array([pooled[list(idx)].sum() for idx in itertools.combinations(range(n), k)])
-    else:
-        rng = np.random.default_rng(seed)
-        sums = np.array([pooled[rng.permutation(n)[:k]].sum() for _ in range(MONTE_CARLO)])
-    stats_ = np.abs(sums / k - (total - sums) / (n - k))
-    hits = int(np.sum(stats_ >= observed - tol))
-    if math.comb(n, k) <= EXACT_LIMIT:
-        return hits / len(sums)
-    return (1 + hits) / (1 + MONTE_CARLO)
+    sums = pooled[_splits(n, k, seed)].sum(1)
+    null = np.abs(sums / k - (pooled.sum() - sums) / (n - k))
+    return _p_from(null, abs(a.mean() - b.mean()), math.comb(n, k) <= EXACT_LIMIT, float(np.abs(pooled).max()))
+
+
+def _invert(p_at: Callable[[float], float], estimate: float, far_low: float, far_high: float, floor: float,
+            alpha: float) -> tuple[float, float]:
+    """The confidence interval ``{delta: p_at(delta) >= alpha}`` of a permutation test, by bisection on each side.
+
+    Unbounded when even the most extreme data cannot reach ``alpha`` (``floor`` = the smallest possible p).
+    """
+    if floor >= alpha:
+        return -math.inf, math.inf
+    bounds = []
+    for far in (far_low, far_high):
+        rejected, accepted = far, estimate
+        for _ in range(60):
+            mid = (rejected + accepted) / 2
+            if p_at(mid) >= alpha:
+                accepted = mid
+            else:
+                rejected = mid
+        bounds.append(accepted)
+    return bounds[0], bounds[1]
 
 
 def _min_p_paired(n: int) -> float:
@@ -273,14 +302,17 @@ def compare(baseline: Mapping[int, float], other: Mapping[int, float], alpha: fl
         d = np.array([o[s] - b[s] for s in seeds])
         n = len(d)
         mean, sd = float(d.mean()), float(d.std(ddof=1))
-        half = float(sps.t.ppf(1 - alpha / 2, n - 1)) * sd / math.sqrt(n)
-        if sd == 0 or _tied(d):
+        if sd == 0 or _tied(d):  # discrete values: the exact test, and the interval that inverts it
             p, test = sign_flip_test(d), "sign-flip (ties)"
+            span = float(d.max() - d.min()) + 1.0
+            lo, hi = _invert(lambda delta: sign_flip_test(d - delta), mean, float(d.min()) - span,
+                             float(d.max()) + span, _min_p_paired(n), alpha)
         else:
             p = float(sps.ttest_rel([o[s] for s in seeds], [b[s] for s in seeds]).pvalue)
             test = "paired t"
-        return Comparison(mean, mean - half, mean + half, p, test, n, _verdict(mean, p, alpha),
-                          mde(sd, n, alpha=alpha), sd, True)
+            half = float(sps.t.ppf(1 - alpha / 2, n - 1)) * sd / math.sqrt(n)
+            lo, hi = mean - half, mean + half
+        return Comparison(mean, lo, hi, p, test, n, _verdict(mean, p, alpha), mde(sd, n, alpha=alpha), sd, True)
     xb, xo = np.array(list(b.values())), np.array(list(o.values()))
     mean = float(xo.mean() - xb.mean())
     sb, so = float(xb.std(ddof=1)), float(xo.std(ddof=1))
@@ -291,9 +323,11 @@ def compare(baseline: Mapping[int, float], other: Mapping[int, float], alpha: fl
     effect_mde = mde(so, len(xo), n2=len(xb), sd2=sb, alpha=alpha)
     if se == 0 or _tied(np.concatenate([xb, xo])):
         p = permutation_test(xo, xb)
-        half = float(sps.t.ppf(1 - alpha / 2, len(xb) + len(xo) - 2)) * se
-        return Comparison(mean, mean - half, mean + half, p, "permutation (ties)", n, _verdict(mean, p, alpha),
-                          effect_mde, pooled, False)
+        span = float(max(xo.max(), xb.max()) - min(xo.min(), xb.min())) + 1.0
+        lo, hi = _invert(lambda delta: permutation_test(xo - delta, xb), mean, mean - 2 * span, mean + 2 * span,
+                         _min_p_unpaired(len(xo), len(xb)), alpha)
+        return Comparison(mean, lo, hi, p, "permutation (ties)", n, _verdict(mean, p, alpha), effect_mde, pooled,
+                          False)
     dof = (vb + vo) ** 2 / (vb**2 / (len(xb) - 1) + vo**2 / (len(xo) - 1))
     half = float(sps.t.ppf(1 - alpha / 2, dof)) * se
     p = float(sps.ttest_ind(xo, xb, equal_var=False).pvalue)
@@ -331,10 +365,19 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return out
 
 
+class Bootstrap(NamedTuple):
+    """A percentile bootstrap: the estimate, its 95% interval, and the two-sided p of "the statistic is 0"."""
+
+    estimate: float
+    low: float
+    high: float
+    p: float
+
+
 def bootstrap_ci(groups: Sequence[Sequence[float]] | Sequence[float],
                  statistic: Callable[..., float] | None = None, *, n_resamples: int = 10_000,
-                 confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
-    """Percentile bootstrap: ``(estimate, low, high)`` of ``statistic`` over resampled units.
+                 confidence: float = 0.95, seed: int = 0) -> Bootstrap:
+    """Percentile bootstrap of ``statistic`` over resampled units.
 
     Args:
         groups: one sequence of numbers (``statistic(resample)``) or several independent groups, each
@@ -342,6 +385,10 @@ def bootstrap_ci(groups: Sequence[Sequence[float]] | Sequence[float],
             A unit can stand for more than a number, e.g. a seed whose models enter the statistic together.
         statistic: defaults to the mean of one group.
         n_resamples, confidence, seed: the bootstrap's size, level and (fixed) random seed.
+
+    Returns:
+        :class:`Bootstrap`; ``p = min(1, 2 min(P*(stat <= 0), P*(stat >= 0)))`` with the ``(1 + k) / (1 + B)``
+        correction, so it is never 0.
     """
     several = bool(groups) and isinstance(groups[0], (list, tuple, np.ndarray))
     sets = [np.asarray(g) for g in groups] if several else [np.asarray(groups)]
@@ -355,10 +402,30 @@ def bootstrap_ci(groups: Sequence[Sequence[float]] | Sequence[float],
         if value is not None and math.isfinite(value):
             draws.append(value)
     if not draws:
-        return estimate, math.nan, math.nan
+        return Bootstrap(estimate, math.nan, math.nan, math.nan)
+    arr = np.asarray(draws)
     tail = (1 - confidence) / 2 * 100
-    lo, hi = np.percentile(draws, [tail, 100 - tail])
-    return estimate, float(lo), float(hi)
+    lo, hi = np.percentile(arr, [tail, 100 - tail])
+    below, above = (1 + np.sum(arr <= 0)) / (1 + len(arr)), (1 + np.sum(arr >= 0)) / (1 + len(arr))
+    return Bootstrap(estimate, float(lo), float(hi), float(min(1.0, 2 * min(below, above))))
+
+
+def mde_from_ci(low: float, high: float, *, alpha: float = ALPHA, power: float = POWER) -> float:
+    """The minimum detectable effect implied by a (normal-theory) 95% interval: ``(z_{1-a/2} + z_power) * se``."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return math.inf
+    se = (high - low) / (2 * float(sps.norm.ppf(0.975)))
+    return float(sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)) * se
+
+
+def wilson(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson score 95% interval of a success rate ``successes / n`` (NaN bounds for n = 0)."""
+    if n == 0:
+        return math.nan, math.nan
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 # -- the verdict rule of a claim -----------------------------------------------------------------------------

@@ -131,6 +131,7 @@ class Part:
         name: short name, also the sub-directory of the output (``OUT/<name>``).
         spec: file name in ``studies/`` (e.g. ``"prelu.toml"``).
         title: what this part tests, for the report.
+        scales: the scales it runs at (an ablation too costly for the quick budget runs at full scale only).
 
     Every part runs through :func:`rectlab.study.run_study` (resume, the process and Ray executors).
     """
@@ -138,6 +139,7 @@ class Part:
     name: str
     spec: str
     title: str
+    scales: tuple[str, ...] = SCALES
 
 
 @dataclass

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..report.collect import PLATEAU_TOL, PLATEAU_WINDOW, converged
-from ..report.stats import Comparison, compare, holm, judge, seeds_for, summarize, tost_p
+from ..report.stats import Comparison, compare, holm, judge, seeds_for, summarize, tost_p, wilson
 from .core import ClaimCheck
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "auc",
     "cells_where",
     "converged",
+    "estimate_check",
     "direction_check",
     "equivalence_check",
     "final",
@@ -56,10 +57,12 @@ __all__ = [
     "missing_check",
     "no_improvement_check",
     "per_seed",
+    "proportion_check",
     "sample",
     "site_curves",
     "site_finals",
     "site_mean",
+    "steps_per_epoch",
     "steps_to",
     "summary_text",
 ]
@@ -214,8 +217,9 @@ def sample(cell: Any, value: RunValue, *, label: str = "", diverged: float | Non
         cell: a :class:`rectlab.report.CellResult` (None gives an empty sample).
         value: what to take from each run (:func:`final`, :func:`auc`, :func:`steps_to`, ...).
         label: the group's name in reasons (default: the cell's label).
-        diverged: the value a diverged run counts as (e.g. chance-level error, or ``math.inf`` for "never
-            reached a threshold"); ``None`` leaves diverged runs out of the values (they are still named).
+        diverged: the (finite) value a diverged run counts as, e.g. chance-level error, or the budget plus one
+            epoch for "never reached a threshold"; ``None`` leaves diverged runs out of the values (they are
+            still named in the reason).
     """
     if cell is None:
         return Sample(label=label)
@@ -266,9 +270,7 @@ def _run_notes(groups: Sequence[Sample]) -> tuple[str, str]:
     for g in groups:
         if g.diverged:
             where = "; ".join(f"seed {s}: {w}" for s, w in sorted(g.diverged.items()))
-            worth = (f"counted as {g.diverged_value:g}" if g.diverged_value is not None and
-                     math.isfinite(g.diverged_value) else
-                     "counted as never reaching it" if g.diverged_value is not None else "left out of the test")
+            worth = f"counted as {g.diverged_value:g}" if g.diverged_value is not None else "left out of the test"
             notes.append(f"{len(g.diverged)} {g.label} run(s) diverged ({where}), {worth}")
         if g.unconverged:
             unconverged.append(f"{g.label} seeds {', '.join(map(str, g.unconverged))}")
@@ -363,6 +365,48 @@ def no_improvement_check(claim: str, base: Sample | Mapping[int, float], other: 
     """
     return _check(claim, base, other, expect="not-lower", margin=margin, what=what, unit=unit, digits=digits,
                   primary=primary, gate=gate)
+
+
+def estimate_check(claim: str, estimate: float, ci: tuple[float, float], p: float, n: int, *, expect: str,
+                   margin: float | None, what: str, test: str, mde: float, unit: str = "", digits: int = 2,
+                   primary: bool = True, notes: str = "") -> ClaimCheck:
+    """A check from an estimate computed elsewhere (e.g. a bootstrap), judged by the same rule as the others.
+
+    Args:
+        estimate, ci, p: the effect, its 95% interval and the two-sided p of "no effect".
+        n: the units behind it (e.g. seeds per group); mde: its minimum detectable effect.
+        expect, margin, what, unit, digits, primary: as :func:`direction_check`; test: the method's name.
+    """
+    evidence = f"{what} {estimate:+.{digits}f}{unit} ({fmt_ci(ci[0], ci[1], digits)}, {test}, {_p_text(p)}, n={n})"
+    check = ClaimCheck(claim, "inconclusive", "", primary, n=n, estimate=estimate, ci=ci, p=p, mde=mde,
+                       margin=margin, expect=expect, evidence=evidence, notes=notes, unit=unit, digits=digits)
+    return judged(check)
+
+
+def proportion_check(claim: str, successes: int, n: int, *, expect: str = "most", what: str = "runs",
+                     notes: str = "", primary: bool = True) -> ClaimCheck:
+    """Judge a claim about how often something happens (e.g. "He init converges": the runs that converged).
+
+    Rule, from the Wilson 95% interval of the rate ``successes / n``: for ``expect="most"``, **reproduced**
+    when the interval lies above 1/2, **not reproduced** when it lies below 1/2; ``expect="few"`` swaps them
+    (e.g. "Xavier init stalls": few runs converge); otherwise **inconclusive**. With 8 runs, 7 or 8
+    successes are "most" and 0 or 1 are "few".
+    """
+    if expect not in ("most", "few"):
+        raise ValueError(f"expect must be 'most' or 'few', got {expect!r}")
+    if n == 0:
+        return ClaimCheck(claim, "inconclusive", f"no {what}", primary, notes=notes, blocked="no runs")
+    lo, hi = wilson(successes, n)
+    above, below = lo > 0.5, hi < 0.5
+    if expect == "most":
+        verdict = "reproduced" if above else "not reproduced" if below else "inconclusive"
+    else:
+        verdict = "reproduced" if below else "not reproduced" if above else "inconclusive"
+    evidence = f"{successes} of {n} {what} (rate {successes / n:.0%}, Wilson 95% CI {lo:.0%} to {hi:.0%})"
+    rule = ("the CI lies above 1/2" if above else "the CI lies below 1/2" if below else "the CI includes 1/2")
+    reason = f"{evidence}: {rule}" + (f"; {notes}" if notes else "")
+    return ClaimCheck(claim, verdict, reason, primary, n=n, estimate=successes / n, ci=(lo, hi), evidence=evidence,
+                      notes=notes, digits=2)
 
 
 def missing_check(claim: str, why: str, primary: bool = True) -> ClaimCheck:

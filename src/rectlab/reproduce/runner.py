@@ -117,7 +117,7 @@ def run_reproduction(
     if repro.runner is not None:
         analysis = repro.runner(ctx)
     else:
-        for part in repro.parts:
+        for part in (p for p in repro.parts if scale in p.scales):
             spec = load_part_spec(repro, part.spec, scale, studies, dataset)
             part_dir = out / part.name
             if console is not None and progress:

@@ -10,12 +10,14 @@ so one epoch is one Adam step):
   (halve the weights for inputs in {-1, 1}: the paper's Figure 1).
 * ``prelu-bias``: the same with a bias (four parameters); the paper reports it as a separate experiment.
 * ``gcu``: ``y = gcu(w1 x1 + w2 x2 + b)`` with ``gcu(z) = z cos z`` (Noel et al. 2021), three parameters.
-* ``mlp``: a 2-2-1 perceptron with ``tanh`` hidden units and a linear output (nine parameters).
+* ``mlp-tanh`` / ``mlp-relu``: a 2-2-1 perceptron with ``tanh`` or ReLU hidden units and a linear output
+  (nine parameters); the paper does not state its MLP's hidden activation, so both are run.
 
-Inputs are ``"bipolar"`` ({-1, 1}^2, the default) or ``"binary"`` ({0, 1}^2). The paper does not say
-which encoding its experiments use; the encoding matters a lot for the bias-free PReLU unit, so the
-reproduction runs both. Initialization follows PyTorch's defaults (``nn.Linear``: U(-1/sqrt(fan_in),
-1/sqrt(fan_in)) for weights and biases; ``nn.PReLU``: a = 0.25). A trial succeeds when all four
+Inputs are ``"binary"`` ({0, 1}^2, the default: the paper's Figure 1 solves XOR on {0, 1} with
+``w = (1, -1), a = -1``) or ``"bipolar"`` ({-1, 1}^2, where the same unit needs halved weights). The
+encoding matters a lot for the bias-free PReLU unit, so the reproduction runs both. Initialization
+follows PyTorch's defaults (``nn.Linear``: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases;
+``nn.PReLU``: a = 0.25). A trial succeeds when all four
 outputs fall on the right side of 0.5 after the last epoch. The same ``trials`` initial parameter
 draws are used at every learning rate (common random numbers), so differences between learning rates
 are not init noise.
@@ -41,7 +43,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["XOR_INPUTS", "XOR_MODELS", "XorResult", "XorSetup", "adam_step", "load_setup", "run_xor", "wilson"]
+__all__ = ["XOR_INPUTS", "XOR_MODELS", "XorResult", "XorSetup", "adam_step", "load_setup", "run_xor"]
 
 XOR_INPUTS = {
     "binary": torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], dtype=torch.float64),
@@ -67,8 +69,8 @@ class XorSetup:
     trials: int = 100
     epochs: int = 300
     lrs: tuple[float, ...] = tuple(10.0 ** (k / 3) for k in range(-9, 4))
-    models: tuple[str, ...] = ("prelu", "gcu", "mlp", "prelu-bias")
-    inputs: str = "bipolar"
+    models: tuple[str, ...] = ("prelu", "gcu", "mlp-tanh", "mlp-relu", "prelu-bias")
+    inputs: str = "binary"
     seed: int = 0
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
@@ -128,16 +130,20 @@ def _gcu_forward(p: dict[str, Tensor], x: Tensor) -> Tensor:
     return AF.gcu(p["w"] @ x.T + p["b"][:, None])
 
 
-def _mlp_forward(p: dict[str, Tensor], x: Tensor) -> Tensor:
-    h = torch.tanh(torch.einsum("nij,kj->nki", p["w1"], x) + p["b1"][:, None, :])  # (n, 4, 2)
-    return (h * p["w2"][:, None, :]).sum(-1) + p["b2"][:, None]
+def _mlp_forward(hidden: Callable[[Tensor], Tensor]) -> Callable[[dict[str, Tensor], Tensor], Tensor]:
+    def forward(p: dict[str, Tensor], x: Tensor) -> Tensor:
+        h = hidden(torch.einsum("nij,kj->nki", p["w1"], x) + p["b1"][:, None, :])  # (n, 4, 2)
+        return (h * p["w2"][:, None, :]).sum(-1) + p["b2"][:, None]
+
+    return forward
 
 
 XOR_MODELS: dict[str, _XorModel] = {
     "prelu": _XorModel(3, _prelu_init, _prelu_forward, "single PReLU unit, no bias (w1, w2, a)"),
     "prelu-bias": _XorModel(4, _prelu_bias_init, _prelu_forward, "single PReLU unit with a bias"),
     "gcu": _XorModel(3, _gcu_init, _gcu_forward, "single GCU unit z·cos z (w1, w2, b)"),
-    "mlp": _XorModel(9, _mlp_init, _mlp_forward, "2-2-1 MLP, tanh hidden, linear output"),
+    "mlp-tanh": _XorModel(9, _mlp_init, _mlp_forward(torch.tanh), "2-2-1 MLP, tanh hidden units, linear output"),
+    "mlp-relu": _XorModel(9, _mlp_init, _mlp_forward(torch.relu), "2-2-1 MLP, ReLU hidden units, linear output"),
 }
 
 
@@ -219,16 +225,6 @@ def run_xor(setup: XorSetup) -> XorResult:
         result.median_loss[name] = [float(row.nanmedian()) for row in loss]
         result.n_params[name] = model.n_params
     return result
-
-
-def wilson(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    """Wilson score 95% interval of a success rate."""
-    if n == 0:
-        return math.nan, math.nan
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def load_setup(path: str | Path, scale: str) -> XorSetup:

@@ -27,7 +27,7 @@ rectlab's ``Identity`` (what EraseReLU leaves behind, so erased sites keep their
 back); and the functions ``F.relu``/``torch.relu``/``relu_``, ``relu6``, ``leaky_relu``, ``prelu``, ``rrelu``,
 ``elu``, ``celu``, ``selu``, ``gelu``, ``silu``, ``mish``, ``softplus``, ``hardswish`` and the methods
 ``Tensor.relu``/``relu_``. ``torch.nn.Identity`` (used for many non-activation purposes) and gating
-functions (``sigmoid``, ``tanh``) are not sites, and neither is the ReLU inside
+functions (``sigmoid``, ``tanh``; :data:`GATING_MODULES`) are not sites, and neither is the ReLU inside
 :class:`~rectlab.activations.ReLUClassifier`, which is the classification function, not a hidden unit.
 
 Papers: Dong et al. 2017, "EraseReLU: A Simple Way to Ease the Training of Deep Convolution Neural
@@ -39,11 +39,22 @@ from __future__ import annotations
 from .analysis import ExampleInput, activation_sites
 from .erase import EraseReport, erase_relu
 from .rewrite import Match, swap_activations
-from .sites import Site, SurgeryError, SurgeryWarning, format_sites, module_op, op_names, original_type
+from .sites import (
+    GATING_MODULES,
+    Site,
+    SurgeryError,
+    SurgeryWarning,
+    format_sites,
+    module_op,
+    negative_slope,
+    op_names,
+    original_type,
+)
 
 __all__ = [
     "EraseReport",
     "ExampleInput",
+    "GATING_MODULES",
     "Match",
     "Site",
     "SurgeryError",
@@ -52,6 +63,7 @@ __all__ = [
     "erase_relu",
     "format_sites",
     "module_op",
+    "negative_slope",
     "op_names",
     "original_type",
     "swap_activations",

@@ -279,30 +279,11 @@ def erase_relu(
         >>> len(report.erased), report.erased[0].target, report.erased[0].call
         (8, 'layer1.0.relu', 1)
     """
-    if not (location in ("last", "first") or (isinstance(location, int) and not isinstance(location, bool))):
-        raise ValueError(f"location must be 'last', 'first' or an int index (negative from the end), got {location!r}")
-    if isinstance(proportion, bool) or not isinstance(proportion, (int, float)) or not 0 <= proportion <= 1:
-        raise ValueError(
-            f"proportion is the fraction of basic modules to erase in and must be in [0, 1], got {proportion!r}"
-        )
-    if select not in SELECTIONS:
-        raise ValueError(f"select must be one of {', '.join(SELECTIONS)}, got {select!r}")
-    if match is not None:
-        _matcher(match)  # unknown op names fail before the model is copied
+    _check_erase_args(location, proportion, select, match)
     work = model if inplace else copy.deepcopy(model)
     analysis = analyze(work, example_input)
     groups, linear, rule = _find_basic_modules(work, analysis.sites, module_types, predicate)
-
-    matches = (lambda s: True) if match is None else _matcher(match)
-    eligible: list[tuple[str, Site]] = []
-    skipped: list[tuple[str, str]] = []
-    for group, group_sites in groups.items():
-        counted = [s for s in group_sites if s.op == "identity" or matches(s)]
-        site, why = _pick(group, counted, location, linear, match)
-        if site is None:
-            skipped.append((group, why))
-        else:
-            eligible.append((group, site))
+    eligible, skipped = _eligible_sites(groups, location, linear, match)
     chosen = [eligible[i] for i in _choose(len(eligible), float(proportion), select, seed)]
     report = EraseReport(
         location=location,
@@ -318,3 +299,38 @@ def erase_relu(
         return work, report
     new_model = _rewrite(analysis, {s.index: activations.Identity() for _, s in chosen})
     return new_model, report
+
+
+def _check_erase_args(location: str | int, proportion: float, select: str, match: Match) -> None:
+    """Refuse bad arguments before the model is copied or traced."""
+    if not (location in ("last", "first") or (isinstance(location, int) and not isinstance(location, bool))):
+        raise ValueError(f"location must be 'last', 'first' or an int index (negative from the end), got {location!r}")
+    if isinstance(proportion, bool) or not isinstance(proportion, (int, float)) or not 0 <= proportion <= 1:
+        raise ValueError(
+            f"proportion is the fraction of basic modules to erase in and must be in [0, 1], got {proportion!r}"
+        )
+    if select not in SELECTIONS:
+        raise ValueError(f"select must be one of {', '.join(SELECTIONS)}, got {select!r}")
+    if match is not None:
+        _matcher(match)  # unknown op names fail here
+
+
+def _eligible_sites(
+    groups: dict[str, list[Site]], location: str | int, linear: dict[str, str], match: Match
+) -> tuple[list[tuple[str, Site]], list[tuple[str, str]]]:
+    """The site at ``location`` of each basic module: ``(eligible (module, site), skipped (module, why))``.
+
+    ``location`` indexes the sites that ``match`` plus the already-erased identity sites, so erasing twice
+    finds the identity and skips the module.
+    """
+    matches = (lambda s: True) if match is None else _matcher(match)
+    eligible: list[tuple[str, Site]] = []
+    skipped: list[tuple[str, str]] = []
+    for group, group_sites in groups.items():
+        counted = [s for s in group_sites if s.op == "identity" or matches(s)]
+        site, why = _pick(group, counted, location, linear, match)
+        if site is None:
+            skipped.append((group, why))
+        else:
+            eligible.append((group, site))
+    return eligible, skipped

@@ -1,10 +1,15 @@
-"""Which calls are activation sites, their registry-style op names, and the :class:`Site` record."""
+"""What counts as an activation, which calls are activation sites, their op names, and the :class:`Site` record.
+
+This module owns the one table of activation kinds: :func:`module_op` (is this module an activation, and
+which), :data:`GATING_MODULES` (sigmoid/tanh: observed by probes, never edited) and :func:`negative_slope`
+(the piecewise-linear rectifiers). Probes, optimizer parameter groups and He init import them from here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.fx as fx
@@ -13,7 +18,17 @@ from torch import nn
 
 from ..activations import ACTIVATIONS, Activation
 
-__all__ = ["Site", "SurgeryError", "SurgeryWarning", "format_sites", "module_op", "op_names", "original_type"]
+__all__ = [
+    "GATING_MODULES",
+    "Site",
+    "SurgeryError",
+    "SurgeryWarning",
+    "format_sites",
+    "module_op",
+    "negative_slope",
+    "op_names",
+    "original_type",
+]
 
 
 class SurgeryError(RuntimeError):
@@ -24,20 +39,35 @@ class SurgeryWarning(UserWarning):
     """Something the user should know about an analysis or edit (untraceable parts, nothing to erase)."""
 
 
-_MODULE_OPS: tuple[tuple[type[nn.Module], str], ...] = (
-    (nn.ReLU, "relu"),
-    (nn.ReLU6, "relu6"),
-    (nn.LeakyReLU, "leaky-relu"),
-    (nn.PReLU, "prelu"),
-    (nn.RReLU, "rrelu"),
-    (nn.ELU, "elu"),
-    (nn.CELU, "celu"),
-    (nn.SELU, "selu"),
-    (nn.SiLU, "silu"),
-    (nn.Mish, "mish"),
-    (nn.Softplus, "softplus"),
-    (nn.Hardswish, "hardswish"),
+class _TorchActivation(NamedTuple):
+    cls: type[nn.Module]
+    op: str
+    slope: Callable[[nn.Module], float | None] | None = None  # piecewise-linear rectifiers: slope for x < 0
+
+
+# The one table of torch.nn's activation modules: what :func:`module_op` names, what a probe observes and
+# :func:`rectlab.optim.param_groups` keeps out of weight decay, and (for the piecewise-linear rectifiers) the
+# negative-side slope He init's closed-form gain needs. nn.GELU is named from its ``approximate`` argument in
+# :func:`module_op`. rectlab's own :class:`~rectlab.activations.Activation` classes name themselves.
+_TORCH_ACTIVATIONS: tuple[_TorchActivation, ...] = (
+    # torch.ao's quantized ReLU6 subclasses nn.ReLU, so only nn.ReLU itself has ReLU's slope.
+    _TorchActivation(nn.ReLU, "relu", lambda m: 0.0 if type(m) is nn.ReLU else None),
+    _TorchActivation(nn.ReLU6, "relu6"),
+    _TorchActivation(nn.LeakyReLU, "leaky-relu", lambda m: float(m.negative_slope)),
+    _TorchActivation(nn.PReLU, "prelu", lambda m: float(m.weight.detach().float().mean())),
+    _TorchActivation(nn.RReLU, "rrelu", lambda m: (m.lower + m.upper) / 2),
+    _TorchActivation(nn.ELU, "elu"),
+    _TorchActivation(nn.CELU, "celu"),
+    _TorchActivation(nn.SELU, "selu"),
+    _TorchActivation(nn.SiLU, "silu"),
+    _TorchActivation(nn.Mish, "mish"),
+    _TorchActivation(nn.Softplus, "softplus"),
+    _TorchActivation(nn.Hardswish, "hardswish"),
 )
+
+GATING_MODULES: tuple[type[nn.Module], ...] = (nn.Tanh, nn.Sigmoid)
+"""Gating nonlinearities: not activation sites (they gate LSTMs, attention, squeeze-excitation), but
+nonlinearities a probe still observes (see :func:`rectlab.probes.probe_sites`)."""
 
 
 def _function_ops() -> dict[Any, str]:
@@ -85,9 +115,27 @@ def module_op(module: nn.Module) -> str | None:
         return _registered_op(type(module))
     if isinstance(module, nn.GELU):
         return "gelu-tanh" if module.approximate == "tanh" else "gelu"
-    for cls, name in _MODULE_OPS:
-        if isinstance(module, cls):
-            return name
+    for row in _TORCH_ACTIVATIONS:
+        if isinstance(module, row.cls):
+            return row.op
+    return None
+
+
+def negative_slope(module: nn.Module) -> float | None:
+    """Slope for ``x < 0`` of a piecewise-linear rectifier module, else ``None``.
+
+    ReLU 0, LeakyReLU its slope, PReLU the mean of its current slopes, RReLU the mean of its sampling range,
+    identities (rectlab's and ``nn.Identity``) 1; rectlab activations answer through
+    :meth:`~rectlab.activations.Activation.negative_slope`. He init (He et al. 2015, arXiv 1502.01852) uses it
+    for the closed-form gain ``sqrt(2 / (1 + a^2))``.
+    """
+    if isinstance(module, Activation):
+        return module.negative_slope()
+    if isinstance(module, nn.Identity):
+        return 1.0
+    for row in _TORCH_ACTIVATIONS:
+        if isinstance(module, row.cls):
+            return None if row.slope is None else row.slope(module)
     return None
 
 
@@ -106,7 +154,7 @@ def _node_op(node: fx.Node, root: nn.Module) -> str | None:
 
 def op_names() -> list[str]:
     """Every op name a :class:`Site` can carry (rectlab's registered activations plus torch's extras)."""
-    return sorted(set(ACTIVATIONS.names()) | {name for _, name in _MODULE_OPS} | set(_FUNCTION_OPS.values()))
+    return sorted(set(ACTIVATIONS.names()) | {row.op for row in _TORCH_ACTIVATIONS} | set(_FUNCTION_OPS.values()))
 
 
 def original_type(module: nn.Module) -> type[nn.Module]:

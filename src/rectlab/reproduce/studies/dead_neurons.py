@@ -9,7 +9,7 @@ from scipy import stats as sps
 
 from ...report.plots import curves, layer_curves
 from ..core import Analysis, Context, Part, Reproduction, Table
-from ..evidence import direction_check, final, metric_curves, per_seed, site_curves, summary_text
+from ..evidence import direction_check, final, metric_curves, per_seed, sample, site_curves, summary_text
 
 
 def _after_pruning(prune_epoch: int):
@@ -41,15 +41,16 @@ def analyze(ctx: Context) -> Analysis:
     pruned = ctx.parts["pruning"]
     res = pruned.results
     prune_epoch = pruned.spec.base.prune_epoch
+    margin = float(pruned.spec.extra.get("reproduce", {}).get("margin", 0.01))
     by_s = {float(c.values["prune_sparsity"]): c for c in res.cells}
     sparsities = sorted(by_s)
     value = _after_pruning(prune_epoch)
-    dense = per_seed(by_s.get(0.0), value)
-    if sparsities:
+    if len(sparsities) > 1:
         top = sparsities[-1]
         a.checks.append(direction_check(
             f"the pruned net ({top:.0%} sparsity) has a lower dynamic DNR than the dense one during training",
-            dense, per_seed(by_s[top], value), expect="lower", what=f"{top:.0%} − dense dynamic DNR", digits=4))
+            sample(by_s.get(0.0), value, label="dense"), sample(by_s[top], value, label=f"{top:.0%} sparse"),
+            expect="lower", margin=margin, what=f"{top:.0%} − dense dynamic DNR after pruning", digits=4))
     # monotone trend: per seed, Spearman correlation of sparsity and DNR; claimed negative
     seeds = sorted(set.intersection(*(set(per_seed(c, value)) for c in by_s.values()))) if by_s else []
     rhos = {}
@@ -79,8 +80,8 @@ def analyze(ctx: Context) -> Analysis:
         ylabel="dynamic DNR (whole net)")
     a.notes.append("Pruning: after the evaluation of epoch "
                    f"{prune_epoch}, all conv and linear weights are pruned by global L1 magnitude "
-                   "(torch.nn.utils.prune) and training continues with the masks fixed. The DNR of that epoch is "
-                   "measured on the freshly pruned net.")
+                   "(rectlab.pruning, a run option of the study runner) and training continues with the masks fixed. "
+                   "The DNR of that epoch is measured on the freshly pruned net.")
     return a
 
 
@@ -96,7 +97,9 @@ REPRODUCTION = Reproduction(
     parts=(Part("activations", "dead-neurons.toml", "DNR per layer over training by activation"),
            Part("pruning", "dead-neurons-pruning.toml", "ReLU nets magnitude-pruned to several sparsities")),
     analyze=analyze,
-    notes="one-shot global magnitude pruning after the first epoch(s) and fine-tuning, instead of the paper's "
-          "iterative pruning methods on CIFAR ResNets/VGG; DNR measured after every epoch on the first 1024 training "
-          "examples in eval mode.",
+    notes="quick scale: a 3x256 MLP on 10k Fashion-MNIST images instead of the paper's CIFAR ResNets/VGG; one-shot "
+          "global magnitude pruning of the trained net (after 8 of 12 epochs) and fine-tuning with fixed masks, "
+          "instead of the paper's pruning methods; DNR measured after every epoch on the first 1024 training "
+          "examples in eval mode (units of an MLP are its neurons). Margin: 0.01 of the dynamic DNR, our smallest "
+          "drop worth reporting (the paper plots the trend).",
 )

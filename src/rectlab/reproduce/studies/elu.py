@@ -12,6 +12,7 @@ from ..evidence import (
     metric_curves,
     no_improvement_check,
     per_seed,
+    sample,
     site_curves,
     site_finals,
     site_mean,
@@ -34,27 +35,35 @@ def _label(activation: str, bn: bool) -> str:
 
 def analyze(ctx: Context) -> Analysis:
     a = Analysis()
-    res = ctx.parts["activations"].results
+    part = ctx.parts["activations"]
+    res, opts = part.results, part.spec.extra.get("reproduce", {})
     err = final("test_error")
     elu, relu, lrelu = (_cell(res, act, False) for act in ("elu", "relu", "leaky-relu"))
     # bias shift: mean |per-channel mean activation| over layers, at the end of training
     shift = site_mean("act_abs_channel_mean")
+    speed = auc("train_loss")
     a.checks.append(direction_check(
-        "ELU pushes mean activations closer to zero than ReLU (smaller bias shift)", per_seed(relu, shift),
-        per_seed(elu, shift), expect="lower", what="ELU − ReLU mean |channel mean|", digits=3))
+        "ELU pushes mean activations closer to zero than ReLU (smaller bias shift)",
+        sample(relu, shift, label="ReLU"), sample(elu, shift, label="ELU"), expect="lower",
+        margin=opts.get("shift_margin", 0.05), what="ELU − ReLU mean |channel mean|", digits=3))
     a.checks.append(direction_check(
-        "ELU learns faster than ReLU (mean training loss over the epochs)", per_seed(relu, auc("train_loss")),
-        per_seed(elu, auc("train_loss")), expect="lower", what="ELU − ReLU mean training loss", digits=3))
+        "ELU learns faster than ReLU (learning speed: mean training loss over the epochs)",
+        sample(relu, speed, label="ReLU"), sample(elu, speed, label="ELU"), expect="lower",
+        margin=opts.get("speed_margin", 0.02), what="ELU − ReLU mean training loss over the epochs", digits=3))
+    margin = opts.get("error_margin", 0.5)
     for other, name in ((relu, "ReLU"), (lrelu, "LReLU")):
         a.checks.append(direction_check(
-            f"ELU generalizes better than {name} (test error)", per_seed(other, err), per_seed(elu, err),
-            expect="lower", what=f"ELU − {name} test error", unit=" points"))
+            f"ELU generalizes better than {name} (test error)", sample(other, err, label=name, diverged=90.0),
+            sample(elu, err, label="ELU", diverged=90.0), expect="lower", margin=margin,
+            what=f"ELU − {name} test error", unit=" points", gate=True))
     a.checks.append(no_improvement_check(
-        "BatchNorm does not improve ELU networks", per_seed(elu, err), per_seed(_cell(res, "elu", True), err),
-        margin=0.5, what="ELU+BN − ELU test error", unit=" points"))
+        "BatchNorm does not improve ELU networks", sample(elu, err, label="ELU", diverged=90.0),
+        sample(_cell(res, "elu", True), err, label="ELU + BN", diverged=90.0), margin=margin,
+        what="ELU+BN − ELU test error", unit=" points", gate=True))
     a.checks.append(direction_check(
         "ELU (no BN) beats ReLU with BN (the paper's CIFAR-100 result)", per_seed(_cell(res, "relu", True), err),
-        per_seed(elu, err), expect="lower", what="ELU − (ReLU+BN) test error", unit=" points", primary=False))
+        per_seed(elu, err), expect="lower", margin=margin, what="ELU − (ReLU+BN) test error", unit=" points",
+        primary=False))
 
     rows = []
     for bn in (False, True):
@@ -103,7 +112,11 @@ REPRODUCTION = Reproduction(
                ("BatchNorm with ELU", "does not improve ELU networks")),
     parts=(Part("activations", "elu.toml", "ReLU / LReLU / ELU x with / without BN on a deep plain conv net"),),
     analyze=analyze,
-    notes="a narrow 14-layer plain conv net on Fashion-MNIST at quick scale (the paper: 11–18 layer CIFAR nets for "
-          "hundreds of epochs). The bias shift is measured on the outputs of each activation over the first "
-          "1024 training examples after every epoch (rectlab.probes.ActivationStats).",
+    notes="quick scale: a 9-layer plain MLP (8 hidden layers of 128, with and without BN; 10k Fashion-MNIST images, "
+          "12 epochs) stands in for the paper's 11–18-layer CIFAR conv nets trained for hundreds of epochs: it keeps "
+          "'more than 5 layers', the activations and the BN ablation, not the convolutions or the data. The bias "
+          "shift is measured on the outputs of each activation over the first 1024 training examples after every "
+          "epoch (rectlab.probes.ActivationStats); learning speed is the mean training loss over the epochs (the "
+          "area under the loss curve). Margins are our smallest effects worth reporting (the paper's CIFAR numbers "
+          "are not comparable): 0.5 points of error, 0.05 of bias shift, 0.02 of mean loss.",
 )

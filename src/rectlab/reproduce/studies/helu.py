@@ -5,18 +5,23 @@ from __future__ import annotations
 
 from ...report.plots import layer_curves
 from ..core import Analysis, Context, Part, Reproduction, Table
-from ..evidence import direction_check, final, find_cell, per_seed, site_curves, summary_text
+from ..evidence import direction_check, final, find_cell, per_seed, sample, site_curves, summary_text
 
 
 def analyze(ctx: Context) -> Analysis:
     a = Analysis()
-    res = ctx.parts["activations"].results
+    part = ctx.parts["activations"]
+    res, opts = part.results, part.spec.extra.get("reproduce", {})
     relu, helu = find_cell(res, activation="relu"), find_cell(res, activation="helu")
+    err = final("test_error")
     a.checks.append(direction_check("HeLU generalizes better than ReLU (test error)",
-                                    per_seed(relu, final("test_error")), per_seed(helu, final("test_error")),
-                                    expect="lower", what="HeLU − ReLU test error", unit=" points"))
+                                    sample(relu, err, label="ReLU", diverged=90.0),
+                                    sample(helu, err, label="HeLU", diverged=90.0), expect="lower",
+                                    margin=opts.get("error_margin", 0.3), what="HeLU − ReLU test error",
+                                    unit=" points", gate=True))
     a.checks.append(direction_check("HeLU has fewer dead neurons than ReLU (units that never fire, final epoch)",
-                                    per_seed(relu, final("dnr")), per_seed(helu, final("dnr")), expect="lower",
+                                    sample(relu, final("dnr"), label="ReLU"), sample(helu, final("dnr"), label="HeLU"),
+                                    expect="lower", margin=opts.get("dead_margin", 0.01),
                                     what="HeLU − ReLU dead-unit rate", digits=4))
     a.checks.append(direction_check("HeLU has a lower dynamic dead neuron rate than ReLU",
                                     per_seed(relu, final("dnr_dynamic")), per_seed(helu, final("dnr_dynamic")),
@@ -46,6 +51,8 @@ REPRODUCTION = Reproduction(
     published=(("HeLU vs ReLU", "better generalization across datasets; fewer dying neurons"),),
     parts=(Part("activations", "helu.toml", "ReLU vs HeLU with the dead-neuron probe"),),
     analyze=analyze,
-    notes="a plain 14-layer conv net without BN (where dying units are most likely) on a Fashion-MNIST subset at "
-          "quick scale; HeLU's alpha is rectlab's default 0.05.",
+    notes="quick scale: a 14-layer plain MLP without BN (width 128; where dying units are most likely) on 10k "
+          "Fashion-MNIST images, 15 epochs, 10 seeds, instead of the paper's CIFAR/ImageNet conv nets and "
+          "transformers; HeLU's alpha is rectlab's default 0.05. Margins: 0.3 points of test error (the paper's "
+          "gains are fractions of a point) and 0.01 of the dead-unit rate.",
 )

@@ -7,7 +7,7 @@ import numpy as np
 
 from ...report.plots import layer_curves, layer_profile
 from ..core import Analysis, Context, Part, Reproduction, Table
-from ..evidence import direction_check, final, find_cell, per_seed, site_curves, summary_text
+from ..evidence import cells_where, direction_check, final, find_cell, per_seed, sample, site_curves, summary_text
 
 PRELU_CELLS = (("prelu-shared", "PReLU channel-shared"), ("prelu", "PReLU channel-wise"))
 
@@ -24,18 +24,20 @@ def _slopes_by_seed(cell) -> dict[int, list[float]]:
 
 def analyze(ctx: Context) -> Analysis:
     a = Analysis()
-    main = ctx.parts["activations"].results
-    relu = per_seed(find_cell(main, activation="relu"), final("test_error"))
+    part = ctx.parts["activations"]
+    main = part.results
+    margin = float(part.spec.extra.get("reproduce", {}).get("margin", 0.5))
+    err = final("test_error")
+    relu = sample(find_cell(main, activation="relu"), err, label="ReLU", diverged=90.0)
     for act, label in PRELU_CELLS:
         published = "32.64" if act == "prelu" else "32.71"
         a.checks.append(direction_check(
-            f"{label} has a lower top-1 error than ReLU (paper: {published} vs 33.82)",
-            relu, per_seed(find_cell(main, activation=act), final("test_error")),
-            expect="lower", what=f"{label} − ReLU test error", unit=" points"))
+            f"{label} has a lower top-1 error than ReLU (paper: {published} vs 33.82)", relu,
+            sample(find_cell(main, activation=act), err, label=label, diverged=90.0), expect="lower", margin=margin,
+            what=f"{label} − ReLU test error", unit=" points", gate=True))
     a.checks.append(direction_check(
         "channel-wise PReLU is at least as good as channel-shared (paper: 32.64 vs 32.71)",
-        per_seed(find_cell(main, activation="prelu-shared"), final("test_error")),
-        per_seed(find_cell(main, activation="prelu"), final("test_error")),
+        per_seed(find_cell(main, activation="prelu-shared"), err), per_seed(find_cell(main, activation="prelu"), err),
         expect="lower", what="channel-wise − shared test error", unit=" points", primary=False))
 
     # Slopes: the first layer's slope against the mean of the deeper ones (paper: conv1 0.681 / 0.596, deeper smaller).
@@ -57,6 +59,8 @@ def analyze(ctx: Context) -> Analysis:
     decay_cells: dict[str, dict[int, list[float]]] = {}
     if decay is not None:
         for act, label in PRELU_CELLS:
+            if not cells_where(decay.results, activation=act):
+                continue  # quick scale runs the decay ablation for channel-wise PReLU only
             for flag in (False, True):
                 key = f"{label}{' + decay' if flag else ''}"
                 decay_cells[key] = _slopes_by_seed(find_cell(decay.results, activation=act,
@@ -111,7 +115,9 @@ REPRODUCTION = Reproduction(
     parts=(Part("activations", "prelu.toml", "ReLU vs LReLU vs PReLU on a fixed plain conv net"),
            Part("slope-decay", "prelu-decay.toml", "PReLU with and without weight decay on the slopes")),
     analyze=analyze,
-    notes="a plain conv net (no BN, He init) of the same depth as the paper's model A, but narrow and on "
-          "Fashion-MNIST (quick) or CIFAR-10 (full) instead of ImageNet; top-5 error is meaningless with 10 "
-          "classes, so the verdicts use top-1.",
+    notes="quick scale: a 14-layer plain MLP (width 128, no BN, He init; 10k Fashion-MNIST images, 15 epochs) "
+          "stands in for the paper's 14-layer conv model A on ImageNet: it keeps the depth, the absence of BN, the "
+          "init, PReLU's a = 0.25 start and no decay on the slopes; channel-wise PReLU has one slope per unit. "
+          "Full scale: a plain conv net of the same depth on CIFAR-10. Top-5 error is meaningless with 10 classes, so "
+          "the verdicts use top-1. Margin: half the paper's 1.1–1.2-point gain.",
 )
