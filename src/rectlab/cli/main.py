@@ -8,9 +8,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import bench, compare, env, listing, report, reproduce, run
+from . import bench, compare, env, listing, report, reproduce, run, search
 
-SUBCOMMANDS = (compare, run, report, reproduce, listing, env, bench)
+SUBCOMMANDS = (compare, run, report, reproduce, search, listing, env, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -78,7 +78,7 @@ class ConvSetup:
     sgd_switch: float = 0.3
     sgd_distribution: str = "uniform"
     sgd_stride: int = 16
-    sgd_noise: float = 0.1
+    sgd_noise: float = 0.05
     success_tol: float = 0.01
     speed_tol: float = 0.05
     eval_every: int = 10
@@ -177,12 +177,22 @@ class Trajectories:
         return self.distance[:, -1]
 
     def steps_to(self, tol: float) -> Tensor:
-        """Per trial, the first recorded step with distance below ``tol`` (censored at the budget + eval_every)."""
+        """Per trial, the step at which the distance first falls below ``tol``, interpolated log-linearly between the
+        recorded steps (censored at the budget plus one evaluation interval when it never does)."""
         below = self.distance < tol
-        censored = self.steps[-1] + (self.steps[1] - self.steps[0] if len(self.steps) > 1 else 1)
-        first = torch.where(below.any(1), below.float().argmax(1), torch.full_like(below[:, 0], -1, dtype=torch.long))
-        steps = torch.tensor(self.steps, dtype=torch.float32)
-        return torch.where(first >= 0, steps[first.clamp_min(0)], torch.tensor(float(censored)))
+        steps = torch.tensor(self.steps, dtype=torch.float64)
+        censored = float(steps[-1] + (steps[1] - steps[0] if len(steps) > 1 else 1))
+        out = torch.full((self.distance.shape[0],), censored, dtype=torch.float64)
+        log_d = self.distance.double().clamp_min(1e-30).log()
+        for trial in torch.nonzero(below.any(1)).flatten().tolist():
+            i = int(below[trial].float().argmax())
+            if i == 0:
+                out[trial] = 0.0
+                continue
+            d0, d1 = log_d[trial, i - 1], log_d[trial, i]
+            frac = float((math.log(tol) - d0) / (d1 - d0)) if bool(torch.isfinite(d0)) and d1 != d0 else 1.0
+            out[trial] = steps[i - 1] + min(max(frac, 0.0), 1.0) * (steps[i] - steps[i - 1])
+        return out
 
     def to_json(self) -> dict[str, Any]:
         return {"steps": self.steps, "distance": self.distance.tolist(), **self.meta}

@@ -308,4 +308,6 @@ def evaluate(e: Expr, x: Tensor, betas: Sequence[Tensor | float] = ()) -> Tensor
         raise TypeError(f"not an expression node: {node!r}")
 
     out = go(e)
-    return out if isinstance(out, Tensor) else torch.full_like(x, out)
+    if isinstance(out, Tensor) and out.shape == x.shape:
+        return out
+    return torch.zeros_like(x) + out  # an expression without x (a sub-term such as beta) is constant over x
