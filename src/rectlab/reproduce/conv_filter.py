@@ -21,7 +21,6 @@ compared trial by trial. The gradient is written out (no autograd):
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from .setup_file import load_setup_table
 
 __all__ = ["DISTRIBUTIONS", "ConvSetup", "Trajectories", "load_setup", "make_patches", "patches", "sample_inputs",
            "teacher", "train_students"]
@@ -263,20 +259,4 @@ def load_setup(path: str | Path, scale: str) -> ConvSetup:
     Raises:
         ValueError: for unknown keys or a missing scale (the message lists the valid ones).
     """
-    raw = tomllib.loads(Path(path).read_text())
-    unknown = set(raw) - {"conv", "scales"}
-    if unknown:
-        raise ValueError(f"{path}: unknown section(s) {sorted(unknown)}; valid: [conv], [scales.NAME]")
-    values = dict(raw.get("conv", {}))
-    scales = raw.get("scales", {})
-    if scale not in scales:
-        raise ValueError(f"{path}: no [scales.{scale}] table; valid scales: {', '.join(scales) or 'none'}")
-    values.update(scales[scale])
-    valid = list(ConvSetup.__dataclass_fields__)
-    bad = [k for k in values if k not in valid]
-    if bad:
-        raise ValueError(f"{path}: unknown key(s) {bad} for the conv-filter setup; valid keys: {', '.join(valid)}")
-    for key in ("strides", "distributions", "closeness"):
-        if key in values:
-            values[key] = tuple(values[key])
-    return ConvSetup(**values)
+    return load_setup_table(path, "conv", scale, ConvSetup)

@@ -135,8 +135,8 @@ REPRODUCTION = Reproduction(
                                                                "compared"),),
     parts=(Part("field", "gelu-field.toml", "every registered activation on a residual network"),),
     analyze=analyze,
-    notes="quick scale: a residual MLP (3 post-activation blocks of width 64 with BN) on 10,000 Fashion-MNIST images "
-          "for 10 epochs, 8 seeds, as a stated proxy for the paper's residual CNN on CIFAR/STL; full scale: a "
+    notes="quick scale: a residual MLP (3 post-activation blocks of width 64 with BN) on 8,000 Fashion-MNIST images "
+          "for 8 epochs, 8 seeds, as a stated proxy for the paper's residual CNN on CIFAR/STL; full scale: a "
           "ResNet-20 on CIFAR-10, 5 seeds. Our field is rectlab's registry (20 activations including the linear "
           "'identity'), not the paper's exact list.",
 )
