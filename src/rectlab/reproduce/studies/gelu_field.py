@@ -114,9 +114,14 @@ def analyze(ctx: Context) -> Analysis:
                           note="Differences paired by seed (paired t, or an exact sign-flip test on ties); Holm's "
                                f"correction over the {len(rows) - 1} comparisons with GELU; a diverged run counts "
                                f"as {CHANCE:g}% error (chance)."))
-    missing = sorted(set(activations.names()) - set(samples))
+    grid = list(part.spec.grid.get("activation", ()))
+    missing = sorted(set(activations.names()) - set(grid))
     if missing:
         a.notes.append(f"Registered activations not in this grid: {', '.join(missing)}.")
+    for name in (n for n in grid if n not in samples):
+        failed = [r for r in res.failed if r["cell"].get("activation") == name]
+        a.notes.append(f"{name}: no finished or diverged run ({len(failed)} failed; see the failed runs of the part), "
+                       "so it is left out of the ranking.")
     a.plots["Test error per activation, best first (points: seeds; bar: mean and 95% CI)"] = points_with_ci(
         {r["name"]: list(_finite(samples[r["name"]]).values()) for r in rows}, ctx.plots_dir / "gelu_field.png",
         title="Test error by activation", xlabel="test error (%)",
