@@ -26,7 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--studies", default=None,
                    help="folder of the study specs (default: the specs shipped with rectlab)")
     add_execution_args(p)
-    p.set_defaults(func=run)
+    # both cores of a 2-core machine: two single-threaded worker processes (the quick budgets assume them)
+    p.set_defaults(func=run, executor="processes", workers=2)
 
 
 def _list() -> int:

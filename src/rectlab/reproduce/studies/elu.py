@@ -110,7 +110,7 @@ REPRODUCTION = Reproduction(
                ("ELU network, CIFAR-10 (test error %)", "6.55"),
                ("bias shift", "ELU unit means closer to zero than ReLU's"),
                ("BatchNorm with ELU", "does not improve ELU networks")),
-    parts=(Part("activations", "elu.toml", "ReLU / LReLU / ELU x with / without BN on a deep plain conv net"),),
+    parts=(Part("activations", "elu.toml", "ReLU / LReLU / ELU x with / without BN on a deep plain net"),),
     analyze=analyze,
     notes="quick scale: a 9-layer plain MLP (8 hidden layers of 128, with and without BN; 10k Fashion-MNIST images, "
           "12 epochs) stands in for the paper's 11–18-layer CIFAR conv nets trained for hundreds of epochs: it keeps "

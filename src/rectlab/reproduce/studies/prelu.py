@@ -112,7 +112,7 @@ REPRODUCTION = Reproduction(
                ("PReLU channel-shared", "32.71 / 12.87"),
                ("PReLU channel-wise", "32.64 / 12.75"),
                ("learned slope of conv1, shared / channel-wise", "0.681 / 0.596")),
-    parts=(Part("activations", "prelu.toml", "ReLU vs LReLU vs PReLU on a fixed plain conv net"),
+    parts=(Part("activations", "prelu.toml", "ReLU vs PReLU (channel-shared, channel-wise) on a fixed deep plain net"),
            Part("slope-decay", "prelu-decay.toml", "PReLU with and without weight decay on the slopes")),
     analyze=analyze,
     notes="quick scale: a 14-layer plain MLP (width 128, no BN, He init; 10k Fashion-MNIST images, 15 epochs) "
