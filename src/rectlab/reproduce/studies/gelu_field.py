@@ -23,18 +23,19 @@ def ranking(samples: dict[str, Sample], reference: str = "gelu") -> list[dict]:
     """Every activation ranked by mean test error, with ``reference − activation`` (paired by seed) and Holm p.
 
     Returns:
-        One dict per activation (best first): ``name, summary, diff, ci, p, p_holm, status`` where ``status`` is
+        One dict per activation (best first): ``name, summary, diff, ci, p, p_holm, mde, status`` where ``status`` is
         "reference", "reference better", "reference worse" or "tied" (Holm-corrected p < 0.05 or not).
     """
     ref = _finite(samples[reference])
     rows = []
     for name, s in samples.items():
         values = _finite(s)
-        row = {"name": name, "summary": summarize(list(values.values())), "diff": math.nan, "ci": (math.nan, math.nan),
-               "p": math.nan, "p_holm": math.nan, "status": "reference" if name == reference else "tied"}
+        row = {"name": name, "summary": summarize(list(values.values())), "diff": math.nan,
+               "ci": (math.nan, math.nan), "p": math.nan, "p_holm": math.nan, "mde": math.nan,
+               "status": "reference" if name == reference else "tied"}
         if name != reference:
             k = compare(values, ref)  # ref − this activation: negative when the reference is better
-            row.update(diff=k.diff, ci=(k.ci_low, k.ci_high), p=k.p_value)
+            row.update(diff=k.diff, ci=(k.ci_low, k.ci_high), p=k.p_value, mde=k.mde)
         rows.append(row)
     others = [r for r in rows if r["name"] != reference]
     for r, p in zip(others, holm([r["p"] for r in others])):
@@ -56,7 +57,8 @@ def _first_check(rows: list[dict], samples: dict[str, Sample]) -> ClaimCheck:
     gelu = summary_text(list(_finite(samples["gelu"]).values()))
     evidence = (f"GELU ranks {rank} of {len(rows)} by mean test error ({gelu}); vs the best other ({best['name']}): "
                 f"GELU − {best['name']} {best['diff']:+.2f} points "
-                f"({fmt_ci(*best['ci'])}, Holm p={best['p_holm']:.3g}); {len(others) - len(better) - len(tied)} "
+                f"({fmt_ci(*best['ci'])}, Holm p={best['p_holm']:.3g}, MDE {best['mde']:.2f}); "
+                f"{len(others) - len(better) - len(tied)} "
                 f"activations significantly worse than GELU, {len(tied)} tied, {len(better)} significantly better "
                 "(paired by seed, Holm over the comparisons with GELU)")
     unconverged = [f"{n} seeds {', '.join(map(str, s.unconverged))}" for n, s in samples.items() if s.unconverged]
@@ -74,7 +76,8 @@ def _first_check(rows: list[dict], samples: dict[str, Sample]) -> ClaimCheck:
     else:
         verdict, outcome = "reproduced", "first: better than every other activation"
     return ClaimCheck(claim, verdict, f"{outcome}; {evidence}; {rule}", n=len(_finite(samples["gelu"])),
-                      estimate=best["diff"], ci=best["ci"], p=best["p"], evidence=evidence, unit=" points")
+                      estimate=best["diff"], ci=best["ci"], p=best["p"], mde=best["mde"], evidence=evidence,
+                      unit=" points")
 
 
 def analyze(ctx: Context) -> Analysis:
