@@ -8,7 +8,7 @@ with ReLU and Swish over several seeds.
 
 >>> from rectlab import search
 >>> search.expression_of("search:x*sigmoid(beta*x)")
-'sigmoid(beta*x)*x'
+'x*sigmoid(beta*x)'
 >>> config = search.load_config(search.default_config(), scale="quick")          # doctest: +SKIP
 >>> result = search.run_search(config, "runs/search")                            # doctest: +SKIP
 >>> result.winners[:1]                                                           # doctest: +SKIP
