@@ -60,3 +60,82 @@ def test_list_and_env(capsys) -> None:
     assert main(["env"]) == 0
     out = capsys.readouterr().out
     assert "torch" in out and "digits" in out
+
+
+def test_the_bad_inputs_of_issue_10_give_one_line_before_training(tmp_path, capsys) -> None:
+    (tmp_path / "file").write_text("x")
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "results.db").write_bytes(b"\x00garbage" * 512)
+    quoted = tmp_path / "quoted.toml"
+    quoted.write_text('[base]\nmodel = "mlp"\ndataset = "digits"\nlr = "0.1"\n')
+    cases = [
+        (["compare", "--out", str(tmp_path / "file"), *TINY], "is a file, not a directory"),
+        (["compare", "--out", str(corrupt), *TINY], "is not a readable rectlab results database"),
+        (["report", str(corrupt)], "is not a readable rectlab results database"),
+        (["run", str(quoted), "--out", str(tmp_path / "q")], "lr must be a number, got '0.1' (str)"),
+        (["compare", "--seeds", "1000000000", "--out", str(tmp_path / "s"), *TINY], "seeds must be at most 10000"),
+        (["compare", "--out", str(tmp_path / "d"), *TINY, "--data-dir", str(tmp_path / "nope")], "does not exist"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "s").exists() and not (tmp_path / "d" / "results.db").exists()
+
+
+def test_dry_run_validates_and_trains_nothing(tmp_path, capsys) -> None:
+    out = tmp_path / "dry"
+    assert main(["compare", "--activations", "relu,elu", "--seeds", "2", "--out", str(out), "--dry-run", *TINY]) == 0
+    assert "4 runs (2 cells x 2 seeds), 4 to train; nothing was trained" in capsys.readouterr().out
+    assert not out.exists()
+
+
+def test_train_command_trains_one_run_and_resumes(tmp_path, capsys) -> None:
+    import json
+
+    argv = ["train", "--model", "mlp", "--dataset", "digits", "--epochs", "2", "--batch-size", "64", "--device",
+            "cpu", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "epoch 2/2" in out and "mlp / relu on digits: test error" in out
+    first = json.loads((tmp_path / "metrics.json").read_text())
+    assert [m["epoch"] for m in first["metrics"]] == [1, 2] and first["processes"] == 1
+    assert main(argv) == 0  # the checkpoint holds both epochs: nothing is trained again
+    assert "epoch 1/2" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "metrics.json").read_text())["metrics"] == first["metrics"]
+
+
+def test_numeric_flags_take_comma_lists_that_become_grid_axes() -> None:
+    from rectlab.cli.compare import build_spec
+    from rectlab.cli.main import build_parser
+    from rectlab.study import cells, spec_from_dict
+
+    args = build_parser().parse_args(["compare", "--activations", "relu,prelu", "--lr", "0.01,0.05", "--epochs", "3",
+                                      "--batch-size", "32,64", "--train-limit", "500", "--out", "x"])
+    spec = spec_from_dict(build_spec(args))
+    assert spec.grid == {"activation": ("relu", "prelu"), "batch_size": (32, 64), "lr": (0.01, 0.05)}
+    assert (spec.base.epochs, spec.base.train_limit) == (3, 500)
+    assert len(cells(spec)) == 8
+    assert spec.baseline == {"activation": "relu"}  # compared within each (lr, batch size)
+    adamw = spec_from_dict(build_spec(build_parser().parse_args(["compare", "--optimizer", "adamw", "--out", "x"])))
+    assert adamw.base.lr == 1e-3 and "lr" not in adamw.grid
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["compare", "--lr", "0.1,abc", "--out", "x"], "expected a number, got 'abc'"),
+        (["compare", "--epochs", "2.5", "--out", "x"], "expected a whole number, got '2.5'"),
+        (["compare", "--batch-size", "64,0", "--out", "x"], "expected a number >= 1, got '0'"),
+    ],
+)
+def test_bad_lists_are_refused_by_the_parser(argv, message, capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_a_value_twice_is_an_error(capsys) -> None:
+    assert main(["compare", "--lr", "0.1,0.1", "--out", "x"]) == 2
+    assert "--lr lists a value twice" in capsys.readouterr().err

@@ -6,6 +6,7 @@ driven through its knobs (block size, launch chunk, tiling) and must give the sa
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -51,9 +52,8 @@ def test_is_dense_and_channel_geometry() -> None:
     assert g.stride() == cl.stride()
 
 
-@pytest.mark.triton
 def test_chunks_are_aligned_and_cover_everything() -> None:
-    from rectlab.kernels._common import chunks
+    from rectlab.kernels._launch import chunks
 
     assert list(chunks(5000, 3, max_chunk=10**9)) == [(0, 5000)]
     pieces = list(chunks(100_000, 3 * 35, max_chunk=30_000))
@@ -65,7 +65,6 @@ def test_chunks_are_aligned_and_cover_everything() -> None:
         list(chunks(10**6, 5001, max_chunk=4096))
 
 
-@pytest.mark.triton
 @pytest.mark.parametrize(
     "shape, channels_last, per_channel",
     [
@@ -78,7 +77,7 @@ def test_chunks_are_aligned_and_cover_everything() -> None:
     ],
 )
 def test_reduce_plan_keeps_the_partial_buffer_small(shape, channels_last, per_channel) -> None:
-    from rectlab.kernels._common import reduce_plan
+    from rectlab.kernels._launch import reduce_plan
 
     x = torch.empty(shape, device="meta")
     if channels_last:
@@ -125,11 +124,12 @@ def test_kernels_use_only_triton_builtins() -> None:
 
 def test_fastdiv_is_exact(dev: str) -> None:
     """The magic-number division that gives PReLU / Swish their channel index matches ``//``."""
-    _load("elementwise")  # builds _common for this mode
-    from rectlab.kernels import _common
+    _load("elementwise")  # builds _jit for this mode
+    from rectlab.kernels import _jit
+    from rectlab.kernels._launch import magic_divisor
 
     global _fastdiv  # kernels see module globals, not closures
-    _fastdiv = _common._fastdiv
+    _fastdiv = _jit._fastdiv
 
     def divide(n_ptr, out_ptr, magic, shift, N: tl.constexpr):
         offs = tl.arange(0, N)
@@ -141,7 +141,7 @@ def test_fastdiv_is_exact(dev: str) -> None:
     n = n.to(dev)
     for d in (1, 2, 3, 7, 35, 49, 64, 96, 3136, 12544, 802816, 2**20 + 1, 2**31 - 1):
         out = torch.empty_like(n)
-        kernel[(1,)](n, out, *_common.magic_divisor(d), N=4096)
+        kernel[(1,)](n, out, *magic_divisor(d), N=4096)
         assert torch.equal(out, n // d), d
 
 
@@ -163,10 +163,15 @@ def test_kernels_compile_for_h100(monkeypatch: pytest.MonkeyPatch, dtype: str) -
     """Without a GPU, compile every kernel for sm_90 (Triton's full pipeline down to PTX and cubin) so that
     compiled-mode errors the interpreter would not see show up here; and check two properties of the PTX:
     128-bit vector loads for aligned tensors, and no integer division per element in the flat forwards."""
+    import inspect
     import re
 
+    from triton.compiler import ASTSource
+
+    if "constexprs" not in inspect.signature(ASTSource).parameters:
+        pytest.skip(f"the compile helper needs the ASTSource API of Triton >= 3.3, not {triton.__version__}")
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    ek, pk, sk, rk = (_load(f) for f in ("elementwise", "prelu", "swish", "rrelu"))
+    ek, ck, rk = (_load(f) for f in ("elementwise", "channel", "rrelu"))
     t = f"*{dtype}"
     scalars = {"p0": "fp32", "p1": "fp32"}
     flags = ("OP", "SAVE_MASK", "BLOCK")
@@ -180,30 +185,22 @@ def test_kernels_compile_for_h100(monkeypatch: pytest.MonkeyPatch, dtype: str) -
                **dict.fromkeys(("OP", "FROM_MASK", "BLOCK"), "constexpr")}  # fmt: skip
         _compile_sm90(ek._elementwise_bwd_kernel, sig, {"OP": op, "FROM_MASK": save, "BLOCK": 2048}, ("g_ptr", "n"), 8)
     magic = dict.fromkeys(("C", "inner_magic", "inner_shift", "c_magic", "c_shift"), "i32")
-    for k, param, extra in ((pk._prelu_fwd_kernel, "w_ptr", {"mask_ptr": "*u8"}), (sk._swish_fwd_kernel, "b_ptr", {})):
-        sig = {"x_ptr": t, param: "*fp32", "y_ptr": t, **extra, "n": "i32", **magic}
-        const = {"BLOCK": 2048} | ({"SAVE_MASK": True} if extra else {})
+    for op in ck.OPS:
+        sig = {"x_ptr": t, "y_ptr": t, "mask_ptr": "*u8", "n": "i32", "p_ptr": "*fp32", **magic}
+        const = {"OP": op, "SAVE_MASK": op == "prelu", "BLOCK": 2048}
         sig |= dict.fromkeys(const, "constexpr")
-        ptx = _compile_sm90(k, sig, const, ("x_ptr", "y_ptr", "n"), 8)
+        ptx = _compile_sm90(ck._channel_fwd_kernel, sig, const, ("x_ptr", "y_ptr", "n"), 8)
         assert not re.search(r"(div|rem)\.[su](32|64)", ptx), "integer division per element in a flat forward"
-    tiled = {"rows": "i32", "width": "i32"}
-    prelu_flags = {"HAS_DX": True, "HAS_DW": True, "FROM_MASK": False}
-    swish_flags = {"HAS_DX": True, "HAS_DB": True}
-    backward = [  # kernel, leading pointer arguments, kind-specific scalars, flags
-        (pk._prelu_bwd_planes_kernel, ("g_ptr", "saved_ptr", "w_ptr"), {"C": "i32"}, prelu_flags),
-        (pk._prelu_bwd_rows_kernel, ("g_ptr", "saved_ptr", "w_ptr"), {"inner": "i32", "rows_per_program": "i32"},
-         prelu_flags),
-        (sk._swish_bwd_planes_kernel, ("g_ptr", "x_ptr", "b_ptr"), {"C": "i32"}, swish_flags),
-        (sk._swish_bwd_rows_kernel, ("g_ptr", "x_ptr", "b_ptr"), {"inner": "i32", "rows_per_program": "i32"},
-         swish_flags),
-    ]  # fmt: skip
-    for kernel, (g, x, param), scalars_, flags_ in backward:
-        planes = "C" in scalars_
-        sig = {g: t, x: t, param: "*fp32", "dx_ptr": t, "partial_ptr": "*fp32", **tiled, **scalars_}
-        const = flags_ | ({"TILE_R": 2, "TILE_W": 1024} if planes else {"TILE_R": 32, "TILE_W": 64})
-        sig |= dict.fromkeys(const, "constexpr")
-        _compile_sm90(kernel, sig, const, (g, x, "dx_ptr", "width"), 8 if planes else 4)
-    rr = {"seed_ptr": "*i64", "n": "i32", "counter0": "i32", "lower": "fp32", "upper": "fp32"}
+        for kernel, scalars_ in ((ck._channel_bwd_planes_kernel, {"C": "i32"}),
+                                 (ck._channel_bwd_rows_kernel, {"inner": "i32", "rows_per_program": "i32"})):
+            planes = "C" in scalars_
+            sig = {"g_ptr": t, "saved_ptr": t, "p_ptr": "*fp32", "dx_ptr": t, "partial_ptr": "*fp32", "rows": "i32",
+                   "width": "i32", **scalars_}
+            const = {"HAS_DX": True, "HAS_DP": True, "OP": op, "FROM_MASK": False}
+            const |= {"TILE_R": 2, "TILE_W": 1024} if planes else {"TILE_R": 32, "TILE_W": 64}
+            sig |= dict.fromkeys(const, "constexpr")
+            _compile_sm90(kernel, sig, const, ("g_ptr", "saved_ptr", "dx_ptr", "width"), 8 if planes else 4)
+    rr = {"n": "i32", "seed_ptr": "*i64", "counter0": "i32", "lower": "fp32", "upper": "fp32"}
     sig = {"x_ptr": t, "y_ptr": t, "mask_ptr": "*u8", **rr, "SAVE_MASK": "constexpr", "BLOCK": "constexpr"}
     _compile_sm90(rk._rrelu_fwd_kernel, sig, {"SAVE_MASK": True, "BLOCK": 2048}, ("x_ptr", "y_ptr", "n"), 8)
     sig = {"g_ptr": t, "saved_ptr": "*u8", "dx_ptr": t, **rr, "FROM_MASK": "constexpr", "BLOCK": "constexpr"}
@@ -244,43 +241,47 @@ def test_mask_is_little_endian_packbits(dev: str) -> None:
     assert relu_mask.numel() == (1003 + 7) // 8
 
 
-@pytest.mark.parametrize("family", ["prelu", "swish"])
+@pytest.mark.parametrize("op", ["prelu", "swish"])
 @pytest.mark.parametrize(
     "shape, channels_last, dim",
     [((3, 4, 9, 10), False, 1), ((3, 4, 9, 10), True, 1), ((50, 7, 3), False, -1), ((6, 5, 40), False, 1)],
 )
-def test_channel_backward_tilings_agree(dev: str, family: str, shape, channels_last: bool, dim: int) -> None:
-    k = _load(family)
+def test_channel_backward_tilings_agree(dev: str, op: str, shape, channels_last: bool, dim: int) -> None:
+    k = _load("channel")
     x = torch.randn(shape, device=dev)
     if channels_last:
         x = x.to(memory_format=torch.channels_last)
     g = torch.randn_like(x)
     C = x.shape[dim]
     param = torch.rand(C, device=dev) + 0.1
-    dx, dp = k.backward(g, x, param, dim)
+    dx, dp = k.backward(g, x, param, op, dim)
     # every element in its own plane / every plane as rows / launches of a few samples
     period = C * _layout.channel_geometry(x, dim, True)[1]
     for kwargs in ({"planes_min_inner": 1}, {"planes_min_inner": 1 << 30}, {"max_chunk": max(1024, period) * 2}):
-        dx2, dp2 = k.backward(g, x, param, dim, **kwargs)
+        dx2, dp2 = k.backward(g, x, param, op, dim, **kwargs)
         torch.testing.assert_close(dx2, dx, rtol=0, atol=0)
         torch.testing.assert_close(dp2, dp, rtol=1e-6, atol=1e-5)
-    only_dx, none = k.backward(g, x, param, dim, **{"need_dw" if family == "prelu" else "need_dbeta": False})
+    only_dx, none = k.backward(g, x, param, op, dim, need_dp=False)
     assert none is None and torch.equal(only_dx, dx)
-    none, only_dp = k.backward(g, x, param, dim, need_dx=False)
+    none, only_dp = k.backward(g, x, param, op, dim, need_dx=False)
     assert none is None and torch.allclose(only_dp, dp, rtol=1e-6, atol=1e-5)
 
 
 def test_prelu_mask_backward_matches(dev: str) -> None:
-    pk = _load("prelu")
+    ck = _load("channel")
     x = torch.randn(4, 6, 5, 5, device=dev).to(memory_format=torch.channels_last)
     w = torch.rand(6, device=dev)
-    y, mask = pk.forward(x, w, 1, save_mask=True)
+    y, mask = ck.forward(x, w, "prelu", 1, save_mask=True)
     g = torch.randn_like(x)
-    dx, _ = pk.backward(g, x, w, 1, need_dw=False)
-    dx_mask, _ = pk.backward(g, mask, w, 1, from_mask=True, need_dw=False)
+    dx, _ = ck.backward(g, x, w, "prelu", 1, need_dp=False)
+    dx_mask, _ = ck.backward(g, mask, w, "prelu", 1, from_mask=True, need_dp=False)
     assert torch.equal(dx_mask, dx)
     with pytest.raises(ValueError, match="needs the input x"):
-        pk.backward(g, mask, w, 1, from_mask=True)
+        ck.backward(g, mask, w, "prelu", 1, from_mask=True)
+    with pytest.raises(ValueError, match="PReLU only"):
+        ck.forward(x, w, "swish", 1, save_mask=True)
+    with pytest.raises(ValueError, match="known: prelu, swish"):
+        ck.forward(x, w, "elu", 1)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -356,12 +357,51 @@ def test_load_follows_triton_interpret(monkeypatch: pytest.MonkeyPatch) -> None:
     from rectlab import kernels
 
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-    interpreted = kernels.load("prelu")
-    assert interpreted.INTERPRET
+    interpreted = kernels.load("channel")
+    assert interpreted.BUILD.interpret
     monkeypatch.delenv("TRITON_INTERPRET")
-    compiled = kernels.load("prelu")  # re-executed, not compiled until launched
-    assert not compiled.INTERPRET and compiled is interpreted  # one module object, reloaded
+    compiled = kernels.load("channel")  # re-executed, not compiled until launched
+    assert not compiled.BUILD.interpret and compiled is interpreted  # one module object, reloaded
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-    assert kernels.load("prelu").INTERPRET
+    assert kernels.load("channel").BUILD.interpret
     with pytest.raises(ValueError, match="known: elementwise"):
         kernels.load("tanh")
+
+
+@pytest.mark.triton
+def test_every_family_keeps_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The contract of rectlab.kernels: every family file is listed, defines BUILD, its kernels agree with BUILD,
+    and after load() they call the helpers of the current _jit execution, in both modes."""
+    from pathlib import Path
+
+    from rectlab import kernels
+
+    files = {p.stem for p in Path(kernels.__file__).parent.glob("*.py") if not p.stem.startswith("_")}
+    assert files == set(kernels.FAMILIES)
+    for interpret in ("1", "0", "1"):
+        monkeypatch.setenv("TRITON_INTERPRET", interpret)
+        for family in kernels.FAMILIES:
+            build = kernels.check_family(kernels.load(family))
+            assert build.interpret == (interpret == "1")
+            assert build.helpers is sys.modules["rectlab.kernels._jit"].EXECUTION
+
+
+@pytest.mark.triton
+def test_a_family_that_breaks_the_contract_is_refused(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rectlab import kernels
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    kernels.load("channel")
+    jit = sys.modules["rectlab.kernels._jit"]
+    path = tmp_path / "fake.py"
+    path.write_text("import triton\n\n\n@triton.jit\ndef _k(x_ptr):\n    pass\n")
+    spec = importlib.util.spec_from_file_location("rectlab.kernels.fake", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(TypeError, match=r"does not define BUILD = build_of"):
+        kernels.check_family(module)
+    module.BUILD = kernels.Build(interpret=True, helpers=jit.EXECUTION)  # says interpreted, built compiled
+    with pytest.raises(TypeError, match="_k was built for the Triton compiler"):
+        kernels.check_family(module)
+    module.BUILD = jit.build_of(module._k)
+    assert kernels.check_family(module) == kernels.Build(False, jit.EXECUTION)

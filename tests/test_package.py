@@ -17,8 +17,8 @@ import rectlab
 # rectlab.kernels whether the interpreter is requested, but no kernel family) and the registry.
 LIGHT = ("rectlab", "rectlab.registry", "rectlab.kernels", "rectlab.kernels._layout")
 LIGHT_PACKAGES = ("rectlab.activations",)
-SUBMODULES = ("bench", "config", "data", "init", "kernels", "models", "optim", "probes", "registry", "report",
-              "reproduce", "study", "surgery", "train")
+SUBMODULES = ("bench", "config", "data", "export", "init", "kernels", "models", "optim", "plot", "plugins", "probes",
+              "registry", "report", "reproduce", "study", "surgery", "tracking", "train")
 
 
 @pytest.fixture(scope="module")

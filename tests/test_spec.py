@@ -82,3 +82,34 @@ def test_config_rejects_unknown_keys_and_hash_ignores_device() -> None:
     b = TrainConfig(device="cuda")
     assert config_hash(a) == config_hash(b)
     assert config_hash(a) != config_hash(a.replace(seed=1))
+
+
+@pytest.mark.parametrize(
+    ("bad", "good", "match"),
+    [
+        ("epochs = 2", 'lr = "0.1"', r"line 10\): lr must be a number, got '0.1' \(str\) \(write it without quotes\)"),
+        ("epochs = 2", "lr = nan", "lr must be a finite number, got nan"),
+        ("epochs = 2", "weight_decay = inf", "weight_decay must be a finite number"),
+        ("epochs = 2", "train_limit = 0", "0 does not mean 'all'"),
+        ("seeds = 2", "seeds = [0, 0]", "lists a seed twice"),
+        ("seeds = 2", "seeds = 1000000000", "seeds must be at most 10000"),
+        ('erase_relu = [0.0, 1.0]', "lr = [0.1, inf]", r"\[grid\] lr: lr must be a finite number"),
+        ("seeds = 2", "seeds = 2\nprobes = ['dead-neuron']", "probes must be a list of: dead-neurons"),
+    ],
+)
+def test_bad_values_are_refused_before_anything_runs(bad: str, good: str, match: str) -> None:
+    with pytest.raises(SpecError, match=match):
+        parse_spec(SPEC.replace(bad, good, 1), where="demo.toml")
+
+
+def test_an_empty_spec_is_refused_not_run_with_defaults() -> None:
+    with pytest.raises(SpecError, match="nothing to train"):
+        parse_spec("", where="empty.toml")
+    with pytest.raises(SpecError, match="nothing to train"):
+        parse_spec("[study]\nname = 'x'\n", where="empty.toml")
+
+
+def test_grid_size_is_bounded() -> None:
+    text = "[study]\nseeds = 10000\n[grid]\nlr = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]\n"
+    with pytest.raises(SpecError, match="110000 runs, more than the limit of 100000"):
+        parse_spec(text)

@@ -93,3 +93,57 @@ def test_cuda_request_without_gpu_is_a_clear_error(digits) -> None:
         pytest.skip("a GPU is present")
     with pytest.raises(RuntimeError, match="no CUDA GPU is available; use --device cpu"):
         train_one(TrainConfig(**{**TINY, "device": "cuda"}), data=digits)
+
+
+def test_decay_activation_params_goes_through_param_groups() -> None:
+    from rectlab import models
+    from rectlab.train import _make_optimizer
+
+    net = models.create("mlp", activation="prelu", num_classes=10, in_channels=1)
+    default = {g["name"]: g["weight_decay"] for g in _make_optimizer(TrainConfig(weight_decay=1e-3), net).param_groups}
+    assert default == {"decay": 1e-3, "no_decay_activation": 0.0}
+    ablation = _make_optimizer(TrainConfig(weight_decay=1e-3, decay_activation_params=True), net)
+    assert {g["name"]: g["weight_decay"] for g in ablation.param_groups} == {"decay": 1e-3, "decay_activation": 1e-3}
+
+
+def test_learned_slopes_lives_in_probes_and_stays_importable_from_train() -> None:
+    import rectlab.probes
+    import rectlab.train
+
+    assert rectlab.train.learned_slopes is rectlab.probes.learned_slopes
+    assert rectlab.probes.learned_slopes.__module__ == "rectlab.probes"
+
+
+def test_divergence_stops_the_run_with_its_epoch_and_step(digits, tmp_path, monkeypatch) -> None:
+    from rectlab import train
+    from rectlab.train import Diverged
+
+    monkeypatch.setattr(train, "DIVERGENCE_CHECK_EVERY", 5)
+    cfg = TrainConfig(**{**TINY, "model": "mlp"})
+    steps = {"n": 0}
+
+    def poison_after_step_30(event: str, **info) -> None:
+        if event == "step":
+            steps["n"] += 1
+            if steps["n"] == 30:  # epoch 2 has steps 23..44: the loss of step 31 is NaN
+                with torch.no_grad():
+                    for p in model_params:
+                        p.fill_(float("nan"))
+
+    original = train.build_model
+    model_params: list = []
+
+    def build(*args, **kwargs):
+        model, report = original(*args, **kwargs)
+        model_params.extend(model.parameters())
+        return model, report
+
+    monkeypatch.setattr(train, "build_model", build)
+    with pytest.raises(Diverged) as err:
+        train_one(cfg, tmp_path, data=digits, reporter=poison_after_step_30)
+    e = err.value
+    assert isinstance(e, FloatingPointError) and (e.epoch, e.step, e.loss) == (2, 31, "nan")
+    assert "diverged in epoch 2 at step 31" in str(e) and e.as_dict() == {"epoch": 2, "step": 31, "loss": "nan"}
+    # found at the check after epoch 2's 10th step (step 32, before its report), not at the end of the epoch
+    assert steps["n"] == 31
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["epoch"] == 1  # the good epoch is kept

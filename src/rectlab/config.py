@@ -6,14 +6,31 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ConfigError", "TrainConfig", "from_dict", "config_hash"]
+from .activations.fused import BACKENDS  # defined with the dispatch that reads it
+
+__all__ = [
+    "AMP_MODES", "BACKENDS", "CHANNELS_LAST_MODES", "ConfigError", "DEVICES", "ERASE_LOCATIONS", "HEADS", "INITS",
+    "OPTIMIZERS", "SCHEDULES", "TrainConfig", "config_hash", "from_dict",
+]
 
 
 class ConfigError(ValueError):
     """A configuration value or key is invalid; the message says what is valid."""
+
+
+# The valid values of the choice fields, defined once: the CLI and the study runner import them.
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("cosine", "step", "constant")
+INITS = ("default", "he", "he-fan-out", "xavier", "xavier-fan-in")
+AMP_MODES = ("auto", "bf16", "off")
+CHANNELS_LAST_MODES = ("auto", "on", "off")
+HEADS = ("linear", "relu-classifier", "relu-normalized")
+ERASE_LOCATIONS = ("last", "first")  # or an index into a basic module's activation sites
+DEVICES = ("auto", "cpu", "cuda")  # or "cuda:N"
 
 
 def _choice(name: str, value: Any, allowed: tuple[Any, ...]) -> None:
@@ -21,10 +38,47 @@ def _choice(name: str, value: Any, allowed: tuple[Any, ...]) -> None:
         raise ConfigError(f"{name}={value!r} is not valid; choose one of: {', '.join(map(str, allowed))}")
 
 
-def _positive(name: str, value: float, allow_zero: bool = False) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
+def _number(name: str, value: Any, *, low: float | None = None, high: float | None = None,
+            low_open: bool = False, high_open: bool = False) -> None:
+    """A finite number within bounds (NaN and infinity are refused: they would train silently wrong)."""
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        lo = "" if low is None else ("(" if low_open else "[") + f"{low:g}"
+        hi = "" if high is None else f"{high:g}" + (")" if high_open else "]")
+        bound = f"in {lo}, {hi}" if low is not None and high is not None else (f"> {low:g}" if low_open else
+                                                                                 f">= {low:g}")
         raise ConfigError(f"{name} must be {bound}, got {value!r}")
+
+
+_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "a table",
+               tuple: "a list"}
+
+
+def _check_type(name: str, value: Any, annotation: str) -> None:
+    """Check ``value`` against a field annotation such as ``"float"`` or ``"int | None"``.
+
+    TOML and JSON give strings for quoted numbers (``lr = "0.1"``); say so instead of failing later.
+    """
+    allowed: list[type] = []
+    for part in annotation.replace(" ", "").split("|"):
+        if part == "None":
+            if value is None:
+                return
+            continue
+        base = part.split("[")[0]
+        allowed.append({"str": str, "int": int, "float": float, "bool": bool, "dict": dict, "tuple": tuple}[base])
+    if float in allowed:
+        allowed.append(int)  # an int is a valid float (lr = 1)
+    ok = any(isinstance(value, t) for t in allowed) and not (isinstance(value, bool) and bool not in allowed)
+    if ok:
+        return
+    words = " or ".join(_TYPE_WORDS.get(t, t.__name__) for t in dict.fromkeys(allowed) if t is not int or
+                        float not in allowed)
+    hint = " (write it without quotes)" if isinstance(value, str) and (int in allowed or float in allowed) else ""
+    raise ConfigError(f"{name} must be {words}, got {value!r} ({type(value).__name__}){hint}")
 
 
 @dataclass(frozen=True)
@@ -42,13 +96,15 @@ class TrainConfig:
         decay_activation_params: weight-decay PReLU slopes / Swish beta too (He et al. 2015 do not).
         init: "default" (the model's own; rectlab's models use He init), "he" (fan_in), "he-fan-out",
             "xavier" (Glorot: 2 / (fan_in + fan_out)) or "xavier-fan-in" (1 / fan_in: He et al. 2015's "Xavier").
-        erase_relu, erase_location: EraseReLU proportion of basic modules (0 = off) and location.
+        erase_relu, erase_location: EraseReLU proportion of basic modules (0 = off) and location ("last",
+            "first" or an index into a basic module's activation sites).
         prune_sparsity, prune_epoch: after epoch ``prune_epoch``, prune this fraction of all conv/linear
             weights by global magnitude and train on with fixed masks (0 = off; see :mod:`rectlab.pruning`).
         seed: seeds weights, data order, augmentation and stochastic activations.
         device ("auto" | "cpu" | "cuda" | "cuda:N"), amp ("auto" | "bf16" | "off"),
         channels_last ("auto" | "on" | "off"), backend ("auto" | "torch" | "triton"), compile
-            (``torch.compile`` the model for training): execution; they do not change the config hash.
+            (``torch.compile`` the model for training), cuda_graphs (replay each training step from a CUDA
+            graph; GPU only, see :mod:`rectlab.train_step`): execution; they do not change the config hash.
     """
 
     model: str = "small-cnn"
@@ -76,7 +132,7 @@ class TrainConfig:
     decay_activation_params: bool = False
     init: str = "default"
     erase_relu: float = 0.0
-    erase_location: str = "last"
+    erase_location: str | int = "last"
     prune_sparsity: float = 0.0
     prune_epoch: int = 0
     seed: int = 0
@@ -85,44 +141,50 @@ class TrainConfig:
     channels_last: str = "auto"
     backend: str = "auto"
     compile: bool = False
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
-        _choice("optimizer", self.optimizer, ("sgd", "adamw"))
-        _choice("schedule", self.schedule, ("cosine", "step", "constant"))
-        _choice("init", self.init, ("default", "he", "he-fan-out", "xavier", "xavier-fan-in"))
-        _choice("amp", self.amp, ("auto", "bf16", "off"))
-        _choice("channels_last", self.channels_last, ("auto", "on", "off"))
-        _choice("backend", self.backend, ("auto", "torch", "triton"))
-        _choice("head", self.head, ("linear", "relu-classifier", "relu-normalized"))
-        if not (self.device in ("auto", "cpu", "cuda") or str(self.device).startswith("cuda:")):
+        if isinstance(self.step_milestones, list):  # from TOML/JSON
+            object.__setattr__(self, "step_milestones", tuple(self.step_milestones))
+        for f in dataclasses.fields(self):
+            _check_type(f.name, getattr(self, f.name), str(f.type))
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("init", self.init, INITS)
+        _choice("amp", self.amp, AMP_MODES)
+        _choice("channels_last", self.channels_last, CHANNELS_LAST_MODES)
+        _choice("backend", self.backend, BACKENDS)
+        _choice("head", self.head, HEADS)
+        if isinstance(self.erase_location, str):
+            _choice("erase_location", self.erase_location, ERASE_LOCATIONS)
+        if self.cuda_graphs and self.device == "cpu":
+            raise ConfigError("cuda_graphs=True needs a CUDA device, but device='cpu': drop cuda_graphs or use a GPU")
+        if not (self.device in DEVICES or str(self.device).startswith("cuda:")):
             raise ConfigError(f"device={self.device!r} is not valid; use auto, cpu, cuda or cuda:N")
         for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        _positive("lr", self.lr)
-        _positive("weight_decay", self.weight_decay, allow_zero=True)
-        _positive("warmup_epochs", self.warmup_epochs, allow_zero=True)
-        if not 0 <= self.momentum < 1:
-            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if not 0 <= self.label_smoothing < 1:
-            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
-        if not 0 <= self.erase_relu <= 1:
-            raise ConfigError(f"erase_relu is a proportion of basic modules in [0, 1], got {self.erase_relu!r}")
-        if not 0 <= self.prune_sparsity < 1:
-            raise ConfigError(f"prune_sparsity is a fraction of weights in [0, 1), got {self.prune_sparsity!r}")
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        _number("lr", self.lr, low=0, low_open=True)
+        _number("weight_decay", self.weight_decay, low=0)
+        _number("warmup_epochs", self.warmup_epochs, low=0)
+        _number("momentum", self.momentum, low=0, high=1, high_open=True)
+        _number("label_smoothing", self.label_smoothing, low=0, high=1, high_open=True)
+        _number("erase_relu", self.erase_relu, low=0, high=1)
+        _number("step_gamma", self.step_gamma, low=0, low_open=True)
+        _number("prune_sparsity", self.prune_sparsity, low=0, high=1, high_open=True)
         if self.prune_sparsity > 0 and not 1 <= self.prune_epoch < self.epochs:
             raise ConfigError(f"prune_epoch must be in [1, epochs - 1] = [1, {self.epochs - 1}] so that the pruned "
                               f"net trains afterwards, got {self.prune_epoch!r}")
         for name in ("train_limit", "test_limit"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{name} must be a positive integer or omitted, got {value!r}")
-        if any(not 0 < m < 1 for m in self.step_milestones):
-            raise ConfigError(f"step_milestones are fractions of training in (0, 1), got {self.step_milestones!r}")
-        if not isinstance(self.seed, int):
-            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
-        # Names are checked against the registries lazily by the trainer, which imports them.
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be a positive integer or omitted (0 does not mean 'all'), "
+                                  f"got {value!r}")
+        for m in self.step_milestones:
+            if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 < m < 1:
+                raise ConfigError(f"step_milestones are fractions of training in (0, 1), got "
+                                  f"{self.step_milestones!r}")
+        # Registry names (model, activation, dataset) are checked by the study validation and the trainer.
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -134,7 +196,7 @@ class TrainConfig:
 
 
 # Fields that say where/how a run executes but not what it computes.
-EXECUTION_FIELDS = ("device", "data_dir", "backend", "compile")
+EXECUTION_FIELDS = ("device", "data_dir", "backend", "compile", "cuda_graphs")
 # Fields added after runs were first stored: left out of the hash at their default (off) value, so that
 # existing results.db files keep their run hashes.
 LATER_FIELDS = {"prune_sparsity": 0.0, "prune_epoch": 0}

@@ -44,6 +44,7 @@ __all__ = [
     "PredictionDifference",
     "Probe",
     "epoch_callbacks",
+    "learned_slopes",
     "per_site_curves",
     "probe_batches",
     "predict_proba",
@@ -344,6 +345,34 @@ class ActivationStats(Probe):
         return out
 
 
+def learned_slopes(model: nn.Module) -> list[dict[str, Any]]:
+    """Learned activation parameters per layer (He et al. 2015, Table 1): PReLU slopes and Swish betas."""
+    from .activations import PReLU, Swish  # lazy: importing probes stays cheap
+
+    rows = []
+    for name, module in model.named_modules():
+        if isinstance(module, (PReLU, nn.PReLU)):
+            values = module.weight.detach().float().cpu()
+            kind = "prelu"
+        elif isinstance(module, Swish) and module.learnable:
+            values = module.beta.detach().float().cpu()
+            kind = "swish-beta"
+        else:
+            continue
+        rows.append(
+            {
+                "layer": name,
+                "kind": kind,
+                "num_parameters": values.numel(),
+                "mean": float(values.mean()),
+                "std": float(values.std()) if values.numel() > 1 else 0.0,
+                "min": float(values.min()),
+                "max": float(values.max()),
+            }
+        )
+    return rows
+
+
 def slope_table(model: nn.Module, values: bool = False) -> list[dict[str, Any]]:
     """The learned activation parameters per layer: PReLU slopes ``a`` and learnable Swish ``beta``.
 
@@ -358,8 +387,6 @@ def slope_table(model: nn.Module, values: bool = False) -> list[dict[str, Any]]:
         One dict per layer in module order: layer, kind ("prelu" | "swish-beta"), num_parameters,
         mean, std, min, max (and values).
     """
-    from .train import learned_slopes
-
     rows = learned_slopes(model)
     if values:
         for row in rows:

@@ -60,6 +60,8 @@ class Registry(Generic[T]):
             UnknownNameError: naming the known entries (and the closest match, if any).
         """
         key = self._normalize(name)
+        if key not in self._items:
+            _load_plugins()  # a name a third-party package registers through the rectlab.plugins entry points
         try:
             return self._items[key]
         except KeyError:
@@ -73,7 +75,8 @@ class Registry(Generic[T]):
         return factory(*args, **kwargs)
 
     def names(self) -> list[str]:
-        """All registered names, sorted."""
+        """All registered names, sorted (including those of ``rectlab.plugins`` entry points)."""
+        _load_plugins()
         return sorted(self._items)
 
     def __contains__(self, name: object) -> bool:
@@ -86,6 +89,7 @@ class Registry(Generic[T]):
         return len(self._items)
 
     def items(self) -> list[tuple[str, T]]:
+        _load_plugins()
         return sorted(self._items.items())
 
     @staticmethod
@@ -100,3 +104,8 @@ class Registry(Generic[T]):
         hint = f" Did you mean {close[0]!r}?" if close else ""
         return f"unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {', '.join(known)}"
 
+
+def _load_plugins() -> None:
+    from .plugins import load_entry_points
+
+    load_entry_points()

@@ -1,9 +1,12 @@
 """One training run, top to bottom: ``train_one(config, run_dir) -> RunResult``.
 
-The loop follows nanoGPT's habit of reading in one function. Small datasets live on the training
-device as uint8 tensors and are normalized and augmented in batches (airbench style); large ones go
-through a DataLoader. Every epoch ends with an atomic checkpoint, so an interrupted run resumes where
-it stopped and, on CPU, finishes with exactly the metrics of an uninterrupted run.
+The loop follows nanoGPT's habit of reading in one function; resuming and checkpointing are the two
+small helpers :func:`_resume` and :func:`_checkpoint`. Small datasets live on the training device as
+uint8 tensors and are normalized and augmented in batches (airbench style); large ones go through a
+DataLoader. Every epoch ends with a checkpoint, so an interrupted run resumes where it stopped and, on
+CPU, finishes with exactly the metrics of an uninterrupted run. A loss that becomes NaN or infinite
+stops the run with :class:`Diverged`. Started by ``torchrun``, one run trains across all its processes
+with DistributedDataParallel (see :class:`Distributed`).
 """
 
 from __future__ import annotations
@@ -16,18 +19,57 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 
 from . import __version__
 from .config import TrainConfig, config_hash
+from .probes import learned_slopes  # re-exported: rectlab.train.learned_slopes stays importable
+from .train_step import CudaGraph, TrainStep, compiled_forward, use_cuda_graphs
 
-__all__ = ["RunResult", "train_one", "resolve_device", "build_model", "evaluate", "learned_slopes", "versions"]
+__all__ = [
+    "Checkpoints",
+    "Distributed",
+    "Diverged",
+    "RunDirCheckpoints",
+    "RunResult",
+    "atomic_save",
+    "build_model",
+    "evaluate",
+    "learned_slopes",
+    "model_for",
+    "resolve_device",
+    "train_one",
+    "versions",
+]
 
 Reporter = Callable[..., None]
 EpochCallback = Callable[["EpochState"], None]
+
+# How often (in optimizer steps) the loss is checked for NaN/inf: the per-step losses stay on the
+# device in between, so there is no host sync per step; the exact step is found when it is checked.
+DIVERGENCE_CHECK_EVERY = 50
+
+
+class Diverged(FloatingPointError):
+    """The training loss became NaN or infinite: an outcome of the run, not a crash.
+
+    Attributes:
+        epoch: the 1-based epoch in which it happened.
+        step: the global optimizer step (1-based, counted from the start of the run) whose loss was not finite.
+        loss: that loss, as text ("nan", "inf", "-inf").
+    """
+
+    def __init__(self, epoch: int, step: int, loss: str) -> None:
+        super().__init__(f"training diverged in epoch {epoch} at step {step} (train loss {loss}); lower the "
+                         f"learning rate or use warmup")
+        self.epoch, self.step, self.loss = epoch, step, loss
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"epoch", "step", "loss"}``: what a study stores as ``extras["diverged"]``."""
+        return {"epoch": self.epoch, "step": self.step, "loss": self.loss}
 
 
 @dataclass
@@ -67,6 +109,96 @@ class EpochState:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a ``torchrun`` job: ``rank`` of ``world`` processes (0 of 1 without one)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @staticmethod
+    def current() -> Distributed:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return Distributed(dist.get_rank(), dist.get_world_size())
+        return Distributed()
+
+    @staticmethod
+    def init_from_env(device: str = "auto") -> Distributed:
+        """Join the process group that ``torchrun`` describes in the environment (``WORLD_SIZE`` > 1):
+        NCCL for GPUs, gloo on CPU. Without ``torchrun`` nothing happens."""
+        import torch.distributed as dist
+
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world > 1 and not dist.is_initialized():
+            gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+            if gpu:
+                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+            dist.init_process_group("nccl" if gpu else "gloo")
+        return Distributed.current()
+
+    def all_sum(self, *values: Tensor) -> list[Tensor]:
+        """Sums over all processes (the values themselves without a process group)."""
+        if self.world == 1:
+            return list(values)
+        import torch.distributed as dist
+
+        out = []
+        for v in values:
+            v = v.clone()
+            dist.all_reduce(v)
+            out.append(v)
+        return out
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+
+class Checkpoints(Protocol):
+    """Where a run's epoch checkpoints live. :func:`train_one` asks :meth:`latest` once and calls
+    :meth:`save` after every epoch; a study stores them so that the epoch row and the checkpoint commit
+    together (:class:`rectlab.study.runner.StoreCheckpoints`)."""
+
+    def latest(self) -> Path | None:
+        """The checkpoint file to resume from, or None to start from scratch."""
+
+    def save(self, epoch: int, state: dict[str, Any], row: dict[str, Any]) -> None:
+        """Make ``state`` (the run after ``epoch`` epochs; ``row`` is that epoch's metrics) durable."""
+
+
+class RunDirCheckpoints:
+    """``run_dir/checkpoint.pt``, replaced atomically after every epoch (it carries the metrics too)."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / "checkpoint.pt"
+
+    def latest(self) -> Path | None:
+        return self.path if self.path.exists() else None
+
+    def save(self, epoch: int, state: dict[str, Any], row: dict[str, Any]) -> None:
+        atomic_save(state, self.path)
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file, flushed to disk, then renamed over ``path``: a reader (or a
+    process killed meanwhile) sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def versions(device: torch.device | None = None) -> dict[str, str]:
     """Versions and device recorded with every run."""
     info = {"rectlab": __version__, "torch": torch.__version__, "python": platform.python_version()}
@@ -82,11 +214,17 @@ def describe_device(device: torch.device) -> str:
 
 
 def resolve_device(spec: str) -> torch.device:
-    """``auto`` picks CUDA when available; asking for CUDA without one is an error, not a fallback."""
+    """``auto`` picks CUDA when available; asking for CUDA without one is an error, not a fallback.
+
+    Under ``torchrun`` (a process group is initialized), ``cuda``/``auto`` mean this process's GPU,
+    ``cuda:$LOCAL_RANK``.
+    """
     if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
     if spec.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"device={spec!r} was requested but no CUDA GPU is available; use --device cpu or auto")
+    if spec == "cuda" and Distributed.current().world > 1:
+        spec = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     return torch.device(spec)
 
 
@@ -100,7 +238,8 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int, example
     if config.head != "linear":
         kwargs["head"] = config.head
     model = models.create(
-        config.model, activation=make_act, num_classes=num_classes, in_channels=in_channels, **kwargs
+        config.model, activation=make_act, num_classes=num_classes, in_channels=in_channels,
+        example_input=example.detach().cpu(), **kwargs
     )
     report: dict[str, Any] = {}
     if config.erase_relu > 0:
@@ -120,32 +259,12 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int, example
     return model, report
 
 
-def learned_slopes(model: nn.Module) -> list[dict[str, Any]]:
-    """Learned activation parameters per layer (He et al. 2015, Table 1): PReLU slopes and Swish betas."""
-    from .activations import PReLU, Swish
-
-    rows = []
-    for name, module in model.named_modules():
-        if isinstance(module, (PReLU, nn.PReLU)):
-            values = module.weight.detach().float().cpu()
-            kind = "prelu"
-        elif isinstance(module, Swish) and module.learnable:
-            values = module.beta.detach().float().cpu()
-            kind = "swish-beta"
-        else:
-            continue
-        rows.append(
-            {
-                "layer": name,
-                "kind": kind,
-                "num_parameters": values.numel(),
-                "mean": float(values.mean()),
-                "std": float(values.std()) if values.numel() > 1 else 0.0,
-                "min": float(values.min()),
-                "max": float(values.max()),
-            }
-        )
-    return rows
+def model_for(config: TrainConfig, data: Any) -> tuple[nn.Module, dict]:
+    """The model :func:`train_one` would train on ``data``, built, transformed and initialized on the CPU
+    from two examples: a cheap way to find a bad model, activation or keyword argument before training."""
+    config = config.replace(device="cpu", train_limit=2, test_limit=2)
+    batches = _Batches(data, config, torch.device("cpu"), False, Distributed())
+    return build_model(config, data.num_classes, data.in_channels, batches.example())
 
 
 def _lr_at(config: TrainConfig, step: int, total_steps: int, steps_per_epoch: int) -> float:
@@ -164,10 +283,8 @@ def _lr_at(config: TrainConfig, step: int, total_steps: int, steps_per_epoch: in
 def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     from .optim import param_groups
 
-    groups = param_groups(model, config.weight_decay)
-    if config.decay_activation_params:  # ablation of He et al. 2015: decay the slopes like any weight
-        for group in groups:
-            group["weight_decay"] = config.weight_decay
+    # decay_activation_params: the ablation of He et al. 2015 (decay the slopes like any weight)
+    groups = param_groups(model, config.weight_decay, decay_activation_params=config.decay_activation_params)
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov)
     return torch.optim.AdamW(groups, lr=config.lr)
@@ -181,14 +298,18 @@ class _Batches:
     data order and crops on every device, and its state is all a checkpoint needs.
     """
 
-    def __init__(self, data: Any, config: TrainConfig, device: torch.device, channels_last: bool) -> None:
+    def __init__(self, data: Any, config: TrainConfig, device: torch.device, channels_last: bool,
+                 dist: Distributed) -> None:
         from .data import augment
 
         self.aug = augment
-        self.config, self.device, self.channels_last = config, device, channels_last
+        self.config, self.device, self.channels_last, self.dist = config, device, channels_last, dist
         self.data = data.limit(train=config.train_limit, test=config.test_limit).to(device)
         self.in_memory = self.data.in_memory
         self.n_train = self.data.num_train
+        if config.batch_size % dist.world:
+            raise ValueError(f"batch_size {config.batch_size} (the global batch) must be divisible by the "
+                             f"{dist.world} processes of this torchrun job")
 
     def steps_per_epoch(self) -> int:
         bs = self.config.batch_size
@@ -208,16 +329,28 @@ class _Batches:
         return x
 
     def train_batches(self, generator: torch.Generator) -> Iterator[tuple[Tensor, Tensor]]:
-        d, bs = self.data, self.config.batch_size
+        """One epoch of training batches; under torchrun, this process's share of each global batch."""
+        d, bs, rank, world = self.data, self.config.batch_size, self.dist.rank, self.dist.world
         if self.in_memory:
+            # Every process draws the same global batch and augments it (cheap), then keeps its slice:
+            # the job computes what one process with the whole batch would.
             batches = self.aug.iterate_batches(d.train_x, d.train_y, bs, shuffle=True, generator=generator,
                                                drop_last=self.n_train > bs)
             for x, y in batches:
-                yield self._finish(x, True, generator), y
+                x = self._finish(x, True, generator)
+                if world > 1:
+                    part = len(x) // world
+                    x, y = x[rank * part:(rank + 1) * part], y[rank * part:(rank + 1) * part]
+                yield x, y
             return
+        seed = int(torch.randint(0, 2**31, (1,), generator=generator))
+        sampler = None
+        if world > 1:  # each process reads only its own examples
+            sampler = torch.utils.data.DistributedSampler(d.train_set, world, rank, shuffle=True, seed=seed,
+                                                          drop_last=True)
         loader = torch.utils.data.DataLoader(
-            d.train_set, batch_size=bs, shuffle=True, drop_last=self.n_train > bs,
-            generator=torch.Generator().manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator))),
+            d.train_set, batch_size=bs // world, shuffle=sampler is None, sampler=sampler,
+            drop_last=self.n_train > bs, generator=torch.Generator().manual_seed(seed),
             num_workers=min(4, os.cpu_count() or 1), pin_memory=self.device.type == "cuda",
         )
         for x, y in loader:
@@ -261,10 +394,63 @@ def evaluate(model: nn.Module, batches: Iterator[tuple[Tensor, Tensor]], autocas
     return result
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def _resume(checkpoints: Checkpoints | None, digest: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+            generator: torch.Generator, device: torch.device) -> tuple[int, list[dict[str, Any]], dict | None]:
+    """Load the latest checkpoint into the model, optimizer and random generators.
+
+    Returns:
+        (epochs already done, their metric rows, the run's extras), or ``(0, [], None)`` without one.
+    """
+    path = checkpoints.latest() if checkpoints is not None else None
+    if path is None:
+        return 0, [], None
+    state = torch.load(path, map_location=device, weights_only=False)
+    if state.get("config_hash") != digest:
+        raise RuntimeError(f"{path} belongs to a different configuration (hash {state.get('config_hash')}, this "
+                           f"run {digest}); use another run directory or delete the checkpoint")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"].cpu())
+    torch.set_rng_state(state["torch_rng"].cpu())
+    if device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
+    return state["epoch"], state["metrics"], state.get("extras")
+
+
+def _checkpoint(checkpoints: Checkpoints | None, digest: str, model: nn.Module, optimizer: torch.optim.Optimizer,
+                generator: torch.Generator, device: torch.device, metrics: list[dict[str, Any]],
+                extras: dict[str, Any], dist: Distributed) -> None:
+    """Save the run after ``len(metrics)`` epochs (one process of a torchrun job writes; all wait for it)."""
+    if checkpoints is not None and dist.is_main:
+        state = {
+            "config_hash": digest,
+            "epoch": len(metrics),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "metrics": metrics,
+            "extras": extras,
+        }
+        checkpoints.save(len(metrics), state, metrics[-1])
+    dist.barrier()
+
+
+def _first_nonfinite(losses: Tensor, dist: Distributed) -> int | None:
+    """Index of the first non-finite loss (the mean over a torchrun job's processes), or None; one host sync."""
+    (losses,) = dist.all_sum(losses)
+    bad = ~torch.isfinite(losses)
+    if not bool(bad.any()):
+        return None
+    return int(bad.nonzero()[0, 0])
+
+
+def _check_finite(losses: Tensor, epoch: int, steps_per_epoch: int, dist: Distributed) -> None:
+    i = _first_nonfinite(losses, dist)
+    if i is not None:
+        loss = float(dist.all_sum(losses[i:i + 1])[0]) / dist.world
+        raise Diverged(epoch + 1, epoch * steps_per_epoch + i + 1, str(loss))
 
 
 def train_one(
@@ -274,6 +460,7 @@ def train_one(
     data: Any = None,
     callbacks: list[EpochCallback] | None = None,
     reporter: Reporter | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> RunResult:
     """Train one model and return its per-epoch metrics.
 
@@ -287,14 +474,20 @@ def train_one(
             them to add metrics.
         reporter: progress hook called as ``reporter(event, **info)`` with events ``"epoch_start"``
             (epoch, steps), ``"step"`` and ``"epoch_end"`` (epoch, metrics).
+        checkpoints: where checkpoints go (a :class:`Checkpoints`; studies pass one that commits each
+            checkpoint with its epoch row); given, it replaces the default ``run_dir/checkpoint.pt``.
 
     Returns:
         A :class:`RunResult`.
+
+    Raises:
+        Diverged: the training loss became NaN or infinite (the epochs before it stay checkpointed).
     """
     from . import data as rdata
     from . import pruning
 
     report = reporter or (lambda event, **info: None)
+    dist = Distributed.current()
     device = resolve_device(config.device)
     if data is None:
         data = rdata.load(config.dataset, data_dir=config.data_dir)
@@ -307,48 +500,35 @@ def train_one(
         return contextlib.nullcontext()
 
     torch.manual_seed(config.seed)
-    batches = _Batches(data, config, device, channels_last)
+    batches = _Batches(data, config, device, channels_last, dist)
     model, extras = build_model(config, data.num_classes, data.in_channels, batches.example())
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = _make_optimizer(config, model)
-    # The compiled wrapper shares parameters with `model`; checkpoints keep the plain state_dict.
-    forward = torch.compile(model) if config.compile else model
+    # The wrappers share parameters with `model`; checkpoints keep the plain state_dict.
+    forward = torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
+    forward = compiled_forward(forward, config, device)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    graph = CudaGraph(device) if use_cuda_graphs(config, device, dist.world) else None
+    step = TrainStep(forward, criterion, optimizer, torch.bfloat16 if use_bf16 else None, device, graph)
     generator = torch.Generator().manual_seed(config.seed + 1)
-
     steps_per_epoch = batches.steps_per_epoch()
     total_steps = steps_per_epoch * config.epochs
-    metrics: list[dict[str, Any]] = []
-    start_epoch = 0
     digest = config_hash(config)
-    ckpt_path = Path(run_dir) / "checkpoint.pt" if run_dir is not None else None
-    if ckpt_path is not None:
-        ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-        if ckpt_path.exists():
-            state = torch.load(ckpt_path, map_location=device, weights_only=False)
-            if state.get("config_hash") != digest:
-                raise RuntimeError(
-                    f"{ckpt_path} belongs to a different configuration (hash {state.get('config_hash')}, "
-                    f"this run {digest}); use another run directory or delete the checkpoint"
-                )
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            generator.set_state(state["generator"].cpu())
-            torch.set_rng_state(state["torch_rng"].cpu())
-            if device.type == "cuda" and state.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
-            metrics = state["metrics"]
-            extras = state.get("extras", extras)
-            start_epoch = state["epoch"]
-            if config.prune_sparsity and start_epoch >= config.prune_epoch:
-                pruning.restore_(model)  # the checkpoint holds the pruned weights as zeros
+    if checkpoints is None and run_dir is not None:
+        checkpoints = RunDirCheckpoints(run_dir)
+    start_epoch, metrics, saved_extras = _resume(checkpoints, digest, model, optimizer, generator, device)
+    extras = saved_extras if saved_extras is not None else extras
+    if config.prune_sparsity and start_epoch >= config.prune_epoch:
+        pruning.restore_(model)  # the checkpoint holds the pruned weights as zeros
 
     for epoch in range(start_epoch, config.epochs):
         report("epoch_start", epoch=epoch + 1, steps=steps_per_epoch)
         model.train()
         t0 = time.perf_counter()
+        # Accumulated on the device: no host sync per step.
+        losses = torch.zeros(steps_per_epoch, device=device, dtype=torch.float64)
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         wrong = torch.zeros((), device=device, dtype=torch.int64)
         seen = 0
@@ -357,54 +537,35 @@ def train_one(
             lr = _lr_at(config, epoch * steps_per_epoch + i, total_steps, steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with autocast():
-                out = forward(x)
-                loss = criterion(out.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            # Accumulate on the device: no host sync per step.
+            out, loss = step(x, y)
+            losses[i] = loss.detach()
             loss_sum += loss.detach().double() * len(y)
             wrong += (out.detach().argmax(1) != y).sum()
             seen += len(y)
+            if (i + 1) % DIVERGENCE_CHECK_EVERY == 0:
+                _check_finite(losses[:i + 1], epoch, steps_per_epoch, dist)
             report("step")
-        train_loss = float(loss_sum) / seen
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(
-                f"training diverged in epoch {epoch + 1} (train loss {train_loss}); lower --lr or use warmup"
-            )
+        _check_finite(losses, epoch, steps_per_epoch, dist)
+        loss_sum, wrong, seen = (float(v) for v in dist.all_sum(loss_sum, wrong, torch.tensor(seen, device=device)))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         train_seconds = time.perf_counter() - t0
         row: dict[str, Any] = {
             "epoch": epoch + 1,
             "lr": lr,
-            "train_loss": train_loss,
-            "train_error": 100.0 * float(wrong) / seen,
+            "train_loss": loss_sum / seen,
+            "train_error": 100.0 * wrong / seen,
             **evaluate(forward, batches.test_batches(), autocast),
             "seconds": train_seconds,
         }
         if config.prune_sparsity and epoch + 1 >= config.prune_epoch:  # probes below see the pruned net
             row["sparsity"] = (pruning.prune_(model, config.prune_sparsity) if epoch + 1 == config.prune_epoch
                                else pruning.sparsity(model))
-        for callback in callbacks or ():
-            callback(EpochState(epoch + 1, model, row, config, data, device, extras))
+        if dist.is_main:
+            for callback in callbacks or ():
+                callback(EpochState(epoch + 1, model, row, config, data, device, extras))
         metrics.append(row)
-        if ckpt_path is not None:
-            _atomic_save(
-                {
-                    "config_hash": digest,
-                    "epoch": epoch + 1,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "generator": generator.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                    "metrics": metrics,
-                    "extras": extras,
-                },
-                ckpt_path,
-            )
+        _checkpoint(checkpoints, digest, model, optimizer, generator, device, metrics, extras, dist)
         report("epoch_end", epoch=epoch + 1, metrics=row)
 
     extras["slopes"] = learned_slopes(model)

@@ -6,8 +6,10 @@ autograd formula of a ``torch.library.custom_op`` (``torch.ops.rectlab.*``), wit
 so that ``torch.compile`` traces them as single nodes without graph breaks. The public functions below
 (:func:`relu`, :func:`prelu`, ...) call the custom ops.
 
-Dispatch is per call and explicit (:func:`use_fused`); nothing here switches implementations globally.
-Kernels are imported at the first fused call (``import rectlab`` does not import Triton).
+Dispatch is per call (:func:`use_fused`). ``backend="auto"`` runs a kernel only after it passed its
+self-check on that device, dtype and layout (:mod:`rectlab.activations.selfcheck`), and the environment
+variable ``RECTLAB_BACKEND=torch|triton|auto`` replaces ``"auto"`` for a whole program. Kernels are
+imported at the first fused call (``import rectlab`` does not import Triton).
 
 Numerics: math in float32 inside the kernels; outputs and input gradients in the input's dtype
 (fp32, bf16, fp16); parameter gradients (PReLU weight, Swish beta) reduced in float32 and returned in
@@ -31,6 +33,7 @@ from torch import Tensor
 from ..kernels import _layout
 from ..kernels import interpret_requested as _interpret_requested
 from . import functional as AF
+from . import selfcheck as _selfcheck
 
 __all__ = [
     "BACKENDS",
@@ -118,15 +121,18 @@ def use_fused(x: Tensor, backend: str, op: str) -> bool:
 
     Args:
         x: the input tensor.
-        backend: ``"torch"`` never; ``"auto"`` when ``x`` is a CUDA tensor of a supported dtype and
-            Triton is installed (else the plain-torch reference runs); ``"triton"`` always, on CUDA
-            tensors or, with ``TRITON_INTERPRET=1``, on CPU tensors through Triton's interpreter.
+        backend: ``"torch"`` never; ``"auto"`` when ``x`` is a CUDA tensor of a supported dtype, Triton is
+            installed and the op's kernels passed their self-check for this device, dtype and layout (run
+            on first use, see :mod:`rectlab.activations.selfcheck`; else the plain-torch reference runs);
+            ``"triton"`` always, on CUDA tensors or, with ``TRITON_INTERPRET=1``, on CPU tensors through
+            Triton's interpreter. ``RECTLAB_BACKEND`` (read at each call) replaces ``"auto"``.
         op: the module's op name (``"prelu"``, ``"gelu"`` ...).
 
     Raises:
         RuntimeError / TypeError: for ``backend="triton"`` when the kernel cannot run; the message says
-            what is missing and how to fix it.
+            what is missing and how to fix it. ValueError: an invalid ``RECTLAB_BACKEND``.
     """
+    backend = _selfcheck.backend_from_env(backend)
     if backend == "torch" or op == "identity":
         return False
     if op not in FUSED_OPS:
@@ -134,7 +140,7 @@ def use_fused(x: Tensor, backend: str, op: str) -> bool:
             raise ValueError(f"no fused kernel for {op!r}; use backend='auto' or 'torch'")
         return False
     if backend == "auto":
-        return x.is_cuda and x.dtype in DTYPES and triton_available()
+        return _kernel_device(x) and x.dtype in DTYPES and triton_available() and _selfcheck.kernel_ok(op, x)
     check_backend(backend)
     if not triton_available():
         raise RuntimeError(
@@ -153,6 +159,11 @@ def use_fused(x: Tensor, backend: str, op: str) -> bool:
         "the model and data to a GPU, use backend='auto' (the PyTorch reference off the GPU) or 'torch', or set "
         "TRITON_INTERPRET=1 to run the kernels in Triton's CPU interpreter (slow; for tests)"
     )
+
+
+def _kernel_device(x: Tensor) -> bool:
+    """Where ``backend="auto"`` considers the kernels: CUDA tensors (tests widen it to the interpreter)."""
+    return x.is_cuda
 
 
 def _kernels(family: str, x: Tensor):
@@ -421,7 +432,7 @@ def rrelu(
 @torch.library.custom_op("rectlab::prelu", mutates_args=())
 def _prelu_op(x: Tensor, weight: Tensor, dim: int, save_mask: bool) -> tuple[Tensor, Tensor]:
     with _on_device(x):
-        return _kernels("prelu", x).forward(x, weight, dim, save_mask)
+        return _kernels("channel", x).forward(x, weight, "prelu", dim, save_mask)
 
 
 @_prelu_op.register_fake
@@ -434,7 +445,7 @@ def _prelu_backward_op(
     grad: Tensor, saved: Tensor, weight: Tensor, dim: int, from_mask: bool, need_dx: bool, need_dw: bool
 ) -> tuple[Tensor, Tensor]:
     with _on_device(grad):
-        dx, dw = _kernels("prelu", grad).backward(grad, saved, weight, dim, from_mask, need_dx, need_dw)
+        dx, dw = _kernels("channel", grad).backward(grad, saved, weight, "prelu", dim, from_mask, need_dx, need_dw)
     return (grad.new_empty(0) if dx is None else dx), (weight.new_empty(0) if dw is None else dw)
 
 
@@ -509,7 +520,7 @@ def prelu(x: Tensor, weight: Tensor, dim: int = 1, save_mask: bool = False) -> T
 @torch.library.custom_op("rectlab::swish", mutates_args=())
 def _swish_op(x: Tensor, beta: Tensor, dim: int) -> Tensor:
     with _on_device(x):
-        return _kernels("swish", x).forward(x, beta, dim)
+        return _kernels("channel", x).forward(x, beta, "swish", dim)[0]
 
 
 @_swish_op.register_fake
@@ -522,7 +533,7 @@ def _swish_backward_op(
     grad: Tensor, x: Tensor, beta: Tensor, dim: int, need_dx: bool, need_dbeta: bool
 ) -> tuple[Tensor, Tensor]:
     with _on_device(grad):
-        dx, db = _kernels("swish", grad).backward(grad, x, beta, dim, need_dx, need_dbeta)
+        dx, db = _kernels("channel", grad).backward(grad, x, beta, "swish", dim, False, need_dx, need_dbeta)
     return (grad.new_empty(0) if dx is None else dx), (beta.new_empty(0) if db is None else db)
 
 

@@ -20,8 +20,9 @@ from torch import nn
 
 from .kernels import TORCH_MODULES  # torch.nn equivalents of rectlab's activations, shared by the benchmarks
 
-DEFAULT_ACTIVATIONS = "relu,leaky-relu,prelu-shared,prelu,rrelu,elu,gelu,silu,swish-learnable,mish,smelu"
+__all__ = ["add_arguments", "main", "measure", "run"]
 
+DEFAULT_ACTIVATIONS = "relu,leaky-relu,prelu-shared,prelu,rrelu,elu,gelu,silu,swish-learnable,mish,smelu"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -73,7 +74,8 @@ def _time_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, 
     return time.perf_counter() - t0
 
 
-def run(args: argparse.Namespace) -> int:
+def measure(args: argparse.Namespace) -> list[dict]:
+    """Time the training steps; print one line per row as it goes and return the rows."""
     from .. import models
     from ..train import describe_device, resolve_device
 
@@ -88,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"device: {describe_device(device)} | torch {torch.__version__} | batch {batch} | "
           f"{args.image_size}x{args.image_size} | dtype {args.dtype or ('bf16' if gpu else 'fp32')} | "
           f"channels_last {channels_last} | compile {args.compile} | {steps} timed steps", flush=True)
-    rows = []
+    rows: list[dict] = []
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 3, args.image_size, args.image_size, generator=g).to(device)
     y = torch.randint(0, 10, (batch,), generator=g).to(device)
@@ -124,7 +126,13 @@ def run(args: argparse.Namespace) -> int:
                              "impl": impl, "batch": batch, "images_per_s": round(rate, 1),
                              "ratio_to_relu": round(ratio, 3)})
                 print(f"{model_name:<10} {act:<16} {impl:<8} {rate:>10.0f} {ratio:>8.2f}", flush=True)
-    if args.csv:
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    """``rectlab bench train``: measure, print, and write ``--csv``. Returns 0."""
+    rows = measure(args)
+    if args.csv and rows:
         path = Path(args.csv)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="") as f:

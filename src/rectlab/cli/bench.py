@@ -1,4 +1,4 @@
-"""``rectlab bench kernels|train|study``: benchmarks (they measure and print; they are not tests)."""
+"""``rectlab bench kernels|train|study|gpu``: benchmarks (they measure and print; they are not tests)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ BENCHES = {
     "kernels": "activation forward/backward time vs PyTorch eager and torch.compile, as a fraction of copy bandwidth",
     "train": "training-step images/s per activation on ResNet-20/56 at CIFAR shapes, ratio to ReLU",
     "study": "a small study run concurrently vs sequentially in a plain loop",
+    "gpu": "the whole GPU verification in one call (GPU tests, self-check, kernels, train, study) with a "
+    "PASS/MISS line per target, written to gpu-report.md and gpu-report.json (--device cpu: a reduced form)",
 }
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="run a benchmark (kernels, train, study)")
+    p = sub.add_parser("bench", help="run a benchmark (kernels, train, study, gpu)")
     bsub = p.add_subparsers(dest="bench", metavar="BENCH")
     bsub.required = True
     for name, help_text in BENCHES.items():

@@ -26,7 +26,10 @@ def entries(kind: str) -> list[tuple[str, str]]:
     if kind == "models":
         from ..models import MODELS
 
-        return [(n, _first_line(c)) for n, c in MODELS.items()]
+        return [(n, _first_line(c)) for n, c in MODELS.items()] + [
+            ("tv:NAME", "any torchvision classification model, e.g. tv:resnet18 (adapted to the data)"),
+            ("timm:NAME", "any timm model, e.g. timm:convnext_tiny (pip install timm; adapted to the data)"),
+        ]
     if kind == "datasets":
         from ..data import DATASETS
 

@@ -8,9 +8,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import bench, compare, env, listing, report, reproduce, run, search
+from . import bench, compare, env, export, listing, plot, report, reproduce, run, search, train
 
-SUBCOMMANDS = (compare, run, report, reproduce, search, listing, env, bench)
+SUBCOMMANDS = (compare, run, train, report, reproduce, search, export, plot, listing, env, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,18 +22,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rectlab {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--import", dest="global_imports", action="append", metavar="MODULE", default=None,
+                        help=IMPORT_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in SUBCOMMANDS:
         module.add_parser(sub)
+    for command in sub.choices.values():
+        command.add_argument("--import", dest="imports", action="append", metavar="MODULE", default=None,
+                             help=IMPORT_HELP)
     return parser
+
+
+IMPORT_HELP = ("import a plugin module (a name or a .py path; repeat or comma-separate) that registers models, "
+               "activations or datasets; study worker processes import it too")
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
     from ..config import ConfigError
     from ..registry import UnknownNameError
 
-    errors: list[type[BaseException]] = [ConfigError, UnknownNameError, FileNotFoundError, ValueError, RuntimeError]
+    # RuntimeError covers StudyLocked and StoreError; ValueError covers SpecError and StudyMismatch; ImportError a
+    # missing optional package or plugin module.
+    errors: list[type[BaseException]] = [ConfigError, UnknownNameError, FileNotFoundError, NotADirectoryError,
+                                         PermissionError, ValueError, RuntimeError, ImportError]
     try:
         from ..data import DataError
 
@@ -48,6 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = args.debug or os.environ.get("RECTLAB_DEBUG") == "1"
     try:
+        from ..plugins import import_modules, load_entry_points, normalize_imports
+
+        load_entry_points()
+        args.imports = normalize_imports((args.global_imports or []) + (getattr(args, "imports", None) or []))
+        import_modules(args.imports)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("\nrectlab: interrupted; finished epochs are saved, run the same command again to resume.",

@@ -15,10 +15,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..report import collect, print_table, write_report
     from .common import console
+    from .compare import print_problems
 
     con = console()
     results = collect(args.dir)
     print_table(results, con)
     report = write_report(args.dir, results)
     con.print(f"report: {report.html.resolve()}")
+    print_problems(results, con)
     return 0

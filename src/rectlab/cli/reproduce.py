@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_execution_args
+from ..study.spec import SCALES
+from .common import add_execution_args, execution_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,14 +19,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("name", nargs="?", help="the reproduction (see --list), or 'all'")
     p.add_argument("--list", action="store_true", help="list the reproductions with one line each")
-    p.add_argument("--scale", default="quick", choices=("smoke", "quick", "full"),
+    p.add_argument("--scale", default="quick", choices=SCALES,
                    help="quick: CPU, minutes (default); full: GPU-sized, the paper's setting; smoke: a test run")
     p.add_argument("--out", default=None, help="output directory (default runs/repro-NAME-SCALE)")
     p.add_argument("--dataset", default=None,
                    help="run on this dataset instead of the spec's (e.g. fashion-mnist when CIFAR is missing)")
     p.add_argument("--studies", default=None,
                    help="folder of the study specs (default: the specs shipped with rectlab)")
-    add_execution_args(p)
+    add_execution_args(p, dry_run=False)
     # both cores of a 2-core machine: two single-threaded worker processes (the quick budgets assume them)
     p.set_defaults(func=run, executor="processes", workers=2)
 
@@ -62,9 +63,8 @@ def run(args: argparse.Namespace) -> int:
     outs = []
     for name in names:
         out = args.out if len(names) == 1 else (str(Path(args.out) / name) if args.out else None)
-        report = reproduce.run(name, args.scale, out, studies=args.studies, dataset=args.dataset,
-                               device=args.device, data_dir=args.data_dir, executor=args.executor,
-                               workers=args.workers, progress=not args.no_progress, console=con)
+        report = reproduce.run(name, args.scale, out, studies=args.studies, dataset=args.dataset, console=con,
+                               **execution_options(args))
         style = {"reproduced": "green", "not reproduced": "red"}.get(report.verdict, "yellow")
         con.print(f"[bold]{name}[/] ({args.scale}): [{style}]{report.verdict}[/] — {report.reason}", soft_wrap=True)
         for check in report.checks:

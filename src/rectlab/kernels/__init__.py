@@ -6,28 +6,56 @@ the first fused call, which imports Triton and the family module then.
 Families:
     ``elementwise``  relu, leaky-relu, rrelu (eval), elu, celu, selu, gelu (erf / tanh), silu, mish,
                      softplus, smelu, helu, gcu: one forward and one backward kernel, the op a constexpr.
-    ``prelu``        PReLU, channel-shared and channel-wise, weight gradient reduced in the same pass.
-    ``swish``        Swish ``x * sigmoid(beta x)`` with a scalar or per-channel (learnable) beta.
+    ``channel``      activations with a per-channel or shared parameter: PReLU and Swish ``x * sigmoid(beta x)``
+                     (fixed or learnable beta); the parameter gradient reduced in the same backward pass.
     ``rrelu``        RReLU in training mode: per-element slopes from a counter-based RNG (Philox),
                      regenerated in backward from the seed instead of being stored.
 
-The Triton interpreter (``TRITON_INTERPRET=1``, CPU tensors) decides per kernel *object*: ``triton.jit``
-returns an interpreted function when the variable is set at decoration time. :func:`load` therefore
-re-executes a family module when the variable changed since it was imported, and the kernels use only
-Triton builtins (no ``tl.sum`` / ``tl.sigmoid`` / ``tl.rand``, which are themselves ``@triton.jit``
-functions fixed when ``triton`` was first imported). So setting ``TRITON_INTERPRET=1`` works whenever it
-is set before the fused call, whatever was imported first.
+Shared pieces, one job each: ``_jit`` (the ``@triton.jit`` helpers the kernels call), ``_launch`` (launch
+planning and the host loops every family uses), ``_layout`` (memory layouts; no Triton).
+
+**Interpreter or compiler, and the family contract.** The Triton interpreter (``TRITON_INTERPRET=1``, CPU
+tensors) is decided per kernel *object*: ``triton.jit`` returns an interpreted function when the variable
+is set at decoration time, and a kernel calls the helper objects that were current when its module ran.
+:func:`load` therefore re-executes ``_jit`` and then a family module whenever the variable changed since
+they ran. To take part, a family module ``rectlab/kernels/<family>.py`` must
+
+1. be listed in :data:`FAMILIES`;
+2. take its shared ``@triton.jit`` helpers from ``_jit`` (``from ._jit import _sigmoid, ...``), never from
+   another family, and use only Triton builtins (no ``tl.sum`` / ``tl.sigmoid`` / ``tl.rand``: those are
+   ``@triton.jit`` functions fixed when ``triton`` was first imported);
+3. end with ``BUILD = build_of(<one of its kernels>)`` (:func:`rectlab.kernels._jit.build_of`), which
+   records whether its kernels are interpreted and which ``_jit`` execution they call.
+
+:func:`load` checks 3 (and that every kernel of the module agrees with ``BUILD``) each time it (re)loads a
+family, and refuses a module that breaks it with a message that says what is missing. Import families
+through :func:`load`, not directly, so that they always match the current ``TRITON_INTERPRET``.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import sys
+from dataclasses import dataclass
 from types import ModuleType
 
-__all__ = ["FAMILIES", "interpret_requested", "load"]
+__all__ = ["FAMILIES", "Build", "check_family", "interpret_requested", "load"]
 
-FAMILIES = ("elementwise", "prelu", "swish", "rrelu")
+FAMILIES = ("elementwise", "channel", "rrelu")
+
+
+@dataclass(frozen=True)
+class Build:
+    """What a family module's kernels were built with (``BUILD`` of the family; see the contract above).
+
+    Attributes:
+        interpret: the kernels are Triton-interpreter functions (``TRITON_INTERPRET=1`` when decorated).
+        helpers: the ``_jit.EXECUTION`` whose helper objects the kernels call.
+    """
+
+    interpret: bool
+    helpers: object
 
 
 def interpret_requested() -> bool:
@@ -44,25 +72,60 @@ def load(family: str) -> ModuleType:
     Returns:
         The module ``rectlab.kernels.<family>``; its kernels are interpreted when ``TRITON_INTERPRET=1``
         and compiled otherwise.
+
+    Raises:
+        ValueError: for an unknown family. TypeError: for a family module that breaks the contract.
     """
     want = interpret_requested()
     module = _LOADED.get(family)
-    if module is not None and want == module.INTERPRET and module._COMMON_TOKEN is _LOADED["_common"].TOKEN:
+    if module is not None and _is_current(module, want):
         return module  # the common case: already built for this mode
     if family not in FAMILIES:
         raise ValueError(f"unknown kernel family {family!r}; known: {', '.join(FAMILIES)}")
-    common = _fresh(importlib.import_module("rectlab.kernels._common"), want)
+    jit = importlib.import_module("rectlab.kernels._jit")
+    if want != jit.INTERPRET:
+        importlib.reload(jit)
     module = importlib.import_module(f"rectlab.kernels.{family}")
-    if want != module.INTERPRET or module._COMMON_TOKEN is not common.TOKEN:
+    if not _is_current(module, want):
         module = importlib.reload(module)
-    _LOADED["_common"] = common
+    check_family(module)
     _LOADED[family] = module
     return module
 
 
+def check_family(module: ModuleType) -> Build:
+    """Check that a family module keeps the contract above; return its :class:`Build`.
+
+    Raises:
+        TypeError: ``BUILD`` is missing or is not a :class:`Build`, or one of the module's kernels was built
+            for the other mode than ``BUILD`` says.
+    """
+    build = getattr(module, "BUILD", None)
+    if not isinstance(build, Build):
+        raise TypeError(
+            f"kernel family module {module.__name__} does not define BUILD = build_of(<one of its kernels>) "
+            "(from rectlab.kernels._jit); every family must (see the contract in rectlab.kernels)"
+        )
+    from triton.runtime.interpreter import InterpretedFunction
+    from triton.runtime.jit import JITFunction
+
+    for name, obj in vars(module).items():
+        ours = isinstance(obj, (JITFunction, InterpretedFunction)) and obj.fn.__module__ == module.__name__
+        if ours and isinstance(obj, InterpretedFunction) != build.interpret:
+            mode = "the Triton interpreter" if isinstance(obj, InterpretedFunction) else "the Triton compiler"
+            raise TypeError(
+                f"{module.__name__}.{name} was built for {mode} but BUILD says interpret={build.interpret}: "
+                "import kernel families through rectlab.kernels.load, which rebuilds them when TRITON_INTERPRET "
+                "changes, and define BUILD after the kernels"
+            )
+    return build
+
+
+def _is_current(module: ModuleType, want: bool) -> bool:
+    build = getattr(module, "BUILD", None)
+    jit = sys.modules.get("rectlab.kernels._jit")
+    return isinstance(build, Build) and build.interpret == want and jit is not None and build.helpers is jit.EXECUTION
+
+
 _LOADED: dict[str, ModuleType] = {}
 """Modules :func:`load` returned, checked against the mode at each call (a cache, not a setting)."""
-
-
-def _fresh(module: ModuleType, want: bool) -> ModuleType:
-    return module if want == module.INTERPRET else importlib.reload(module)

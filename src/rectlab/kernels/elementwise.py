@@ -12,27 +12,15 @@ input: their gradient only needs to know which side of the kink each element was
 
 from __future__ import annotations
 
-import torch
 import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._common import (
-    MAX_CHUNK,
-    TOKEN,
-    _pack_bits,
-    _sigmoid,
-    _store_cast,
-    _unpack_bit,
-    chunks,
-    flat,
-    flat_config,
-    interpreted,
-)
+from ._jit import _pack_bits, _sigmoid, _store_cast, _unpack_bit, build_of
+from ._launch import MAX_CHUNK, Packed, empty_outputs, launch_flat
+from ._layout import flat
 
-_COMMON_TOKEN = TOKEN  # the _common execution these kernels were built with (see rectlab.kernels.load)
-
-__all__ = ["INTERPRET", "MASK_OPS", "OPS", "backward", "forward"]
+__all__ = ["BUILD", "MASK_OPS", "OPS", "backward", "forward"]
 
 OPS = (
     "relu",
@@ -382,10 +370,6 @@ def _check_op(op: str, save_mask: bool) -> None:
         raise ValueError(f"save_mask=True needs a piecewise-linear op ({', '.join(MASK_OPS)}), not {op!r}")
 
 
-INTERPRET = interpreted(_elementwise_fwd_kernel)
-"""Whether these kernels were built for the Triton interpreter (see :func:`rectlab.kernels.load`)."""
-
-
 def forward(
     x: Tensor,
     op: str,
@@ -398,7 +382,7 @@ def forward(
     """Apply ``op`` to a dense tensor ``x``.
 
     Args:
-        x: dense (see :func:`rectlab.kernels._common.is_dense`) fp32 / bf16 / fp16 tensor.
+        x: dense (see :func:`rectlab.kernels._layout.is_dense`) fp32 / bf16 / fp16 tensor.
         op: one of :data:`OPS`; ``p0`` / ``p1`` its numbers (see each ``_<op>_fwd``).
         save_mask: also return the packed mask for the backward (``op`` in :data:`MASK_OPS`).
         block, max_chunk: elements a program and a launch (tests use small ones to cover many programs
@@ -409,21 +393,10 @@ def forward(
         in ``x``'s memory order when ``save_mask``, else it is empty.
     """
     _check_op(op, save_mask)
-    p0, p1 = float(p0), float(p1)
-    n = x.numel()
-    y = torch.empty_like(x)
-    mask = torch.empty((n + 7) // 8 if save_mask else 0, dtype=torch.uint8, device=x.device)
-    if n == 0:
-        return y, mask
-    blk, warps = flat_config(n)
-    blk = block or blk
-    xf, yf = flat(x), flat(y)
-    for start, length in chunks(n, 1, max_chunk):
-        m = mask[start // 8 :] if save_mask else mask
-        grid = (triton.cdiv(length, blk),)
-        _elementwise_fwd_kernel[grid](
-            xf[start:], yf[start:], m, length, p0, p1, OP=op, SAVE_MASK=save_mask, BLOCK=blk, num_warps=warps
-        )
+    y, mask = empty_outputs(x, save_mask)
+    if x.numel() > 0:
+        launch_flat(_elementwise_fwd_kernel, x.numel(), (flat(x), flat(y), Packed(mask)), (float(p0), float(p1)),
+                    block=block, max_chunk=max_chunk, OP=op, SAVE_MASK=save_mask)
     return y, mask
 
 
@@ -448,19 +421,13 @@ def backward(
         ``dx`` in ``grad``'s dtype and layout.
     """
     _check_op(op, from_mask)
-    p0, p1 = float(p0), float(p1)
-    n = grad.numel()
-    dx = torch.empty_like(grad)
-    if n == 0:
-        return dx
-    blk, warps = flat_config(n)
-    blk = block or blk
-    gf, df = flat(grad), flat(dx)
-    sf = saved if from_mask else flat(saved)
-    for start, length in chunks(n, 1, max_chunk):
-        s = sf[start // 8 :] if from_mask else sf[start:]
-        grid = (triton.cdiv(length, blk),)
-        _elementwise_bwd_kernel[grid](
-            gf[start:], s, df[start:], length, p0, p1, OP=op, FROM_MASK=from_mask, BLOCK=blk, num_warps=warps
-        )
+    dx = empty_outputs(grad, False)[0]
+    if grad.numel() > 0:
+        s = Packed(saved) if from_mask else flat(saved)
+        launch_flat(_elementwise_bwd_kernel, grad.numel(), (flat(grad), s, flat(dx)), (float(p0), float(p1)),
+                    block=block, max_chunk=max_chunk, OP=op, FROM_MASK=from_mask)
     return dx
+
+
+BUILD = build_of(_elementwise_fwd_kernel)
+"""What these kernels were built with (the family contract of :mod:`rectlab.kernels`)."""

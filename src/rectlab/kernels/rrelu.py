@@ -11,16 +11,15 @@ from the same seed. One Philox call yields four 32-bit numbers, used by four nei
 
 from __future__ import annotations
 
-import torch
 import triton
 import triton.language as tl
 from torch import Tensor
 
-from ._common import MAX_CHUNK, TOKEN, _pack_bits, _store_cast, _unpack_bit, chunks, flat, flat_config, interpreted
+from ._jit import _pack_bits, _store_cast, _unpack_bit, build_of
+from ._launch import MAX_CHUNK, Packed, empty_outputs, launch_flat
+from ._layout import flat
 
-_COMMON_TOKEN = TOKEN  # the _common execution these kernels were built with (see rectlab.kernels.load)
-
-__all__ = ["INTERPRET", "backward", "forward", "philox_reference"]
+__all__ = ["BUILD", "backward", "forward", "philox_reference"]
 
 PHILOX_KEY_A = tl.constexpr(0x9E3779B9)
 PHILOX_KEY_B = tl.constexpr(0xBB67AE85)
@@ -66,7 +65,7 @@ def _slopes(seed_ptr, counter0, lower, upper, BLOCK: tl.constexpr):
 
 @triton.jit
 def _rrelu_fwd_kernel(
-    x_ptr, y_ptr, mask_ptr, seed_ptr, n, counter0, lower, upper, SAVE_MASK: tl.constexpr, BLOCK: tl.constexpr
+    x_ptr, y_ptr, mask_ptr, n, seed_ptr, counter0, lower, upper, SAVE_MASK: tl.constexpr, BLOCK: tl.constexpr
 ):
     # y = x for x >= 0, else a_e x
     pid = tl.program_id(0)
@@ -82,7 +81,7 @@ def _rrelu_fwd_kernel(
 
 @triton.jit
 def _rrelu_bwd_kernel(
-    g_ptr, saved_ptr, dx_ptr, seed_ptr, n, counter0, lower, upper, FROM_MASK: tl.constexpr, BLOCK: tl.constexpr
+    g_ptr, saved_ptr, dx_ptr, n, seed_ptr, counter0, lower, upper, FROM_MASK: tl.constexpr, BLOCK: tl.constexpr
 ):
     # dx = g for x >= 0, else a_e g, the slopes regenerated from the seed
     pid = tl.program_id(0)
@@ -95,10 +94,6 @@ def _rrelu_bwd_kernel(
         pos = tl.load(saved_ptr + offs, mask=in_bounds, other=0.0).to(tl.float32) >= 0.0
     a = _slopes(seed_ptr, counter0, lower, upper, BLOCK)
     tl.store(dx_ptr + offs, _store_cast(tl.where(pos, g, a * g), dx_ptr), mask=in_bounds)
-
-
-INTERPRET = interpreted(_rrelu_fwd_kernel)
-"""Whether these kernels were built for the Triton interpreter (see :func:`rectlab.kernels.load`)."""
 
 
 def forward(
@@ -115,20 +110,11 @@ def forward(
     Returns:
         ``(y, mask)``: ``y`` like ``x``; ``mask`` the packed ``x >= 0`` bits when ``save_mask``, else empty.
     """
-    n = x.numel()
-    y = torch.empty_like(x)
-    mask = torch.empty((n + 7) // 8 if save_mask else 0, dtype=torch.uint8, device=x.device)
-    if n == 0:
-        return y, mask
-    blk, warps = flat_config(n)
-    blk = block or blk
-    xf, yf = flat(x), flat(y)
-    for start, length in chunks(n, 1, max_chunk):
-        m = mask[start // 8 :] if save_mask else mask
-        _rrelu_fwd_kernel[(triton.cdiv(length, blk),)](
-            xf[start:], yf[start:], m, seed, length, start // 4, float(lower), float(upper),
-            SAVE_MASK=save_mask, BLOCK=blk, num_warps=warps,
-        )  # fmt: skip
+    y, mask = empty_outputs(x, save_mask)
+    if x.numel() > 0:
+        launch_flat(_rrelu_fwd_kernel, x.numel(), (flat(x), flat(y), Packed(mask)),
+                    lambda start: (seed, start // 4, float(lower), float(upper)),
+                    block=block, max_chunk=max_chunk, SAVE_MASK=save_mask)
     return y, mask
 
 
@@ -143,20 +129,12 @@ def backward(
     max_chunk: int = MAX_CHUNK,
 ) -> Tensor:
     """Input gradient of RReLU (training): ``saved`` is the input ``x`` or, when ``from_mask``, its mask."""
-    n = grad.numel()
-    dx = torch.empty_like(grad)
-    if n == 0:
-        return dx
-    blk, warps = flat_config(n)
-    blk = block or blk
-    gf, df = flat(grad), flat(dx)
-    sf = saved if from_mask else flat(saved)
-    for start, length in chunks(n, 1, max_chunk):
-        s = sf[start // 8 :] if from_mask else sf[start:]
-        _rrelu_bwd_kernel[(triton.cdiv(length, blk),)](
-            gf[start:], s, df[start:], seed, length, start // 4, float(lower), float(upper),
-            FROM_MASK=from_mask, BLOCK=blk, num_warps=warps,
-        )  # fmt: skip
+    dx = empty_outputs(grad, False)[0]
+    if grad.numel() > 0:
+        s = Packed(saved) if from_mask else flat(saved)
+        launch_flat(_rrelu_bwd_kernel, grad.numel(), (flat(grad), s, flat(dx)),
+                    lambda start: (seed, start // 4, float(lower), float(upper)),
+                    block=block, max_chunk=max_chunk, FROM_MASK=from_mask)
     return dx
 
 
@@ -172,3 +150,7 @@ def philox_reference(seed: int, counter: int, rounds: int = 10) -> tuple[int, in
         c = [hi_b ^ c[1] ^ k0, lo_b, hi_a ^ c[3] ^ k1, lo_a]
         k0, k1 = (k0 + 0x9E3779B9) & m32, (k1 + 0xBB67AE85) & m32
     return c[0], c[1], c[2], c[3]
+
+
+BUILD = build_of(_rrelu_fwd_kernel)
+"""What these kernels were built with (the family contract of :mod:`rectlab.kernels`)."""

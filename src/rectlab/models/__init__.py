@@ -19,11 +19,12 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from ..activations import ActivationSpec
 from ..registry import Registry
-from .common import HEADS, BasicModule
+from . import external
+from .common import HEADS, BasicModule, check_io
 from .mlp import MLP, DenseLayer
 from .plain import ConvLayer, PlainNet
 from .residual_mlp import ResidualDenseBlock, ResidualMLP
@@ -49,7 +50,9 @@ __all__ = [
     "SmallCNN",
     "VGGStage",
     "WideResNet",
+    "check_name",
     "create",
+    "external",
     "names",
 ]
 
@@ -91,8 +94,17 @@ MODELS.register("small-cnn", _variant(SmallCNN))
 
 
 def names() -> list[str]:
-    """Registered model names, sorted."""
+    """Registered model names, sorted (``tv:NAME`` and ``timm:NAME`` are accepted besides these)."""
     return MODELS.names()
+
+
+def check_name(name: str) -> None:
+    """Raise :class:`~rectlab.registry.UnknownNameError` unless ``name`` is registered or a buildable
+    ``tv:NAME`` / ``timm:NAME`` (the message lists the known names or the closest matches)."""
+    if external.is_external(name):
+        external.check_name(name)
+    else:
+        MODELS.get(name)
 
 
 def create(
@@ -100,26 +112,37 @@ def create(
     activation: ActivationSpec = "relu",
     num_classes: int = 10,
     in_channels: int = 3,
+    *,
+    example_input: Tensor | None = None,
     **kwargs: Any,
 ) -> nn.Module:
-    """Build the model registered as ``name``.
+    """Build the model registered as ``name``, or a torchvision / timm model named ``tv:NAME`` / ``timm:NAME``.
 
     Args:
         name: a registered name (see :func:`names`), e.g. ``"resnet20"``, ``"wrn-16-4"``, ``"vgg16-bn"``,
-            ``"plain"`` (with ``depth=``), ``"mlp"`` (with ``hidden=``), ``"small-cnn"``.
-        activation: a registered activation name, an ``nn.Module`` class, or ``make(channels) -> nn.Module``.
+            ``"plain"`` (with ``depth=``), ``"mlp"`` (with ``hidden=``), ``"small-cnn"``; or ``"tv:resnet18"``,
+            ``"timm:resnet50"``, ... (see :func:`rectlab.models.external.create`).
+        activation: a registered activation name, an ``nn.Module`` class, or ``make(channels) -> nn.Module``;
+            for ``tv:``/``timm:`` models every activation site is swapped to it (``None`` keeps their own).
         num_classes: classifier outputs.
         in_channels: input image channels (1 for Fashion-MNIST and digits, 3 for CIFAR).
+        example_input: a batch shaped like the data. ``tv:``/``timm:`` models use it to pick a small stem for
+            small images and to give per-channel activations their channel counts; rectlab's models ignore it.
         **kwargs: model-specific options (``head="relu-classifier"``, ``activation_kwargs={...}``,
-            ``depth=``, ``dropout=``, ``batch_norm=``, ``shortcut=``, ...; see the model classes).
+            ``depth=``, ``dropout=``, ``batch_norm=``, ``shortcut=``, ...; see the model classes; for
+            ``tv:``/``timm:`` models ``pretrained=``, ``stem=`` and the library's own options).
 
     Returns:
-        The model, initialized with He et al. 2015's rectifier-aware normal init for its activation.
+        The model, initialized with He et al. 2015's rectifier-aware normal init for its activation
+        (``tv:``/``timm:`` models keep their library's initialization).
 
     Raises:
         UnknownNameError: for an unknown name (the message lists the known ones).
         TypeError: for an option the model does not take (the message lists those it takes).
     """
+    if external.is_external(name):
+        check_io(num_classes, in_channels)
+        return external.create(name, activation, num_classes, in_channels, example_input=example_input, **kwargs)
     build = MODELS.get(name)
     cls = getattr(build, "cls", build)
     fixed = getattr(build, "fixed", {})

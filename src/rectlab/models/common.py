@@ -10,6 +10,7 @@ from torch import nn
 
 from .. import activations
 from ..activations import ActivationSpec, ReLUClassifier
+from ..config import HEADS  # the one list of heads (re-exported here)
 from ..init import gain
 
 __all__ = [
@@ -25,7 +26,6 @@ __all__ = [
 
 ActFactory = Callable[[int], nn.Module]
 
-HEADS = ("linear", "relu-classifier", "relu-normalized")
 
 
 class BasicModule(nn.Module):

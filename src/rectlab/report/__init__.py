@@ -1,6 +1,7 @@
 """Reports: statistics, tables, plots, Markdown and self-contained HTML."""
 
 from .collect import CellResult, StudyResults, collect
+from .frame import to_frame
 from .render import Report, print_table, write_report
 from .stats import Comparison, Summary, compare, summarize
 
@@ -14,5 +15,6 @@ __all__ = [
     "compare",
     "print_table",
     "summarize",
+    "to_frame",
     "write_report",
 ]

@@ -184,7 +184,7 @@ def collect(study_dir: str | Path) -> StudyResults:
         is_base = base_key == key
         comparison = None
         base_label = None
-        if not is_base and by_cell.get(base_key):
+        if not is_base and by_cell.get(base_key) and runs:
             base_runs = by_cell[base_key]
             comparison = compare({r["seed"]: r["final"] for r in base_runs}, {r["seed"]: r["final"] for r in runs})
             base_label = _label(base_values, varying)

@@ -15,6 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..study.spec import SCALES  # the one list of scales (re-exported here)
+
 __all__ = [
     "VERDICTS",
     "SCALES",
@@ -30,7 +32,6 @@ __all__ = [
 ]
 
 VERDICTS = ("reproduced", "not reproduced", "inconclusive")
-SCALES = ("smoke", "quick", "full")
 SCALE_TEXT = {
     "smoke": "a cut-down run for the test suite (digits, 1-2 epochs): it checks the machinery, not the claim",
     "quick": "a 2-CPU-core run: cheap proxy models (MLPs, deep and residual MLPs, small CNNs) on Fashion-MNIST "

@@ -295,9 +295,10 @@ def _check(claim: str, base: Sample | Mapping[int, float], other: Sample | Mappi
                           blocked=f"too few runs ({n})", unit=unit, digits=digits)
     k = compare(finite_b, finite_o)
     p = k.p_value
-    if expect == "equivalent":
+    if expect == "equivalent":  # the p of "the difference lies within ±margin": two one-sided tests
         p = tost_p(k.diff, k.sd, k.n, margin) if k.paired else tost_p(
             k.diff, k.sd, len(finite_o), margin, n2=len(finite_b))
+        k = dataclasses.replace(k, p_value=p, test=f"two one-sided tests against ±{margin:g} ({k.test})")
     check = ClaimCheck(claim, "inconclusive", "", primary, n=k.n, estimate=k.diff, ci=(k.ci_low, k.ci_high), p=p,
                        mde=k.mde, margin=margin, expect=expect, evidence=_evidence(k, what, unit, digits),
                        notes=notes, blocked=blocked, sd=k.sd, paired=k.paired, unit=unit, digits=digits)

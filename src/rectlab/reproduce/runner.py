@@ -88,6 +88,7 @@ def run_reproduction(
     progress: bool = True,
     console: Any = None,
     command: str | None = None,
+    **study_options: Any,
 ) -> ReproductionReport:
     """Run ``repro`` at ``scale`` and write ``reproduction.md`` / ``reproduction.html`` / ``verdict.json`` in ``out``.
 
@@ -102,6 +103,8 @@ def run_reproduction(
         dataset: run on this dataset instead of the spec's (e.g. when CIFAR is not available).
         device, data_dir, executor, workers, progress, console: as :func:`rectlab.study.run_study`.
         command: the command line to record in the report (default: this process's argv).
+        study_options: more keyword arguments of :func:`rectlab.study.run_study` (threads, extend, retry_failed,
+            retry_diverged, address, gpus_per_run, trackers, imports).
     """
     from ..report import collect, write_report
     from ..study import run_study
@@ -123,7 +126,7 @@ def run_reproduction(
             if console is not None and progress:
                 console.print(f"[bold]{repro.name}[/] part [bold]{part.name}[/]: {part.title}")
             run_kwargs = {"executor": executor, "workers": workers, "device": device, "data_dir": data_dir,
-                          "progress": progress, "console": console}
+                          "progress": progress, "console": console, **study_options}
             run_study(spec, part_dir, **run_kwargs)
             results = collect(part_dir)
             write_report(part_dir, results)

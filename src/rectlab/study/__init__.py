@@ -1,16 +1,24 @@
-"""Studies: TOML specs, grid expansion, executors and the SQLite result store."""
+"""Studies: TOML specs, grid expansion, validation, executors, the lock and the SQLite result store."""
 
+from .executors import EXECUTORS
 from .grid import Cell, Run, baseline_of, cells, runs
-from .runner import EXECUTORS, execute_run, pending_runs, run_study
+from .lock import StudyLock, StudyLocked
+from .runner import Plan, StoreCheckpoints, StudyMismatch, execute_run, pending_runs, plan_study, run_study
 from .spec import SpecError, StudySpec, load_spec, parse_spec, spec_from_dict
-from .store import Store
+from .store import Store, StoreError
 
 __all__ = [
     "EXECUTORS",
     "Cell",
+    "Plan",
     "Run",
     "SpecError",
     "Store",
+    "StoreCheckpoints",
+    "StoreError",
+    "StudyLock",
+    "StudyLocked",
+    "StudyMismatch",
     "StudySpec",
     "baseline_of",
     "cells",
@@ -18,6 +26,7 @@ __all__ = [
     "load_spec",
     "parse_spec",
     "pending_runs",
+    "plan_study",
     "run_study",
     "runs",
     "spec_from_dict",

@@ -1,47 +1,77 @@
-"""Run a study: every (cell, seed) run that is not done yet, recorded in ``results.db``.
+"""Run a study: every (cell, seed) run that is not finished yet, recorded in ``results.db``.
 
-Executors:
-    ``local``     one run after another in this process (progress bars for runs and epochs).
-    ``processes`` ``workers`` runs at a time in spawned processes; on one GPU this runs several small
-                  grid cells concurrently (``--runs-per-gpu``), on CPU it splits the cores.
-    ``ray``       one Ray task per run (``pip install 'rectlab[ray]'``); uses a cluster when
-                  ``ray.init`` finds one.
-Re-running a study skips completed runs and resumes interrupted ones from their last epoch checkpoint.
+A study directory belongs to one spec (its digest is stored): a different spec on the same ``--out`` is
+refused with what differs, unless ``extend=True`` and it only adds seeds or grid values. One process at a
+time works in a directory (:class:`rectlab.study.lock.StudyLock`). The whole grid is validated before the
+first run. Epochs are exactly-once (:class:`StoreCheckpoints`): a process killed at any point leaves each
+run at its last committed epoch, and the next invocation resumes from there.
+
+Re-running a study skips ``done`` and ``diverged`` runs (``retry_diverged=True`` trains diverged ones again)
+and ``failed`` runs (``retry_failed=True``), and resumes ``interrupted`` and ``running`` (killed) ones.
+Executors (local, processes, ray) are in :mod:`rectlab.study.executors`.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing as mp
 import os
-import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..config import TrainConfig
+from .executors import EXECUTORS, Job, execute
 from .grid import Run, runs
-from .spec import StudySpec
+from .lock import StudyLock
+from .spec import SpecError, StudySpec, merge_specs, spec_differences, spec_from_dict
 from .store import Store
+from .validate import validate_runs
 
-__all__ = ["run_study", "execute_run", "EXECUTORS", "pending_runs"]
-
-EXECUTORS = ("local", "processes", "ray")
-
-
-def pending_runs(spec: StudySpec, store: Store) -> list[Run]:
-    """Runs of ``spec`` that are not marked done in ``store``."""
-    return [r for r in runs(spec) if store.status(r.hash) != "done"]
+__all__ = ["EXECUTORS", "Plan", "StoreCheckpoints", "StudyMismatch", "execute_run", "pending_runs", "plan_study",
+           "run_study"]
 
 
-def _probe_callbacks(spec: StudySpec) -> list[Callable]:
-    names = spec.extra.get("probes", [])
-    if not names:
-        return []
-    from .. import probes
+class StudyMismatch(ValueError):
+    """The study directory holds a different spec."""
 
-    return probes.epoch_callbacks(names)
+
+class StoreCheckpoints:
+    """Epoch checkpoints of a study run, committed together with their epoch rows (exactly-once epochs).
+
+    After epoch e: the state goes to ``checkpoint-e.pt`` (atomically); then one SQLite transaction inserts
+    epoch e's row and sets the run's ``checkpoint_epoch`` to e (the commit); then ``checkpoint-e.pt`` is
+    renamed to ``checkpoint.pt``. A process killed before the commit leaves the database at e-1 and a
+    ``checkpoint-e.pt`` that :meth:`latest` deletes; killed after it, a ``checkpoint-e.pt`` that
+    :meth:`latest` renames. Either way the run resumes from the epoch the database holds, and a resumed run
+    recomputes exactly the rows it lost (none are half-written).
+    """
+
+    def __init__(self, store: Store, run_hash: str, run_dir: Path) -> None:
+        self.store, self.hash, self.run_dir = store, run_hash, run_dir
+        self.final = run_dir / "checkpoint.pt"
+
+    def _pending(self, epoch: int) -> Path:
+        return self.run_dir / f"checkpoint-{epoch}.pt"
+
+    def latest(self) -> Path | None:
+        epoch = self.store.checkpoint_epoch(self.hash)
+        if epoch and self._pending(epoch).exists():  # committed, not yet renamed
+            os.replace(self._pending(epoch), self.final)
+        for leftover in [*self.run_dir.glob("checkpoint-*"), *self.run_dir.glob("checkpoint.pt.tmp*")]:
+            leftover.unlink()  # uncommitted epochs and half-written files of a killed process
+        if epoch == 0 or not self.final.exists():
+            self.final.unlink(missing_ok=True)
+            self.store.rewind(self.hash, 0)
+            return None
+        self.store.rewind(self.hash, epoch)
+        return self.final
+
+    def save(self, epoch: int, state: dict[str, Any], row: dict[str, Any]) -> None:
+        from ..train import atomic_save
+
+        atomic_save(state, self._pending(epoch))
+        self.store.commit_epoch(self.hash, row)
+        os.replace(self._pending(epoch), self.final)
 
 
 def execute_run(
@@ -53,29 +83,27 @@ def execute_run(
     callbacks: list[Callable] | None = None,
     reporter: Callable[..., None] | None = None,
 ) -> str:
-    """Train one run and record it; returns its final status ("done" or "failed").
+    """Train one run and record it; returns its final status: "done", "diverged" or "failed".
 
-    A KeyboardInterrupt marks the run "interrupted" and propagates; the epoch checkpoint lets the next
-    invocation resume it.
+    A KeyboardInterrupt marks the run "interrupted" and propagates; its last committed epoch checkpoint lets
+    the next invocation resume it.
     """
-    from ..train import resolve_device, train_one, versions
+    from ..train import Diverged, resolve_device, train_one, versions
 
-    store = Store(Path(out_dir) / "results.db")
+    out_dir = Path(out_dir)
+    store = Store(out_dir / "results.db")
     store.start_run(run.hash, study, run.cell.as_dict(), run.seed, run.config.to_dict(),
                     versions(resolve_device(run.config.device)))
-
-    def report(event: str, **info: Any) -> None:
-        if event == "epoch_end":
-            store.add_epoch(run.hash, info["metrics"])
-        if reporter is not None:
-            reporter(event, **info)
-
+    run_dir = out_dir / "runs" / run.hash
     try:
-        result = train_one(run.config, Path(out_dir) / "runs" / run.hash, data=data, callbacks=callbacks,
-                           reporter=report)
+        result = train_one(run.config, run_dir, data=data, callbacks=callbacks, reporter=reporter,
+                           checkpoints=StoreCheckpoints(store, run.hash, run_dir))
     except KeyboardInterrupt:
         store.finish_run(run.hash, "interrupted", error="interrupted by the user; re-run the study to resume")
         raise
+    except Diverged as e:  # an outcome: kept, reported, not retrained
+        store.finish_run(run.hash, "diverged", extras={"diverged": e.as_dict()}, error=str(e))
+        return "diverged"
     except Exception as e:  # a failed run must not lose the rest of the study
         store.finish_run(run.hash, "failed", error=f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}")
         return "failed"
@@ -83,19 +111,78 @@ def execute_run(
     return "done"
 
 
-def _worker_init(threads: int) -> None:
-    import torch
+def pending_runs(spec: StudySpec, store: Store, *, retry_failed: bool = False,
+                 retry_diverged: bool = False) -> list[Run]:
+    """Runs of ``spec`` still to train: not started, interrupted or killed (and failed / diverged ones when asked)."""
+    finished = {"done"}
+    if not retry_failed:
+        finished.add("failed")
+    if not retry_diverged:
+        finished.add("diverged")
+    statuses = store.statuses()
+    return [r for r in runs(spec) if statuses.get(r.hash) not in finished]
 
-    torch.set_num_threads(threads)
+
+@dataclass
+class Plan:
+    """What :func:`run_study` will do: the spec to record (``stored``), the runs to train, and counts."""
+
+    spec: StudySpec
+    stored: StudySpec
+    todo: list[Run]
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        n = self.spec.num_runs
+        cells = n // len(self.spec.seeds)
+        seen = ", ".join(f"{v} {k}" for k, v in sorted(self.counts.items()) if v)
+        return (f"{n} runs ({cells} cells x {len(self.spec.seeds)} seeds), {len(self.todo)} to train"
+                + (f"; in the study directory: {seen}" if seen else ""))
 
 
-def _worker(out_dir: str, study: str, run: Run, probe_names: list[str]) -> str:
-    callbacks = []
-    if probe_names:
-        from .. import probes
+def _stored_spec(store: Store | None, out_dir: Path) -> StudySpec | None:
+    raw = store.spec() if store is not None else None
+    if raw is None:
+        return None
+    try:
+        return spec_from_dict(raw, where=f"{out_dir / 'results.db'} (recorded spec)")
+    except SpecError as e:
+        raise StudyMismatch(f"{out_dir} holds a study this rectlab cannot read back ({e}); use another --out") from None
 
-        callbacks = probes.epoch_callbacks(probe_names)
-    return execute_run(out_dir, study, run, callbacks=callbacks)
+
+def plan_study(spec: StudySpec, out_dir: str | Path, *, extend: bool = False, retry_failed: bool = False,
+               retry_diverged: bool = False) -> Plan:
+    """Decide what :func:`run_study` would do, without writing anything.
+
+    Raises:
+        StudyMismatch: ``out_dir`` holds another spec and ``spec`` does not only add seeds or grid values to it
+            (or it does and ``extend`` is False); the message lists the differences.
+    """
+    out_dir = Path(out_dir)
+    db = out_dir / "results.db"
+    store = Store(db) if db.is_file() else None
+    old = _stored_spec(store, out_dir)
+    stored = spec
+    if old is not None and old.digest != spec.digest:
+        merged = merge_specs(old, spec)
+        differences = "; ".join(spec_differences(old, spec))
+        if merged is None:
+            raise StudyMismatch(f"{out_dir} holds a study with other settings ({differences}); use --out NEW for "
+                                "this one (only seeds and grid values can be added to a study, with --extend)")
+        if merged.digest == old.digest:
+            stored = old  # a part of the recorded study: nothing to add
+        elif not extend:
+            raise StudyMismatch(f"{out_dir} holds a study with other settings ({differences}); pass --extend to "
+                                "add these seeds/grid values to it, or use --out NEW")
+        else:
+            stored = merged
+    if store is None:
+        return Plan(spec, stored, runs(spec), {})
+    counts: dict[str, int] = {}
+    for status in store.statuses().values():
+        counts[status] = counts.get(status, 0) + 1
+    todo = pending_runs(spec, store, retry_failed=retry_failed, retry_diverged=retry_diverged)
+    return Plan(spec, stored, todo, counts)
 
 
 def run_study(
@@ -104,126 +191,69 @@ def run_study(
     *,
     executor: str = "local",
     workers: int = 1,
+    threads: int = 1,
     device: str | None = None,
     data_dir: str | None = None,
+    extend: bool = False,
+    retry_failed: bool = False,
+    retry_diverged: bool = False,
+    address: str | None = None,
+    gpus_per_run: float | None = None,
     progress: bool = True,
     console: Any = None,
+    trackers: Sequence[str] = (),
+    imports: Sequence[str] = (),
 ) -> Store:
     """Run every pending run of ``spec`` and return the study's :class:`Store`.
 
     Args:
         spec: the study.
-        out_dir: the study directory (``results.db``, ``runs/<hash>/checkpoint.pt``).
-        executor: "local", "processes" or "ray".
-        workers: concurrent runs for "processes" (and the Ray task size: 1/workers of a GPU).
+        out_dir: the study directory (``results.db``, ``runs/<hash>/checkpoint.pt``, ``.rectlab.lock``).
+        executor: "local", "processes" or "ray" (see :mod:`rectlab.study.executors`).
+        workers: concurrent runs for "processes" (and the default Ray GPU share: 1/workers of a GPU).
+        threads: intra-op CPU threads of every run (``torch.set_num_threads``), whatever the executor, so that
+            results do not depend on it: the same spec gives bit-identical metrics on CPU with any executor and
+            any ``workers``. Default 1 (many small runs side by side use the cores best).
         device: overrides ``spec.base.device`` (does not change run hashes).
-        data_dir: overrides where datasets are looked for.
+        data_dir: overrides where datasets are looked for (it must hold them).
+        extend: allow a spec that adds seeds or grid values to the one recorded in ``out_dir``.
+        retry_failed, retry_diverged: train failed / diverged runs again.
+        address: the Ray cluster to connect to (``"auto"``: the one this machine belongs to).
+        gpus_per_run: GPUs requested per Ray task (default ``1/workers`` when the runs use CUDA, else 0).
         progress: show progress bars (rich).
+        trackers: experiment trackers for every run (``"tensorboard"``: ``out_dir/tensorboard/<cell>-seed<N>/``).
+        imports: plugin modules (names or ``.py`` paths) that worker processes import before training, besides
+            the spec's own ``[study] imports`` (see :mod:`rectlab.plugins`).
+
+    Raises:
+        StudyMismatch, StudyLocked, SpecError: before anything trains (see :func:`plan_study`).
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    overrides: dict[str, Any] = {}
-    if device is not None:
-        overrides["device"] = device
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
+    for name, value in (("workers", workers), ("threads", threads)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
+            raise ValueError(f"{name} must be an integer from 1 to 1024, got {value!r}")
+    if trackers:
+        from ..tracking import check_trackers
+
+        trackers = check_trackers(trackers)
+    from ..plugins import import_modules, normalize_imports
+
+    imports = normalize_imports([*spec.extra.get("imports", []), *imports])
+    import_modules(imports)  # here too: the names must exist before the runs are validated
+    overrides = {k: v for k, v in (("device", device), ("data_dir", data_dir)) if v is not None}
     if overrides:
-        spec = _with_base(spec, spec.base.replace(**overrides))
+        spec = replace(spec, base=spec.base.replace(**overrides))
     out_dir = Path(out_dir)
-    store = Store(out_dir / "results.db")
-    store.save_spec(spec.name, spec.to_dict())
-    todo = pending_runs(spec, store)
-    if not todo:
-        return store
-    if executor == "local" and workers == 1:
-        _run_local(spec, out_dir, todo, progress, console)
-    elif executor == "ray":
-        _run_ray(spec, out_dir, todo, workers)
-    else:
-        _run_processes(spec, out_dir, todo, max(workers, 1), progress, console)
+    with StudyLock(out_dir):
+        plan = plan_study(spec, out_dir, extend=extend, retry_failed=retry_failed, retry_diverged=retry_diverged)
+        loaded = validate_runs(plan.todo)  # before anything is written
+        store = Store(out_dir / "results.db")
+        store.save_spec(plan.stored.name, plan.stored.to_dict(), plan.stored.digest)
+        if not plan.todo:
+            return store
+        job = Job(str(out_dir), spec.name, tuple(spec.extra.get("probes", [])), threads, tuple(trackers),
+                  tuple(imports))
+        execute(executor, job, plan.todo, workers=workers, address=address, gpus_per_run=gpus_per_run,
+                loaded=loaded, progress=progress, console=console)
     return store
-
-
-def _with_base(spec: StudySpec, base: TrainConfig) -> StudySpec:
-    from dataclasses import replace
-
-    return replace(spec, base=base)
-
-
-def _progress(console: Any, enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, disable=not enabled, transient=False,
-    )
-
-
-def _run_local(spec: StudySpec, out_dir: Path, todo: list[Run], progress: bool, console: Any) -> None:
-    from .. import data as rdata
-
-    loaded: dict[tuple[str, str | None], Any] = {}
-    callbacks = _probe_callbacks(spec)
-    with _progress(console, progress) as bars:
-        runs_bar = bars.add_task("runs", total=len(todo))
-        epoch_bar = bars.add_task("epoch", total=1, visible=False)
-        for run in todo:
-            key = (run.config.dataset, run.config.data_dir)
-            if key not in loaded:
-                loaded[key] = rdata.load(run.config.dataset, data_dir=run.config.data_dir)
-            bars.update(runs_bar, description=f"runs [dim]({run.cell.label}, seed {run.seed})[/]")
-
-            def reporter(event: str, epochs: int = run.config.epochs, **info: Any) -> None:
-                if event == "epoch_start":
-                    bars.reset(epoch_bar, total=info["steps"], visible=True,
-                               description=f"epoch {info['epoch']}/{epochs}")
-                elif event == "step":
-                    bars.advance(epoch_bar)
-
-            t0 = time.perf_counter()
-            status = execute_run(out_dir, spec.name, run, data=loaded[key], callbacks=callbacks, reporter=reporter)
-            bars.advance(runs_bar)
-            done = int(bars.tasks[runs_bar].completed)
-            bars.console.print(f"run {done}/{len(todo)} {status}: {run.cell.label}, seed {run.seed} "
-                               f"({time.perf_counter() - t0:.0f} s)")
-        bars.update(epoch_bar, visible=False)
-
-
-def _run_processes(spec: StudySpec, out_dir: Path, todo: list[Run], workers: int, progress: bool,
-                   console: Any) -> None:
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    probe_names = list(spec.extra.get("probes", []))
-    ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
-    with _progress(console, progress) as bars, cf.ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)
-    ) as pool:
-        task = bars.add_task(f"runs ({workers} at a time)", total=len(todo))
-        futures = {pool.submit(_worker, str(out_dir), spec.name, run, probe_names): run for run in todo}
-        try:
-            for i, fut in enumerate(cf.as_completed(futures), 1):
-                run = futures[fut]
-                bars.advance(task)
-                bars.console.print(f"run {i}/{len(todo)} {fut.result()}: {run.cell.label}, seed {run.seed}")
-        except KeyboardInterrupt:
-            for fut in futures:
-                fut.cancel()
-            raise
-
-
-def _run_ray(spec: StudySpec, out_dir: Path, todo: list[Run], workers: int) -> None:
-    try:
-        import ray
-    except ImportError:
-        raise RuntimeError(
-            "executor 'ray' needs Ray: pip install 'rectlab[ray]' (or use --executor processes)"
-        ) from None
-    import torch
-
-    if not ray.is_initialized():
-        ray.init(ignore_reinit_error=True)
-    gpus = 1.0 / workers if torch.cuda.is_available() and spec.base.device != "cpu" else 0
-    remote = ray.remote(num_gpus=gpus)(_worker)
-    probe_names = list(spec.extra.get("probes", []))
-    ray.get([remote.remote(str(out_dir), spec.name, run, probe_names) for run in todo])

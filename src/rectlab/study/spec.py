@@ -22,25 +22,36 @@ Unknown sections, keys and names are errors that point at the line and list the 
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, TrainConfig, field_names, from_dict, unknown_key_message
+from ..config import EXECUTION_FIELDS, ConfigError, TrainConfig, field_names, from_dict, unknown_key_message
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["StudySpec", "SpecError", "load_spec", "parse_spec", "spec_from_dict"]
+__all__ = ["MAX_RUNS", "MAX_SEEDS", "METRICS", "SCALES", "StudySpec", "SpecError", "load_spec", "merge_specs",
+           "parse_spec",
+           "spec_differences", "spec_from_dict"]
 
 STUDY_KEYS = ("name", "description", "seeds", "baseline", "metric", "claim", "paper", "verdict_rule", "probes",
-              "reproduce")
+              "reproduce", "imports")
+TEXT_KEYS = ("name", "description", "claim", "paper")
 SECTIONS = ("study", "base", "grid", "scales")
 METRICS = ("test_error", "test_top5_error", "test_loss", "train_loss", "train_error")
+# The [scales.NAME] tables every shipped study defines, and the values of `rectlab reproduce --scale`.
+SCALES = ("smoke", "quick", "full")
+# Bounds that turn a typo (seeds = 1000000000) into a message instead of an out-of-memory kill.
+MAX_SEEDS = 10_000
+MAX_RUNS = 100_000
 
 
 class SpecError(ConfigError):
@@ -90,22 +101,60 @@ class StudySpec:
             "grid": {k: list(v) for k, v in self.grid.items()},
         }
 
+    def identity(self) -> dict[str, Any]:
+        """What the study computes: the base config (minus execution fields and grid fields), the grid, the
+        seeds, the baseline, the metric and the extras (probes, reproduction options). Names and descriptions
+        are not part of it."""
+        skip = {*EXECUTION_FIELDS, *self.grid, "seed"}
+        return {
+            "base": {k: v for k, v in self.base.to_dict().items() if k not in skip},
+            "grid": {k: list(v) for k, v in self.grid.items()},
+            "seeds": sorted(self.seeds),
+            "baseline": self.baseline,
+            "metric": self.metric,
+            # Where plugin names come from (a module, a file path) is not what the study computes.
+            "extra": {k: v for k, v in self.extra.items() if k != "imports"},
+        }
 
-def _line_of(text: str | None, key: str) -> str:
-    if not text:
-        return ""
-    pattern = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=", re.MULTILINE)
-    m = pattern.search(text)
-    if m is None:
-        m = re.compile(rf"^\s*\[{re.escape(key)}", re.MULTILINE).search(text)
-    return f" (line {text.count(chr(10), 0, m.start()) + 1})" if m else ""
+    @property
+    def digest(self) -> str:
+        """16-hex-digit hash of :meth:`identity`: a study directory belongs to one digest."""
+        blob = json.dumps(self.identity(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def num_runs(self) -> int:
+        return math.prod(len(v) for v in self.grid.values()) * len(self.seeds)
 
 
-def _check_names(field_name: str, values: list[Any], where: str, text: str | None) -> None:
+class _Doc:
+    """Where a spec came from, to prefix every error with the file and the line of the key."""
+
+    def __init__(self, where: str, text: str | None) -> None:
+        self.where, self.text = where, text
+
+    def line(self, key: str) -> str:
+        if not self.text:
+            return ""
+        m = re.compile(rf"^\s*\"?{re.escape(key)}\"?\s*=", re.MULTILINE).search(self.text)
+        if m is None:
+            m = re.compile(rf"^\s*\[{re.escape(key)}", re.MULTILINE).search(self.text)
+        return f" (line {self.text.count(chr(10), 0, m.start()) + 1})" if m else ""
+
+    def error(self, key: str | None, message: str) -> SpecError:
+        return SpecError(f"{self.where}{self.line(key) if key else ''}: {message}")
+
+
+def _table(doc: _Doc, raw: dict[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise doc.error(name, f"[{name}] must be a table, got {value!r}")
+    return dict(value)
+
+
+def _check_names(doc: _Doc, field_name: str, values: list[Any]) -> None:
     """Check registry names (activation/model/dataset) so typos fail before any training."""
     registries = {"activation": "activations", "model": "models", "dataset": "data"}
-    if field_name not in registries:
-        return
     import importlib
 
     module = importlib.import_module(f"rectlab.{registries[field_name]}")
@@ -115,12 +164,109 @@ def _check_names(field_name: str, values: list[Any], where: str, text: str | Non
             try:
                 module.get(v)
             except (LookupError, ValueError, OSError) as e:
-                raise SpecError(f"{where}{_line_of(text, field_name)}: {e}") from None
+                raise doc.error(field_name, str(e)) from None
+            continue
+        if field_name == "model" and module.external.is_external(v):  # tv:NAME / timm:NAME
+            try:
+                module.check_name(v)
+            except (LookupError, ImportError) as e:
+                raise doc.error(field_name, str(e)) from None
             continue
         if not isinstance(v, str) or v.lower().replace("_", "-") not in known:
-            raise SpecError(
-                f"{where}{_line_of(text, field_name)}: unknown {field_name} {v!r}; valid values: {', '.join(known)}"
-            )
+            raise doc.error(field_name, f"unknown {field_name} {v!r}; valid values: {', '.join(known)}")
+
+
+def _apply_scale(doc: _Doc, raw: dict[str, Any], study: dict[str, Any], base: dict[str, Any],
+                 scale: str) -> dict[str, Any]:
+    """Apply ``[scales.NAME]`` to ``study`` (seeds) and ``base``; return its ``[scales.NAME.grid]`` overrides."""
+    scales = _table(doc, raw, "scales")
+    if scale not in scales:
+        raise doc.error(None, f"no [scales.{scale}] table; valid scales: {', '.join(scales) or 'none defined'}")
+    overrides = dict(scales[scale])
+    if "seeds" in overrides:
+        study["seeds"] = overrides.pop("seeds")
+    grid = overrides.pop("grid", {})
+    base.update(overrides)
+    return grid
+
+
+def _grid(doc: _Doc, grid_raw: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    valid = [f for f in field_names() if f != "seed"]
+    grid: dict[str, tuple[Any, ...]] = {}
+    for key, values in grid_raw.items():
+        if key not in valid:
+            hint = " (seeds are set with [study] seeds = N)" if key == "seed" else ""
+            raise doc.error(key, unknown_key_message(key, valid, "[grid]") + hint)
+        if not isinstance(values, list) or not values:
+            raise doc.error(key, f"[grid] {key} must be a non-empty list, got {values!r}")
+        if len(set(map(repr, values))) != len(values):
+            raise doc.error(key, f"[grid] {key} lists a value twice: {values!r}")
+        grid[key] = tuple(values)
+    return grid
+
+
+def _base_config(doc: _Doc, base: dict[str, Any], grid: dict[str, tuple[Any, ...]]) -> TrainConfig:
+    valid = field_names()
+    for key in base:
+        if key not in valid:
+            raise doc.error(key, unknown_key_message(key, valid, "[base]"))
+    for key in ("activation", "model", "dataset"):
+        _check_names(doc, key, list(grid.get(key, ())) + ([base[key]] if key in base else []))
+    try:
+        config = from_dict(base, where=f"{doc.where} [base]")
+    except ConfigError as e:
+        raise doc.error(next((k for k in base if str(e).startswith(k)), None), str(e)) from None
+    for key, values in grid.items():
+        for v in values:
+            try:
+                config.replace(**{key: v})
+            except ConfigError as e:
+                raise doc.error(key, f"[grid] {key}: {e}") from None
+    return config
+
+
+def _seeds(doc: _Doc, seeds_raw: Any) -> tuple[int, ...]:
+    if isinstance(seeds_raw, bool) or not isinstance(seeds_raw, (int, list)):
+        raise doc.error("seeds", f"seeds must be a count or a list of ints, got {seeds_raw!r}")
+    if isinstance(seeds_raw, int):
+        if seeds_raw < 1:
+            raise doc.error("seeds", f"seeds must be >= 1, got {seeds_raw}")
+        if seeds_raw > MAX_SEEDS:
+            raise doc.error("seeds", f"seeds must be at most {MAX_SEEDS}, got {seeds_raw}; a study of that "
+                                     "many seeds would not fit in memory")
+        return tuple(range(seeds_raw))
+    if not seeds_raw or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds_raw):
+        raise doc.error("seeds", f"seeds must be a non-empty list of ints >= 0, got {seeds_raw!r}")
+    if len(seeds_raw) > MAX_SEEDS:
+        raise doc.error("seeds", f"at most {MAX_SEEDS} seeds, got {len(seeds_raw)}")
+    if len(set(seeds_raw)) != len(seeds_raw):
+        raise doc.error("seeds", f"seeds lists a seed twice: {seeds_raw!r} (the same seed gives the same run)")
+    return tuple(seeds_raw)
+
+
+def _baseline(doc: _Doc, baseline: Any, grid: dict[str, tuple[Any, ...]]) -> dict[str, Any]:
+    if baseline is None:
+        return {next(iter(grid)): next(iter(grid.values()))[0]} if grid else {}
+    if not isinstance(baseline, dict):
+        raise doc.error("baseline", 'baseline must be a table like { activation = "relu" }')
+    for key, value in baseline.items():
+        if key not in grid:
+            raise doc.error("baseline", f"baseline key {key!r} is not a [grid] field; grid fields: "
+                                        f"{', '.join(grid) or 'none'}")
+        if value not in grid[key]:
+            raise doc.error("baseline", f"baseline {key}={value!r} is not among the grid values {list(grid[key])}")
+    return dict(baseline)
+
+
+def _extra(doc: _Doc, study: dict[str, Any]) -> dict[str, Any]:
+    extra = {k: v for k, v in study.items() if k not in (*TEXT_KEYS, "seeds", "baseline", "metric")}
+    probes = extra.get("probes", [])
+    if probes:
+        from ..probes import PROBES
+
+        if not isinstance(probes, list) or any(p not in PROBES for p in probes):
+            raise doc.error("probes", f"probes must be a list of: {', '.join(PROBES)}; got {probes!r}")
+    return extra
 
 
 def spec_from_dict(raw: dict[str, Any], where: str = "study spec", text: str | None = None,
@@ -133,105 +279,53 @@ def spec_from_dict(raw: dict[str, Any], where: str = "study spec", text: str | N
         text: the raw TOML text, used to point at line numbers.
         scale: the name of a ``[scales.NAME]`` table whose keys override ``base`` (and ``seeds``; a
             ``[scales.NAME.grid]`` sub-table replaces the values of those grid fields).
+
+    Raises:
+        SpecError: for anything invalid, with the file, the line and the valid values.
     """
+    doc = _Doc(where, text)
     for section in raw:
         if section not in SECTIONS:
-            raise SpecError(
-                f"{where}{_line_of(text, section)}: unknown section [{section}]; valid: {', '.join(SECTIONS)}"
-            )
-    study = dict(raw.get("study", {}))
+            raise doc.error(section, f"unknown section [{section}]; valid: {', '.join(SECTIONS)}")
+    study, base = _table(doc, raw, "study"), _table(doc, raw, "base")
     for key in study:
         if key not in STUDY_KEYS:
-            raise SpecError(f"{where}{_line_of(text, key)}: " + unknown_key_message(key, list(STUDY_KEYS), "[study]"))
-    base = dict(raw.get("base", {}))
-    scales = raw.get("scales", {})
-    grid_overrides: dict[str, Any] = {}
-    if scale is not None:
-        if scale not in scales:
-            valid = ", ".join(scales) or "none defined"
-            raise SpecError(f"{where}: no [scales.{scale}] table; valid scales: {valid}")
-        overrides = dict(scales[scale])
-        if "seeds" in overrides:
-            study["seeds"] = overrides.pop("seeds")
-        grid_overrides = overrides.pop("grid", {})  # [scales.NAME.grid] replaces those grid fields' values
-        base.update(overrides)
-    valid_fields = field_names()
-    for key in base:
-        if key not in valid_fields:
-            raise SpecError(f"{where}{_line_of(text, key)}: " + unknown_key_message(key, valid_fields, "[base]"))
-    grid_raw = {**raw.get("grid", {}), **grid_overrides}
-    grid: dict[str, tuple[Any, ...]] = {}
-    for key, values in grid_raw.items():
-        if key not in valid_fields or key == "seed":
-            hint = " (seeds are set with [study] seeds = N)" if key == "seed" else ""
-            raise SpecError(
-                f"{where}{_line_of(text, key)}: " + unknown_key_message(key, [f for f in valid_fields if f != "seed"],
-                                                                         "[grid]") + hint
-            )
-        if not isinstance(values, list) or not values:
-            raise SpecError(f"{where}{_line_of(text, key)}: [grid] {key} must be a non-empty list, got {values!r}")
-        if len(set(map(repr, values))) != len(values):
-            raise SpecError(f"{where}{_line_of(text, key)}: [grid] {key} lists a value twice: {values!r}")
-        grid[key] = tuple(values)
-    for key in ("activation", "model", "dataset"):
-        _check_names(key, list(grid.get(key, ())) + ([base[key]] if key in base else []), where, text)
-    try:
-        base_cfg = from_dict(base, where=f"{where} [base]")
-        for key, values in grid.items():
-            for v in values:
-                base_cfg.replace(**{key: v})
-    except ConfigError as e:
-        raise SpecError(f"{where}: {e}") from None
+            raise doc.error(key, unknown_key_message(key, list(STUDY_KEYS), "[study]"))
+    grid_overrides = _apply_scale(doc, raw, study, base, scale) if scale is not None else {}
+    grid_raw = {**_table(doc, raw, "grid"), **grid_overrides}
+    if not base and not grid_raw:
+        raise doc.error(None, "nothing to train: the spec sets no [base] or [grid] fields (see the study files "
+                              "shipped in rectlab/studies/ for examples)")
+    grid = _grid(doc, grid_raw)
+    if "imports" in study:  # plugin modules that register the spec's names (workers import them too)
+        from ..plugins import PluginError, import_modules, normalize_imports
 
-    seeds_raw = study.get("seeds", 3)
-    if isinstance(seeds_raw, bool) or not isinstance(seeds_raw, (int, list)):
-        raise SpecError(f"{where}{_line_of(text, 'seeds')}: seeds must be a count or a list of ints, got {seeds_raw!r}")
-    if isinstance(seeds_raw, int):
-        if seeds_raw < 1:
-            raise SpecError(f"{where}{_line_of(text, 'seeds')}: seeds must be >= 1, got {seeds_raw}")
-        seeds = tuple(range(seeds_raw))
-    else:
-        if not seeds_raw or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds_raw):
-            raise SpecError(
-                f"{where}{_line_of(text, 'seeds')}: seeds must be a non-empty list of ints, got {seeds_raw!r}"
-            )
-        seeds = tuple(seeds_raw)
-
-    baseline = study.get("baseline")
-    if baseline is None:
-        baseline = {next(iter(grid)): next(iter(grid.values()))[0]} if grid else {}
-    if not isinstance(baseline, dict):
-        raise SpecError(
-            f"{where}{_line_of(text, 'baseline')}: baseline must be a table like {{ activation = \"relu\" }}"
-        )
-    for key, value in baseline.items():
-        if key not in grid:
-            raise SpecError(
-                f"{where}{_line_of(text, 'baseline')}: baseline key {key!r} is not a [grid] field; grid fields: "
-                f"{', '.join(grid) or 'none'}"
-            )
-        if value not in grid[key]:
-            raise SpecError(
-                f"{where}{_line_of(text, 'baseline')}: baseline {key}={value!r} is not among the grid values "
-                f"{list(grid[key])}"
-            )
+        try:
+            study["imports"] = normalize_imports(study["imports"])
+            import_modules(study["imports"])
+        except PluginError as e:
+            raise doc.error("imports", str(e)) from None
+    seeds = _seeds(doc, study.get("seeds", 3))
+    cells = math.prod(len(v) for v in grid.values())
+    if cells * len(seeds) > MAX_RUNS:
+        raise doc.error(None, f"the study has {cells} cells x {len(seeds)} seeds = {cells * len(seeds)} runs, more "
+                              f"than the limit of {MAX_RUNS}; split it into several studies")
+    base_cfg = _base_config(doc, base, grid)
     metric = study.get("metric", "test_error")
     if metric not in METRICS:
-        raise SpecError(f"{where}{_line_of(text, 'metric')}: metric {metric!r} is not valid; choose one of {METRICS}")
+        raise doc.error("metric", f"metric {metric!r} is not valid; choose one of: {', '.join(METRICS)}")
     name = study.get("name") or (Path(where).stem if where.endswith(".toml") else "study")
-    extra = {k: v for k, v in study.items() if k not in ("name", "seeds", "baseline", "metric", "description",
-                                                          "claim", "paper")}
     return StudySpec(
         name=str(name),
         base=base_cfg,
         grid=grid,
         seeds=seeds,
-        baseline=dict(baseline),
+        baseline=_baseline(doc, study.get("baseline"), grid),
         metric=metric,
         description=str(study.get("description", "")),
         claim=str(study.get("claim", "")),
         paper=str(study.get("paper", "")),
-        extra=extra,
+        extra=_extra(doc, study),
     )
 
 
@@ -249,4 +343,48 @@ def load_spec(path: str | Path, scale: str | None = None) -> StudySpec:
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"study spec {path} does not exist; pass the path of a .toml file (see studies/)")
-    return parse_spec(path.read_text(), where=str(path), scale=scale)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise SpecError(f"cannot read study spec {path}: {e}") from None
+    return parse_spec(text, where=str(path), scale=scale)
+
+
+def _short(values: list[Any]) -> str:
+    if len(values) > 3 and all(isinstance(v, int) for v in values) and values == list(
+            range(values[0], values[0] + len(values))):
+        return f"{values[0]}..{values[-1]}"
+    return "[" + ", ".join(map(str, values)) + "]"
+
+
+def spec_differences(old: StudySpec, new: StudySpec) -> list[str]:
+    """What ``new`` computes differently from ``old``, one short phrase per difference ("epochs 6 -> 3")."""
+    a, b = old.identity(), new.identity()
+    out = []
+    for key in sorted(set(a["base"]) | set(b["base"])):
+        if a["base"].get(key) != b["base"].get(key):
+            out.append(f"{key} {a['base'].get(key)!r} -> {b['base'].get(key)!r}")
+    for key in dict.fromkeys([*a["grid"], *b["grid"]]):
+        if a["grid"].get(key) != b["grid"].get(key):
+            old_v = _short(a["grid"][key]) if key in a["grid"] else "not in the grid"
+            new_v = _short(b["grid"][key]) if key in b["grid"] else "not in the grid"
+            out.append(f"grid {key} {old_v} -> {new_v}")
+    if a["seeds"] != b["seeds"]:
+        out.append(f"seeds {_short(a['seeds'])} -> {_short(b['seeds'])}")
+    for key in ("baseline", "metric", "extra"):
+        if a[key] != b[key]:
+            out.append(f"{key} {a[key]!r} -> {b[key]!r}")
+    return out
+
+
+def merge_specs(old: StudySpec, new: StudySpec) -> StudySpec | None:
+    """``old`` grown by the seeds and grid values of ``new``, or None when they are not compatible (anything
+    else differs: base config, grid fields, baseline, metric, probes). Text fields come from ``new``."""
+    a, b = old.identity(), new.identity()
+    if any(a[k] != b[k] for k in ("base", "baseline", "metric", "extra")) or list(a["grid"]) != list(b["grid"]):
+        return None
+    grid = {k: tuple(dict.fromkeys([*old.grid[k], *new.grid[k]])) for k in old.grid}
+    seeds = tuple(sorted(set(old.seeds) | set(new.seeds)))
+    from dataclasses import replace
+
+    return replace(new, grid=grid, seeds=seeds)

@@ -1,8 +1,16 @@
 """SQLite result store: ``results.db`` in the study directory.
 
 One row per run with its full resolved config and hash, status, versions and device; one row per
-epoch. Writes are small transactions in WAL mode so several worker processes can share the file,
-and an interrupted study keeps every epoch it finished.
+epoch. Writes are small transactions in WAL mode so several worker processes can share the file.
+
+Exactly-once epochs: a run's epoch row and the epoch of the checkpoint it resumes from
+(``runs.checkpoint_epoch``) are written in one transaction (:meth:`Store.commit_epoch`), after the
+checkpoint file itself is on disk. The database is the truth: a process killed at any instruction leaves
+either the old state or the new one (see :class:`rectlab.study.runner.StoreCheckpoints`).
+
+Statuses: ``running``, ``done``, ``failed`` (an exception: a bug, out of memory), ``diverged`` (the
+training loss became NaN/inf: an outcome, with ``extras["diverged"] = {"epoch", "step", "loss"}``) and
+``interrupted`` (Ctrl-C; resumed by the next invocation).
 """
 
 from __future__ import annotations
@@ -15,13 +23,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Store", "RunRecord"]
+__all__ = ["STATUSES", "RunRecord", "Store", "StoreError"]
 
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS studies (
     name TEXT PRIMARY KEY,
     spec TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    spec_hash TEXT
 );
 CREATE TABLE IF NOT EXISTS runs (
     hash TEXT PRIMARY KEY,
@@ -35,7 +45,8 @@ CREATE TABLE IF NOT EXISTS runs (
     versions TEXT,
     device TEXT,
     extras TEXT,
-    error TEXT
+    error TEXT,
+    checkpoint_epoch INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS epochs (
     hash TEXT NOT NULL,
@@ -44,8 +55,14 @@ CREATE TABLE IF NOT EXISTS epochs (
     PRIMARY KEY (hash, epoch)
 );
 """
+# Columns added after version 1 (ALTER TABLE on an older results.db).
+_ADDED_COLUMNS = {("studies", "spec_hash"): "TEXT", ("runs", "checkpoint_epoch"): "INTEGER NOT NULL DEFAULT 0"}
 
-STATUSES = ("pending", "running", "done", "failed", "interrupted")
+STATUSES = ("pending", "running", "done", "failed", "diverged", "interrupted")
+
+
+class StoreError(RuntimeError):
+    """``results.db`` cannot be read or written; the message says what to do."""
 
 
 class RunRecord(dict):
@@ -57,43 +74,76 @@ class Store:
 
     Args:
         path: the ``results.db`` file (created with its parent directory).
+
+    Raises:
+        StoreError: the file is not a readable SQLite database (corrupt, truncated, not a results.db).
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create the study directory {self.path.parent}: {e.strerror or e}") from None
         with self._connect() as db:
+            if self.path.stat().st_size > 0:
+                check = db.execute("PRAGMA quick_check").fetchone()[0]
+                if check != "ok":
+                    raise sqlite3.DatabaseError(f"integrity check failed: {check}")
             db.executescript(SCHEMA)
+            for (table, column), decl in _ADDED_COLUMNS.items():
+                columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                if column not in columns:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=60)
+        try:
+            db = sqlite3.connect(self.path, timeout=60)
+        except sqlite3.Error as e:
+            raise self._error(e) from None
         try:
             db.execute("PRAGMA journal_mode=WAL")
             with db:
                 yield db
         except sqlite3.DatabaseError as e:
-            raise sqlite3.DatabaseError(f"{self.path}: {e} (is it a rectlab results.db?)") from None
+            raise self._error(e) from None
         finally:
             db.close()
 
-    def save_spec(self, name: str, spec: dict[str, Any]) -> None:
+    def _error(self, e: Exception) -> StoreError:
+        if isinstance(e, sqlite3.OperationalError) and ("readonly" in str(e) or "unable to open" in str(e)):
+            return StoreError(f"cannot write {self.path} ({e}); make the study directory writable or use another "
+                              "--out")
+        return StoreError(
+            f"{self.path} is not a readable rectlab results database ({e}). Move it aside "
+            f"(mv {self.path} {self.path}.corrupt) and re-run the study to retrain its runs, or restore a backup."
+        )
+
+    # -- the spec -------------------------------------------------------------------------------
+    def save_spec(self, name: str, spec: dict[str, Any], spec_hash: str | None = None) -> None:
+        """Record the study's spec (a study directory holds one: this replaces any earlier one)."""
         with self._connect() as db:
-            db.execute(
-                "INSERT INTO studies(name, spec, created) VALUES (?, ?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET spec = excluded.spec",
-                (name, json.dumps(spec, default=str), time.time()),
-            )
+            db.execute("DELETE FROM studies")
+            db.execute("INSERT INTO studies(name, spec, created, spec_hash) VALUES (?, ?, ?, ?)",
+                       (name, json.dumps(spec, default=str), time.time(), spec_hash))
 
     def spec(self) -> dict[str, Any] | None:
         with self._connect() as db:
             row = db.execute("SELECT spec FROM studies ORDER BY created DESC LIMIT 1").fetchone()
         return json.loads(row[0]) if row else None
 
+    # -- runs ------------------------------------------------------------------------------------
     def status(self, run_hash: str) -> str | None:
         with self._connect() as db:
             row = db.execute("SELECT status FROM runs WHERE hash = ?", (run_hash,)).fetchone()
         return row[0] if row else None
+
+    def statuses(self) -> dict[str, str]:
+        """``{run hash: status}`` for every run (one query, for deciding what to run)."""
+        with self._connect() as db:
+            return dict(db.execute("SELECT hash, status FROM runs").fetchall())
 
     def start_run(self, run_hash: str, study: str, cell: dict, seed: int, config: dict, versions: dict) -> None:
         with self._connect() as db:
@@ -107,11 +157,34 @@ class Store:
             )
 
     def add_epoch(self, run_hash: str, metrics: dict[str, Any]) -> None:
+        """Record an epoch row of a run trained without checkpoints (see :meth:`commit_epoch` otherwise)."""
         with self._connect() as db:
             db.execute(
                 "INSERT OR REPLACE INTO epochs(hash, epoch, metrics) VALUES (?, ?, ?)",
                 (run_hash, int(metrics["epoch"]), json.dumps(metrics)),
             )
+
+    def commit_epoch(self, run_hash: str, metrics: dict[str, Any]) -> None:
+        """In one transaction: the epoch row, and that epoch as the run's checkpoint epoch."""
+        epoch = int(metrics["epoch"])
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO epochs(hash, epoch, metrics) VALUES (?, ?, ?)",
+                       (run_hash, epoch, json.dumps(metrics)))
+            updated = db.execute("UPDATE runs SET checkpoint_epoch = ? WHERE hash = ?", (epoch, run_hash)).rowcount
+            if updated != 1:
+                raise sqlite3.IntegrityError(f"run {run_hash} was not started")
+
+    def checkpoint_epoch(self, run_hash: str) -> int:
+        """The last epoch committed with its checkpoint (0: none)."""
+        with self._connect() as db:
+            row = db.execute("SELECT checkpoint_epoch FROM runs WHERE hash = ?", (run_hash,)).fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def rewind(self, run_hash: str, epoch: int) -> None:
+        """Forget a run's epochs after ``epoch`` (its checkpoint is gone or it restarts from scratch)."""
+        with self._connect() as db:
+            db.execute("DELETE FROM epochs WHERE hash = ? AND epoch > ?", (run_hash, epoch))
+            db.execute("UPDATE runs SET checkpoint_epoch = MIN(checkpoint_epoch, ?) WHERE hash = ?", (epoch, run_hash))
 
     def finish_run(self, run_hash: str, status: str, extras: dict | None = None, error: str | None = None,
                    device: str | None = None) -> None:

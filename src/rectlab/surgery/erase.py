@@ -38,6 +38,22 @@ _TORCHVISION_RULES = (
         "2018): there is no ReLU after its last convolution to erase",
     ),
 )
+_TIMM_LINEAR_BOTTLENECK = (
+    "timm's EfficientNet/MobileNetV3 block is linear at its output (a linear bottleneck): the activations "
+    "inside it sit before its last convolution or in its squeeze-excitation; use location='first' or an index"
+)
+# timm's repeated blocks (rectlab.models.external builds them as timm:NAME); matched by class name, timm is optional.
+_TIMM_RULES = (
+    _Rule("timm.models.resnet.BasicBlock"),
+    _Rule("timm.models.resnet.Bottleneck"),
+    _Rule("timm.models._efficientnet_blocks.ConvBnAct"),
+    _Rule("timm.models._efficientnet_blocks.InvertedResidual", _TIMM_LINEAR_BOTTLENECK),
+    _Rule("timm.models._efficientnet_blocks.DepthwiseSeparableConv", _TIMM_LINEAR_BOTTLENECK),
+    _Rule("timm.models._efficientnet_blocks.EdgeResidual", _TIMM_LINEAR_BOTTLENECK),
+    _Rule("timm.models.convnext.ConvNeXtBlock"),
+    _Rule("timm.models.vision_transformer.Block"),
+    _Rule("timm.models.vision_transformer.ResPostBlock"),
+)
 _VGG_QUALNAME = "torchvision.models.vgg.VGG"
 
 
@@ -148,7 +164,8 @@ def _no_rule_error(model: nn.Module) -> SurgeryError:
         f"repeated blocks, e.g. erase_relu(model, module_types=['MyBlock']) (classes or class names), or "
         f"erase_relu(model, predicate=lambda name, m: name.startswith('blocks.')). Module classes in this model "
         f"include: {', '.join(kinds)}. Known rules: rectlab BasicModule subclasses, torchvision ResNet/WRN/ResNeXt "
-        f"blocks, VGG stages, DenseNet layers, MobileNetV2 inverted residuals"
+        f"blocks, VGG stages, DenseNet layers, MobileNetV2 inverted residuals; timm ResNet, EfficientNet, ConvNeXt and "
+        f"ViT blocks"
     )
 
 
@@ -167,7 +184,7 @@ def _find_basic_modules(
         return groups, {}, rule
     if _qualname(original_type(model)) == _VGG_QUALNAME:
         return _pool_stages(model, sites, "features"), {}, "torchvision VGG: stages between max-poolings"
-    by_name = {r.qualname: r for r in _TORCHVISION_RULES}
+    by_name = {r.qualname: r for r in (*_TORCHVISION_RULES, *_TIMM_RULES)}
 
     def test(path: str, m: nn.Module) -> bool:
         kind = original_type(m)
@@ -243,7 +260,9 @@ def erase_relu(
     :class:`~rectlab.models.BasicModule`); torchvision ``BasicBlock`` and ``Bottleneck`` (ResNet, Wide-ResNet,
     ResNeXt; the last site is the ``self.relu`` call after the residual addition); VGG stages (the sites in
     ``features`` between two max-poolings); DenseNet ``_DenseLayer``; MobileNetV2 ``InvertedResidual``, which
-    is linear at its output by design, so ``location="last"`` erases nothing there (a warning says so). For
+    is linear at its output by design, so ``location="last"`` erases nothing there (a warning says so); timm's
+    ResNet ``BasicBlock``/``Bottleneck``, ``ConvNeXtBlock``, ViT ``Block`` (the MLP's GELU) and EfficientNet /
+    MobileNetV3 blocks (linear at their output like MobileNetV2's). For
     other models pass ``module_types`` (classes or class names) and/or ``predicate(name, module) -> bool``;
     these replace the built-in rules. A site belongs to the innermost basic module whose ``forward`` was
     running when it was called.

@@ -1,0 +1,70 @@
+"""TensorBoard tracking: what train_one's epoch callback and `--tensorboard` write, read back from the event files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rectlab.config import TrainConfig
+from rectlab.train import train_one
+
+pytest.importorskip("tensorboard")
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+
+from rectlab.tracking import TensorBoardLogger, run_label  # noqa: E402
+
+CFG = TrainConfig(model="mlp", activation="prelu", dataset="digits", epochs=2, batch_size=64, train_limit=256,
+                  test_limit=128, device="cpu", augment=False)
+
+
+def events(log_dir: Path) -> EventAccumulator:
+    acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "histograms": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def test_epoch_metrics_slope_histograms_and_dead_neurons(tmp_path):
+    result = train_one(CFG, callbacks=[TensorBoardLogger(tmp_path / "tb")])
+    acc = events(tmp_path / "tb")
+    scalars = set(acc.Tags()["scalars"])
+    train_loss = acc.Scalars("loss/train")
+    assert [e.step for e in train_loss] == [1, 2]
+    assert [e.value for e in train_loss] == pytest.approx([m["train_loss"] for m in result.metrics])
+    assert [e.value for e in acc.Scalars("error/test")] == pytest.approx([m["test_error"] for m in result.metrics])
+    assert {"optim/lr", "time/seconds_per_epoch", "dead_neurons/rate", "dead_neurons/dynamic_rate"} <= scalars
+
+    layers = [row["layer"] for row in result.extras["slopes"]]
+    assert layers and set(acc.Tags()["histograms"]) >= {f"prelu_slope/{layer}" for layer in layers}
+    last = acc.Histograms(f"prelu_slope/{layers[0]}")[-1]
+    assert last.step == 2
+    assert last.histogram_value.num == result.extras["slopes"][0]["num_parameters"]  # one value per channel
+    assert last.histogram_value.sum == pytest.approx(result.extras["slopes"][0]["mean"] * last.histogram_value.num,
+                                                     rel=1e-4)
+    for e in acc.Scalars("dead_neurons/rate"):
+        assert 0.0 <= e.value <= 1.0
+    assert any(t.startswith("dead_neurons_per_site/") for t in scalars)
+
+
+def test_compare_tensorboard_writes_one_run_per_cell_and_seed(tmp_path, capsys):
+    from rectlab.cli.main import main
+
+    out = tmp_path / "study"
+    rc = main(["compare", "--activations", "relu,prelu", "--model", "mlp", "--dataset", "digits", "--epochs", "1",
+               "--batch-size", "64", "--train-limit", "128", "--test-limit", "64", "--seeds", "1", "--device", "cpu",
+               "--no-progress", "--tensorboard", "--out", str(out)])
+    assert rc == 0, capsys.readouterr()
+    runs = sorted(p.name for p in (out / "tensorboard").iterdir())
+    assert runs == ["prelu-seed0", "relu-seed0"]
+    assert [e.step for e in events(out / "tensorboard" / "prelu-seed0").Scalars("error/test")] == [1]
+    assert events(out / "tensorboard" / "relu-seed0").Tags()["histograms"]  # the dead-neuron rates per site
+    assert run_label("activation=prelu, lr=0.01", 3) == "activation=prelu_lr=0.01-seed3"
+
+
+def test_unknown_tracker_fails_before_training(tmp_path):
+    from rectlab.study import parse_spec, run_study
+
+    spec = parse_spec('[base]\nmodel = "mlp"\ndataset = "digits"\n[grid]\nactivation = ["relu"]\n')
+    with pytest.raises(ValueError, match="unknown tracker.*'wandb'.*known: tensorboard"):
+        run_study(spec, tmp_path, trackers=["wandb"])
+    assert not (tmp_path / "runs").exists()
