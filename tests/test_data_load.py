@@ -55,13 +55,23 @@ SMALL = dataclasses.replace(FASHION_MNIST, sizes=(20, 10), system_dirs=())
 
 # ------------------------------------------------------------------------------------ registry
 def test_names_and_default() -> None:
-    assert data.names() == ["cifar10", "cifar100", "digits", "fashion-mnist", "imagefolder", "mnist", "svhn"]
+    assert data.names() == ["cifar10", "cifar10-val", "cifar100", "digits", "digits-val", "fashion-mnist",
+                            "fashion-mnist-val", "imagefolder", "mnist", "svhn"]
     assert data.DEFAULT_DATASET in data.names()
     assert "fashion_mnist" in data.DATASETS  # registry names are normalised
 
 
+def test_validation_split_holds_out_the_last_training_examples() -> None:
+    full, val = data.load("digits"), data.load("digits-val")
+    n = full.num_train - 300
+    assert (val.num_train, val.num_test) == (n, 300) and val.name == "digits-val"
+    assert torch.equal(val.train_x, full.train_x[:n]) and torch.equal(val.test_x, full.train_x[n:])
+    assert torch.equal(val.test_y, full.train_y[n:]) and val.mean == full.mean
+    assert data.find("digits-val") == data.find("digits")
+
+
 def test_unknown_name_lists_known_ones() -> None:
-    with pytest.raises(UnknownNameError, match="Did you mean 'fashion-mnist'.*cifar10, cifar100, digits"):
+    with pytest.raises(UnknownNameError, match="Did you mean .fashion-mnist.*cifar10, cifar10-val, cifar100, digits"):
         data.load("fashion-mnst")
 
 

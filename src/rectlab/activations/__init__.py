@@ -78,13 +78,36 @@ def names() -> list[str]:
     return ACTIVATIONS.names()
 
 
+# Names with a prefix are built from the name itself by the package that owns the prefix (imported on first
+# use), so worker processes rebuild them without a registration step: ``search:sigmoid(beta*x)*x``.
+PREFIXES = {"search": "rectlab.search.activation"}
+
+
 def get(name: str | type[nn.Module] | None) -> type[nn.Module] | None:
-    """Return the activation class for ``name``; a class passes through, ``None``/``""`` give ``None``."""
+    """Return the activation class for ``name``; a class passes through, ``None``/``""`` give ``None``.
+
+    Besides the registered names, ``search:<expression>`` and ``search:<RUN>/<k>`` name activations of the
+    activation search (see :mod:`rectlab.search`).
+    """
     if name is None or name == "":
         return None
     if isinstance(name, type):
         return name
+    if isinstance(name, str) and ":" in name:
+        return _prefixed(name)
     return ACTIVATIONS.get(name)
+
+
+def _prefixed(name: str) -> type[nn.Module]:
+    import importlib
+
+    from ..registry import UnknownNameError
+
+    prefix = name.split(":", 1)[0].strip().lower()
+    if prefix not in PREFIXES:
+        raise UnknownNameError(f"unknown activation prefix {prefix + ':'!r} in {name!r}; known prefixes: "
+                               + ", ".join(p + ":" for p in PREFIXES))
+    return importlib.import_module(PREFIXES[prefix]).activation_class(name)
 
 
 def create(name: str | type[nn.Module] | None, channels: int | None = None, **kwargs: Any) -> nn.Module | None:

@@ -10,7 +10,14 @@ from ..config import AMP_MODES, OPTIMIZERS, SCHEDULES
 
 
 def csv_list(text: str) -> list[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
+    """Split at the commas outside parentheses, so ``relu,search:max(x,tanh(x))`` is two items."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    items = [t.strip() for t in [*parts, text[start:]] if t.strip()]
     if not items:
         raise argparse.ArgumentTypeError("expected a comma-separated list, e.g. relu,prelu,gelu")
     return items

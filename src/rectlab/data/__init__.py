@@ -6,7 +6,8 @@
 
 Registered datasets: ``fashion-mnist`` (the project's default), ``mnist``, ``cifar10``,
 ``cifar100``, ``svhn``, ``digits`` (scikit-learn, offline) and ``imagefolder`` (your own
-``train/`` + ``val/`` class folders). Files are searched in ``data_dir``, ``$RECTLAB_DATA``,
+``train/`` + ``val/`` class folders); ``fashion-mnist-val``, ``cifar10-val`` and ``digits-val`` are
+validation splits (see :mod:`rectlab.data.holdout`). Files are searched in ``data_dir``, ``$RECTLAB_DATA``,
 the user cache and system folders (see :mod:`rectlab.data.locate`) and downloaded into the
 cache when missing and a network is available. Importing this package reads no file and
 imports none of scikit-learn, scipy.io, PIL or torchvision.
@@ -24,6 +25,7 @@ from .cifar import CIFAR10, CIFAR100
 from .core import DataError, DatasetNotFoundError, DatasetSpec, LoadedData
 from .digits import DIGITS
 from .folder import IMAGE_FOLDER
+from .holdout import holdout
 from .idx import FASHION_MNIST, MNIST
 from .svhn import SVHN
 
@@ -48,6 +50,9 @@ DEFAULT_DATASET = "fashion-mnist"
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
 for _spec in (FASHION_MNIST, MNIST, CIFAR10, CIFAR100, SVHN, DIGITS, IMAGE_FOLDER):
+    DATASETS.register(_spec.name, _spec)
+# Validation splits (the last training examples as the test split), for model selection such as rectlab search.
+for _spec in (holdout(FASHION_MNIST, 10_000), holdout(CIFAR10, 5_000), holdout(DIGITS, 300)):
     DATASETS.register(_spec.name, _spec)
 del _spec
 

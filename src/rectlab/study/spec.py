@@ -170,6 +170,12 @@ def _check_names(doc: _Doc, field_name: str, values: list[Any]) -> None:
     module = importlib.import_module(f"rectlab.{registries[field_name]}")
     known = module.names()
     for v in values:
+        if field_name == "activation" and isinstance(v, str) and ":" in v:  # search:<expression>, built by name
+            try:
+                module.get(v)
+            except (LookupError, ValueError, OSError) as e:
+                raise doc.error(field_name, str(e)) from None
+            continue
         if field_name == "model" and module.external.is_external(v):  # tv:NAME / timm:NAME
             try:
                 module.check_name(v)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from . import (
+    activation_search,
+    conv_filter,
     dead_neurons,
     elu,
     erase_relu,
+    gelu_field,
     helu,
     init_depth,
     prelu,
@@ -27,6 +30,10 @@ ALL = (
     dead_neurons.REPRODUCTION,
     swish_gelu.REPRODUCTION,
     helu.REPRODUCTION,
+    # issue 14: the activation search, the conv-filter teacher-student problem, GELU against the field
+    activation_search.REPRODUCTION,
+    conv_filter.REPRODUCTION,
+    gelu_field.REPRODUCTION,
 )
 
 __all__ = ["ALL"]
