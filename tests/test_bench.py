@@ -105,7 +105,8 @@ def test_bench_overhead_smoke(tmp_path, capsys) -> None:
         assert 0 < phases["train"] < phases["total"] <= figures[f"command_{executor}"]["wall_s"]
     run = figures["run"]
     parts = run["build_s"] + run["train_steps_s"] + run["eval_s"] + run["epoch_end_s"] + run["finish_s"]
-    assert run["status"] == "done" and run["train_steps_s"] > 0 and abs(parts - run["total_s"]) < 1e-6
+    # the parts leave out only the gaps between one epoch's end and the next one's start (microseconds)
+    assert run["status"] == "done" and run["train_steps_s"] > 0 and abs(parts - run["total_s"]) < 0.01
 
 
 @pytest.mark.slow
