@@ -1,0 +1,36 @@
+"""Seconds per training epoch (training steps only, one thread) of ReLU and PReLU runs on Fashion-MNIST.
+
+Issue 9's main-job target: PReLU within 1.15x of ReLU's time per epoch. Epochs of the two activations are
+interleaved and the minimum of each is compared (other jobs only ever add time). Measures and prints.
+
+    PYTHONPATH=src python benchmarks/epoch_time.py mlp 3        # the main job's model (compare's defaults)
+    PYTHONPATH=src python benchmarks/epoch_time.py small-cnn 2
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from rectlab import data as rdata
+from rectlab.config import TrainConfig
+from rectlab.train import train_one
+
+
+def main(model: str = "mlp", rounds: int = 3) -> None:
+    torch.set_num_threads(1)
+    data = rdata.load("fashion-mnist")
+    base = dict(model=model, dataset="fashion-mnist", epochs=1, device="cpu", augment=False)
+    if model == "mlp":  # rectlab compare's defaults
+        base.update(batch_size=256, lr=0.1)
+    seconds: dict[str, list[float]] = {"relu": [], "prelu": []}
+    for _ in range(rounds):
+        for act in seconds:
+            seconds[act].append(train_one(TrainConfig(**base, activation=act), data=data).metrics[0]["seconds"])
+    shown = {k: [round(v, 2) for v in vs] for k, vs in seconds.items()}
+    print(f"{model}: seconds per epoch {shown}; PReLU / ReLU (minima) {min(seconds['prelu']) / min(seconds['relu']):.3f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "mlp", int(sys.argv[2]) if len(sys.argv) > 2 else 3)
