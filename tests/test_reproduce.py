@@ -19,14 +19,7 @@ from rectlab.reproduce.studies import ALL
 from rectlab.reproduce.xor import XOR_INPUTS, XOR_MODELS, XOR_Y, XorSetup, adam_step, load_setup, run_xor
 from rectlab.study import load_spec, parse_spec
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny models: one thread is several times faster than two on a shared CPU.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is faster on a shared CPU
 
 
 # -- every study at smoke scale ------------------------------------------------------------------------------

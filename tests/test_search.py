@@ -15,13 +15,7 @@ from rectlab.search import BINARY, UNARY, ExprError, SearchSpace, config_from_di
 from rectlab.search.screen import reject_reason, screen, swish_fit
 from rectlab.study import SpecError, parse_spec
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is faster on a shared CPU
 
 
 # -- expressions -------------------------------------------------------------------------------------------
