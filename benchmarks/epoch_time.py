@@ -29,7 +29,8 @@ def main(model: str = "mlp", rounds: int = 3) -> None:
         for act in seconds:
             seconds[act].append(train_one(TrainConfig(**base, activation=act), data=data).metrics[0]["seconds"])
     shown = {k: [round(v, 2) for v in vs] for k, vs in seconds.items()}
-    print(f"{model}: seconds per epoch {shown}; PReLU / ReLU (minima) {min(seconds['prelu']) / min(seconds['relu']):.3f}")
+    ratio = min(seconds["prelu"]) / min(seconds["relu"])
+    print(f"{model}: seconds per epoch {shown}; PReLU / ReLU (minima) {ratio:.3f}")
 
 
 if __name__ == "__main__":
