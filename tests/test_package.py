@@ -18,7 +18,7 @@ import rectlab
 LIGHT = ("rectlab", "rectlab.registry", "rectlab.kernels", "rectlab.kernels._layout")
 LIGHT_PACKAGES = ("rectlab.activations",)
 SUBMODULES = ("bench", "config", "data", "export", "init", "kernels", "models", "optim", "plot", "plugins", "probes",
-              "registry", "report", "reproduce", "study", "surgery", "tracking", "train")
+              "pruning", "registry", "report", "reproduce", "search", "study", "surgery", "tracking", "train")
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,13 @@ Two measurements, each printed as a breakdown (this is a benchmark: it measures 
 nothing):
 
 - **Command**: a fresh ``python -m rectlab compare`` of one 1-epoch run on 1,000 images (the smallest
-  study), timed from outside (wall time of the process) and from inside (the phases the command
-  reports with ``RECTLAB_TIMINGS=1``: imports, planning and validation, the run, collecting, the report).
-- **Run**: one ``--epochs``-epoch run of ``--model`` on the full dataset through the study runner (local
-  executor), split into building the model, training steps, evaluation, and the epoch-end work
-  (probes, checkpoint and the results-database commit); the overhead is everything but the training steps.
+  study), with ``--executor local`` and ``processes``, timed from outside (wall time of the process) and
+  from inside (the phases the command writes to ``$RECTLAB_TIMINGS``, see :mod:`rectlab.timings`: start-up
+  with the imports, plan, validation, training, collecting, the report, and the process's total).
+- **Run**: one ``--epochs``-epoch run of ``--model`` on the full dataset as the study runner trains it
+  (:func:`rectlab.study.runner.execute_run`: results database, checkpoints), split into building the model,
+  training steps, evaluation, and the epoch-end work (probes, checkpoint and the database commit); the
+  overhead is everything but the training steps.
 """
 
 from __future__ import annotations
