@@ -112,11 +112,18 @@ def test_sigkill_anywhere_then_resume_gives_the_uninterrupted_rows(tmp_path) -> 
 
 
 def _start_long_study(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
-    spec = write_spec(tmp_path / "s.toml", epochs=300, activations=("relu", "elu"))  # 4 runs, far longer than the test
+    # 4 runs of ~5,000 epochs (minutes each: 300 epochs of this MLP take only 10-30 s, so the first two runs
+    # could end before the signal and the test would catch the next two while they start)
+    spec = write_spec(tmp_path / "s.toml", epochs=5000, activations=("relu", "elu"))
     out = tmp_path / "out"
     proc = child(out, spec, "--executor", "processes", "--workers", "2")
-    wait_for(lambda: (out / "results.db").exists() and sum(bool(e) for e in rows(out).values()) == 2, 180,
-             "two runs training")
+
+    def two_training() -> bool:
+        if not (out / "results.db").exists():
+            return False
+        return sum(bool(r["epochs"]) and r["status"] == "running" for r in Store(out / "results.db").runs()) == 2
+
+    wait_for(two_training, 180, "two runs training")
     return proc, out
 
 
