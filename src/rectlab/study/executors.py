@@ -223,11 +223,14 @@ class _Worker:
                 with suppress(BrokenPipeError, OSError):
                     self.conn.send(None)
 
-    def join(self, timeout: float) -> None:
+    def join(self, timeout: float) -> bool:
+        """Wait for the process to end, killing it after ``timeout`` seconds; True when it ended by itself."""
         self.process.join(timeout)
         if self.process.is_alive():
             self.process.kill()
             self.process.join(5)
+            return False
+        return True
 
 
 def _died(job: Job, run: Run, exitcode: int | None) -> None:
@@ -236,6 +239,14 @@ def _died(job: Job, run: Run, exitcode: int | None) -> None:
     how = f"killed by signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit code {exitcode}"
     Store(Path(job.out_dir) / "results.db").finish_run(
         run.hash, "failed", error=f"the worker process died ({how}; out of memory?); re-run with --retry-failed")
+
+
+def _stopped(job: Job, run: Run) -> None:
+    from .store import Store
+
+    Store(Path(job.out_dir) / "results.db").finish_run(
+        run.hash, "interrupted", error="interrupted; its worker did not stop within 15 s and was killed; re-run the "
+        "study to resume from the last finished epoch")
 
 
 def _run_processes(job: Job, todo: list[Run], workers: int, progress: bool, console: Any) -> None:
@@ -272,7 +283,10 @@ def _run_processes(job: Job, todo: list[Run], workers: int, progress: bool, cons
         for w in pool:
             w.stop(interrupt=interrupted)
         for w in pool:
-            w.join(60)
+            # Interrupted, a worker gets 15 s to mark its run interrupted (it normally takes 1-3 s); one that
+            # does not is killed, and its run is marked here: it resumes from its last committed epoch.
+            if not w.join(15 if interrupted else 60) and interrupted and w.run is not None:
+                _stopped(job, w.run)
 
 
 # -- ray ----------------------------------------------------------------------------------------------
