@@ -51,6 +51,8 @@ def main() -> int:
     p.add_argument("--executor", default="local")
     p.add_argument("--workers", type=int, default=1)
     args = p.parse_args()
+    # Ctrl-C as in a terminal: a suite started in the background of a non-interactive shell inherits SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.kill:
         point, n = args.kill.split(":")
         kill_at(point, int(n))
