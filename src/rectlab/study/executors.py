@@ -233,20 +233,16 @@ class _Worker:
         return True
 
 
+def _finish(job: Job, run: Run, status: str, error: str) -> None:
+    """Record the end of a run whose worker can no longer record it itself."""
+    from .store import Store
+
+    Store(Path(job.out_dir) / "results.db").finish_run(run.hash, status, error=error)
+
+
 def _died(job: Job, run: Run, exitcode: int | None) -> None:
-    from .store import Store
-
     how = f"killed by signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit code {exitcode}"
-    Store(Path(job.out_dir) / "results.db").finish_run(
-        run.hash, "failed", error=f"the worker process died ({how}; out of memory?); re-run with --retry-failed")
-
-
-def _stopped(job: Job, run: Run) -> None:
-    from .store import Store
-
-    Store(Path(job.out_dir) / "results.db").finish_run(
-        run.hash, "interrupted", error="interrupted; its worker did not stop within 15 s and was killed; re-run the "
-        "study to resume from the last finished epoch")
+    _finish(job, run, "failed", f"the worker process died ({how}; out of memory?); re-run with --retry-failed")
 
 
 def _run_processes(job: Job, todo: list[Run], workers: int, progress: bool, console: Any) -> None:
@@ -286,7 +282,8 @@ def _run_processes(job: Job, todo: list[Run], workers: int, progress: bool, cons
             # Interrupted, a worker gets 15 s to mark its run interrupted (it normally takes 1-3 s); one that
             # does not is killed, and its run is marked here: it resumes from its last committed epoch.
             if not w.join(15 if interrupted else 60) and interrupted and w.run is not None:
-                _stopped(job, w.run)
+                _finish(job, w.run, "interrupted", "interrupted; its worker did not stop within 15 s and was "
+                        "killed; re-run the study to resume from the last finished epoch")
 
 
 # -- ray ----------------------------------------------------------------------------------------------
