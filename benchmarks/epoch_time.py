@@ -14,8 +14,7 @@ import sys
 import torch
 
 from rectlab import data as rdata
-from rectlab.config import TrainConfig
-from rectlab.train import train_one
+from rectlab.training import TrainConfig, train_one
 
 
 def main(model: str = "mlp", rounds: int = 3) -> None:

@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from rectlab.reproduce.conv_filter import (
+from rectlab.reproduce.core import studies_dir
+from rectlab.reproduce.vectorized.planted_filter import (
     DISTRIBUTIONS,
     ConvSetup,
     Trajectories,
@@ -19,7 +20,6 @@ from rectlab.reproduce.conv_filter import (
     teacher,
     train_students,
 )
-from rectlab.reproduce.core import studies_dir
 
 TINY = ConvSetup(trials=16, filter_size=4, patches=3, strides=(4, 1), closeness=(0.9,), gd_steps=150, gd_samples=128,
                  sgd_steps=400, sgd_stride=4, eval_every=5)

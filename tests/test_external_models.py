@@ -12,10 +12,10 @@ import torch
 from torch import nn
 
 from rectlab import models
-from rectlab.config import TrainConfig
 from rectlab.registry import UnknownNameError
 from rectlab.study import SpecError, parse_spec
 from rectlab.surgery import SurgeryWarning, activation_sites, erase_relu, swap_activations
+from rectlab.training.config import TrainConfig
 
 timm = pytest.importorskip("timm")
 
@@ -140,7 +140,7 @@ def test_swap_and_erase_relu_on_timm_models(timm_models, name, native, n_sites, 
 
 @pytest.mark.slow
 def test_timm_model_with_channelwise_prelu_and_erase_relu_trains_one_epoch():
-    from rectlab.train import train_one
+    from rectlab.training.loop import train_one
 
     cfg = TrainConfig(model="timm:resnet18", activation="prelu", erase_relu=1.0, dataset="digits", epochs=1,
                       batch_size=64, train_limit=128, test_limit=64, device="cpu", augment=False)

@@ -7,7 +7,7 @@ import numpy as np
 from rectlab import activations, reproduce
 from rectlab.reproduce.core import studies_dir
 from rectlab.reproduce.evidence import Sample
-from rectlab.reproduce.studies.gelu_field import _first_check, ranking
+from rectlab.reproduce.papers.gelu_field import _first_check, ranking
 from rectlab.study import load_spec
 
 

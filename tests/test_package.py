@@ -15,10 +15,10 @@ import rectlab
 
 # What `import rectlab` may load of rectlab: the activations (with their lazy fused dispatch, which asks
 # rectlab.kernels whether the interpreter is requested, but no kernel family) and the registry.
-LIGHT = ("rectlab", "rectlab.registry", "rectlab.kernels", "rectlab.kernels._layout")
+LIGHT = ("rectlab", "rectlab.errors", "rectlab.registry", "rectlab.kernels", "rectlab.kernels._layout")
 LIGHT_PACKAGES = ("rectlab.activations",)
-SUBMODULES = ("bench", "config", "data", "export", "init", "kernels", "models", "optim", "plot", "plugins", "probes",
-              "pruning", "registry", "report", "reproduce", "search", "study", "surgery", "tracking", "train")
+SUBMODULES = ("bench", "data", "errors", "export", "init", "kernels", "models", "optim", "plot", "plugins", "probes",
+              "registry", "report", "reproduce", "search", "study", "surgery", "training")
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +26,11 @@ def fresh() -> dict:
     """What a fresh interpreter sees: the modules `import rectlab` adds to torch's, then lazy attribute access."""
     code = (
         "import json, sys; import torch; before = set(sys.modules); import rectlab; "
-        "new = sorted(set(sys.modules) - before); config_loaded = 'rectlab.config' in sys.modules; "
-        "cfg = rectlab.config.TrainConfig(); "
+        "new = sorted(set(sys.modules) - before); config_loaded = 'rectlab.training.config' in sys.modules; "
+        "cfg = rectlab.training.config.TrainConfig(); "
         "print(json.dumps({'other': [m for m in new if m.split('.')[0] != 'rectlab'], "
         "'rectlab': [m for m in new if m.split('.')[0] == 'rectlab'], 'config_before': config_loaded, "
-        "'config_after': 'rectlab.config' in sys.modules, 'families': list(rectlab.kernels.FAMILIES), "
+        "'config_after': 'rectlab.training.config' in sys.modules, 'families': list(rectlab.kernels.FAMILIES), "
         "'model': cfg.model}))"
     )
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}

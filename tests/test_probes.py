@@ -163,8 +163,8 @@ def test_prediction_difference() -> None:
 
 
 def test_epoch_callbacks_add_metrics_and_tables() -> None:
-    from rectlab.config import TrainConfig
-    from rectlab.train import EpochState
+    from rectlab.training.config import TrainConfig
+    from rectlab.training.loop import EpochState
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 4, 3), activations.PReLU(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 3),

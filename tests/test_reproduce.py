@@ -11,13 +11,13 @@ import torch
 from torch import nn
 
 from rectlab import reproduce
-from rectlab.pruning import prune_, restore_, sparsity
 from rectlab.report.stats import wilson
 from rectlab.reproduce.core import ClaimCheck, overall_verdict, studies_dir
 from rectlab.reproduce.evidence import direction_check, equivalence_check, finalize, no_improvement_check
-from rectlab.reproduce.studies import ALL
-from rectlab.reproduce.xor import XOR_INPUTS, XOR_MODELS, XOR_Y, XorSetup, adam_step, load_setup, run_xor
+from rectlab.reproduce.papers import ALL
+from rectlab.reproduce.vectorized.xor import XOR_INPUTS, XOR_MODELS, XOR_Y, XorSetup, adam_step, load_setup, run_xor
 from rectlab.study import load_spec, parse_spec
+from rectlab.training.pruning import prune_, restore_, sparsity
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is faster on a shared CPU
 
@@ -283,8 +283,8 @@ def test_global_magnitude_pruning_keeps_its_masks_and_resumes() -> None:
 
 
 def test_pruned_run_resumes_to_the_same_metrics(tmp_path) -> None:
-    from rectlab.config import TrainConfig
-    from rectlab.train import train_one
+    from rectlab.training.config import TrainConfig
+    from rectlab.training.loop import train_one
 
     cfg = TrainConfig(model="mlp", model_kwargs={"hidden": [16]}, dataset="digits", epochs=3, batch_size=64,
                       train_limit=256, test_limit=128, device="cpu", prune_sparsity=0.7, prune_epoch=1)

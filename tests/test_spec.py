@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rectlab.config import ConfigError, TrainConfig, config_hash, from_dict
 from rectlab.study import SpecError, baseline_of, cells, parse_spec, runs
+from rectlab.training.config import ConfigError, TrainConfig, config_hash, from_dict
 
 SPEC = """
 [study]

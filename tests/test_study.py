@@ -55,7 +55,7 @@ def test_rerun_skips_completed_runs(study_dir) -> None:
 
 
 def test_interrupted_study_resumes(tmp_path, monkeypatch) -> None:
-    from rectlab import train
+    from rectlab.training import loop as train
 
     spec = parse_spec(SPEC.replace("seeds = 2", "seeds = 1"))
     calls = {"n": 0}
@@ -120,7 +120,7 @@ def test_diverged_run_is_an_outcome_kept_and_not_retrained(tmp_path) -> None:
 
 
 def test_failed_run_is_listed_and_retrained_only_with_retry_failed(tmp_path, monkeypatch) -> None:
-    from rectlab import train
+    from rectlab.training import loop as train
 
     spec = parse_spec(SPEC.replace("seeds = 2", "seeds = 1").replace('model = "small-cnn"', 'model = "mlp"'))
     original = train.train_one

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from rectlab.config import TrainConfig
-from rectlab.train import train_one
+from rectlab.training.config import TrainConfig
+from rectlab.training.loop import train_one
 
 pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
-from rectlab.tracking import TensorBoardLogger, run_label  # noqa: E402
+from rectlab.training.tracking import TensorBoardLogger, run_label  # noqa: E402
 
 CFG = TrainConfig(model="mlp", activation="prelu", dataset="digits", epochs=2, batch_size=64, train_limit=256,
                   test_limit=128, device="cpu", augment=False)

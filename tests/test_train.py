@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from rectlab.config import TrainConfig
-from rectlab.train import _lr_at, train_one
+from rectlab.training.config import TrainConfig
+from rectlab.training.loop import _lr_at, train_one
 
 TINY = dict(model="small-cnn", dataset="digits", epochs=3, batch_size=64, lr=0.05, device="cpu")
 
@@ -97,7 +97,7 @@ def test_cuda_request_without_gpu_is_a_clear_error(digits) -> None:
 
 def test_decay_activation_params_goes_through_param_groups() -> None:
     from rectlab import models
-    from rectlab.train import _make_optimizer
+    from rectlab.training.loop import _make_optimizer
 
     net = models.create("mlp", activation="prelu", num_classes=10, in_channels=1)
     default = {g["name"]: g["weight_decay"] for g in _make_optimizer(TrainConfig(weight_decay=1e-3), net).param_groups}
@@ -108,15 +108,15 @@ def test_decay_activation_params_goes_through_param_groups() -> None:
 
 def test_learned_slopes_lives_in_probes_and_stays_importable_from_train() -> None:
     import rectlab.probes
-    import rectlab.train
+    import rectlab.training.loop
 
-    assert rectlab.train.learned_slopes is rectlab.probes.learned_slopes
+    assert rectlab.training.loop.learned_slopes is rectlab.probes.learned_slopes
     assert rectlab.probes.learned_slopes.__module__ == "rectlab.probes"
 
 
 def test_divergence_stops_the_run_with_its_epoch_and_step(digits, tmp_path, monkeypatch) -> None:
-    from rectlab import train
-    from rectlab.train import Diverged
+    from rectlab.training import loop as train
+    from rectlab.training.loop import Diverged
 
     monkeypatch.setattr(train, "DIVERGENCE_CHECK_EVERY", 5)
     cfg = TrainConfig(**{**TINY, "model": "mlp"})
@@ -164,7 +164,7 @@ def test_curves_use_a_test_subset_and_the_last_epoch_the_whole_test_set(digits) 
 
 
 def test_curve_test_limit_keeps_old_run_hashes_and_refuses_zero() -> None:
-    from rectlab.config import ConfigError, config_hash
+    from rectlab.training.config import ConfigError, config_hash
 
     cfg = TrainConfig(**TINY)
     assert "curve_test_limit" in cfg.to_dict()

@@ -1,4 +1,4 @@
-"""The training step of rectlab.train_step: eager, and replayed from a (CUDA) graph.
+"""The training step of rectlab.training.step: eager, and replayed from a (CUDA) graph.
 
 A CUDA graph cannot run without a GPU. On CPU the graphed step runs with :class:`EmulatedGraph`, a stand-in
 with CUDA-graph semantics (capture records and runs nothing, replay rewrites the captured output and gradient
@@ -16,15 +16,15 @@ import torch
 from torch import nn
 
 from rectlab import activations as A
-from rectlab.config import ConfigError, TrainConfig
-from rectlab.train import train_one
-from rectlab.train_step import WARMUP_STEPS, CudaGraph, TrainStep
+from rectlab.training.config import ConfigError, TrainConfig
+from rectlab.training.loop import train_one
+from rectlab.training.step import WARMUP_STEPS, CudaGraph, TrainStep
 
 CUDA = torch.cuda.is_available()
 
 
 class EmulatedGraph:
-    """CPU stand-in for :class:`rectlab.train_step.CudaGraph` with the semantics of a CUDA graph."""
+    """CPU stand-in for :class:`rectlab.training.step.CudaGraph` with the semantics of a CUDA graph."""
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model

@@ -7,6 +7,7 @@ from typing import Any
 from torch import nn
 
 from . import activations
+from .errors import RectlabError
 from .registry import Registry, UnknownNameError
 
 __version__ = "0.1.0"
@@ -24,8 +25,8 @@ def get_activation(name: str, channels: int | None = None, **kwargs: Any) -> nn.
 # (`rectlab.models.create(...)` after a plain `import rectlab`), so importing rectlab stays cheap.
 _SUBMODULES = (
     "bench",
-    "config",
     "data",
+    "errors",
     "export",
     "init",
     "kernels",
@@ -34,23 +35,25 @@ _SUBMODULES = (
     "plot",
     "plugins",
     "probes",
-    "pruning",
     "registry",
     "report",
     "reproduce",
     "search",
     "study",
     "surgery",
-    "tracking",
-    "train",
+    "training",
 )
+# Names of the top-level surface that live in a submodule, loaded on first use like the submodules.
+_ATTRIBUTES = {"TrainConfig": "training", "train_one": "training"}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
+    if name in _SUBMODULES or name in _ATTRIBUTES:
         import importlib
 
-        return importlib.import_module(f"{__name__}.{name}")
+        if name in _SUBMODULES:
+            return importlib.import_module(f"{__name__}.{name}")
+        return getattr(importlib.import_module(f"{__name__}.{_ATTRIBUTES[name]}"), name)
     raise AttributeError(f"module 'rectlab' has no attribute {name!r}")
 
 
@@ -58,4 +61,7 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-__all__ = ["Registry", "UnknownNameError", "__version__", "activations", "get_activation", *_SUBMODULES]
+__all__ = [
+    "RectlabError", "Registry", "UnknownNameError", "__version__", "activations", "get_activation",
+    *_SUBMODULES, *_ATTRIBUTES,
+]

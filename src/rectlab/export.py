@@ -202,12 +202,12 @@ def load_run_model(checkpoint: str | Path, data_dir: str | None = None) -> tuple
 
     Returns:
         ``(model, example_input, config)``: the model in evaluation mode with the trained weights, a batch of
-        two zero images shaped like the data, and the run's :class:`~rectlab.config.TrainConfig`.
+        two zero images shaped like the data, and the run's :class:`~rectlab.training.config.TrainConfig`.
     """
     from . import data as rdata
-    from .config import config_hash, from_dict
     from .study.store import Store
-    from .train import build_model
+    from .training.config import config_hash, from_dict
+    from .training.loop import build_model
 
     path = Path(checkpoint)
     if path.is_dir():

@@ -36,13 +36,15 @@ from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 
+from .errors import RectlabError
+
 __all__ = ["GROUP", "PluginError", "import_modules", "load_entry_points", "normalize_imports"]
 
 GROUP = "rectlab.plugins"
 _scanned = False  # the entry points are loaded once per process
 
 
-class PluginError(ImportError):
+class PluginError(RectlabError, ImportError):
     """A plugin module could not be imported; the message says which and how to make it importable."""
 
 

@@ -9,7 +9,7 @@
 * :func:`slope_table` — the learned PReLU slopes / Swish betas per layer (He et al. 2015, Table 1).
 * :func:`prediction_difference` — how much two models' predictions differ (Shamir et al. 2020,
   arXiv 2010.09931).
-* :func:`epoch_callbacks` — the probes as epoch callbacks of :func:`rectlab.train.train_one`.
+* :func:`epoch_callbacks` — the probes as epoch callbacks of :func:`rectlab.training.loop.train_one`.
 
 A probe hooks only while it is attached (``with DeadNeurons(model) as probe: ...``): a model without
 an attached probe runs exactly as before, at no cost. Statistics accumulate on the model's device; the
@@ -480,7 +480,7 @@ def probe_batches(data: Any, config: Any, device: torch.device, limit: int = 102
 
 
 def epoch_callbacks(names: Sequence[str], *, limit: int = 1024) -> list[Callable[[Any], None]]:
-    """Probes as :func:`rectlab.train.train_one` epoch callbacks (what a study's ``probes = [...]`` runs).
+    """Probes as :func:`rectlab.training.loop.train_one` epoch callbacks (what a study's ``probes = [...]`` runs).
 
     After every epoch, the data probes make one pass in eval mode over the first ``limit`` training
     examples and add scalar metrics to that epoch's row:

@@ -10,12 +10,14 @@ import difflib
 from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
+from .errors import RectlabError
+
 T = TypeVar("T")
 
 __all__ = ["Registry", "UnknownNameError"]
 
 
-class UnknownNameError(KeyError, ValueError):
+class UnknownNameError(RectlabError, KeyError, ValueError):
     """Raised when a registry lookup fails; the message lists the valid names."""
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message

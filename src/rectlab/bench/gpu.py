@@ -386,7 +386,7 @@ def targets(report: dict[str, Any], gpu: bool) -> list[dict[str, Any]]:
 def _environment(device: torch.device) -> dict[str, Any]:
     from .. import __version__
     from ..activations.selfcheck import BACKEND_ENV
-    from ..train import describe_device
+    from ..training.loop import describe_device
 
     env = {"device": describe_device(device), "rectlab": __version__, "torch": torch.__version__,
            "python": platform.python_version(), "platform": platform.platform(),
@@ -424,7 +424,7 @@ def _git_commit() -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run every stage, write the two report files, print the target lines. Returns 0 (1 if a stage failed)."""
-    from ..train import resolve_device
+    from ..training.loop import resolve_device
 
     device = resolve_device(args.device)
     gpu = device.type == "cuda"

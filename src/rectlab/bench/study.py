@@ -9,7 +9,7 @@ ways with a Welch test, to show the concurrency does not change the results' dis
 
 ``--plain-seeds K`` runs only the first K seeds in the plain loop and scales its time to all the runs
 (one run's time does not depend on its seed); the output says so. ``--cuda-graphs`` replays rectlab's
-training steps from CUDA graphs (see :mod:`rectlab.train_step`).
+training steps from CUDA graphs (see :mod:`rectlab.training.step`).
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from ..report.stats import compare as welch
     from ..report.stats import summarize
     from ..study import run_study, spec_from_dict
-    from ..train import describe_device, resolve_device
+    from ..training.loop import describe_device, resolve_device
 
     device = resolve_device(args.device)
     gpu = device.type == "cuda"

@@ -77,7 +77,7 @@ def _time_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, 
 def measure(args: argparse.Namespace) -> list[dict]:
     """Time the training steps; print one line per row as it goes and return the rows."""
     from .. import models
-    from ..train import describe_device, resolve_device
+    from ..training.loop import describe_device, resolve_device
 
     device = resolve_device(args.device)
     gpu = device.type == "cuda"

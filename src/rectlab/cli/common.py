@@ -6,7 +6,7 @@ import argparse
 import math
 from typing import Any
 
-from ..config import AMP_MODES, OPTIMIZERS, SCHEDULES
+from ..training.config import AMP_MODES, OPTIMIZERS, SCHEDULES
 
 
 def csv_list(text: str) -> list[str]:
@@ -93,7 +93,7 @@ def add_training_args(p: argparse.ArgumentParser, lists: bool = False, *, epochs
 
 
 def training_fields(args: argparse.Namespace) -> dict[str, Any]:
-    """The :class:`rectlab.config.TrainConfig` fields set by :func:`add_training_args` (lists where the flags
+    """The :class:`rectlab.training.config.TrainConfig` fields set by :func:`add_training_args` (lists where the flags
     take lists)."""
     lr = args.lr if args.lr is not None else (args.default_sgd_lr if args.optimizer == "sgd" else 1e-3)
     if args.lr is None and isinstance(args.epochs, list):

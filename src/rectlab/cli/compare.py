@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..config import INITS
+from ..training.config import INITS
 from .common import (
     NUMERIC_TRAINING_FIELDS,
     add_execution_args,

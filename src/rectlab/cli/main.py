@@ -39,8 +39,8 @@ IMPORT_HELP = ("import a plugin module (a name or a .py path; repeat or comma-se
 
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
-    from ..config import ConfigError
     from ..registry import UnknownNameError
+    from ..training.config import ConfigError
 
     # RuntimeError covers StudyLocked and StoreError; ValueError covers SpecError and StudyMismatch; ImportError a
     # missing optional package or plugin module.

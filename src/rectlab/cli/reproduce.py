@@ -12,7 +12,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "reproduce",
         help="reproduce a paper's claim about rectifiers (see --list)",
-        description="Run the study specs of a paper reproduction (studies/*.toml) at a scale, then write "
+        description="Run the study specs of a paper reproduction (rectlab/specs/*.toml) at a scale, then write "
         "OUT/reproduction.md and OUT/reproduction.html: the claim with its published numbers, our results "
         "(n seeds, mean, std, 95%% CI, differences and p-values) and a verdict (reproduced / not reproduced / "
         "inconclusive) with its reason. Re-running the same command skips finished runs.",
@@ -35,7 +35,7 @@ def _list() -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from ..reproduce.studies import ALL
+    from ..reproduce.papers import ALL
 
     table = Table(title="reproductions (rectlab reproduce NAME --scale quick|full)", show_header=False, box=None)
     table.add_column("name", style="bold")

@@ -9,7 +9,7 @@ from .common import add_execution_args
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a study spec (TOML)", description="Run every pending run of a TOML study "
-                       "spec (see studies/ for examples), then print the table and write the report.")
+                       "spec (see rectlab/specs/ for examples), then print the table and write the report.")
     p.add_argument("spec", help="path of the study .toml")
     p.add_argument("--out", default=None, help="study directory (default runs/<spec name>)")
     p.add_argument("--scale", default=None, help="apply the spec's [scales.NAME] overrides (e.g. quick, full)")

@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "activations by name: search:OUT/1 or search:<expression>. Re-running the same command resumes.",
     )
     p.add_argument("--preset", default="quick", choices=("smoke", "quick", "full"),
-                   help="a scale of the shipped settings (studies/activation-search.toml); default quick")
+                   help="a scale of the shipped settings (rectlab/specs/activation-search.toml); default quick")
     p.add_argument("--config", default=None, help="a search TOML of your own (its [scales.PRESET] applies)")
     p.add_argument("--out", default=None, help="output folder (default runs/search-PRESET)")
     p.add_argument("--strategy", default=None, choices=("exhaustive", "random", "halving"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..config import INITS
+from ..training.config import INITS
 from .common import add_training_args, finite_float, positive_int, training_fields
 
 
@@ -37,9 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..config import from_dict
     from ..study.validate import check_data_dir
-    from ..train import Distributed, Diverged, train_one
+    from ..training.config import from_dict
+    from ..training.loop import Distributed, Diverged, train_one
 
     config = from_dict({**training_fields(args), "model": args.model, "activation": args.activation,
                         "dataset": args.dataset, "seed": args.seed, "init": args.init, "erase_relu": args.erase_relu,

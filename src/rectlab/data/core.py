@@ -15,6 +15,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
+from ..errors import RectlabError
+
 __all__ = [
     "DataError",
     "DatasetNotFoundError",
@@ -25,7 +27,7 @@ __all__ = [
 ]
 
 
-class DataError(Exception):
+class DataError(RectlabError):
     """A dataset file is missing, truncated, corrupt or inconsistent; the message names the file and the fix."""
 
 

@@ -18,6 +18,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..errors import RectlabError
+
 __all__ = ["DEFAULT_TIMEOUT", "DownloadError", "extract_tar", "fetch"]
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,7 @@ _CHUNK = 1 << 20
 _USER_AGENT = "rectlab (python urllib)"
 
 
-class DownloadError(Exception):
+class DownloadError(RectlabError):
     """Every mirror failed, or what came back was not the expected file."""
 
 

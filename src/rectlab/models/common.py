@@ -10,7 +10,6 @@ from torch import nn
 
 from .. import activations
 from ..activations import ActivationSpec, ReLUClassifier
-from ..config import HEADS  # the one list of heads (re-exported here)
 from ..init import gain
 
 __all__ = [
@@ -25,6 +24,9 @@ __all__ = [
 ]
 
 ActFactory = Callable[[int], nn.Module]
+
+HEADS = ("linear", "relu-classifier", "relu-normalized")
+"""The classification heads every model can end in (``TrainConfig.head``)."""
 
 
 

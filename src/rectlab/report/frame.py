@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..config import field_names
+from ..training.config import field_names
 
 __all__ = ["FORMATS", "export", "records", "study_dirs", "to_frame"]
 

@@ -8,7 +8,7 @@ Examples:
     >>> report.verdict                                                       # doctest: +SKIP
     'reproduced'
 
-Each reproduction runs the study specs in ``studies/`` (``rectlab reproduce NAME --scale quick|full``), then
+Each reproduction runs the study specs in ``rectlab/specs/`` (``rectlab reproduce NAME --scale quick|full``), then
 writes ``reproduction.md`` / ``reproduction.html`` quoting the paper's claim with its published numbers, our
 results (n seeds, mean, std, 95% CI, differences with p-values) and a verdict — reproduced, not reproduced or
 inconclusive — with the rule and the evidence behind it.
@@ -42,7 +42,7 @@ __all__ = [
 
 
 def _registry() -> Registry[Reproduction]:
-    from .studies import ALL
+    from .papers import ALL
 
     registry: Registry[Reproduction] = Registry("reproduction")
     for repro in ALL:

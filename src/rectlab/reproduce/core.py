@@ -1,7 +1,7 @@
 """What a paper reproduction is: the claim, the study parts that test it, and the verdict rules.
 
 A :class:`Reproduction` names a paper's claim (with its published numbers), the study specs in
-``studies/`` that test it (its :class:`Part` s, run at a scale), an ``analyze`` function that turns
+``rectlab/specs/`` that test it (its :class:`Part` s, run at a scale), an ``analyze`` function that turns
 the results into :class:`ClaimCheck` s with explicit rules, and optional extra tables and plots.
 """
 
@@ -130,7 +130,7 @@ class Part:
 
     Attributes:
         name: short name, also the sub-directory of the output (``OUT/<name>``).
-        spec: file name in ``studies/`` (e.g. ``"prelu.toml"``).
+        spec: file name in ``rectlab/specs/`` (e.g. ``"prelu.toml"``).
         title: what this part tests, for the report.
         scales: the scales it runs at (an ablation too costly for the quick budget runs at full scale only).
 
@@ -232,7 +232,7 @@ def studies_dir(explicit: str | Path | None = None) -> Path:
     """The folder of the study specs.
 
     Looked up in order: ``explicit`` (``--studies DIR``), ``$RECTLAB_STUDIES``, and the specs shipped
-    inside the package (``rectlab/studies/*.toml``, found with :mod:`importlib.resources`, so an installed
+    inside the package (``rectlab/specs/*.toml``, found with :mod:`importlib.resources`, so an installed
     wheel reproduces from any folder).
 
     Raises:
@@ -244,11 +244,11 @@ def studies_dir(explicit: str | Path | None = None) -> Path:
     elif os.environ.get("RECTLAB_STUDIES"):
         tried.append(Path(os.environ["RECTLAB_STUDIES"]))
     else:
-        tried.append(Path(str(resources.files("rectlab") / "studies")))
+        tried.append(Path(str(resources.files("rectlab") / "specs")))
     for path in tried:
         if (path / "prelu.toml").is_file():
             return path
     raise FileNotFoundError(
         f"the study specs (*.toml) were not found; tried: {', '.join(map(str, tried))}. "
-        "Pass --studies DIR or set RECTLAB_STUDIES to a folder of study specs (a copy of rectlab/studies/)"
+        "Pass --studies DIR or set RECTLAB_STUDIES to a folder of study specs (a copy of rectlab/specs/)"
     )

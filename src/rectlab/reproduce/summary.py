@@ -1,7 +1,7 @@
 """One table over several reproductions (``rectlab reproduce all``): verdict, primary evidence, runs and time.
 
 Reads the ``verdict.json`` records written by :func:`rectlab.reproduce.runner.run_reproduction`, so the table can
-be rebuilt from finished output folders (e.g. to update ``studies/RESULTS.md``).
+be rebuilt from finished output folders (e.g. to update ``rectlab/specs/RESULTS.md``).
 """
 
 from __future__ import annotations

@@ -33,9 +33,9 @@ def load_trained(run: Mapping[str, Any], part_dir: str | Path, data: Any) -> nn.
     Raises:
         FileNotFoundError: when the checkpoint is missing (the message names it).
     """
-    from ..config import from_dict
     from ..data import augment
-    from ..train import build_model
+    from ..training.config import from_dict
+    from ..training.loop import build_model
 
     path = Path(part_dir) / "runs" / run["hash"] / "checkpoint.pt"
     if not path.is_file():

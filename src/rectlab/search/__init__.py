@@ -60,7 +60,7 @@ __all__ = [
 
 
 def default_config() -> Path:
-    """The search settings shipped with rectlab: ``rectlab/studies/activation-search.toml``."""
+    """The search settings shipped with rectlab: ``rectlab/specs/activation-search.toml``."""
     from ..reproduce.core import studies_dir
 
     return studies_dir() / "activation-search.toml"

@@ -1,4 +1,4 @@
-"""What a search does, read from a TOML file (``studies/activation-search.toml``) at a scale.
+"""What a search does, read from a TOML file (``rectlab/specs/activation-search.toml``) at a scale.
 
 ::
 
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, field_names, from_dict
+from ..training.config import ConfigError, field_names, from_dict
 from .space import SearchSpace
 
 if sys.version_info >= (3, 11):
@@ -169,7 +169,7 @@ def load_config(path: str | Path, scale: str | None = None) -> SearchConfig:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"search config {path} does not exist; pass a .toml file like "
-                                "rectlab/studies/activation-search.toml")
+                                "rectlab/specs/activation-search.toml")
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:

@@ -22,13 +22,15 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..errors import RectlabError
+
 __all__ = ["EPS", "FUNCTIONS", "BinOp", "Call", "Const", "Expr", "ExprError", "Neg", "Param", "Pow", "Var",
            "evaluate", "num_params", "param_names", "parse", "render"]
 
 EPS = 1e-7
 
 
-class ExprError(ValueError):
+class ExprError(RectlabError, ValueError):
     """An activation expression is not valid; the message says what is allowed."""
 
 

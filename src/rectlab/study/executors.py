@@ -58,7 +58,7 @@ class Job:
 
             callbacks += probes.epoch_callbacks(list(self.probes))
         if self.trackers:
-            from .. import tracking
+            from ..training import tracking
 
             callbacks += tracking.callbacks(self.trackers, self.out_dir, run.cell.label, run.seed)
         return callbacks

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import TrainConfig, config_hash
+from ..training.config import TrainConfig, config_hash
 from .spec import StudySpec
 
 __all__ = ["Cell", "Run", "cells", "runs", "baseline_of"]

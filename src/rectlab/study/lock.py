@@ -13,12 +13,14 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from ..errors import RectlabError
+
 __all__ = ["LOCK_NAME", "StudyLocked", "StudyLock", "prepare_out_dir"]
 
 LOCK_NAME = ".rectlab.lock"
 
 
-class StudyLocked(RuntimeError):
+class StudyLocked(RectlabError, RuntimeError):
     """Another process is running a study in this directory."""
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..errors import RectlabError
 from ..timings import phase
 from .executors import EXECUTORS, Job, execute
 from .grid import Run, runs
@@ -32,7 +33,7 @@ __all__ = ["EXECUTORS", "Plan", "StoreCheckpoints", "StudyMismatch", "execute_ru
            "run_study"]
 
 
-class StudyMismatch(ValueError):
+class StudyMismatch(RectlabError, ValueError):
     """The study directory holds a different spec."""
 
 
@@ -68,7 +69,7 @@ class StoreCheckpoints:
         return self.final
 
     def save(self, epoch: int, state: dict[str, Any], row: dict[str, Any]) -> None:
-        from ..train import atomic_save
+        from ..training.loop import atomic_save
 
         atomic_save(state, self._pending(epoch))
         self.store.commit_epoch(self.hash, row)
@@ -89,7 +90,7 @@ def execute_run(
     A KeyboardInterrupt marks the run "interrupted" and propagates; its last committed epoch checkpoint lets
     the next invocation resume it.
     """
-    from ..train import Diverged, resolve_device, train_one, versions
+    from ..training.loop import Diverged, resolve_device, train_one, versions
 
     out_dir = Path(out_dir)
     store = Store(out_dir / "results.db")
@@ -235,7 +236,7 @@ def run_study(
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
             raise ValueError(f"{name} must be an integer from 1 to 1024, got {value!r}")
     if trackers:
-        from ..tracking import check_trackers
+        from ..training.tracking import check_trackers
 
         trackers = check_trackers(trackers)
     from ..plugins import import_modules, normalize_imports

@@ -8,7 +8,7 @@ times a list of seeds, plus the baseline every cell is compared with::
     seeds = 3                       # or a list: [0, 1, 2]
     baseline = { activation = "relu" }
 
-    [base]                          # rectlab.config.TrainConfig fields shared by every run
+    [base]                          # rectlab.training.config.TrainConfig fields shared by every run
     model = "resnet20"
     dataset = "fashion-mnist"
     epochs = 10
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import (
+from ..training.config import (
     EXECUTION_FIELDS,
     LATER_FIELDS,
     ConfigError,
@@ -305,7 +305,7 @@ def spec_from_dict(raw: dict[str, Any], where: str = "study spec", text: str | N
     grid_raw = {**_table(doc, raw, "grid"), **grid_overrides}
     if not base and not grid_raw:
         raise doc.error(None, "nothing to train: the spec sets no [base] or [grid] fields (see the study files "
-                              "shipped in rectlab/studies/ for examples)")
+                              "shipped in rectlab/specs/ for examples)")
     grid = _grid(doc, grid_raw)
     if "imports" in study:  # plugin modules that register the spec's names (workers import them too)
         from ..plugins import PluginError, import_modules, normalize_imports
@@ -352,7 +352,8 @@ def load_spec(path: str | Path, scale: str | None = None) -> StudySpec:
     """Read a study TOML file."""
     path = Path(path)
     if not path.is_file():
-        raise SpecError(f"study spec {path} does not exist; pass the path of a .toml file (see studies/)")
+        raise SpecError(f"study spec {path} does not exist; pass the path of a .toml file "
+                        "(see rectlab/specs/ for examples)")
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as e:

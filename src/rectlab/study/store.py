@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..errors import RectlabError
+
 __all__ = ["STATUSES", "RunRecord", "Store", "StoreError"]
 
 SCHEMA_VERSION = 2
@@ -61,7 +63,7 @@ _ADDED_COLUMNS = {("studies", "spec_hash"): "TEXT", ("runs", "checkpoint_epoch")
 STATUSES = ("pending", "running", "done", "failed", "diverged", "interrupted")
 
 
-class StoreError(RuntimeError):
+class StoreError(RectlabError, RuntimeError):
     """``results.db`` cannot be read or written; the message says what to do."""
 
 

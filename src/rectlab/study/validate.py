@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..config import TrainConfig
+from ..training.config import TrainConfig
 from .grid import Run
 from .spec import SpecError
 
@@ -52,7 +52,7 @@ def validate_runs(runs: list[Run]) -> dict[tuple[str, str | None], Any]:
         RuntimeError: a device that is not present.
     """
     from .. import data as rdata
-    from ..train import model_for, resolve_device
+    from ..training.loop import model_for, resolve_device
 
     loaded: dict[tuple[str, str | None], Any] = {}
     seen_models: set[str] = set()

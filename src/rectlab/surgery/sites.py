@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..activations import ACTIVATIONS, Activation
+from ..errors import RectlabError
 
 __all__ = [
     "GATING_MODULES",
@@ -31,7 +32,7 @@ __all__ = [
 ]
 
 
-class SurgeryError(RuntimeError):
+class SurgeryError(RectlabError, RuntimeError):
     """A requested edit cannot be made; the message names the submodule and what to pass instead."""
 
 

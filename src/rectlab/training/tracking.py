@@ -1,10 +1,10 @@
-"""Experiment trackers as epoch callbacks of :func:`rectlab.train.train_one`: TensorBoard.
+"""Experiment trackers as epoch callbacks of :func:`rectlab.training.loop.train_one`: TensorBoard.
 
 ``rectlab compare ... --tensorboard`` (also ``run`` and ``reproduce``) writes one TensorBoard run per study
 run into ``OUT/tensorboard/<cell>-seed<N>/``; look at them with ``tensorboard --logdir OUT/tensorboard``.
 From Python::
 
-    from rectlab.tracking import TensorBoardLogger
+    from rectlab.training.tracking import TensorBoardLogger
     train_one(config, callbacks=[TensorBoardLogger("tb/prelu-seed0")])
 
 Per epoch it logs every scalar metric of the epoch row (losses, errors, learning rate, seconds and whatever
@@ -102,7 +102,7 @@ class TensorBoardLogger:
 
     @staticmethod
     def _slopes(w: Any, model: torch.nn.Module, step: int) -> None:
-        from .probes import slope_table
+        from ..probes import slope_table
 
         for row in slope_table(model, values=True):
             name = "prelu_slope" if row["kind"] == "prelu" else "swish_beta"
@@ -110,7 +110,7 @@ class TensorBoardLogger:
             w.add_scalar(f"{name}_mean/{row['layer']}", row["mean"], step)
 
     def _dead_neurons(self, w: Any, state: Any, step: int) -> None:
-        from .probes import DeadNeurons, probe_batches, probe_sites
+        from ..probes import DeadNeurons, probe_batches, probe_sites
 
         if not probe_sites(state.model):
             return

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .setup_file import load_setup_table
+from ..setup_file import load_setup_table
 
 __all__ = ["DISTRIBUTIONS", "ConvSetup", "Trajectories", "load_setup", "make_patches", "patches", "sample_inputs",
            "teacher", "train_students"]
@@ -38,7 +38,7 @@ DISTRIBUTIONS = ("gaussian", "uniform", "laplace", "rademacher")
 
 @dataclass(frozen=True)
 class ConvSetup:
-    """One conv-filter experiment (see ``studies/conv-filter.toml``).
+    """One conv-filter experiment (see ``rectlab/specs/conv-filter.toml``).
 
     Attributes:
         trials: random (w*, w0) pairs per condition.
@@ -254,7 +254,7 @@ def train_students(setup: ConvSetup, *, dist: str, stride: int, method: str, sch
 
 
 def load_setup(path: str | Path, scale: str) -> ConvSetup:
-    """Read ``[conv]`` and the ``[scales.SCALE]`` overrides of ``studies/conv-filter.toml``.
+    """Read ``[conv]`` and the ``[scales.SCALE]`` overrides of ``rectlab/specs/conv-filter.toml``.
 
     Raises:
         ValueError: for unknown keys or a missing scale (the message lists the valid ones).

@@ -10,7 +10,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .activations.fused import BACKENDS  # defined with the dispatch that reads it
+from ..activations.fused import BACKENDS  # defined with the dispatch that reads it
+from ..errors import RectlabError
+from ..models.common import HEADS  # defined with the models that build them
 
 __all__ = [
     "AMP_MODES", "BACKENDS", "CHANNELS_LAST_MODES", "ConfigError", "DEVICES", "ERASE_LOCATIONS", "HEADS", "INITS",
@@ -18,7 +20,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(RectlabError, ValueError):
     """A configuration value or key is invalid; the message says what is valid."""
 
 
@@ -28,7 +30,6 @@ SCHEDULES = ("cosine", "step", "constant")
 INITS = ("default", "he", "he-fan-out", "xavier", "xavier-fan-in")
 AMP_MODES = ("auto", "bf16", "off")
 CHANNELS_LAST_MODES = ("auto", "on", "off")
-HEADS = ("linear", "relu-classifier", "relu-normalized")
 ERASE_LOCATIONS = ("last", "first")  # or an index into a basic module's activation sites
 DEVICES = ("auto", "cpu", "cuda")  # or "cuda:N"
 
@@ -102,12 +103,12 @@ class TrainConfig:
             test curves; the last epoch always evaluates the whole test set (up to ``test_limit``), which is
             what results and verdicts use. Default 2000: curves at about +-1 point for a tenth of the cost.
         prune_sparsity, prune_epoch: after epoch ``prune_epoch``, prune this fraction of all conv/linear
-            weights by global magnitude and train on with fixed masks (0 = off; see :mod:`rectlab.pruning`).
+            weights by global magnitude and train on with fixed masks (0 = off; see :mod:`rectlab.training.pruning`).
         seed: seeds weights, data order, augmentation and stochastic activations.
         device ("auto" | "cpu" | "cuda" | "cuda:N"), amp ("auto" | "bf16" | "off"),
         channels_last ("auto" | "on" | "off"), backend ("auto" | "torch" | "triton"), compile
             (``torch.compile`` the model for training), cuda_graphs (replay each training step from a CUDA
-            graph; GPU only, see :mod:`rectlab.train_step`): execution; they do not change the config hash.
+            graph; GPU only, see :mod:`rectlab.training.step`): execution; they do not change the config hash.
     """
 
     model: str = "small-cnn"

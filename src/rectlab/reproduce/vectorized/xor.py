@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..activations import functional as AF
+from ...activations import functional as AF
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -228,7 +228,7 @@ def run_xor(setup: XorSetup) -> XorResult:
 
 
 def load_setup(path: str | Path, scale: str) -> XorSetup:
-    """Read ``[xor]`` and the ``[scales.SCALE]`` overrides of ``studies/xor-prelu.toml``.
+    """Read ``[xor]`` and the ``[scales.SCALE]`` overrides of ``rectlab/specs/xor-prelu.toml``.
 
     Raises:
         ValueError: for unknown keys or a missing scale (the message lists the valid ones).

@@ -1,5 +1,7 @@
 """``xor-prelu``: a single PReLU unit (3 parameters) on XOR vs a 2-2-1 MLP and a GCU unit, success rate over
-learning rates (Pinto & Tavares 2024, arXiv 2409.10821). A custom runner: see :mod:`rectlab.reproduce.xor`."""
+learning rates (Pinto & Tavares 2024, arXiv 2409.10821).
+
+A custom runner: see :mod:`rectlab.reproduce.vectorized.xor`."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import time
 
 from ...report.stats import wilson
 from ..core import Analysis, ClaimCheck, Context, Reproduction, Table, studies_dir
-from ..xor import XOR_MODELS, XorResult, load_setup, run_xor, save
+from ..vectorized.xor import XOR_MODELS, XorResult, load_setup, run_xor, save
 
 ENCODING = {"binary": "{0, 1}", "bipolar": "{-1, 1}"}
 

@@ -80,7 +80,8 @@ def analyze(ctx: Context) -> Analysis:
         ylabel="dynamic DNR (whole net)")
     a.notes.append("Pruning: after the evaluation of epoch "
                    f"{prune_epoch}, all conv and linear weights are pruned by global L1 magnitude "
-                   "(rectlab.pruning, a run option of the study runner) and training continues with the masks fixed. "
+                   "(rectlab.training.pruning, a run option of the study runner) and training continues with the "
+                   "masks fixed. "
                    "The DNR of that epoch is measured on the freshly pruned net.")
     return a
 

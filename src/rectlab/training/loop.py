@@ -24,10 +24,10 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from . import __version__
+from .. import __version__
+from ..probes import learned_slopes  # re-exported: rectlab.training.loop.learned_slopes stays importable
 from .config import TrainConfig, config_hash
-from .probes import learned_slopes  # re-exported: rectlab.train.learned_slopes stays importable
-from .train_step import CudaGraph, TrainStep, compiled_forward, use_cuda_graphs
+from .step import CudaGraph, TrainStep, compiled_forward, use_cuda_graphs
 
 __all__ = [
     "Checkpoints",
@@ -230,8 +230,8 @@ def resolve_device(spec: str) -> torch.device:
 
 def build_model(config: TrainConfig, num_classes: int, in_channels: int, example: Tensor) -> tuple[nn.Module, dict]:
     """Create the model, apply transforms (EraseReLU) and initialization; return it with a report."""
-    from . import activations, models, surgery
-    from . import init as rinit
+    from .. import activations, models, surgery
+    from .. import init as rinit
 
     make_act = activations.factory(config.activation, backend=config.backend, **config.activation_kwargs)
     kwargs = dict(config.model_kwargs)
@@ -281,7 +281,7 @@ def _lr_at(config: TrainConfig, step: int, total_steps: int, steps_per_epoch: in
 
 
 def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    from .optim import param_groups
+    from ..optim import param_groups
 
     # decay_activation_params: the ablation of He et al. 2015 (decay the slopes like any weight)
     groups = param_groups(model, config.weight_decay, decay_activation_params=config.decay_activation_params)
@@ -300,7 +300,7 @@ class _Batches:
 
     def __init__(self, data: Any, config: TrainConfig, device: torch.device, channels_last: bool,
                  dist: Distributed) -> None:
-        from .data import augment
+        from ..data import augment
 
         self.aug = augment
         self.config, self.device, self.channels_last, self.dist = config, device, channels_last, dist
@@ -492,7 +492,7 @@ def train_one(
     Raises:
         Diverged: the training loss became NaN or infinite (the epochs before it stay checkpointed).
     """
-    from . import data as rdata
+    from .. import data as rdata
     from . import pruning
 
     report = reporter or (lambda event, **info: None)

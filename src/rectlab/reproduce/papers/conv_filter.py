@@ -1,6 +1,6 @@
 """``conv-filter``: gradient descent from random initializations recovers a planted ReLU convolutional filter for
 Gaussian and non-Gaussian inputs; closeness of patches and a two-stage learning rate (Du, Lee & Tian 2017,
-arXiv 1709.06129). A custom runner: see :mod:`rectlab.reproduce.conv_filter`."""
+arXiv 1709.06129). A custom runner: see :mod:`rectlab.reproduce.vectorized.planted_filter`."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import numpy as np
 from scipy import stats as sps
 
 from ...report.stats import wilson
-from ..conv_filter import ConvSetup, Trajectories, load_setup, train_students
 from ..core import Analysis, ClaimCheck, Context, Reproduction, Table, studies_dir
 from ..evidence import direction_check, proportion_check
+from ..vectorized.planted_filter import ConvSetup, Trajectories, load_setup, train_students
 
 SPEED_MARGIN = math.log10(1.25)  # a 25% difference in steps (or in the final distance) is the effect that matters
 
