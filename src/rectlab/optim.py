@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from .surgery.sites import module_op
+from .activations.kinds import module_op
 
 __all__ = ["GROUP_NAMES", "is_activation_module", "is_norm_module", "param_groups"]
 

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .surgery.sites import GATING_MODULES, module_op
+from .activations.kinds import GATING_MODULES, module_op
 
 __all__ = [
     "ActivationStats",

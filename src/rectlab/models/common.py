@@ -10,7 +10,7 @@ from torch import nn
 
 from .. import activations
 from ..activations import ActivationSpec, ReLUClassifier
-from ..init import gain
+from ..activations.gains import gain
 
 __all__ = [
     "ActFactory",

@@ -67,7 +67,7 @@ def _deep_probe(c: Candidate, gain: float) -> str:
 
 def reject_reason(c: Candidate) -> str:
     """Why ``c`` cannot be trained (see the module docstring), or ``""`` when it passes."""
-    from ..init import gain
+    from ..activations.gains import gain
 
     x = PROBE.clone().requires_grad_(True)
     y = _values(c, 1.0, x)
