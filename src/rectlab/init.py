@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from .activations.gains import MODES, check_mode, gain, second_moment
+from .surgery.analysis import analyze
 
 __all__ = ["LayerInit", "MODES", "gain", "he_init_", "he_plan", "second_moment", "xavier_init_"]
 
@@ -101,8 +102,6 @@ def he_plan(
     Returns:
         One :class:`LayerInit` per conv/linear module, in registration order.
     """
-    from .surgery.analysis import analyze  # surgery imports the model package, which imports this module
-
     check_mode(mode)
     analysis = analyze(model, example_input)
     by_layer = dict(_graph_assignments(analysis))

@@ -33,7 +33,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from .activations import PReLU, Swish
 from .activations.kinds import GATING_MODULES, module_op
+from .data import augment
 
 __all__ = [
     "ActivationStats",
@@ -347,8 +349,6 @@ class ActivationStats(Probe):
 
 def learned_slopes(model: nn.Module) -> list[dict[str, Any]]:
     """Learned activation parameters per layer (He et al. 2015, Table 1): PReLU slopes and Swish betas."""
-    from .activations import PReLU, Swish  # lazy: importing probes stays cheap
-
     rows = []
     for name, module in model.named_modules():
         if isinstance(module, (PReLU, nn.PReLU)):
@@ -470,8 +470,6 @@ def probe_batches(data: Any, config: Any, device: torch.device, limit: int = 102
     the run trains on (``config.train_limit`` respected), normalised, without augmentation."""
     n = min(limit, config.train_limit or limit)
     if getattr(data, "in_memory", True):
-        from .data import augment
-
         x = data.train_x[:n]
         return [augment.normalize(x[i:i + batch_size].to(device), data.mean, data.std)
                 for i in range(0, len(x), batch_size)]

@@ -6,12 +6,14 @@ Follows timm's ``create_act`` style: :func:`get` returns a class, :func:`create`
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
-from . import functional
+from ..registry import UnknownNameError
+from . import functional, selfcheck  # selfcheck: sets the check backend="auto" runs before a kernel
 from .modules import (
     ACTIVATIONS,
     CELU,
@@ -70,6 +72,7 @@ __all__ = [
     "functional",
     "get",
     "names",
+    "selfcheck",
 ]
 
 
@@ -99,10 +102,6 @@ def get(name: str | type[nn.Module] | None) -> type[nn.Module] | None:
 
 
 def _prefixed(name: str) -> type[nn.Module]:
-    import importlib
-
-    from ..registry import UnknownNameError
-
     prefix = name.split(":", 1)[0].strip().lower()
     if prefix not in PREFIXES:
         raise UnknownNameError(f"unknown activation prefix {prefix + ':'!r} in {name!r}; known prefixes: "

@@ -22,7 +22,6 @@ kernels (no self-check; an error where they cannot run), ``auto`` (or unset) the
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 import warnings
@@ -33,6 +32,8 @@ import torch
 from torch import Tensor
 
 from . import functional as AF
+from . import fused
+from .fused import BACKEND_ENV, backend_from_env  # re-exported: the dispatch reads them
 
 __all__ = [
     "BACKEND_ENV",
@@ -51,33 +52,12 @@ __all__ = [
     "results",
 ]
 
-BACKEND_ENV = "RECTLAB_BACKEND"
-"""Environment variable that replaces ``backend="auto"`` for a whole program (read at each call)."""
-
 LAYOUTS = ("contiguous", "channels_last")
 """Layout families checked separately: per-channel kernels tile NCHW and channels_last memory differently."""
 
 
 class KernelSelfCheckWarning(RuntimeWarning):
     """A fused kernel failed its self-check; ``backend="auto"`` uses the plain-torch reference for that op."""
-
-
-def backend_from_env(backend: str) -> str:
-    """The backend a call runs with: ``backend`` itself, unless it is ``"auto"`` and ``RECTLAB_BACKEND`` is set.
-
-    Raises:
-        ValueError: ``RECTLAB_BACKEND`` holds something other than ``torch``, ``triton`` or ``auto``.
-    """
-    if backend != "auto":
-        return backend
-    value = os.environ.get(BACKEND_ENV, "").strip().lower()
-    if not value:
-        return "auto"
-    if value not in ("auto", "torch", "triton"):
-        raise ValueError(
-            f"{BACKEND_ENV}={os.environ[BACKEND_ENV]!r} is not valid: use torch, triton or auto (or unset it)"
-        )
-    return value
 
 
 def layout_family(x: Tensor) -> str:
@@ -202,7 +182,7 @@ class _Case:
 
 
 def _cases(op: str) -> list[_Case]:
-    from . import fused as F
+    F = fused
 
     lin = dict(exact=True)
     chan = dict(shapes=_SHAPES)
@@ -248,9 +228,7 @@ def _cases(op: str) -> list[_Case]:
 
 def ops() -> list[str]:
     """The module op names that have fused kernels (and a self-check)."""
-    from .fused import FUSED_OPS
-
-    return sorted(FUSED_OPS)
+    return sorted(fused.FUSED_OPS)
 
 
 def _example(shape: tuple[int, ...], layout: str, dtype: torch.dtype, device: torch.device, seed: int) -> Tensor:
@@ -284,8 +262,7 @@ def _run_case(case: _Case, layout: str, dtype: torch.dtype, device: torch.device
 
 def _check_rrelu_training(layout: str, dtype: torch.dtype, device: torch.device) -> list[str]:
     """RReLU's training slopes are random (not torch's draws): check y, dx against the slopes y / x."""
-    from . import fused as F
-
+    F = fused
     lower, upper = 0.1, 0.3
     rel = {torch.float32: 0.0, torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11}[dtype]
     problems = []
@@ -447,8 +424,6 @@ def explain(op: str, device: str | torch.device) -> tuple[str, str]:
     Returns:
         ``(backend, reason)``: ``backend`` is ``"triton"`` or ``"torch"``.
     """
-    from .fused import triton_available
-
     device = torch.device(device)
     try:
         env = backend_from_env("auto")
@@ -460,7 +435,7 @@ def explain(op: str, device: str | torch.device) -> tuple[str, str]:
         if env == "triton":
             return "triton", f"{BACKEND_ENV}=triton (CPU tensors need TRITON_INTERPRET=1, else an error)"
         return "torch", "not a CUDA device: the plain-torch reference"
-    if not triton_available():
+    if not fused.triton_available():
         return "torch", "triton is not installed (pip install triton)"
     if env == "triton":
         return "triton", f"{BACKEND_ENV}=triton: the kernels, without self-check"
@@ -483,3 +458,6 @@ def reset() -> None:
     """Forget every self-check result of this process (for tests, and after changing Triton settings)."""
     _RESULTS.clear()
     _FAILED.clear()
+
+
+fused.set_kernel_gate(kernel_ok)  # backend="auto" runs a kernel only once kernel_ok passed it

@@ -29,6 +29,8 @@ import torch
 from torch import Tensor, nn
 
 from ..registry import UnknownNameError
+from ..surgery import swap_activations
+from .common import make_head
 
 __all__ = ["SOURCES", "STEMS", "available", "check_name", "create", "is_external", "load_adapted_state_dict"]
 
@@ -331,15 +333,11 @@ def create(
             f"model_kwargs stem='small' (CNNs), img_size/patch_size (ViTs), or a model made for small images"
         ) from None
     if head != "linear":
-        from .common import make_head
-
         path, linear = _classifier(model) or (None, None)
         if linear is None:
             raise ValueError(f"{name} has no nn.Linear classifier to replace with head={head!r}")
         _set(model, path, make_head(head, linear.in_features, num_classes))
     if activation is not None:
-        from ..surgery import swap_activations
-
         model = swap_activations(model, activation, example_input=example, inplace=True,
                                  **dict(activation_kwargs or {}))
     return model

@@ -10,10 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from ..probes import per_site_curves
 from ..study.store import Store
 from .stats import Comparison, Summary, compare, holm_comparisons, summarize
 
-__all__ = ["PLATEAU_TOL", "PLATEAU_WINDOW", "CellResult", "StudyResults", "collect", "converged"]
+__all__ = ["PLATEAU_TOL", "PLATEAU_WINDOW", "CellResult", "StudyResults", "collect", "converged", "site_curves"]
 
 PLATEAU_WINDOW = 0.2  # the last 20% of the epochs (at least one epoch-to-epoch step) ...
 PLATEAU_TOL = 0.1  # ... may bring at most 10% of the training loss's total fall since the first epoch
@@ -61,6 +62,16 @@ class CellResult:
     def unconverged(self) -> list[int]:
         """Seeds of done runs whose training loss had not reached a plateau (see :func:`converged`)."""
         return [int(r["seed"]) for r in self.runs if not converged(r)]
+
+
+def site_curves(cell: Any, prefix: str) -> dict[str, np.ndarray]:
+    """``{site: (seeds, epochs) array}`` of the per-site metric ``prefix/<site>`` (see :mod:`rectlab.probes`)."""
+    if cell is None or not cell.runs:
+        return {}
+    n = min(len(r["epochs"]) for r in cell.runs)
+    per_run = [per_site_curves(r["epochs"][:n], prefix) for r in cell.runs]
+    sites = list(dict.fromkeys(s for pr in per_run for s in pr))
+    return {s: np.array([pr.get(s, [math.nan] * n) for pr in per_run], dtype=float) for s in sites}
 
 
 @dataclass

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..study.store import Store
 from ..training.config import field_names
 
 __all__ = ["FORMATS", "export", "records", "study_dirs", "to_frame"]
@@ -73,8 +74,6 @@ def _epoch_values(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def records(path: str | Path, per: str = "run") -> list[dict[str, Any]]:
     """The rows :func:`to_frame` builds, as plain dicts (no pandas needed)."""
-    from ..study.store import Store
-
     if per not in PER:
         raise ValueError(f"per must be one of {', '.join(PER)}, got {per!r}")
     root = Path(path)

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..report.collect import PLATEAU_TOL, PLATEAU_WINDOW, converged
+from ..report.collect import PLATEAU_TOL, PLATEAU_WINDOW, converged, site_curves  # site_curves re-exported
 from ..report.stats import Comparison, compare, holm, judge, seeds_for, summarize, tost_p, wilson
 from .core import ClaimCheck
 
@@ -162,18 +162,6 @@ def metric_curves(cell: Any, metric: str) -> np.ndarray:
         return np.empty((0, 0))
     n = min(len(r["epochs"]) for r in cell.runs)
     return np.array([[_get(e, metric) for e in r["epochs"][:n]] for r in cell.runs], dtype=float)
-
-
-def site_curves(cell: Any, prefix: str) -> dict[str, np.ndarray]:
-    """``{site: (seeds, epochs) array}`` of the per-site metric ``prefix/<site>`` (see :mod:`rectlab.probes`)."""
-    from ..probes import per_site_curves
-
-    if cell is None or not cell.runs:
-        return {}
-    n = min(len(r["epochs"]) for r in cell.runs)
-    per_run = [per_site_curves(r["epochs"][:n], prefix) for r in cell.runs]
-    sites = list(dict.fromkeys(s for pr in per_run for s in pr))
-    return {s: np.array([pr.get(s, [math.nan] * n) for pr in per_run], dtype=float) for s in sites}
 
 
 def site_finals(cell: Any, prefix: str) -> dict[str, list[float]]:

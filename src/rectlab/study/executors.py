@@ -32,7 +32,13 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from .. import data as rdata
+from .. import probes
+from ..plugins import import_modules
+from ..training import tracking
 from .grid import Run
+from .record import execute_run
+from .store import Store
 
 __all__ = ["EXECUTORS", "Job", "execute"]
 
@@ -54,20 +60,13 @@ class Job:
     def callbacks(self, run: Run) -> list[Any]:
         callbacks: list[Any] = []
         if self.probes:
-            from .. import probes
-
             callbacks += probes.epoch_callbacks(list(self.probes))
         if self.trackers:
-            from ..training import tracking
-
             callbacks += tracking.callbacks(self.trackers, self.out_dir, run.cell.label, run.seed)
         return callbacks
 
     def run(self, run: Run, data: Any = None, reporter: Any = None) -> str:
         """Train ``run`` with this job's threads, probes and trackers; returns its status."""
-        from ..plugins import import_modules
-        from .runner import execute_run
-
         import_modules(self.imports)  # in a fresh worker process they register their names (already done here)
         with _threads(self.threads):
             return execute_run(self.out_dir, self.study, run, data=data, callbacks=self.callbacks(run),
@@ -114,8 +113,6 @@ def _progress(console: Any, enabled: bool):
 
 
 def _load(loaded: dict, run: Run) -> Any:
-    from .. import data as rdata
-
     key = (run.config.dataset, run.config.data_dir)
     if key not in loaded:
         loaded[key] = rdata.load(run.config.dataset, data_dir=run.config.data_dir)
@@ -235,8 +232,6 @@ class _Worker:
 
 def _finish(job: Job, run: Run, status: str, error: str) -> None:
     """Record the end of a run whose worker can no longer record it itself."""
-    from .store import Store
-
     Store(Path(job.out_dir) / "results.db").finish_run(run.hash, status, error=error)
 
 

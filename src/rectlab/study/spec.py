@@ -25,12 +25,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import sys
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..plugins import PluginError, import_modules, normalize_imports
+from ..probes import PROBES
 from ..training.config import (
     EXECUTION_FIELDS,
     LATER_FIELDS,
@@ -48,7 +52,7 @@ else:  # pragma: no cover
 
 __all__ = ["MAX_RUNS", "MAX_SEEDS", "METRICS", "SCALES", "StudySpec", "SpecError", "load_spec", "merge_specs",
            "parse_spec",
-           "spec_differences", "spec_from_dict"]
+           "spec_differences", "spec_from_dict", "studies_dir"]
 
 STUDY_KEYS = ("name", "description", "seeds", "baseline", "metric", "claim", "paper", "verdict_rule", "probes",
               "reproduce", "imports")
@@ -271,11 +275,8 @@ def _baseline(doc: _Doc, baseline: Any, grid: dict[str, tuple[Any, ...]]) -> dic
 def _extra(doc: _Doc, study: dict[str, Any]) -> dict[str, Any]:
     extra = {k: v for k, v in study.items() if k not in (*TEXT_KEYS, "seeds", "baseline", "metric")}
     probes = extra.get("probes", [])
-    if probes:
-        from ..probes import PROBES
-
-        if not isinstance(probes, list) or any(p not in PROBES for p in probes):
-            raise doc.error("probes", f"probes must be a list of: {', '.join(PROBES)}; got {probes!r}")
+    if probes and (not isinstance(probes, list) or any(p not in PROBES for p in probes)):
+        raise doc.error("probes", f"probes must be a list of: {', '.join(PROBES)}; got {probes!r}")
     return extra
 
 
@@ -308,8 +309,6 @@ def spec_from_dict(raw: dict[str, Any], where: str = "study spec", text: str | N
                               "shipped in rectlab/specs/ for examples)")
     grid = _grid(doc, grid_raw)
     if "imports" in study:  # plugin modules that register the spec's names (workers import them too)
-        from ..plugins import PluginError, import_modules, normalize_imports
-
         try:
             study["imports"] = normalize_imports(study["imports"])
             import_modules(study["imports"])
@@ -359,6 +358,32 @@ def load_spec(path: str | Path, scale: str | None = None) -> StudySpec:
     except (OSError, UnicodeDecodeError) as e:
         raise SpecError(f"cannot read study spec {path}: {e}") from None
     return parse_spec(text, where=str(path), scale=scale)
+
+
+def studies_dir(explicit: str | Path | None = None) -> Path:
+    """The folder of the study specs.
+
+    Looked up in order: ``explicit`` (``--studies DIR``), ``$RECTLAB_STUDIES``, and the specs shipped
+    inside the package (``rectlab/specs/*.toml``, found with :mod:`importlib.resources`, so an installed
+    wheel reproduces from any folder).
+
+    Raises:
+        FileNotFoundError: naming every place that was tried and how to point at the folder.
+    """
+    tried: list[Path] = []
+    if explicit is not None:
+        tried.append(Path(explicit))
+    elif os.environ.get("RECTLAB_STUDIES"):
+        tried.append(Path(os.environ["RECTLAB_STUDIES"]))
+    else:
+        tried.append(Path(str(resources.files("rectlab") / "specs")))
+    for path in tried:
+        if (path / "prelu.toml").is_file():
+            return path
+    raise FileNotFoundError(
+        f"the study specs (*.toml) were not found; tried: {', '.join(map(str, tried))}. "
+        "Pass --studies DIR or set RECTLAB_STUDIES to a folder of study specs (a copy of rectlab/specs/)"
+    )
 
 
 def _short(values: list[Any]) -> str:

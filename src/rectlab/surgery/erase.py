@@ -12,12 +12,20 @@ from dataclasses import dataclass
 from torch import nn
 
 from .. import activations
-from ..models.common import BasicModule
 from .analysis import ExampleInput, analyze
 from .rewrite import Match, _matcher, _rewrite
 from .sites import Site, SurgeryError, SurgeryWarning, module_op, original_type
 
-__all__ = ["EraseReport", "erase_relu"]
+__all__ = ["BasicModule", "EraseReport", "erase_relu"]
+
+
+class BasicModule(nn.Module):
+    """Marker base class for a *basic module* in the sense of EraseReLU (Dong et al. 2017, arXiv 1709.07634).
+
+    A basic module is the repeated unit of an architecture (a residual block, a VGG stage, one layer of a
+    plain net). :func:`rectlab.surgery.erase_relu` finds the activation sites inside every ``BasicModule``
+    without further configuration; subclass it in your own models to get the same.
+    """
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,13 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from .. import __version__
+from .. import __version__, activations, models, surgery
+from .. import data as rdata
+from .. import init as rinit
+from ..data import augment
+from ..optim import param_groups
 from ..probes import learned_slopes  # re-exported: rectlab.training.loop.learned_slopes stays importable
+from . import pruning
 from .config import TrainConfig, config_hash
 from .step import CudaGraph, TrainStep, compiled_forward, use_cuda_graphs
 
@@ -230,9 +235,6 @@ def resolve_device(spec: str) -> torch.device:
 
 def build_model(config: TrainConfig, num_classes: int, in_channels: int, example: Tensor) -> tuple[nn.Module, dict]:
     """Create the model, apply transforms (EraseReLU) and initialization; return it with a report."""
-    from .. import activations, models, surgery
-    from .. import init as rinit
-
     make_act = activations.factory(config.activation, backend=config.backend, **config.activation_kwargs)
     kwargs = dict(config.model_kwargs)
     if config.head != "linear":
@@ -281,8 +283,6 @@ def _lr_at(config: TrainConfig, step: int, total_steps: int, steps_per_epoch: in
 
 
 def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    from ..optim import param_groups
-
     # decay_activation_params: the ablation of He et al. 2015 (decay the slopes like any weight)
     groups = param_groups(model, config.weight_decay, decay_activation_params=config.decay_activation_params)
     if config.optimizer == "sgd":
@@ -300,8 +300,6 @@ class _Batches:
 
     def __init__(self, data: Any, config: TrainConfig, device: torch.device, channels_last: bool,
                  dist: Distributed) -> None:
-        from ..data import augment
-
         self.aug = augment
         self.config, self.device, self.channels_last, self.dist = config, device, channels_last, dist
         self.data = data.limit(train=config.train_limit, test=config.test_limit).to(device)
@@ -492,9 +490,6 @@ def train_one(
     Raises:
         Diverged: the training loss became NaN or infinite (the epochs before it stay checkpointed).
     """
-    from .. import data as rdata
-    from . import pruning
-
     report = reporter or (lambda event, **info: None)
     dist = Distributed.current()
     device = resolve_device(config.device)

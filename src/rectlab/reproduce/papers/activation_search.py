@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from ... import activations
+from ...report import collect
 from ...report.plots import points_with_ci, pyplot, save_figure
 from ...search import PREFIX, SearchResult, load_config, run_search
 from ...search.ops import BINARY, UNARY
@@ -75,8 +77,6 @@ def _rung_plot(result: SearchResult, path) -> None:
 def _shape_plot(result: SearchResult, path) -> None:
     import torch
 
-    from ... import activations
-
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     x = torch.linspace(-4, 4, 401)
@@ -93,8 +93,6 @@ def _shape_plot(result: SearchResult, path) -> None:
 
 
 def run(ctx: Context) -> Analysis:
-    from ...report import collect
-
     ex = ctx.execution
     config = load_config(studies_dir(ex.get("studies")) / "activation-search.toml", ctx.scale)
     result = run_search(config, ctx.out, executor=ex.get("executor", "local"), workers=ex.get("workers", 1),

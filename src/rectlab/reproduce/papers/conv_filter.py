@@ -11,6 +11,7 @@ import time
 import numpy as np
 from scipy import stats as sps
 
+from ...report.plots import pyplot, save_figure
 from ...report.stats import wilson
 from ..core import Analysis, ClaimCheck, Context, Reproduction, Table, studies_dir
 from ..evidence import direction_check, proportion_check
@@ -79,8 +80,6 @@ def _distribution_check(setup: ConvSetup, runs: dict[tuple, Trajectories], dists
 
 
 def _plot(setup: ConvSetup, runs: dict[tuple, Trajectories], path) -> None:
-    from ...report.plots import pyplot, save_figure
-
     plt = pyplot()
     panels: dict[str, list[Trajectories]] = {}
     for key, tr in runs.items():

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from ... import activations
 from ...report.plots import points_with_ci
 from ...report.stats import compare, holm, summarize
 from ..core import Analysis, ClaimCheck, Context, Part, Reproduction, Table
@@ -81,8 +82,6 @@ def _first_check(rows: list[dict], samples: dict[str, Sample]) -> ClaimCheck:
 
 
 def analyze(ctx: Context) -> Analysis:
-    from ... import activations
-
     a = Analysis()
     part = ctx.parts["field"]
     res = part.results

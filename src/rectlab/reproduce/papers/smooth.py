@@ -7,8 +7,11 @@ import itertools
 
 import numpy as np
 
+from ...data import load
+from ...probes import predict_proba, prediction_difference_from_probs
 from ...report.plots import scatter_ci
 from ...report.stats import bootstrap_ci, mde_from_ci
+from .. import trained
 from ..core import Analysis, ClaimCheck, Context, Part, Reproduction, Table
 from ..evidence import estimate_check, final, find_cell, no_improvement_check, per_seed, sample, summary_text
 
@@ -18,10 +21,6 @@ PRIMARY = "smelu"
 
 def _pd_matrices(ctx: Context) -> dict[str, tuple[list[int], np.ndarray]]:
     """``{activation: (seeds, (n, n) matrix of top-1 prediction difference in %)}`` over every pair of seeds."""
-    from ...data import load
-    from ...probes import predict_proba, prediction_difference_from_probs
-    from .. import trained
-
     part = ctx.parts["activations"]
     res = part.results
     base = res.spec.get("base", {})
