@@ -15,9 +15,10 @@ import rectlab
 
 # What `import rectlab` may load of rectlab: the activations (with their lazy fused dispatch, which asks
 # rectlab.kernels whether the interpreter is requested, but no kernel family), the registry and its plugin loader.
-LIGHT = ("rectlab", "rectlab.errors", "rectlab.registry", "rectlab.plugins", "rectlab.kernels", "rectlab.kernels._layout")
+LIGHT = ("rectlab", "rectlab.errors", "rectlab.registry", "rectlab.plugins", "rectlab.kernels",
+         "rectlab.kernels._layout")
 LIGHT_PACKAGES = ("rectlab.activations",)
-SUBMODULES = ("bench", "data", "errors", "export", "init", "kernels", "models", "optim", "plot", "plugins", "probes",
+SUBMODULES = ("data", "errors", "export", "init", "kernels", "models", "optim", "plugins", "probes",
               "registry", "report", "reproduce", "search", "study", "surgery", "training")
 
 

@@ -24,7 +24,6 @@ def get_activation(name: str, channels: int | None = None, **kwargs: Any) -> nn.
 # Every public submodule but `activations` (imported above). They load on first use
 # (`rectlab.models.create(...)` after a plain `import rectlab`), so importing rectlab stays cheap.
 _SUBMODULES = (
-    "bench",
     "data",
     "errors",
     "export",
@@ -32,7 +31,6 @@ _SUBMODULES = (
     "kernels",
     "models",
     "optim",
-    "plot",
     "plugins",
     "probes",
     "registry",

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..training.loop import Diverged, atomic_save, resolve_device, train_one, versions
+from ..training import loop  # loop.train_one looked up at each run (tests replace it)
+from ..training.loop import Diverged, atomic_save, resolve_device, versions
 from .grid import Run
 from .store import Store
 
@@ -72,7 +73,7 @@ def execute_run(
                     versions(resolve_device(run.config.device)))
     run_dir = out_dir / "runs" / run.hash
     try:
-        result = train_one(run.config, run_dir, data=data, callbacks=callbacks, reporter=reporter,
+        result = loop.train_one(run.config, run_dir, data=data, callbacks=callbacks, reporter=reporter,
                            checkpoints=StoreCheckpoints(store, run.hash, run_dir))
     except KeyboardInterrupt:
         store.finish_run(run.hash, "interrupted", error="interrupted by the user; re-run the study to resume")
