@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from torch import nn
@@ -47,8 +48,6 @@ _ATTRIBUTES = {"TrainConfig": "training", "train_one": "training"}
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES or name in _ATTRIBUTES:
-        import importlib
-
         if name in _SUBMODULES:
             return importlib.import_module(f"{__name__}.{name}")
         return getattr(importlib.import_module(f"{__name__}.{_ATTRIBUTES[name]}"), name)

@@ -118,7 +118,7 @@ def _export_dynamo(model: nn.Module, example: Tensor, path: Path, opset: int | N
 
 def _max_abs_diff(path: Path, example: Tensor, expected: Tensor) -> float:
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # optional: pip install 'rectlab[onnx]'
     except ImportError:
         raise ImportError("checking the export needs onnxruntime: pip install 'rectlab[onnx]' (or pass "
                           "check=False / --no-check)") from None

@@ -12,8 +12,8 @@
 * :func:`epoch_callbacks` — the probes as epoch callbacks of :func:`rectlab.training.loop.train_one`.
 
 A probe hooks only while it is attached (``with DeadNeurons(model) as probe: ...``): a model without
-an attached probe runs exactly as before, at no cost. Statistics accumulate on the model's device; the
-host is only synchronised when :meth:`Probe.result` is read.
+an attached probe runs untouched, at no cost. Statistics accumulate on the model's device; the host is
+only synchronised when :meth:`Probe.result` is read.
 
 Call sites. A hook sits on an activation *module*. rectlab's models give every call site its own
 module; when one module is called several times per forward (torchvision's ``self.relu``), each
@@ -150,7 +150,7 @@ class Probe:
 
     # -- to implement ---------------------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget everything observed so far."""
+        """Forget everything observed."""
         raise NotImplementedError
 
     def _observe(self, site: str, x: Tensor, y: Tensor) -> None:

@@ -5,7 +5,7 @@ version that CI never saw can still miscompile or reject them. So the first time
 run a fused op in a process on a given ``(device, dtype, layout family)``, :func:`kernel_ok` runs that op's
 kernels once on small tensors (a few thousand elements, with the kinks 0, -0, +-0.1, +-0.5 and saturated
 tails among them) and compares the output and every gradient with :mod:`rectlab.activations.functional`
-at DESIGN.md's tolerances (:func:`compare`). If a kernel fails to compile, raises, or mismatches, one
+at the tolerances of :func:`compare`. If a kernel fails to compile, raises, or mismatches, one
 :class:`KernelSelfCheckWarning` names the op, the device, the torch and Triton versions and how to report
 it, and ``backend="auto"`` runs the reference for that op on that device for the rest of the process.
 Results are cached per process; nothing is written to disk (Triton caches its compiled kernels itself).
@@ -92,7 +92,7 @@ class CheckResult:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Comparing with the reference (DESIGN.md's tolerances)
+# Comparing with the reference
 # ----------------------------------------------------------------------------------------------------
 
 
@@ -114,7 +114,7 @@ def compare(
 ) -> list[str]:
     """Compare a fused op with its reference: output, input gradient and parameter gradients.
 
-    Tolerances (DESIGN.md): float32 to 1e-5 (the output exactly when ``exact``, for piecewise-linear ops);
+    Tolerances: float32 to 1e-5 (the output exactly when ``exact``, for piecewise-linear ops);
     bfloat16 / float16: the fused error to a float32 reference at most 2x PyTorch's own low-precision error
     plus 1e-6, output and every gradient. Outputs must keep the input's dtype and shape, parameter
     gradients the parameter's dtype.
@@ -389,7 +389,7 @@ def _warn(result: CheckResult) -> None:
 
 def _triton_version() -> str:
     try:
-        import triton
+        import triton  # optional, slow to import: only for its version
 
         return triton.__version__
     except ImportError:  # pragma: no cover - a check only runs with Triton

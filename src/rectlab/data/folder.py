@@ -84,7 +84,7 @@ class ImageFolderSpec(DatasetSpec):
                 f"{train}/<class>/<images> and {val}/<class>/<images> with the same class folders. "
                 "Image folders are never downloaded."
             )
-        from torchvision.datasets import ImageFolder
+        from torchvision.datasets import ImageFolder  # lazy: only folder datasets need it
 
         sets = []
         for split, train in zip(self.splits, (True, False)):

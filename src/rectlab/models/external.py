@@ -57,7 +57,7 @@ def _split(name: str) -> tuple[str, str]:
 
 def _timm() -> Any:
     try:
-        import timm
+        import timm  # optional: pip install 'rectlab[timm]'
     except ImportError:
         raise ImportError("timm: model names need timm: pip install 'rectlab[timm]' (or pip install timm)") from None
     return timm
@@ -66,7 +66,7 @@ def _timm() -> Any:
 def available(source: str) -> list[str]:
     """Architecture names of ``source`` ("tv" or "timm"): torchvision's classification models, or every timm model."""
     if source == "tv":
-        import torchvision.models as tvm
+        import torchvision.models as tvm  # lazy: torchvision's model zoo is slow to import
 
         return sorted(tvm.list_models(module=tvm))
     if source == "timm":
@@ -206,7 +206,7 @@ def load_adapted_state_dict(model: nn.Module, state_dict: Mapping[str, Tensor], 
 
 
 def _tv_weights(arch: str, pretrained: bool | str) -> dict[str, Tensor]:
-    import torchvision.models as tvm
+    import torchvision.models as tvm  # lazy: torchvision's model zoo is slow to import
 
     if isinstance(pretrained, str) and Path(pretrained).expanduser().is_file():
         path = str(Path(pretrained).expanduser())
@@ -227,7 +227,7 @@ def _tv_weights(arch: str, pretrained: bool | str) -> dict[str, Tensor]:
 
 def _build_tv(arch: str, num_classes: int, in_channels: int, hw: tuple[int, int] | None, pretrained: bool | str,
               kwargs: dict[str, Any]) -> tuple[nn.Module, bool]:
-    import torchvision.models as tvm
+    import torchvision.models as tvm  # lazy: torchvision's model zoo is slow to import
 
     patch_based = arch.startswith("vit_")
     if patch_based and hw is not None:

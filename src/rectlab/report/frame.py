@@ -23,7 +23,7 @@ _RENAMED = {"lr": "epoch_lr"}
 
 def _pandas() -> Any:
     try:
-        import pandas
+        import pandas  # optional: pip install 'rectlab[frames]'
     except ImportError:
         raise ImportError("to_frame needs pandas: pip install 'rectlab[frames]' (or pip install pandas)") from None
     return pandas

@@ -51,16 +51,16 @@ __all__ = [
 
 def pyplot() -> Any:
     """``matplotlib.pyplot`` on the headless Agg backend (imported on first use)."""
-    import matplotlib
+    import matplotlib  # lazy: slow to import, and only figures need it
 
     matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after choosing the backend
 
     return plt
 
 
 def _integer_epochs(ax: Any) -> None:
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # lazy: see pyplot
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 

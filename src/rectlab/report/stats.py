@@ -23,7 +23,7 @@ import functools
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -367,8 +367,6 @@ def compare(baseline: Mapping[int, float], other: Mapping[int, float], alpha: fl
 
 def holm_comparisons(comparisons: Sequence[Comparison | None], alpha: float = ALPHA) -> list[Comparison | None]:
     """Holm-correct a study's comparisons with its baseline: sets ``p_holm`` and re-derives ``verdict`` from it."""
-    from dataclasses import replace
-
     present = [i for i, c in enumerate(comparisons) if c is not None]
     adjusted = holm([comparisons[i].p_value for i in present])  # type: ignore[union-attr]
     out = list(comparisons)

@@ -166,7 +166,7 @@ def swish_fit(c: Candidate, lo: float = -6.0, hi: float = 6.0) -> tuple[float, f
     Returns:
         ``(relative RMS error, a, b)`` of the best fit over ``x`` in ``[lo, hi]`` (b searched in [0.1, 10]).
     """
-    from scipy import optimize
+    from scipy import optimize  # lazy: scipy.optimize is slow to import and only this fit needs it
 
     x = torch.linspace(lo, hi, 481, dtype=torch.float64)
     with torch.no_grad():

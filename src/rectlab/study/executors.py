@@ -19,6 +19,7 @@ executor and however many workers run it.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
 import signal
@@ -31,6 +32,9 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import data as rdata
 from .. import probes
@@ -75,8 +79,6 @@ class Job:
 
 @contextmanager
 def _threads(n: int) -> Iterator[None]:
-    import torch
-
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -102,9 +104,7 @@ def execute(executor: str, job: Job, todo: list[Run], *, workers: int = 1, addre
         _run_local(job, todo, dict(loaded or {}), progress, console)
 
 
-def _progress(console: Any, enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+def _progress(console: Any, enabled: bool) -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         # A live bar in a terminal; in a log file only the plain "run i/n ..." lines.
@@ -154,12 +154,8 @@ def _interrupt_once(signum: int, frame: Any) -> None:
 def _die_with_parent(parent_pid: int) -> None:
     """Make this process get SIGTERM when its parent dies (Linux), and watch the parent from a thread anyway."""
     if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
+        with suppress(OSError, AttributeError):  # an exotic libc: the watchdog thread alone
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):  # pragma: no cover - exotic libc
-            pass
 
     def watch() -> None:
         while os.getppid() == parent_pid:
@@ -287,8 +283,6 @@ def _ray_task(job: Job, run: Run) -> str:
 
 
 def _uses_cuda(todo: list[Run]) -> bool:
-    import torch
-
     devices = {r.config.device for r in todo}
     return any(d.startswith("cuda") for d in devices) or ("auto" in devices and torch.cuda.is_available())
 
@@ -296,7 +290,7 @@ def _uses_cuda(todo: list[Run]) -> bool:
 def _run_ray(job: Job, todo: list[Run], workers: int, address: str | None, gpus_per_run: float | None,
              progress: bool, console: Any) -> None:
     try:
-        import ray
+        import ray  # optional (pip install 'rectlab[ray]') and slow to import: only for --executor ray
     except ImportError:
         raise RuntimeError(
             "executor 'ray' needs Ray: pip install 'rectlab[ray]' (or use --executor processes)"

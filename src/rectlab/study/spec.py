@@ -28,11 +28,12 @@ import math
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .. import activations, data, models
 from ..plugins import PluginError, import_modules, normalize_imports
 from ..probes import PROBES
 from ..training.config import (
@@ -168,10 +169,7 @@ def _table(doc: _Doc, raw: dict[str, Any], name: str) -> dict[str, Any]:
 
 def _check_names(doc: _Doc, field_name: str, values: list[Any]) -> None:
     """Check registry names (activation/model/dataset) so typos fail before any training."""
-    registries = {"activation": "activations", "model": "models", "dataset": "data"}
-    import importlib
-
-    module = importlib.import_module(f"rectlab.{registries[field_name]}")
+    module: Any = {"activation": activations, "model": models, "dataset": data}[field_name]
     known = module.names()
     for v in values:
         if field_name == "activation" and isinstance(v, str) and ":" in v:  # search:<expression>, built by name
@@ -421,6 +419,5 @@ def merge_specs(old: StudySpec, new: StudySpec) -> StudySpec | None:
         return None
     grid = {k: tuple(dict.fromkeys([*old.grid[k], *new.grid[k]])) for k in old.grid}
     seeds = tuple(sorted(set(old.seeds) | set(new.seeds)))
-    from dataclasses import replace
 
     return replace(new, grid=grid, seeds=seeds)

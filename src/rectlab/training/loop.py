@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 from .. import __version__, activations, models, surgery
@@ -127,8 +128,6 @@ class Distributed:
 
     @staticmethod
     def current() -> Distributed:
-        import torch.distributed as dist
-
         if dist.is_available() and dist.is_initialized():
             return Distributed(dist.get_rank(), dist.get_world_size())
         return Distributed()
@@ -137,8 +136,6 @@ class Distributed:
     def init_from_env(device: str = "auto") -> Distributed:
         """Join the process group that ``torchrun`` describes in the environment (``WORLD_SIZE`` > 1):
         NCCL for GPUs, gloo on CPU. Without ``torchrun`` nothing happens."""
-        import torch.distributed as dist
-
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world > 1 and not dist.is_initialized():
             gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
@@ -151,8 +148,6 @@ class Distributed:
         """Sums over all processes (the values themselves without a process group)."""
         if self.world == 1:
             return list(values)
-        import torch.distributed as dist
-
         out = []
         for v in values:
             v = v.clone()
@@ -162,8 +157,6 @@ class Distributed:
 
     def barrier(self) -> None:
         if self.world > 1:
-            import torch.distributed as dist
-
             dist.barrier()
 
 

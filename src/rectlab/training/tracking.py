@@ -41,7 +41,7 @@ _TAGS = {
 
 def _summary_writer() -> Any:
     try:
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # optional: pip install 'rectlab[tracking]'
     except ImportError:
         raise ImportError("--tensorboard needs the tensorboard package: pip install 'rectlab[tracking]'") from None
     return SummaryWriter

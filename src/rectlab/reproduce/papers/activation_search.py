@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from ... import activations
 from ...report import collect
@@ -75,8 +76,6 @@ def _rung_plot(result: SearchResult, path) -> None:
 
 
 def _shape_plot(result: SearchResult, path) -> None:
-    import torch
-
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     x = torch.linspace(-4, 4, 401)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from ...activations import ReLUClassifier
 from ...data import load
 from ...report.plots import curves
@@ -14,8 +16,6 @@ HEADS = (("linear", "softmax (linear + cross-entropy)"), ("relu-normalized", "Re
 
 def _dead_classes(ctx: Context, cell) -> list[float]:
     """Per run: classes whose rectified score is 0 on every test input (they can never be predicted or learn)."""
-    import torch
-
     part = ctx.parts["heads"]
     base = part.results.spec.get("base", {})
     data = load(base.get("dataset", "fashion-mnist"), data_dir=ctx.execution.get("data_dir"))
