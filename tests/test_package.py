@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.resources
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +75,11 @@ def test_get_activation() -> None:
     assert isinstance(act, rectlab.activations.PReLU) and act.weight.shape == (3,)
     with pytest.raises(ValueError, match="needs a name"):
         rectlab.get_activation("")
+
+
+def test_the_version_is_written_once() -> None:
+    """pyproject.toml holds the version; the package reads it from the installed distribution's metadata."""
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    (declared,) = re.findall(r'^version = "([^"]+)"', pyproject, flags=re.M)
+    assert rectlab.__version__ == importlib.metadata.version("rectlab") == declared
+    assert declared not in importlib.resources.files("rectlab").joinpath("__init__.py").read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from importlib import metadata
 from typing import Any
 
 from torch import nn
@@ -11,7 +12,10 @@ from . import activations
 from .errors import RectlabError
 from .registry import Registry, UnknownNameError
 
-__version__ = "0.1.0"
+try:
+    __version__ = metadata.version("rectlab")  # the one place it is written: pyproject.toml
+except metadata.PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"
 
 
 def get_activation(name: str, channels: int | None = None, **kwargs: Any) -> nn.Module:
