@@ -28,7 +28,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -77,6 +77,9 @@ def probe_sites(model: nn.Module) -> dict[str, nn.Module]:
 def _is_probed(module: nn.Module) -> bool:
     op = module_op(module)
     return (op is not None and op != "identity") or isinstance(module, GATING_MODULES)
+
+
+P = TypeVar("P", bound="Probe")
 
 
 class Probe:
@@ -129,8 +132,9 @@ class Probe:
     def attached(self) -> bool:
         return bool(self._handles)
 
-    def __enter__(self) -> Probe:
-        return self.attach()
+    def __enter__(self: P) -> P:
+        self.attach()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.detach()
@@ -354,7 +358,7 @@ def learned_slopes(model: nn.Module) -> list[dict[str, Any]]:
         if isinstance(module, (PReLU, nn.PReLU)):
             values = module.weight.detach().float().cpu()
             kind = "prelu"
-        elif isinstance(module, Swish) and module.learnable:
+        elif isinstance(module, Swish) and module.learnable and isinstance(module.beta, Tensor):
             values = module.beta.detach().float().cpu()
             kind = "swish-beta"
         else:
@@ -391,7 +395,7 @@ def slope_table(model: nn.Module, values: bool = False) -> list[dict[str, Any]]:
     if values:
         for row in rows:
             module = model.get_submodule(row["layer"])
-            param = module.weight if row["kind"] == "prelu" else module.beta
+            param = module.get_parameter("weight" if row["kind"] == "prelu" else "beta")
             row["values"] = param.detach().float().cpu().tolist()
     return rows
 
@@ -546,12 +550,12 @@ class _DataProbeCallback:
                     state.metrics[f"dnr_dynamic/{r.site}"] = r.dynamic_rate
                 tables["dead_neurons"] = [r.__dict__ for r in rows]
             else:
-                rows = list(p.result().values())
-                for r in rows:
-                    state.metrics[f"act_mean/{r.site}"] = r.mean
-                    state.metrics[f"act_var/{r.site}"] = r.var
-                    state.metrics[f"act_abs_channel_mean/{r.site}"] = r.mean_abs_channel_mean
-                tables["activation_stats"] = [r.__dict__ for r in rows]
+                stats = list(p.result().values())
+                for s in stats:
+                    state.metrics[f"act_mean/{s.site}"] = s.mean
+                    state.metrics[f"act_var/{s.site}"] = s.var
+                    state.metrics[f"act_abs_channel_mean/{s.site}"] = s.mean_abs_channel_mean
+                tables["activation_stats"] = [s.__dict__ for s in stats]
         if state.epoch == state.config.epochs:
             state.extras.setdefault("probes", {}).update(tables)
 

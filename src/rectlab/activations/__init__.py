@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, overload
 
 from torch import nn
 
@@ -86,6 +86,10 @@ def names() -> list[str]:
 PREFIXES = {"search": "rectlab.search.activation"}
 
 
+@overload
+def get(name: None | Literal[""]) -> None: ...  # type: ignore[overload-overlap]  # "" is a str that gives None
+@overload
+def get(name: str | type[nn.Module]) -> type[nn.Module]: ...
 def get(name: str | type[nn.Module] | None) -> type[nn.Module] | None:
     """Return the activation class for ``name``; a class passes through, ``None``/``""`` give ``None``.
 
@@ -109,6 +113,10 @@ def _prefixed(name: str) -> type[nn.Module]:
     return importlib.import_module(PREFIXES[prefix]).activation_class(name)
 
 
+@overload
+def create(name: None | Literal[""], channels: int | None = None, **kwargs: Any) -> None: ...
+@overload
+def create(name: str | type[nn.Module], channels: int | None = None, **kwargs: Any) -> nn.Module: ...
 def create(name: str | type[nn.Module] | None, channels: int | None = None, **kwargs: Any) -> nn.Module | None:
     """Create an activation module.
 
@@ -142,7 +150,7 @@ def create(name: str | type[nn.Module] | None, channels: int | None = None, **kw
         raise TypeError(f"bad arguments for activation {name!r}: {e}") from None
 
 
-def factory(spec: ActivationSpec, **kwargs: Any) -> Callable[[int], nn.Module]:
+def factory(spec: ActivationSpec, **kwargs: Any) -> Callable[[int | None], nn.Module]:
     """Turn an activation spec into ``make(channels) -> nn.Module``, as models use it.
 
     Args:
@@ -155,14 +163,15 @@ def factory(spec: ActivationSpec, **kwargs: Any) -> Callable[[int], nn.Module]:
     if isinstance(spec, str):
         get(spec)  # fail early on unknown names
 
-        def make_named(channels: int) -> nn.Module:
+        def make_named(channels: int | None) -> nn.Module:
             return create(spec, channels=channels, **kwargs)
 
         return make_named
     if isinstance(spec, type):
-        if issubclass(spec, Activation):
-            return lambda channels: create(spec, channels=channels, **kwargs)
-        return lambda channels: spec(**kwargs)
+        cls: type[nn.Module] = spec
+        if issubclass(cls, Activation):
+            return lambda channels: create(cls, channels=channels, **kwargs)
+        return lambda channels: cls(**kwargs)
     if callable(spec):
         return spec
     raise TypeError(f"activation must be a name, an nn.Module class or a callable, got {type(spec).__name__}")

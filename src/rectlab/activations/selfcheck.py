@@ -27,6 +27,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -184,8 +185,8 @@ class _Case:
 def _cases(op: str) -> list[_Case]:
     F = fused
 
-    lin = dict(exact=True)
-    chan = dict(shapes=_SHAPES)
+    lin: dict[str, Any] = dict(exact=True)
+    chan: dict[str, Any] = dict(shapes=_SHAPES)
     if op == "rrelu":
         return [
             _Case(lambda x: F.rrelu(x, 0.1, 0.3), lambda x: AF.rrelu(x, 0.1, 0.3), **lin),

@@ -164,7 +164,7 @@ def collect(study_dir: str | Path) -> StudyResults:
     all_runs = store.runs()
     done = [r for r in all_runs if r["status"] == "done" and r["epochs"]]
     diverged = [r for r in all_runs if r["status"] == "diverged"]
-    incomplete = [r for r in all_runs if r["status"] not in ("done", "diverged")]
+    incomplete: list[dict[str, Any]] = [r for r in all_runs if r["status"] not in ("done", "diverged")]
     by_cell: dict[str, list[dict[str, Any]]] = {}
     diverged_by_cell: dict[str, list[dict[str, Any]]] = {}
     order: list[str] = []

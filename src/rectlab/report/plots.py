@@ -485,11 +485,11 @@ def slopes(study: Any, out: str | Path | None = None, *, over_training: bool = F
     """
     results = _results(study)
     if over_training:
-        per_cell = {c.label: site_curves(c, "slope") for c in results.cells}
-        per_cell = {k: v for k, v in per_cell.items() if v}
-        if not per_cell:
+        curves_by_cell = {c.label: site_curves(c, "slope") for c in results.cells}
+        curves_by_cell = {k: v for k, v in curves_by_cell.items() if v}
+        if not curves_by_cell:
             raise ValueError("no per-epoch slopes in this study: add probes = [\"slopes\"] to its [study] table")
-        return layer_curves(per_cell, _out(study, out, "slopes_over_training.png"),
+        return layer_curves(curves_by_cell, _out(study, out, "slopes_over_training.png"),
                             title="Learned slope per layer over training", ylabel="slope a / beta", zero_line=True)
     per_cell: dict[str, dict[str, list[float]]] = {}
     for c in results.cells:

@@ -284,6 +284,8 @@ def _check(claim: str, base: Sample | Mapping[int, float], other: Sample | Mappi
     k = compare(finite_b, finite_o)
     p = k.p_value
     if expect == "equivalent":  # the p of "the difference lies within ±margin": two one-sided tests
+        if margin is None:
+            raise ValueError(f"{claim}: an equivalence claim needs a margin")
         p = tost_p(k.diff, k.sd, k.n, margin) if k.paired else tost_p(
             k.diff, k.sd, len(finite_o), margin, n2=len(finite_b))
         k = dataclasses.replace(k, p_value=p, test=f"two one-sided tests against ±{margin:g} ({k.test})")

@@ -20,6 +20,7 @@ executor and however many workers run it.
 from __future__ import annotations
 
 import ctypes
+import logging
 import multiprocessing as mp
 import os
 import signal
@@ -297,7 +298,7 @@ def _run_ray(job: Job, todo: list[Run], workers: int, address: str | None, gpus_
         ) from None
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, logging_level="warning")
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
     if gpus_per_run is None:
         gpus_per_run = 1.0 / workers if _uses_cuda(todo) else 0.0
     remote = ray.remote(num_cpus=job.threads, num_gpus=gpus_per_run, max_retries=0)(_ray_task)

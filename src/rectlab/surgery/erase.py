@@ -194,18 +194,18 @@ def _find_basic_modules(
         return _pool_stages(model, sites, "features"), {}, "torchvision VGG: stages between max-poolings"
     by_name = {r.qualname: r for r in (*_TORCHVISION_RULES, *_TIMM_RULES)}
 
-    def test(path: str, m: nn.Module) -> bool:
+    def builtin(path: str, m: nn.Module) -> bool:
         kind = original_type(m)
         return issubclass(kind, BasicModule) or _qualname(kind) in by_name
 
-    groups = _group_by_scope(model, sites, test)
+    groups = _group_by_scope(model, sites, builtin)
     if not groups:
         raise _no_rule_error(model)
     linear = {}
     for g in groups:
-        rule = by_name.get(_qualname(original_type(model.get_submodule(g))))
-        if rule is not None and rule.linear_output:
-            linear[g] = rule.linear_output
+        known = by_name.get(_qualname(original_type(model.get_submodule(g))))
+        if known is not None and known.linear_output:
+            linear[g] = known.linear_output
     kinds = sorted({original_type(model.get_submodule(g)).__name__ for g in groups})
     return groups, linear, "built-in rule: " + ", ".join(kinds)
 
@@ -222,7 +222,7 @@ def _pick(
     elif location == "first":
         site = sites[0]
     else:
-        if not -len(sites) <= location < len(sites):
+        if not isinstance(location, int) or not -len(sites) <= location < len(sites):
             raise SurgeryError(
                 f"location={location} is out of range for basic module {group!r}, which has {len(sites)} activation "
                 f"site(s) ({', '.join(s.op for s in sites)}); use 'first', 'last' or an index in "

@@ -335,7 +335,7 @@ class _Batches:
                 yield x, y
             return
         seed = int(torch.randint(0, 2**31, (1,), generator=generator))
-        sampler = None
+        sampler: torch.utils.data.DistributedSampler | None = None
         if world > 1:  # each process reads only its own examples
             sampler = torch.utils.data.DistributedSampler(d.train_set, world, rank, shuffle=True, seed=seed,
                                                           drop_last=True)
@@ -373,9 +373,11 @@ class _Batches:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Iterator[tuple[Tensor, Tensor]], autocast: Any) -> dict[str, float]:
+def evaluate(model: nn.Module | Callable[[Tensor], Tensor], batches: Iterator[tuple[Tensor, Tensor]],
+             autocast: Any) -> dict[str, float | None]:
     """Test loss, top-1 and top-5 error (top-5 only with more than 5 classes)."""
-    model.eval()
+    if isinstance(model, nn.Module):  # a compiled or DDP-wrapped model is a module too
+        model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64)
     wrong1 = wrong5 = n = 0
     for x, y in batches:
@@ -388,7 +390,7 @@ def evaluate(model: nn.Module, batches: Iterator[tuple[Tensor, Tensor]], autocas
             top5 = out.topk(5, dim=1).indices
             wrong5 += int((top5 != y[:, None]).all(1).sum())
         n += len(y)
-    result = {"test_loss": float(loss_sum) / n, "test_error": 100.0 * wrong1 / n}
+    result: dict[str, float | None] = {"test_loss": float(loss_sum) / n, "test_error": 100.0 * wrong1 / n}
     result["test_top5_error"] = 100.0 * wrong5 / n if out.shape[1] > 5 else None
     return result
 
@@ -504,8 +506,8 @@ def train_one(
         model = model.to(memory_format=torch.channels_last)
     optimizer = _make_optimizer(config, model)
     # The wrappers share parameters with `model`; checkpoints keep the plain state_dict.
-    forward = torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
-    forward = compiled_forward(forward, config, device)
+    wrapped: nn.Module = torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
+    forward = compiled_forward(wrapped, config, device)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     graph = CudaGraph(device) if use_cuda_graphs(config, device, dist.world) else None
     step = TrainStep(forward, criterion, optimizer, torch.bfloat16 if use_bf16 else None, device, graph)
@@ -543,15 +545,16 @@ def train_one(
                 _check_finite(losses[:i + 1], epoch, steps_per_epoch, dist)
             report("step")
         _check_finite(losses, epoch, steps_per_epoch, dist)
-        loss_sum, wrong, seen = (float(v) for v in dist.all_sum(loss_sum, wrong, torch.tensor(seen, device=device)))
+        total_loss, total_wrong, total_seen = (float(v) for v in dist.all_sum(loss_sum, wrong,
+                                                                                torch.tensor(seen, device=device)))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         train_seconds = time.perf_counter() - t0
         row: dict[str, Any] = {
             "epoch": epoch + 1,
             "lr": lr,
-            "train_loss": loss_sum / seen,
-            "train_error": 100.0 * wrong / seen,
+            "train_loss": total_loss / total_seen,
+            "train_error": 100.0 * total_wrong / total_seen,
             # the epochs before the last draw the test-error curve on a subset; the last uses the whole test set
             **evaluate(forward, batches.test_batches(None if epoch + 1 == config.epochs else config.curve_test_limit),
                        autocast),

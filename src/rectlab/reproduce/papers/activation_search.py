@@ -97,6 +97,8 @@ def run(ctx: Context) -> Analysis:
     result = run_search(config, ctx.out, executor=ex.get("executor", "local"), workers=ex.get("workers", 1),
                         device=ex.get("device"), data_dir=ex.get("data_dir"), progress=ex.get("progress", True),
                         console=ex.get("console"))
+    if result.final_dir is None:
+        raise RuntimeError("the activation search ended without its final comparison (no winners to compare)")
     res = collect(result.final_dir)
     ctx.parts["final"] = PartRun(Part("final", "activation-search.toml", "winners vs the baselines on the test split"),
                                  result.final_spec, result.final_dir, res)

@@ -47,7 +47,7 @@ def _recovery_check(setup: ConvSetup, runs: dict[tuple, Trajectories]) -> ClaimC
              if key[0] == "gd" and key[1] != "gaussian"}
     if not rates:
         return ClaimCheck(claim, "inconclusive", "no non-Gaussian input distribution at this scale")
-    worst = min(rates, key=rates.get)
+    worst = min(rates, key=lambda condition: rates[condition])
     return proportion_check(
         claim + f" (the least successful of {len(rates)} non-Gaussian conditions: {worst})", rates[worst],
         setup.trials, what=f"random inits ending within {setup.success_tol:g} of w* (relative) after {setup.gd_steps} "

@@ -4,6 +4,7 @@ comparisons: is GELU first, tied for first, or not (Lee 2023, arXiv 2305.12073).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,7 @@ def ranking(samples: dict[str, Sample], reference: str = "gelu") -> list[dict]:
         "reference", "reference better", "reference worse" or "tied" (Holm-corrected p < 0.05 or not).
     """
     ref = _finite(samples[reference])
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, s in samples.items():
         values = _finite(s)
         row = {"name": name, "summary": summarize(list(values.values())), "diff": math.nan,

@@ -51,7 +51,9 @@ def pd_difference(base: np.ndarray, other: np.ndarray) -> tuple[float, float, fl
     the seed, not the pair, is the unit); pairs of the same model drawn twice are left out.
     """
     a, b = np.arange(len(base)), np.arange(len(other))
-    return tuple(bootstrap_ci([a, b], lambda ia, ib: mean_pd(other, ib) - mean_pd(base, ia), n_resamples=4000))
+    estimate, low, high, p = bootstrap_ci([a, b], lambda ia, ib: mean_pd(other, ib) - mean_pd(base, ia),
+                                          n_resamples=4000)
+    return estimate, low, high, p
 
 
 def analyze(ctx: Context) -> Analysis:
