@@ -69,7 +69,7 @@ class Plan:
     pytest_timeout: int
     kernel_sizes: str
     kernel_shape: str
-    kernel_activations: str | None  # None: bench kernels' default (all on GPU)
+    kernel_activations: str | None  # None: kernels.py's default (all on GPU)
     kernel_cl_activations: str
     kernel_repeats: int
     kernel_warmup: int

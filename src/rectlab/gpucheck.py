@@ -42,8 +42,18 @@ from . import __version__, activations, models
 from .activations import fused, selfcheck
 from .training.loop import describe_device, resolve_device
 
-__all__ = ["STAGES", "TORCH_MODULES", "Plan", "copy_bandwidth", "environment", "render_markdown", "run",
-           "stage_kernels", "stage_selfcheck", "stage_train"]
+__all__ = [
+    "STAGES",
+    "TORCH_MODULES",
+    "Plan",
+    "copy_bandwidth",
+    "environment",
+    "render_markdown",
+    "run",
+    "stage_kernels",
+    "stage_selfcheck",
+    "stage_train",
+]
 
 STAGES = ("selfcheck", "kernels", "train")
 
@@ -217,9 +227,17 @@ def stage_kernels(plan: Plan, device: torch.device) -> dict[str, Any]:
                     times[impl] = _median_ms(_fwd_bwd(module, x), device, plan.kernel_warmup, plan.kernel_repeats)
                 for impl, ms in times.items():
                     gbs = 5 * x.numel() * x.element_size() / (ms * 1e-3) / 1e9
-                    rows.append({"activation": name, "dtype": dt, "layout": layout, "impl": impl, "ms": ms,
-                                 "frac_copy_bw": gbs / bandwidth,
-                                 "ratio_to_torch": ms / times["torch"] if "torch" in times else math.nan})
+                    rows.append(
+                        {
+                            "activation": name,
+                            "dtype": dt,
+                            "layout": layout,
+                            "impl": impl,
+                            "ms": ms,
+                            "frac_copy_bw": gbs / bandwidth,
+                            "ratio_to_torch": ms / times["torch"] if "torch" in times else math.nan,
+                        }
+                    )
                 del x
     return {"status": "done", "copy_gb_per_s": bandwidth, "numel": batch * 64 * 32 * 32, "rows": rows}
 
@@ -262,8 +280,16 @@ def stage_train(plan: Plan, device: torch.device) -> dict[str, Any]:
             model = models.create(plan.train_model, activation=make, num_classes=10, in_channels=3).to(device)
             rate = _train_images_per_s(model, plan, device)
             relu = rate if act == "relu" else relu
-            rows.append({"model": plan.train_model, "activation": act, "impl": impl, "batch": plan.train_batch,
-                         "images_per_s": rate, "ratio_to_relu": rate / relu})
+            rows.append(
+                {
+                    "model": plan.train_model,
+                    "activation": act,
+                    "impl": impl,
+                    "batch": plan.train_batch,
+                    "images_per_s": rate,
+                    "ratio_to_relu": rate / relu,
+                }
+            )
     return {"status": "done", "rows": rows}
 
 

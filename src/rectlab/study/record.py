@@ -69,12 +69,19 @@ def execute_run(
     """
     out_dir = Path(out_dir)
     store = Store(out_dir / "results.db")
-    store.start_run(run.hash, study, run.cell.as_dict(), run.seed, run.config.to_dict(),
-                    versions(resolve_device(run.config.device)))
+    store.start_run(
+        run.hash, study, run.cell.as_dict(), run.seed, run.config.to_dict(), versions(resolve_device(run.config.device))
+    )
     run_dir = out_dir / "runs" / run.hash
     try:
-        result = loop.train_one(run.config, run_dir, data=data, callbacks=callbacks, reporter=reporter,
-                           checkpoints=StoreCheckpoints(store, run.hash, run_dir))
+        result = loop.train_one(
+            run.config,
+            run_dir,
+            data=data,
+            callbacks=callbacks,
+            reporter=reporter,
+            checkpoints=StoreCheckpoints(store, run.hash, run_dir),
+        )
     except KeyboardInterrupt:
         store.finish_run(run.hash, "interrupted", error="interrupted by the user; re-run the study to resume")
         raise
