@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SKIP_DIRS = {".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache",
+SKIP_DIRS = {".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".hypothesis",
              ".import_linter_cache", "node_modules", "site", "build", "dist", "runs", ".data"}  # fmt: skip
 SKIP_TOP = {"data", ".git"}  # the git-ignored dataset folder (src/rectlab/data is code); .git (a file in a worktree)
 THIS = Path(__file__).resolve()
@@ -32,21 +33,35 @@ FORBIDDEN = [
 ]
 
 
-def text_files() -> list[Path]:
+def _candidates() -> list[Path]:
+    """The repository's files: git's tracked and not-ignored ones, or a walk that skips the usual output folders
+    where git is not available (a source archive)."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                                capture_output=True, check=True, timeout=60).stdout  # fmt: skip
+        return sorted(ROOT / name for name in listed.decode().split("\0") if name)
+    except (OSError, subprocess.SubprocessError):
+        pass
     out = []
     for folder, dirs, files in os.walk(ROOT):
         top = Path(folder) == ROOT
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info")
-                         and not (top and d in SKIP_TOP))  # fmt: skip
-        for name in sorted(files):
-            path = Path(folder) / name
-            if path == THIS or (top and name in SKIP_TOP) or path.stat().st_size > 2_000_000:
-                continue
-            try:
-                path.read_text(encoding="utf-8")
-            except UnicodeDecodeError:
-                continue  # images, archives
-            out.append(path)
+        dirs[:] = sorted(
+            d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info") and not (top and d in SKIP_TOP)
+        )
+        out += [Path(folder) / name for name in sorted(files) if not (top and name in SKIP_TOP)]
+    return out
+
+
+def text_files() -> list[Path]:
+    out = []
+    for path in _candidates():
+        if path == THIS or not path.is_file() or path.stat().st_size > 2_000_000:
+            continue
+        try:
+            path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue  # images, archives
+        out.append(path)
     return out
 
 
