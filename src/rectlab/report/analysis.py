@@ -252,6 +252,12 @@ class Analysis:
 
     def print(self, console: Any = None) -> None:
         """Print the table, the verdicts, the minimum detectable effects and the across-task view."""
+        if console is None:
+            from rich.console import Console  # rich: imported on first use, as print_table does
+
+            console = Console()
+            if not console.is_terminal:  # a log file or a pipe: wide enough for the table
+                console = Console(width=max(console.width, 150))
         print_table(self.results, console)
 
     def report(self, path: str | Path | None = None) -> Report:

@@ -150,6 +150,7 @@ class Trial:
         The first call also restores the random generators (Python, NumPy, torch, CUDA) to where they were at
         that save, so the epochs after it draw what an uninterrupted run would have drawn.
         """
+        self._clock = time.perf_counter()  # the first epoch's seconds count from here, after the set-up
         if self._path is None:
             self._from_before = False
             return None
