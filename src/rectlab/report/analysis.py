@@ -42,7 +42,7 @@ def _pandas() -> Any:
 
 
 def read_table(path: str | Path) -> Any:
-    """A results file as a DataFrame: ``.csv`` (floats read back exactly), ``.tsv`` or ``.parquet``.
+    """A results file as a DataFrame: ``.csv``, ``.tsv`` or ``.parquet``.
 
     Raises:
         FileNotFoundError: no such file.
@@ -54,7 +54,7 @@ def read_table(path: str | Path) -> Any:
     pd = _pandas()
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv", ".txt"):
-        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", float_precision="round_trip")
+        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")  # pandas >= 3 reads floats back exactly
     if suffix in (".parquet", ".pq"):
         return pd.read_parquet(path)
     raise AnalysisError(f"{path}: cannot read {suffix or 'a file without a suffix'}; use a .csv, .tsv or .parquet file")

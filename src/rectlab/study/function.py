@@ -143,7 +143,7 @@ def function_reference(function: Callable[..., Any] | str) -> str:
     name, module = getattr(function, "__qualname__", None), getattr(function, "__module__", None)
     if not isinstance(name, str) or not isinstance(module, str):
         raise FunctionError(f"{function!r} has no import path (a partial or a callable object?); {_HOW}")
-    if name == "<lambda>":
+    if name.split(".")[-1] == "<lambda>":
         raise FunctionError(f"a lambda cannot be imported by worker processes or by a later run that resumes the "
                             f"study; {_HOW}")
     if "<locals>" in name:

@@ -128,7 +128,9 @@ class StudySpec:
                 "paper": self.paper,
                 **self.extra,
             },
-            "base": {k: v for k, v in self.base.to_dict().items() if v is not None},
+            # a function's parameters keep their None values (they are part of what it computes)
+            "base": self.base.to_dict() if isinstance(self.base, FunctionConfig) else
+            {k: v for k, v in self.base.to_dict().items() if v is not None},
             "grid": {k: list(v) for k, v in self.grid.items()},
         }
 
@@ -446,7 +448,7 @@ def spec_differences(old: StudySpec, new: StudySpec) -> list[str]:
     a, b = old.identity(), new.identity()
     out = []
     for key in sorted(set(a["base"]) | set(b["base"])):
-        if a["base"].get(key) != b["base"].get(key):
+        if a["base"].get(key) != b["base"].get(key) or (key in a["base"]) != (key in b["base"]):
             out.append(f"{key} {a['base'].get(key)!r} -> {b['base'].get(key)!r}")
     for key in dict.fromkeys([*a["grid"], *b["grid"]]):
         if a["grid"].get(key) != b["grid"].get(key):
