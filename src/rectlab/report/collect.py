@@ -60,7 +60,7 @@ class CellResult:
 
     @property
     def unconverged(self) -> list[int]:
-        """Seeds of done runs whose training loss had not reached a plateau (see :func:`converged`); runs that
+        """Seeds of done runs whose training loss had not reached a plateau (see `converged`); runs that
         logged no training loss (a function study's, results read from a file) are not judged."""
         return [int(r["seed"]) for r in self.runs if has_train_loss(r) and not converged(r)]
 

@@ -6,8 +6,8 @@ reads from ``trial.params``. Functions are referenced by import path, never pick
 processes, Ray workers and a later invocation that resumes the study all import the same function; the
 path is part of every run's hash and of the study's digest.
 
-This module is light (no torch): :mod:`rectlab.study.spec` builds :class:`FunctionConfig` from a spec, and
-:mod:`rectlab.study.trial` runs one.
+This module is light (no torch): `rectlab.study.spec` builds `FunctionConfig` from a spec, and
+`rectlab.study.trial` runs one.
 """
 
 from __future__ import annotations

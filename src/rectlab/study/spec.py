@@ -18,7 +18,7 @@ times a list of seeds, plus the baseline every cell is compared with::
     erase_relu = [0.0, 1.0]
 
 A *function study* names the user's own training function in ``[base]`` instead of a model; its ``[base]``
-and ``[grid]`` keys are then any parameters the function reads (see :mod:`rectlab.study.function`)::
+and ``[grid]`` keys are then any parameters the function reads (see `rectlab.study.function`)::
 
     [study]
     seeds = 5
