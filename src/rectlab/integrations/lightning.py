@@ -35,10 +35,11 @@ CHECKPOINT_KEY = "lightning_checkpoint"
 
 def epoch_metrics(trainer: pl.Trainer) -> dict[str, float]:
     """The epoch's logged metrics as numbers (one-element tensors; ``*_step`` values left out)."""
-    out = {}
-    for key, value in trainer.callback_metrics.items():
+    out: dict[str, float] = {}
+    for key, raw in trainer.callback_metrics.items():
         if key.endswith("_step"):
             continue
+        value: Any = raw
         if isinstance(value, torch.Tensor):
             if value.numel() != 1:
                 continue

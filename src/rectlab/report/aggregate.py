@@ -90,7 +90,7 @@ def performance_profile(tasks: Sequence[Sequence[float]], taus: Sequence[float] 
     return np.mean(scores[None, :] > t, axis=1) if higher_is_better else np.mean(scores[None, :] < t, axis=1)
 
 
-def stratified_bootstrap(statistic: Callable[..., Any], *groups: Sequence[Sequence[float]],
+def stratified_bootstrap(statistic: Callable[..., Any], *groups: Sequence[Sequence[float] | np.ndarray],
                          n_resamples: int = N_RESAMPLES, confidence: float = 0.95,
                          seed: int = 0) -> tuple[Any, Any, Any]:
     """Percentile bootstrap of ``statistic(*groups)``, resampling runs with replacement within each task.

@@ -159,7 +159,8 @@ def analyze(data: Any, *, metric: str, by: str | Sequence[str], baseline: Any, p
     for k, v in base.items():  # the baseline first, as a study lists it
         grid[k].remove(v)
         grid[k].insert(0, v)
-    runs, seen = [], set()
+    runs: list[dict[str, Any]] = []
+    seen: set[tuple[Any, ...]] = set()
     for i, r in enumerate(rows):
         cell = {k: r[k] for k in keys}
         seed = r[pair_by] if pair_by else ("row", i)

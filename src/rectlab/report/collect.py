@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,7 @@ def collect(study_dir: str | Path) -> StudyResults:
     return results_from_runs(spec.get("study", {}).get("name", Path(study_dir).name), spec, store.runs())
 
 
-def results_from_runs(name: str, spec: dict[str, Any], all_runs: list[dict[str, Any]]) -> StudyResults:
+def results_from_runs(name: str, spec: dict[str, Any], all_runs: Sequence[dict[str, Any]]) -> StudyResults:
     """Per-cell statistics of runs given as `rectlab.study.Store.runs` rows (``cell``, ``seed``, ``status``,
     ``epochs``, ``extras``, ...), for the study ``spec`` (its ``study.metric``, ``study.goal``,
     ``study.baseline`` and ``grid``). `collect` reads them from ``results.db``; `rectlab.report.analyze` builds

@@ -84,10 +84,10 @@ class FunctionConfig:
         object.__setattr__(self, "params", {k: _json_value(k, v) for k, v in self.params.items()})
 
     @property
-    def epochs(self) -> int | None:
-        """``params["epochs"]`` when it is an integer (progress display only)."""
+    def epochs(self) -> int:
+        """``params["epochs"]`` when it is an integer, else 0 (for progress displays only)."""
         value = self.params.get("epochs")
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
     def to_dict(self) -> dict[str, Any]:
         """The flat ``[base]`` form: ``function``, the parameters, ``seed``, ``device``, ``data_dir``."""

@@ -56,7 +56,8 @@ class TrialDiverged(Diverged):
     def __init__(self, epoch: int, key: str, value: float) -> None:
         FloatingPointError.__init__(self, f"{key} became {value} in epoch {epoch}; lower the learning rate or use "
                                           "warmup")
-        self.epoch, self.step, self.loss, self.key = epoch, None, str(value), key
+        self.epoch, self.loss, self.key = epoch, str(value), key
+        self.step: int | None = None  # type: ignore[assignment]  # a trial knows its epochs, not its steps
 
     def as_dict(self) -> dict[str, Any]:
         """``{"epoch", "loss", "metric"}``: what a study stores as ``extras["diverged"]``."""
@@ -252,7 +253,7 @@ class Trial:
             self.extras["erased_sites"] = [str(s) for s in report.erased]
         init = p.get("init", "default")
         if init in ("he", "he-fan-out"):
-            _, plan = rinit.he_init_(model, mode="fan_out" if init == "he-fan-out" else "fan_in",
+            _, plan = rinit.he_init_(model, mode="fan_out" if init == "he-fan-out" else "fan_in",  # type: ignore[misc]
                                      example_input=example_input, return_report=True)
             self.extras["init_gains"] = [{"layer": q.layer, "activation": q.activation, "gain": q.gain, "fan": q.fan}
                                          for q in plan]
