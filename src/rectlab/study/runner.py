@@ -77,7 +77,10 @@ class StoreCheckpoints:
         from ..training.loop import atomic_save
 
         atomic_save(state, self._pending(epoch))
-        self.store.commit_epoch(self.hash, row, earlier)
+        if earlier:  # rows a user's training function logged between two saves
+            self.store.commit_epoch(self.hash, row, earlier)
+        else:
+            self.store.commit_epoch(self.hash, row)
         os.replace(self._pending(epoch), self.final)
 
 
