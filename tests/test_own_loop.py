@@ -19,7 +19,7 @@ from torch import nn
 import own_functions
 import rectlab
 from rectlab.cli.main import main as cli
-from rectlab.study import Store, StudyLock, StudyLocked, StudyMismatch, parse_spec
+from rectlab.study import Store, StudyLock, StudyLocked, StudyMismatch, load_spec, parse_spec
 from rectlab.study.function import FunctionConfig, FunctionError, function_reference, resolve_function
 from rectlab.study.runner import StoreCheckpoints
 from rectlab.study.spec import SpecError
@@ -65,7 +65,21 @@ def test_function_references_and_their_errors(tmp_path) -> None:
     assert reference == f"{file.resolve()}:train" and resolve_function(reference)(None) == {"test_error": 1.0}
 
 
+def test_a_module_in_the_current_folder_is_found_as_python_m_would(tmp_path, monkeypatch) -> None:
+    (tmp_path / "cwd_train_module.py").write_text("def train(trial):\n    return {'test_error': 1.0}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])  # as the rectlab command
+    assert resolve_function("cwd_train_module:train")(None) == {"test_error": 1.0}
+    assert sys.path[0] == str(tmp_path)  # worker processes inherit it
+
+
 # -- specs --------------------------------------------------------------------------------------------------------
+
+def test_the_example_spec_names_the_example_function() -> None:
+    spec = load_spec(EXAMPLES / "own_loop.toml", scale="smoke")
+    assert spec.base.function == "own_loop:train" and spec.seeds == (0, 1)
+    assert spec.base.params == {"dataset": "digits", "epochs": 2}
+
 
 SPEC = """
 [study]

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import json
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,14 +159,26 @@ def function_reference(function: Callable[..., Any] | str) -> str:
     return f"{module}:{name}"
 
 
+def _search_cwd(module_name: str) -> None:
+    """Put the current folder on the import path when the module is there and nowhere else (as ``python -m``
+    would; the ``rectlab`` command does not); worker processes started later inherit the path."""
+    top = module_name.split(".")[0]
+    if module_name.endswith(".py") or importlib.util.find_spec(top) is not None:
+        return
+    cwd = Path.cwd()
+    if (cwd / f"{top}.py").is_file() or (cwd / top / "__init__.py").is_file():
+        sys.path.insert(0, str(cwd))
+
+
 def resolve_function(reference: str) -> Callable[..., Any]:
-    """Import the function an import path names.
+    """Import the function an import path names (a module in the current folder is found too).
 
     Raises:
         FunctionError: the module cannot be found or has no such callable (the message says what to check).
     """
     reference = _check_reference(reference)
     module_name, _, attr = reference.rpartition(":")
+    _search_cwd(module_name)
     try:
         if module_name.endswith(".py"):
             (module,) = import_modules([module_name])
