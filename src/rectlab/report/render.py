@@ -88,7 +88,8 @@ def _context(results: StudyResults) -> list[tuple[str, str]]:
     counts = results.run_counts()
     items += [("grid", ", ".join(f"{k} ∈ {v}" for k, v in results.spec.get("grid", {}).items())),
               ("seeds", str(study.get("seeds"))),
-              ("setup", ", ".join(f"{k}={base[k]}" for k in shown if k in base)),
+              ("setup", ", ".join(f"{k}={base[k]}" for k in shown if k in base) if "function" not in base else
+               ", ".join(f"{k}={v}" for k, v in base.items() if k not in ("seed", "device", "data_dir"))),
               ("baseline", ", ".join(f"{k}={v}" for k, v in results.baseline.items()) or "none"),
               ("runs", ", ".join(f"{v} {k}" for k, v in counts.items())),
               ("device", "; ".join(results.devices) or "unknown"),
