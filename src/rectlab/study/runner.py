@@ -23,10 +23,12 @@ from typing import Any
 from ..errors import RectlabError
 from ..timings import phase
 from .executors import EXECUTORS, Job, execute
+from .function import FunctionConfig, FunctionError
 from .grid import Run, runs
 from .lock import StudyLock
 from .spec import SpecError, StudySpec, merge_specs, spec_differences, spec_from_dict
 from .store import Store
+from .trial import run_trial
 from .validate import validate_runs
 
 __all__ = ["EXECUTORS", "Plan", "StoreCheckpoints", "StudyMismatch", "execute_run", "pending_runs", "plan_study",
@@ -68,11 +70,17 @@ class StoreCheckpoints:
         self.store.rewind(self.hash, epoch)
         return self.final
 
-    def save(self, epoch: int, state: dict[str, Any], row: dict[str, Any]) -> None:
+    def save(self, epoch: int, state: dict[str, Any], row: dict[str, Any],
+             earlier: Sequence[dict[str, Any]] = ()) -> None:
+        """Make ``state`` durable as epoch ``epoch``, committed with its ``row`` (and ``earlier`` rows of epochs
+        logged since the last save, which a user's training function may write between checkpoints)."""
         from ..training.loop import atomic_save
 
         atomic_save(state, self._pending(epoch))
-        self.store.commit_epoch(self.hash, row)
+        if earlier:  # rows a user's training function logged between two saves
+            self.store.commit_epoch(self.hash, row, earlier)
+        else:
+            self.store.commit_epoch(self.hash, row)
         os.replace(self._pending(epoch), self.final)
 
 
@@ -88,7 +96,8 @@ def execute_run(
     """Train one run and record it; returns its final status: "done", "diverged" or "failed".
 
     A KeyboardInterrupt marks the run "interrupted" and propagates; its last committed epoch checkpoint lets
-    the next invocation resume it.
+    the next invocation resume it. A run of a function study calls the user's function instead of `train_one`
+    (`rectlab.study.trial.run_trial`), with the same checkpoints, statuses and outcomes.
     """
     from ..training.loop import Diverged, resolve_device, train_one, versions
 
@@ -97,9 +106,14 @@ def execute_run(
     store.start_run(run.hash, study, run.cell.as_dict(), run.seed, run.config.to_dict(),
                     versions(resolve_device(run.config.device)))
     run_dir = out_dir / "runs" / run.hash
+    checkpoints = StoreCheckpoints(store, run.hash, run_dir)
     try:
-        result = train_one(run.config, run_dir, data=data, callbacks=callbacks, reporter=reporter,
-                           checkpoints=StoreCheckpoints(store, run.hash, run_dir))
+        if isinstance(run.config, FunctionConfig):  # the user's own training function
+            result: Any = run_trial(run.config, run.hash, run_dir, store, checkpoints, label=run.cell.label,
+                                    reporter=reporter)
+        else:
+            result = train_one(run.config, run_dir, data=data, callbacks=callbacks, reporter=reporter,
+                               checkpoints=checkpoints)
     except KeyboardInterrupt:
         store.finish_run(run.hash, "interrupted", error="interrupted by the user; re-run the study to resume")
         raise
@@ -235,6 +249,9 @@ def run_study(
     for name, value in (("workers", workers), ("threads", threads)):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
             raise ValueError(f"{name} must be an integer from 1 to 1024, got {value!r}")
+    if trackers and isinstance(spec.base, FunctionConfig):
+        raise FunctionError("--tensorboard logs rectlab's own training loop; a function study logs to TensorBoard "
+                            "from the function itself")
     if trackers:
         from ..training.tracking import check_trackers
 
