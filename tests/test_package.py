@@ -21,7 +21,7 @@ import rectlab
 LIGHT = ("rectlab", "rectlab.errors", "rectlab.registry", "rectlab.plugins", "rectlab.kernels",
          "rectlab.kernels._layout")
 LIGHT_PACKAGES = ("rectlab.activations",)
-SUBMODULES = ("data", "errors", "export", "init", "kernels", "models", "optim", "plugins", "probes",
+SUBMODULES = ("data", "errors", "export", "init", "integrations", "kernels", "models", "optim", "plugins", "probes",
               "registry", "report", "reproduce", "search", "study", "surgery", "training")
 
 

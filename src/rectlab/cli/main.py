@@ -8,9 +8,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import bench, compare, env, export, listing, plot, report, reproduce, run, search, train
+from . import analyze, bench, compare, env, export, listing, plot, report, reproduce, run, search, train
 
-SUBCOMMANDS = (compare, run, train, report, reproduce, search, export, plot, listing, env, bench)
+SUBCOMMANDS = (compare, run, train, report, analyze, reproduce, search, export, plot, listing, env, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -114,6 +114,8 @@ def _progress(console: Any, enabled: bool) -> Progress:
 
 
 def _load(loaded: dict, run: Run) -> Any:
+    if not hasattr(run.config, "dataset"):  # a trial of the user's own function loads its own data
+        return None
     key = (run.config.dataset, run.config.data_dir)
     if key not in loaded:
         loaded[key] = rdata.load(run.config.dataset, data_dir=run.config.data_dir)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..training import loop  # loop.train_one looked up at each run (tests replace it)
 from ..training.loop import Diverged, atomic_save, resolve_device, versions
+from .function import FunctionConfig
 from .grid import Run
 from .store import Store
+from .trial import run_trial
 
 __all__ = ["StoreCheckpoints", "execute_run"]
 
@@ -47,9 +49,15 @@ class StoreCheckpoints:
         self.store.rewind(self.hash, epoch)
         return self.final
 
-    def save(self, epoch: int, state: dict[str, Any], row: dict[str, Any]) -> None:
+    def save(self, epoch: int, state: dict[str, Any], row: dict[str, Any],
+             earlier: Sequence[dict[str, Any]] = ()) -> None:
+        """Make ``state`` durable as epoch ``epoch``, committed with its ``row`` (and ``earlier`` rows of epochs
+        logged since the last save, which a user's training function may write between checkpoints)."""
         atomic_save(state, self._pending(epoch))
-        self.store.commit_epoch(self.hash, row)
+        if earlier:  # rows a user's training function logged between two saves
+            self.store.commit_epoch(self.hash, row, earlier)
+        else:
+            self.store.commit_epoch(self.hash, row)
         os.replace(self._pending(epoch), self.final)
 
 
@@ -65,23 +73,22 @@ def execute_run(
     """Train one run and record it; returns its final status: "done", "diverged" or "failed".
 
     A KeyboardInterrupt marks the run "interrupted" and propagates; its last committed epoch checkpoint lets
-    the next invocation resume it.
+    the next invocation resume it. A run of a function study calls the user's function instead of `train_one`
+    (`rectlab.study.trial.run_trial`), with the same checkpoints, statuses and outcomes.
     """
     out_dir = Path(out_dir)
     store = Store(out_dir / "results.db")
-    store.start_run(
-        run.hash, study, run.cell.as_dict(), run.seed, run.config.to_dict(), versions(resolve_device(run.config.device))
-    )
+    store.start_run(run.hash, study, run.cell.as_dict(), run.seed, run.config.to_dict(),
+                    versions(resolve_device(run.config.device)))
     run_dir = out_dir / "runs" / run.hash
+    checkpoints = StoreCheckpoints(store, run.hash, run_dir)
     try:
-        result = loop.train_one(
-            run.config,
-            run_dir,
-            data=data,
-            callbacks=callbacks,
-            reporter=reporter,
-            checkpoints=StoreCheckpoints(store, run.hash, run_dir),
-        )
+        if isinstance(run.config, FunctionConfig):  # the user's own training function
+            result: Any = run_trial(run.config, run.hash, run_dir, store, checkpoints, label=run.cell.label,
+                                    reporter=reporter)
+        else:
+            result = loop.train_one(run.config, run_dir, data=data, callbacks=callbacks, reporter=reporter,
+                               checkpoints=checkpoints)
     except KeyboardInterrupt:
         store.finish_run(run.hash, "interrupted", error="interrupted by the user; re-run the study to resume")
         raise

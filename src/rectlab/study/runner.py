@@ -23,6 +23,7 @@ from ..plugins import import_modules, normalize_imports
 from ..timings import phase
 from ..training.tracking import check_trackers
 from .executors import EXECUTORS, Job, execute
+from .function import FunctionConfig, FunctionError
 from .grid import Run, runs
 from .lock import StudyLock
 from .record import StoreCheckpoints, execute_run
@@ -160,6 +161,9 @@ def run_study(
     for name, value in (("workers", workers), ("threads", threads)):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
             raise ValueError(f"{name} must be an integer from 1 to 1024, got {value!r}")
+    if trackers and isinstance(spec.base, FunctionConfig):
+        raise FunctionError("--tensorboard logs rectlab's own training loop; a function study logs to TensorBoard "
+                            "from the function itself")
     if trackers:
         trackers = check_trackers(trackers)
     imports = normalize_imports([*spec.extra.get("imports", []), *imports])

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -166,12 +166,13 @@ class Store:
                 (run_hash, int(metrics["epoch"]), json.dumps(metrics)),
             )
 
-    def commit_epoch(self, run_hash: str, metrics: dict[str, Any]) -> None:
-        """In one transaction: the epoch row, and that epoch as the run's checkpoint epoch."""
+    def commit_epoch(self, run_hash: str, metrics: dict[str, Any], earlier: Sequence[dict[str, Any]] = ()) -> None:
+        """In one transaction: the epoch row (and ``earlier`` rows not yet committed), and that epoch as the run's
+        checkpoint epoch."""
         epoch = int(metrics["epoch"])
         with self._connect() as db:
-            db.execute("INSERT OR REPLACE INTO epochs(hash, epoch, metrics) VALUES (?, ?, ?)",
-                       (run_hash, epoch, json.dumps(metrics)))
+            db.executemany("INSERT OR REPLACE INTO epochs(hash, epoch, metrics) VALUES (?, ?, ?)",
+                           [(run_hash, int(row["epoch"]), json.dumps(row)) for row in [*earlier, metrics]])
             updated = db.execute("UPDATE runs SET checkpoint_epoch = ? WHERE hash = ?", (epoch, run_hash)).rowcount
             if updated != 1:
                 raise sqlite3.IntegrityError(f"run {run_hash} was not started")

@@ -9,6 +9,7 @@ from typing import Any
 from .. import data as rdata
 from ..training.config import TrainConfig
 from ..training.loop import model_for, resolve_device
+from .function import FunctionConfig, resolve_function
 from .grid import Run
 from .spec import SpecError
 
@@ -55,6 +56,12 @@ def validate_runs(runs: list[Run]) -> dict[tuple[str, str | None], Any]:
     seen_models: set[str] = set()
     for run in runs:
         config = run.config
+        if isinstance(config, FunctionConfig):  # the user's function: importable, on a device that is present
+            if config.function not in seen_models:
+                resolve_function(config.function)
+                seen_models.add(config.function)
+            resolve_device(config.device)
+            continue
         key = (config.dataset, config.data_dir)
         if key not in loaded:
             check_data_dir(config.dataset, config.data_dir)
