@@ -1,5 +1,5 @@
-"""Small-CNN training-step CPU time per activation implementation (batch 128, 28x28; the main job's model until
-issue 8 made a 2x256 MLP the default).
+"""Small-CNN training-step CPU time per activation implementation (batch 128, 28x28; the main job trains a
+2x256 MLP, see benchmarks/epoch_time.py).
 
 Measures one thread's CPU time (user + system) of a full SGD step, so that other jobs on the machine do not
 inflate it; the implementations are interleaved round by round. It measures and prints; it asserts nothing.

@@ -1,6 +1,6 @@
 """Seconds per training epoch (training steps only, one thread) of ReLU and PReLU runs on Fashion-MNIST.
 
-Issue 9's main-job target: PReLU within 1.15x of ReLU's time per epoch. Epochs of the two activations are
+The main job's target: PReLU within 1.15x of ReLU's time per epoch. Epochs of the two activations are
 interleaved and the minimum of each is compared (other jobs only ever add time). Measures and prints.
 
     PYTHONPATH=src python benchmarks/epoch_time.py mlp 3        # the main job's model (compare's defaults)

@@ -1,8 +1,8 @@
-"""The activation test recipe's comparison with the spec (DESIGN.md, "Tests"), for any fast path (the
+"""The activation test recipe's comparison with the spec (docs/design.md, "Tests"), for any fast path (the
 fused Triton ops in ``test_fused.py``, the CPU paths in ``test_cpu.py``).
 
 A fast path and the plain-torch spec run on cloned inputs; the output, the input gradient and every
-parameter gradient are compared at DESIGN.md's tolerances by :func:`rectlab.activations.selfcheck.compare`
+parameter gradient are compared at the self-check's tolerances by `rectlab.activations.selfcheck.compare`
 (fp32: 1e-5, ``exact=True``: the forward bit for bit; bf16 / fp16: the fast path's error to an fp32 spec at
 most 2x PyTorch's own low-precision error plus 1e-6). The inputs: the odd shapes and layouts of the recipe,
 each starting (in memory order) with the kinks and tails in :data:`EDGES`.

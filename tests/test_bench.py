@@ -1,4 +1,4 @@
-"""rectlab.bench: each ``rectlab bench`` subcommand runs end to end at a tiny size.
+"""The benchmark scripts in benchmarks/ and ``rectlab bench gpu`` run end to end at a tiny size.
 
 Benchmarks measure and print; these smoke runs check that they run and report every case they were
 asked for. They assert nothing about speed.
@@ -7,22 +7,35 @@ asked for. They assert nothing about speed.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
+import sys
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
 
-from rectlab.cli.bench import BENCHES
+from rectlab import gpucheck
 from rectlab.cli.main import main
 
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
-def test_every_bench_subcommand_has_a_smoke_test() -> None:
-    assert sorted(BENCHES) == sorted(name.removeprefix("test_bench_").removesuffix("_smoke") for name in globals()
-                                     if name.startswith("test_bench_") and name.endswith("_smoke"))
+
+def script(name: str) -> ModuleType:
+    """A benchmark script of the checkout, imported as a module (its siblings importable, as when it runs)."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_bench_kernels_smoke(tmp_path, capsys) -> None:
-    from rectlab.bench import kernels as bench
+    bench = script("kernels")
 
     out = tmp_path / "bench.csv"
     argv = ["--activations", "prelu", "--dtypes", "fp32", "--sizes", "4K", "--shape", "none", "--impls", "ours,eager"]
@@ -37,7 +50,7 @@ def test_bench_kernels_smoke(tmp_path, capsys) -> None:
 
 def test_bench_kernels_cpu_columns_side_by_side(tmp_path, capsys) -> None:
     """On CPU: rectlab's path (auto), the spec, PyTorch's own module where it has one, at the given shapes."""
-    from rectlab.bench import kernels as bench
+    bench = script("kernels")
 
     out = tmp_path / "bench.csv"
     argv = ["--device", "cpu", "--activations", "smelu,prelu", "--dtypes", "fp32,bf16", "--sizes", "none",
@@ -60,7 +73,7 @@ def test_bench_kernels_cpu_columns_side_by_side(tmp_path, capsys) -> None:
 
 
 def test_bench_kernels_bad_input_says_how_to_fix_it() -> None:
-    from rectlab.bench import kernels as bench
+    bench = script("kernels")
 
     with pytest.raises(ValueError, match="128x16x28x28"):
         bench.main(["--device", "cpu", "--sizes", "none", "--shapes", "128by16", "--copy-mib", "8"])
@@ -74,7 +87,7 @@ def test_bench_kernels_bad_input_says_how_to_fix_it() -> None:
 
 
 def test_bench_train_smoke(capsys) -> None:
-    rc = main(["bench", "train", "--models", "resnet20", "--activations", "relu,prelu", "--steps", "1",
+    rc = script("train").main(["--models", "resnet20", "--activations", "relu,prelu", "--steps", "1",
                "--warmup", "0", "--batch-size", "4", "--device", "cpu"])
     out = capsys.readouterr().out
     assert rc == 0 and "device: cpu" in out
@@ -82,7 +95,7 @@ def test_bench_train_smoke(capsys) -> None:
 
 
 def test_bench_study_smoke(capsys) -> None:
-    rc = main(["bench", "study", "--activations", "relu,prelu", "--seeds", "2", "--model", "mlp", "--dataset",
+    rc = script("study").main(["--activations", "relu,prelu", "--seeds", "2", "--model", "mlp", "--dataset",
                "digits", "--epochs", "1", "--train-limit", "64", "--batch-size", "32", "--workers", "1",
                "--device", "cpu"])
     out = capsys.readouterr().out
@@ -94,7 +107,7 @@ def test_bench_study_smoke(capsys) -> None:
 
 
 def test_bench_overhead_smoke(tmp_path, capsys) -> None:
-    rc = main(["bench", "overhead", "--dataset", "digits", "--model", "mlp", "--epochs", "2", "--repeats", "1",
+    rc = script("overhead").main(["--dataset", "digits", "--model", "mlp", "--epochs", "2", "--repeats", "1",
                "--json", str(tmp_path / "overhead.json")])
     out = capsys.readouterr().out
     assert rc == 0 and "--executor local" in out and "--executor processes" in out and "run (mlp, relu, 2 epochs" in out
@@ -111,15 +124,14 @@ def test_bench_overhead_smoke(tmp_path, capsys) -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the reduced form is for machines without a GPU")
-def test_bench_gpu_smoke(tmp_path, capsys, has_triton: bool) -> None:
-    """The reduced CPU form of `rectlab bench gpu`: every stage runs, both reports are written."""
-    argv = ["bench", "gpu", "--device", "cpu", "--out", str(tmp_path)]
+def test_benchmarks_gpu_smoke(tmp_path, capsys, has_triton: bool) -> None:
+    """The reduced CPU form of benchmarks/gpu.py: every stage runs, both reports are written."""
+    gpu = script("gpu")
+    argv = ["--device", "cpu", "--out", str(tmp_path)]
     argv += ["--pytest-args", "tests/test_train_step.py -m gpu"]  # one small file: the stage, not the suite
-    assert main(argv) == 0
+    assert gpu.main(argv) == 0
     text = capsys.readouterr().out
     assert "wrote" in text and "gpu-report.json" in text
-
-    from rectlab.bench import gpu
 
     report = json.loads((tmp_path / "gpu-report.json").read_text())
     env = report["environment"]
@@ -158,8 +170,8 @@ def _kernel_row(activation, dtype, layout, shape, mode, impl, ms, frac, to_relu,
             "ms": ms, "frac_copy_bw": frac, "ratio_to_relu": to_relu, "ratio_to_eager": to_eager, "numel": numel}
 
 
-def test_bench_gpu_targets_pass_and_miss_on_a_gpu_report() -> None:
-    from rectlab.bench import gpu
+def test_benchmarks_gpu_targets_pass_and_miss_on_a_gpu_report() -> None:
+    gpu = script("gpu")
 
     rows = []
     for layout in ("nchw", "channels_last"):
@@ -202,3 +214,29 @@ def test_bench_gpu_targets_pass_and_miss_on_a_gpu_report() -> None:
 
 def test_bench_gpu_refuses_an_unknown_stage(tmp_path) -> None:
     assert main(["bench", "gpu", "--device", "cpu", "--out", str(tmp_path), "--skip", "kernel"]) == 2
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the reduced form is for machines without a GPU")
+def test_rectlab_bench_gpu_reduced_form(tmp_path, capsys, has_triton: bool) -> None:
+    """`rectlab bench gpu --device cpu`: every stage runs from the installed package, both reports are written."""
+    assert main(["bench", "gpu", "--device", "cpu", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "selfcheck:" in out and "kernels:" in out and "train:" in out and "gpu-report.md" in out
+    report = json.loads((tmp_path / "gpu-report.json").read_text())
+    assert report["environment"]["torch"] == torch.__version__ and "commit" not in report["environment"]
+    stages = report["stages"]
+    assert list(stages) == list(gpucheck.STAGES)
+    if has_triton:
+        checks = stages["selfcheck"]["results"]
+        assert stages["selfcheck"]["status"] == "passed" and {c["op"] for c in checks} == {"relu", "prelu"}
+    rows = stages["kernels"]["rows"]
+    assert {(r["activation"], r["impl"]) for r in rows} == {(a, i) for a in ("relu", "prelu")
+                                                            for i in ("rectlab", "torch")}
+    assert {(r["dtype"], r["layout"]) for r in rows} == {(d, lay) for d in ("fp32", "bf16")
+                                                         for lay in ("nchw", "channels_last")}
+    assert all(r["ms"] > 0 for r in rows)
+    train = stages["train"]["rows"]
+    assert {(r["activation"], r["impl"]) for r in train} == {(a, i) for a in ("relu", "prelu", "gelu")
+                                                             for i in ("rectlab", "torch")}
+    md = (tmp_path / "gpu-report.md").read_text()
+    assert md.startswith("# rectlab GPU report: cpu") and "Reduced CPU form" in md and "## Training step" in md

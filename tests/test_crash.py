@@ -1,5 +1,5 @@
 """A study killed at any point (SIGKILL, Ctrl-C, the parent of its workers dying) loses nothing and resumes
-to exactly the results of an uninterrupted run, row for row (issue 10, defects 1 and 4)."""
+to exactly the results of an uninterrupted run, row for row."""
 
 from __future__ import annotations
 

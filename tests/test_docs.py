@@ -65,7 +65,7 @@ def test_readme_front_page_is_short_and_opens_with_the_two_commands() -> None:
     first_block = text.split("```bash\n", 1)[1].split("```", 1)[0]
     commands = [line for line in first_block.splitlines() if line and not line.startswith("#")]
     assert commands[0].startswith("bash scripts/setup.sh --data && .venv/bin/rectlab compare")
-    assert commands[1] == "bash scripts/setup.sh --dev && .venv/bin/python -m pytest -q"
+    assert commands[1] == "bash scripts/setup.sh --dev && bash scripts/check.sh"
     assert (ROOT / ".ci" / "run").read_text().strip().endswith(commands[1].replace("bash scripts/setup.sh --dev && ",
                                                                                    ""))
 

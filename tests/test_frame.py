@@ -1,5 +1,5 @@
 """Study results as pandas DataFrames (rectlab.report.to_frame), `rectlab export --csv|--parquet`, and the
-per-layer study plots of rectlab.plot, on one small study with the dead-neuron and slope probes."""
+per-layer study plots of rectlab.report.plots, on one small study with the dead-neuron and slope probes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from rectlab.cli.main import main
+from rectlab.report import plots as plot
 from rectlab.report import to_frame
 from rectlab.study import Store, parse_spec, run_study
 
@@ -108,8 +109,6 @@ def test_missing_pandas_says_how_to_install(study, monkeypatch):
 
 
 def test_slope_and_dead_neuron_plots_of_a_study(study, tmp_path):
-    from rectlab import plot
-
     assert plot.slopes(study).name == "slopes_per_layer.png"
     assert (study / "plots" / "slopes_per_layer.png").stat().st_size > 1000
     assert plot.slopes(study, tmp_path / "s.svg", over_training=True).stat().st_size > 1000

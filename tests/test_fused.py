@@ -31,7 +31,7 @@ LOW = (torch.bfloat16, torch.float16)
 
 LAYOUTS = layouts()
 _grad_and_value = grad_and_value
-_check = check_against_spec  # DESIGN.md's tolerances, with the runtime self-check's comparison
+_check = check_against_spec  # the runtime self-check's comparison and tolerances
 
 
 def _input(layout: str, dtype: torch.dtype, device: str, seed: int = 0) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Property-based fuzzing of what users type: every TOML spec and every command line either runs (here: passes
 ``--dry-run``, which validates everything a run would) or ends with one line saying what is wrong, never a
-Python traceback (issue 10, defect 6). Examples are bounded so the suite stays fast."""
+Python traceback. Examples are bounded so the suite stays fast."""
 
 from __future__ import annotations
 
@@ -149,7 +149,7 @@ def test_any_compare_command_line_runs_or_gives_one_line(flags, out_is_file, tmp
         (["--test-limit", "0"], "argument --test-limit: expected a number >= 1"),
     ],
 )
-def test_the_silently_accepted_inputs_of_the_issue_are_refused(argv, message, tmp_path, capsys) -> None:
+def test_inputs_once_accepted_silently_are_refused(argv, message, tmp_path, capsys) -> None:
     with pytest.raises(SystemExit):
         main(["compare", "--out", str(tmp_path), "--dry-run", *argv])
     assert message in capsys.readouterr().err

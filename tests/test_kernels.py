@@ -68,7 +68,7 @@ def test_chunks_are_aligned_and_cover_everything() -> None:
 @pytest.mark.parametrize(
     "shape, channels_last, per_channel",
     [
-        ((128, 64, 112, 112), False, True),  # DESIGN.md's benchmark shape, NCHW: planes
+        ((128, 64, 112, 112), False, True),  # a 112x112 ImageNet stage, NCHW: planes
         ((128, 64, 112, 112), True, True),  # channels_last: rows
         ((1, 64, 112, 112), False, True),  # batch 1
         ((512, 64, 8, 8), False, True),  # CIFAR's last stage

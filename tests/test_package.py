@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.resources
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import rectlab
 
 # What `import rectlab` may load of rectlab: the activations (with their lazy fused dispatch, which asks
-# rectlab.kernels whether the interpreter is requested, but no kernel family) and the registry.
-LIGHT = ("rectlab", "rectlab.errors", "rectlab.registry", "rectlab.kernels", "rectlab.kernels._layout")
+# rectlab.kernels whether the interpreter is requested, but no kernel family), the registry and its plugin loader.
+LIGHT = ("rectlab", "rectlab.errors", "rectlab.registry", "rectlab.plugins", "rectlab.kernels",
+         "rectlab.kernels._layout")
 LIGHT_PACKAGES = ("rectlab.activations",)
-SUBMODULES = ("bench", "data", "errors", "export", "init", "integrations", "kernels", "models", "optim", "plot",
-              "plugins", "probes", "registry", "report", "reproduce", "search", "study", "surgery", "training")
+SUBMODULES = ("data", "errors", "export", "init", "integrations", "kernels", "models", "optim", "plugins", "probes",
+              "registry", "report", "reproduce", "search", "study", "surgery", "training")
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +75,11 @@ def test_get_activation() -> None:
     assert isinstance(act, rectlab.activations.PReLU) and act.weight.shape == (3,)
     with pytest.raises(ValueError, match="needs a name"):
         rectlab.get_activation("")
+
+
+def test_the_version_is_written_once() -> None:
+    """pyproject.toml holds the version; the package reads it from the installed distribution's metadata."""
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    (declared,) = re.findall(r'^version = "([^"]+)"', pyproject, flags=re.M)
+    assert rectlab.__version__ == importlib.metadata.version("rectlab") == declared
+    assert declared not in importlib.resources.files("rectlab").joinpath("__init__.py").read_text()

@@ -1,4 +1,4 @@
-"""rectlab.plot.activation and `rectlab plot`: activations and their derivatives from rectlab's modules; HeLU's
+"""rectlab.report.plots.activation and `rectlab plot`: activations and their derivatives from rectlab's modules; HeLU's
 backward shown as the surrogate gradient it is."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import torch
 
 from rectlab.activations import functional as AF
 from rectlab.cli.main import main
-from rectlab.plot import activation, activation_curve, parse_spec
+from rectlab.report.plots import activation, activation_curve, parse_spec
 
 
 def test_function_and_autograd_derivative_of_the_modules():

@@ -1,5 +1,5 @@
 """A study directory keeps its results right: one spec per directory, one process at a time, bad input
-refused before the first run, corrupt databases named, epochs committed exactly once (issue 10)."""
+refused before the first run, corrupt databases named, epochs committed exactly once."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def reference(tmp_path_factory) -> Path:
     return out
 
 
-# -- defect 2: one spec per study directory ------------------------------------------------------------
+# -- one spec per study directory ----------------------------------------------------------------------
 def test_other_settings_on_the_same_out_are_refused_with_what_differs(reference) -> None:
     other = parse_spec(SPEC.replace("epochs = 2", "epochs = 3").replace("seeds = 2", "seeds = 1"))
     with pytest.raises(StudyMismatch, match=r"epochs 2 -> 3; seeds \[0, 1\] -> \[0\]\); use --out NEW"):
@@ -66,7 +66,7 @@ def test_extend_adds_seeds_and_cells_and_trains_only_those(reference, tmp_path) 
     assert Store(out / "results.db").spec()["grid"]["activation"] == ["relu", "elu", "gelu"]
 
 
-# -- defect 3: one process per study directory ------------------------------------------------------------
+# -- one process per study directory ----------------------------------------------------------------------
 def test_a_second_process_is_refused_naming_the_owner_and_a_dead_owner_is_taken_over(tmp_path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from rectlab.study import StudyLock; "
@@ -93,7 +93,7 @@ def test_a_leftover_lock_file_of_a_dead_process_does_not_block(tmp_path) -> None
         pass
 
 
-# -- defect 6: bad input, one line before any training ----------------------------------------------------
+# -- bad input, one line before any training ----------------------------------------------------------
 def test_out_that_is_a_file_or_unwritable_is_refused(tmp_path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(NotADirectoryError, match="is a file, not a directory"):
@@ -142,7 +142,7 @@ def test_a_data_dir_that_does_not_hold_the_dataset_is_an_error(tmp_path) -> None
         run_study(spec, tmp_path / "out", data_dir=str(tmp_path / "empty"), progress=False)
 
 
-# -- defect 1: exactly-once epochs --------------------------------------------------------------------------
+# -- exactly-once epochs ----------------------------------------------------------------------------------
 class Killed(BaseException):
     """Stands for SIGKILL inside one process (the subprocess kill test does the real thing)."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+from importlib import metadata
 from typing import Any
 
 from torch import nn
@@ -10,7 +12,10 @@ from . import activations
 from .errors import RectlabError
 from .registry import Registry, UnknownNameError
 
-__version__ = "0.1.0"
+try:
+    __version__ = metadata.version("rectlab")  # the one place it is written: pyproject.toml
+except metadata.PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"
 
 
 def get_activation(name: str, channels: int | None = None, **kwargs: Any) -> nn.Module:
@@ -24,7 +29,6 @@ def get_activation(name: str, channels: int | None = None, **kwargs: Any) -> nn.
 # Every public submodule but `activations` (imported above). They load on first use
 # (`rectlab.models.create(...)` after a plain `import rectlab`), so importing rectlab stays cheap.
 _SUBMODULES = (
-    "bench",
     "data",
     "errors",
     "export",
@@ -33,7 +37,6 @@ _SUBMODULES = (
     "kernels",
     "models",
     "optim",
-    "plot",
     "plugins",
     "probes",
     "registry",
@@ -50,8 +53,6 @@ _ATTRIBUTES = {"TrainConfig": "training", "train_one": "training", "Study": "int
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES or name in _ATTRIBUTES:
-        import importlib
-
         if name in _SUBMODULES:
             return importlib.import_module(f"{__name__}.{name}")
         return getattr(importlib.import_module(f"{__name__}.{_ATTRIBUTES[name]}"), name)

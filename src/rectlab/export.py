@@ -12,8 +12,8 @@ operators of the default ONNX domain:
   and ``Mul`` with beta as an initializer, GELU ``Gelu`` or its ``Erf`` form, and so on.
 
 The exported graph is then run with onnxruntime on the example input and compared with the eager model
-(``check=True``). :func:`load_run_model` rebuilds a trained model from a study run's checkpoint, which is
-what ``rectlab export-model CHECKPOINT --onnx out.onnx`` exports.
+(``check=True``). ``rectlab export-model CHECKPOINT --onnx out.onnx`` exports a study run's trained model
+(rebuilt by [load_run_model][rectlab.study.trained.load_run_model]).
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["EXPORTERS", "OnnxExport", "export_onnx", "load_run_model", "onnx_ready"]
+from .activations import HeLU, PReLU, RReLU
+from .activations.modules import Activation
+
+__all__ = ["EXPORTERS", "OnnxExport", "export_onnx", "onnx_ready"]
 
 EXPORTERS = ("auto", "torchscript", "dynamo")
 
@@ -55,9 +58,6 @@ def onnx_ready(model: nn.Module) -> nn.Module:
     PReLU becomes ``F.prelu`` (ONNX ``PRelu``), HeLU ``nn.ReLU``, RReLU a ``nn.LeakyReLU`` with its evaluation
     slope, and every other rectlab activation is switched to ``backend="torch"`` (its reference form).
     """
-    from .activations import HeLU, PReLU, RReLU
-    from .activations.modules import Activation
-
     ready = copy.deepcopy(model).cpu().float().eval()
     for path, module in list(ready.named_modules()):
         if not isinstance(module, Activation):
@@ -118,7 +118,7 @@ def _export_dynamo(model: nn.Module, example: Tensor, path: Path, opset: int | N
 
 def _max_abs_diff(path: Path, example: Tensor, expected: Tensor) -> float:
     try:
-        import onnxruntime as ort
+        import onnxruntime as ort  # optional: pip install 'rectlab[onnx]'
     except ImportError:
         raise ImportError("checking the export needs onnxruntime: pip install 'rectlab[onnx]' (or pass "
                           "check=False / --no-check)") from None
@@ -187,46 +187,3 @@ def _legacy_removed() -> bool:
     """True on a torch whose ``torch.onnx.export`` has no TorchScript path any more."""
     params = inspect.signature(torch.onnx.export).parameters
     return "dynamo" in params and "dynamic_axes" not in params
-
-
-# -- trained models from a study --------------------------------------------------------------------------
-
-
-def load_run_model(checkpoint: str | Path, data_dir: str | None = None) -> tuple[nn.Module, Tensor, Any]:
-    """Rebuild a study run's trained model from its checkpoint.
-
-    Args:
-        checkpoint: ``OUT/runs/<hash>/checkpoint.pt`` of ``rectlab compare``/``run``/``reproduce`` (or its
-            folder). The run's configuration is read from ``OUT/results.db``.
-        data_dir: where the run's dataset is looked for (its image shape and classes size the model).
-
-    Returns:
-        ``(model, example_input, config)``: the model in evaluation mode with the trained weights, a batch of
-        two zero images shaped like the data, and the run's :class:`~rectlab.training.config.TrainConfig`.
-    """
-    from . import data as rdata
-    from .study.store import Store
-    from .training.config import config_hash, from_dict
-    from .training.loop import build_model
-
-    path = Path(checkpoint)
-    if path.is_dir():
-        path = path / "checkpoint.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: pass OUT/runs/<hash>/checkpoint.pt of a study run")
-    run_hash = path.parent.name
-    db = path.parent.parent.parent / "results.db"
-    if not db.is_file():
-        raise FileNotFoundError(f"{db} not found: the checkpoint must sit in a study folder (OUT/runs/<hash>/)")
-    run = next((r for r in Store(db).runs() if r["hash"] == run_hash), None)
-    if run is None:
-        raise ValueError(f"{db} has no run {run_hash}; the checkpoint's folder name must be its run hash")
-    config = from_dict(run["config"])
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if state.get("config_hash") not in (None, config_hash(config)):
-        raise ValueError(f"{path} was written by another configuration than run {run_hash} in {db}")
-    data = rdata.load(config.dataset, data_dir=data_dir or config.data_dir)
-    example = torch.zeros(2, data.in_channels, *data.image_size)
-    model, _ = build_model(config.replace(device="cpu"), data.num_classes, data.in_channels, example)
-    model.load_state_dict(state["model"])
-    return model.eval(), example, config

@@ -22,12 +22,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Literal, overload
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from .activations.gains import MODES, check_mode, gain, second_moment
+from .surgery.analysis import analyze
 
 __all__ = ["LayerInit", "MODES", "gain", "he_init_", "he_plan", "second_moment", "xavier_init_"]
 
@@ -71,7 +73,7 @@ class LayerInit:
 
 def _fan(layer: nn.Module, mode: str) -> int:
     """Fan-in ``k^2 c_in`` or fan-out ``k^2 c_out`` per connection (grouped convs divide by the groups)."""
-    w = layer.weight
+    w = layer.get_parameter("weight")
     receptive = int(np.prod(w.shape[2:])) if w.dim() > 2 else 1
     groups = getattr(layer, "groups", 1)
     if isinstance(layer, nn.modules.conv._ConvTransposeNd):
@@ -101,8 +103,6 @@ def he_plan(
     Returns:
         One :class:`LayerInit` per conv/linear module, in registration order.
     """
-    from .surgery.analysis import analyze  # surgery imports the model package, which imports this module
-
     check_mode(mode)
     analysis = analyze(model, example_input)
     by_layer = dict(_graph_assignments(analysis))
@@ -193,6 +193,14 @@ def _init_tensor_(t: Tensor, std: float, distribution: str, generator: torch.Gen
         raise ValueError(f"distribution must be 'normal' or 'uniform', got {distribution!r}")
 
 
+@overload
+def he_init_(model: nn.Module, mode: str = ..., *, example_input: Tensor | tuple[Tensor, ...] | None = ...,
+             distribution: str = ..., generator: torch.Generator | None = ...,
+             return_report: Literal[False] = ...) -> nn.Module: ...
+@overload
+def he_init_(model: nn.Module, mode: str = ..., *, example_input: Tensor | tuple[Tensor, ...] | None = ...,
+             distribution: str = ..., generator: torch.Generator | None = ...,
+             return_report: Literal[True]) -> tuple[nn.Module, list[LayerInit]]: ...
 def he_init_(
     model: nn.Module,
     mode: str = "fan_in",
@@ -224,9 +232,10 @@ def he_init_(
     with torch.no_grad():
         for item in plan:
             layer = model.get_submodule(item.layer)
-            _init_tensor_(layer.weight, item.std, distribution, generator)
-            if layer.bias is not None:
-                layer.bias.zero_()
+            _init_tensor_(layer.get_parameter("weight"), item.std, distribution, generator)
+            bias = getattr(layer, "bias", None)
+            if isinstance(bias, Tensor):
+                bias.zero_()
     return (model, plan) if return_report else model
 
 

@@ -12,8 +12,8 @@
 * :func:`epoch_callbacks` — the probes as epoch callbacks of :func:`rectlab.training.loop.train_one`.
 
 A probe hooks only while it is attached (``with DeadNeurons(model) as probe: ...``): a model without
-an attached probe runs exactly as before, at no cost. Statistics accumulate on the model's device; the
-host is only synchronised when :meth:`Probe.result` is read.
+an attached probe runs untouched, at no cost. Statistics accumulate on the model's device; the host is
+only synchronised when :meth:`Probe.result` is read.
 
 Call sites. A hook sits on an activation *module*. rectlab's models give every call site its own
 module; when one module is called several times per forward (torchvision's ``self.relu``), each
@@ -28,12 +28,14 @@ import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
+from .activations import PReLU, Swish
 from .activations.kinds import GATING_MODULES, module_op
+from .data import augment
 
 __all__ = [
     "ActivationStats",
@@ -75,6 +77,9 @@ def probe_sites(model: nn.Module) -> dict[str, nn.Module]:
 def _is_probed(module: nn.Module) -> bool:
     op = module_op(module)
     return (op is not None and op != "identity") or isinstance(module, GATING_MODULES)
+
+
+P = TypeVar("P", bound="Probe")
 
 
 class Probe:
@@ -127,8 +132,9 @@ class Probe:
     def attached(self) -> bool:
         return bool(self._handles)
 
-    def __enter__(self) -> Probe:
-        return self.attach()
+    def __enter__(self: P) -> P:
+        self.attach()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.detach()
@@ -148,7 +154,7 @@ class Probe:
 
     # -- to implement ---------------------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget everything observed so far."""
+        """Forget everything observed."""
         raise NotImplementedError
 
     def _observe(self, site: str, x: Tensor, y: Tensor) -> None:
@@ -347,14 +353,12 @@ class ActivationStats(Probe):
 
 def learned_slopes(model: nn.Module) -> list[dict[str, Any]]:
     """Learned activation parameters per layer (He et al. 2015, Table 1): PReLU slopes and Swish betas."""
-    from .activations import PReLU, Swish  # lazy: importing probes stays cheap
-
     rows = []
     for name, module in model.named_modules():
         if isinstance(module, (PReLU, nn.PReLU)):
             values = module.weight.detach().float().cpu()
             kind = "prelu"
-        elif isinstance(module, Swish) and module.learnable:
+        elif isinstance(module, Swish) and module.learnable and isinstance(module.beta, Tensor):
             values = module.beta.detach().float().cpu()
             kind = "swish-beta"
         else:
@@ -391,7 +395,7 @@ def slope_table(model: nn.Module, values: bool = False) -> list[dict[str, Any]]:
     if values:
         for row in rows:
             module = model.get_submodule(row["layer"])
-            param = module.weight if row["kind"] == "prelu" else module.beta
+            param = module.get_parameter("weight" if row["kind"] == "prelu" else "beta")
             row["values"] = param.detach().float().cpu().tolist()
     return rows
 
@@ -470,8 +474,6 @@ def probe_batches(data: Any, config: Any, device: torch.device, limit: int = 102
     the run trains on (``config.train_limit`` respected), normalised, without augmentation."""
     n = min(limit, config.train_limit or limit)
     if getattr(data, "in_memory", True):
-        from .data import augment
-
         x = data.train_x[:n]
         return [augment.normalize(x[i:i + batch_size].to(device), data.mean, data.std)
                 for i in range(0, len(x), batch_size)]
@@ -548,12 +550,12 @@ class _DataProbeCallback:
                     state.metrics[f"dnr_dynamic/{r.site}"] = r.dynamic_rate
                 tables["dead_neurons"] = [r.__dict__ for r in rows]
             else:
-                rows = list(p.result().values())
-                for r in rows:
-                    state.metrics[f"act_mean/{r.site}"] = r.mean
-                    state.metrics[f"act_var/{r.site}"] = r.var
-                    state.metrics[f"act_abs_channel_mean/{r.site}"] = r.mean_abs_channel_mean
-                tables["activation_stats"] = [r.__dict__ for r in rows]
+                stats = list(p.result().values())
+                for s in stats:
+                    state.metrics[f"act_mean/{s.site}"] = s.mean
+                    state.metrics[f"act_var/{s.site}"] = s.var
+                    state.metrics[f"act_abs_channel_mean/{s.site}"] = s.mean_abs_channel_mean
+                tables["activation_stats"] = [s.__dict__ for s in stats]
         if state.epoch == state.config.epochs:
             state.extras.setdefault("probes", {}).update(tables)
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
 from .errors import RectlabError
+from .plugins import load_entry_points
 
 T = TypeVar("T")
 
@@ -108,6 +109,4 @@ class Registry(Generic[T]):
 
 
 def _load_plugins() -> None:
-    from .plugins import load_entry_points
-
     load_entry_points()

@@ -1,4 +1,4 @@
-"""Phase timings of one command, for ``rectlab bench overhead``: set ``RECTLAB_TIMINGS=FILE`` and the command
+"""Phase timings of one command, for ``benchmarks/overhead.py``: set ``RECTLAB_TIMINGS=FILE`` and the command
 writes ``{phase: seconds}`` there when it ends (nothing is recorded or written otherwise)."""
 
 from __future__ import annotations

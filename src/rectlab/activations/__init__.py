@@ -6,12 +6,14 @@ Follows timm's ``create_act`` style: :func:`get` returns a class, :func:`create`
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, overload
 
 from torch import nn
 
-from . import functional
+from ..registry import UnknownNameError
+from . import functional, selfcheck  # selfcheck: sets the check backend="auto" runs before a kernel
 from .modules import (
     ACTIVATIONS,
     CELU,
@@ -70,6 +72,7 @@ __all__ = [
     "functional",
     "get",
     "names",
+    "selfcheck",
 ]
 
 
@@ -83,6 +86,10 @@ def names() -> list[str]:
 PREFIXES = {"search": "rectlab.search.activation"}
 
 
+@overload
+def get(name: None | Literal[""]) -> None: ...  # type: ignore[overload-overlap]  # "" is a str that gives None
+@overload
+def get(name: str | type[nn.Module]) -> type[nn.Module]: ...
 def get(name: str | type[nn.Module] | None) -> type[nn.Module] | None:
     """Return the activation class for ``name``; a class passes through, ``None``/``""`` give ``None``.
 
@@ -99,10 +106,6 @@ def get(name: str | type[nn.Module] | None) -> type[nn.Module] | None:
 
 
 def _prefixed(name: str) -> type[nn.Module]:
-    import importlib
-
-    from ..registry import UnknownNameError
-
     prefix = name.split(":", 1)[0].strip().lower()
     if prefix not in PREFIXES:
         raise UnknownNameError(f"unknown activation prefix {prefix + ':'!r} in {name!r}; known prefixes: "
@@ -110,6 +113,10 @@ def _prefixed(name: str) -> type[nn.Module]:
     return importlib.import_module(PREFIXES[prefix]).activation_class(name)
 
 
+@overload
+def create(name: None | Literal[""], channels: int | None = None, **kwargs: Any) -> None: ...
+@overload
+def create(name: str | type[nn.Module], channels: int | None = None, **kwargs: Any) -> nn.Module: ...
 def create(name: str | type[nn.Module] | None, channels: int | None = None, **kwargs: Any) -> nn.Module | None:
     """Create an activation module.
 
@@ -143,7 +150,7 @@ def create(name: str | type[nn.Module] | None, channels: int | None = None, **kw
         raise TypeError(f"bad arguments for activation {name!r}: {e}") from None
 
 
-def factory(spec: ActivationSpec, **kwargs: Any) -> Callable[[int], nn.Module]:
+def factory(spec: ActivationSpec, **kwargs: Any) -> Callable[[int | None], nn.Module]:
     """Turn an activation spec into ``make(channels) -> nn.Module``, as models use it.
 
     Args:
@@ -156,14 +163,15 @@ def factory(spec: ActivationSpec, **kwargs: Any) -> Callable[[int], nn.Module]:
     if isinstance(spec, str):
         get(spec)  # fail early on unknown names
 
-        def make_named(channels: int) -> nn.Module:
+        def make_named(channels: int | None) -> nn.Module:
             return create(spec, channels=channels, **kwargs)
 
         return make_named
     if isinstance(spec, type):
-        if issubclass(spec, Activation):
-            return lambda channels: create(spec, channels=channels, **kwargs)
-        return lambda channels: spec(**kwargs)
+        cls: type[nn.Module] = spec
+        if issubclass(cls, Activation):
+            return lambda channels: create(cls, channels=channels, **kwargs)
+        return lambda channels: cls(**kwargs)
     if callable(spec):
         return spec
     raise TypeError(f"activation must be a name, an nn.Module class or a callable, got {type(spec).__name__}")

@@ -26,14 +26,17 @@ depends on the value of ``x``.
 """
 
 import contextlib
+import importlib.util
+import os
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
+from .. import kernels
 from ..kernels import _layout
 from ..kernels import interpret_requested as _interpret_requested
 from . import functional as AF
-from . import selfcheck as _selfcheck
 
 __all__ = [
     "BACKENDS",
@@ -64,6 +67,9 @@ __all__ = [
 ]
 
 BACKENDS = ("auto", "torch", "triton")
+
+BACKEND_ENV = "RECTLAB_BACKEND"
+"""Environment variable that replaces ``backend="auto"`` for a whole program (read at each call)."""
 
 FUSED_OPS = frozenset(
     {
@@ -107,9 +113,45 @@ def check_backend(backend: str) -> str:
 
 def triton_available() -> bool:
     """True when the ``triton`` package can be imported (checked without importing it)."""
-    import importlib.util
-
     return importlib.util.find_spec("triton") is not None
+
+
+def backend_from_env(backend: str) -> str:
+    """The backend a call runs with: ``backend`` itself, unless it is ``"auto"`` and ``RECTLAB_BACKEND`` is set.
+
+    Raises:
+        ValueError: ``RECTLAB_BACKEND`` holds something other than ``torch``, ``triton`` or ``auto``.
+    """
+    if backend != "auto":
+        return backend
+    value = os.environ.get(BACKEND_ENV, "").strip().lower()
+    if not value:
+        return "auto"
+    if value not in ("auto", "torch", "triton"):
+        raise ValueError(
+            f"{BACKEND_ENV}={os.environ[BACKEND_ENV]!r} is not valid: use torch, triton or auto (or unset it)"
+        )
+    return value
+
+
+KernelGate = Callable[[str, Tensor], bool]
+
+
+def _no_kernel(op: str, x: Tensor) -> bool:
+    return False
+
+
+_kernel_gate: KernelGate = _no_kernel
+
+
+def set_kernel_gate(gate: KernelGate) -> None:
+    """Set what ``backend="auto"`` asks before running the kernel of ``op`` on ``x``.
+
+    :mod:`rectlab.activations.selfcheck` sets its ``kernel_ok`` when ``rectlab.activations`` is imported
+    (the self-check runs the kernels of this module, so it sits above it and registers itself here).
+    """
+    global _kernel_gate
+    _kernel_gate = gate
 
 
 def _interpreting() -> bool:
@@ -132,7 +174,7 @@ def use_fused(x: Tensor, backend: str, op: str) -> bool:
         RuntimeError / TypeError: for ``backend="triton"`` when the kernel cannot run; the message says
             what is missing and how to fix it. ValueError: an invalid ``RECTLAB_BACKEND``.
     """
-    backend = _selfcheck.backend_from_env(backend)
+    backend = backend_from_env(backend)
     if backend == "torch" or op == "identity":
         return False
     if op not in FUSED_OPS:
@@ -140,7 +182,7 @@ def use_fused(x: Tensor, backend: str, op: str) -> bool:
             raise ValueError(f"no fused kernel for {op!r}; use backend='auto' or 'torch'")
         return False
     if backend == "auto":
-        return _kernel_device(x) and x.dtype in DTYPES and triton_available() and _selfcheck.kernel_ok(op, x)
+        return _kernel_device(x) and x.dtype in DTYPES and triton_available() and _kernel_gate(op, x)
     check_backend(backend)
     if not triton_available():
         raise RuntimeError(
@@ -176,8 +218,6 @@ def _kernels(family: str, x: Tensor):
         )
     if not triton_available():
         raise RuntimeError("rectlab's fused activations need the triton package: pip install triton")
-    from .. import kernels
-
     return kernels.load(family)
 
 

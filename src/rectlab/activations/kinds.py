@@ -27,6 +27,18 @@ class _TorchActivation(NamedTuple):
     slope: Callable[[nn.Module], float | None] | None = None  # piecewise-linear rectifiers: slope for x < 0
 
 
+def _leaky_relu_slope(m: nn.Module) -> float | None:
+    return float(m.negative_slope) if isinstance(m, nn.LeakyReLU) else None
+
+
+def _prelu_slope(m: nn.Module) -> float | None:
+    return float(m.weight.detach().float().mean()) if isinstance(m, nn.PReLU) else None
+
+
+def _rrelu_slope(m: nn.Module) -> float | None:
+    return (m.lower + m.upper) / 2 if isinstance(m, nn.RReLU) else None
+
+
 # The one table of torch.nn's activation modules: what :func:`module_op` names, what a probe observes and
 # :func:`rectlab.optim.param_groups` keeps out of weight decay, and (for the piecewise-linear rectifiers) the
 # negative-side slope He init's closed-form gain needs. nn.GELU is named from its ``approximate`` argument in
@@ -35,9 +47,9 @@ _TORCH_ACTIVATIONS: tuple[_TorchActivation, ...] = (
     # torch.ao's quantized ReLU6 subclasses nn.ReLU, so only nn.ReLU itself has ReLU's slope.
     _TorchActivation(nn.ReLU, "relu", lambda m: 0.0 if type(m) is nn.ReLU else None),
     _TorchActivation(nn.ReLU6, "relu6"),
-    _TorchActivation(nn.LeakyReLU, "leaky-relu", lambda m: float(m.negative_slope)),
-    _TorchActivation(nn.PReLU, "prelu", lambda m: float(m.weight.detach().float().mean())),
-    _TorchActivation(nn.RReLU, "rrelu", lambda m: (m.lower + m.upper) / 2),
+    _TorchActivation(nn.LeakyReLU, "leaky-relu", _leaky_relu_slope),
+    _TorchActivation(nn.PReLU, "prelu", _prelu_slope),
+    _TorchActivation(nn.RReLU, "rrelu", _rrelu_slope),
     _TorchActivation(nn.ELU, "elu"),
     _TorchActivation(nn.CELU, "celu"),
     _TorchActivation(nn.SELU, "selu"),

@@ -5,7 +5,7 @@ version that CI never saw can still miscompile or reject them. So the first time
 run a fused op in a process on a given ``(device, dtype, layout family)``, :func:`kernel_ok` runs that op's
 kernels once on small tensors (a few thousand elements, with the kinks 0, -0, +-0.1, +-0.5 and saturated
 tails among them) and compares the output and every gradient with :mod:`rectlab.activations.functional`
-at DESIGN.md's tolerances (:func:`compare`). If a kernel fails to compile, raises, or mismatches, one
+at the tolerances of :func:`compare`. If a kernel fails to compile, raises, or mismatches, one
 :class:`KernelSelfCheckWarning` names the op, the device, the torch and Triton versions and how to report
 it, and ``backend="auto"`` runs the reference for that op on that device for the rest of the process.
 Results are cached per process; nothing is written to disk (Triton caches its compiled kernels itself).
@@ -22,17 +22,19 @@ kernels (no self-check; an error where they cannot run), ``auto`` (or unset) the
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from . import functional as AF
+from . import fused
+from .fused import BACKEND_ENV, backend_from_env  # re-exported: the dispatch reads them
 
 __all__ = [
     "BACKEND_ENV",
@@ -51,33 +53,12 @@ __all__ = [
     "results",
 ]
 
-BACKEND_ENV = "RECTLAB_BACKEND"
-"""Environment variable that replaces ``backend="auto"`` for a whole program (read at each call)."""
-
 LAYOUTS = ("contiguous", "channels_last")
 """Layout families checked separately: per-channel kernels tile NCHW and channels_last memory differently."""
 
 
 class KernelSelfCheckWarning(RuntimeWarning):
     """A fused kernel failed its self-check; ``backend="auto"`` uses the plain-torch reference for that op."""
-
-
-def backend_from_env(backend: str) -> str:
-    """The backend a call runs with: ``backend`` itself, unless it is ``"auto"`` and ``RECTLAB_BACKEND`` is set.
-
-    Raises:
-        ValueError: ``RECTLAB_BACKEND`` holds something other than ``torch``, ``triton`` or ``auto``.
-    """
-    if backend != "auto":
-        return backend
-    value = os.environ.get(BACKEND_ENV, "").strip().lower()
-    if not value:
-        return "auto"
-    if value not in ("auto", "torch", "triton"):
-        raise ValueError(
-            f"{BACKEND_ENV}={os.environ[BACKEND_ENV]!r} is not valid: use torch, triton or auto (or unset it)"
-        )
-    return value
 
 
 def layout_family(x: Tensor) -> str:
@@ -112,7 +93,7 @@ class CheckResult:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Comparing with the reference (DESIGN.md's tolerances)
+# Comparing with the reference
 # ----------------------------------------------------------------------------------------------------
 
 
@@ -134,7 +115,7 @@ def compare(
 ) -> list[str]:
     """Compare a fused op with its reference: output, input gradient and parameter gradients.
 
-    Tolerances (DESIGN.md): float32 to 1e-5 (the output exactly when ``exact``, for piecewise-linear ops);
+    Tolerances: float32 to 1e-5 (the output exactly when ``exact``, for piecewise-linear ops);
     bfloat16 / float16: the fused error to a float32 reference at most 2x PyTorch's own low-precision error
     plus 1e-6, output and every gradient. Outputs must keep the input's dtype and shape, parameter
     gradients the parameter's dtype.
@@ -202,10 +183,10 @@ class _Case:
 
 
 def _cases(op: str) -> list[_Case]:
-    from . import fused as F
+    F = fused
 
-    lin = dict(exact=True)
-    chan = dict(shapes=_SHAPES)
+    lin: dict[str, Any] = dict(exact=True)
+    chan: dict[str, Any] = dict(shapes=_SHAPES)
     if op == "rrelu":
         return [
             _Case(lambda x: F.rrelu(x, 0.1, 0.3), lambda x: AF.rrelu(x, 0.1, 0.3), **lin),
@@ -248,9 +229,7 @@ def _cases(op: str) -> list[_Case]:
 
 def ops() -> list[str]:
     """The module op names that have fused kernels (and a self-check)."""
-    from .fused import FUSED_OPS
-
-    return sorted(FUSED_OPS)
+    return sorted(fused.FUSED_OPS)
 
 
 def _example(shape: tuple[int, ...], layout: str, dtype: torch.dtype, device: torch.device, seed: int) -> Tensor:
@@ -284,8 +263,7 @@ def _run_case(case: _Case, layout: str, dtype: torch.dtype, device: torch.device
 
 def _check_rrelu_training(layout: str, dtype: torch.dtype, device: torch.device) -> list[str]:
     """RReLU's training slopes are random (not torch's draws): check y, dx against the slopes y / x."""
-    from . import fused as F
-
+    F = fused
     lower, upper = 0.1, 0.3
     rel = {torch.float32: 0.0, torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11}[dtype]
     problems = []
@@ -412,7 +390,7 @@ def _warn(result: CheckResult) -> None:
 
 def _triton_version() -> str:
     try:
-        import triton
+        import triton  # optional, slow to import: only for its version
 
         return triton.__version__
     except ImportError:  # pragma: no cover - a check only runs with Triton
@@ -447,8 +425,6 @@ def explain(op: str, device: str | torch.device) -> tuple[str, str]:
     Returns:
         ``(backend, reason)``: ``backend`` is ``"triton"`` or ``"torch"``.
     """
-    from .fused import triton_available
-
     device = torch.device(device)
     try:
         env = backend_from_env("auto")
@@ -460,7 +436,7 @@ def explain(op: str, device: str | torch.device) -> tuple[str, str]:
         if env == "triton":
             return "triton", f"{BACKEND_ENV}=triton (CPU tensors need TRITON_INTERPRET=1, else an error)"
         return "torch", "not a CUDA device: the plain-torch reference"
-    if not triton_available():
+    if not fused.triton_available():
         return "torch", "triton is not installed (pip install triton)"
     if env == "triton":
         return "triton", f"{BACKEND_ENV}=triton: the kernels, without self-check"
@@ -483,3 +459,6 @@ def reset() -> None:
     """Forget every self-check result of this process (for tests, and after changing Triton settings)."""
     _RESULTS.clear()
     _FAILED.clear()
+
+
+fused.set_kernel_gate(kernel_ok)  # backend="auto" runs a kernel only once kernel_ok passed it

@@ -1,38 +1,25 @@
-"""``rectlab bench kernels|train|study|gpu``: benchmarks (they measure and print; they are not tests)."""
+"""``rectlab bench gpu``: check rectlab on this machine's GPU in one command (see `rectlab.gpucheck`)."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 
-BENCHES = {
-    "kernels": "activation forward/backward time vs PyTorch eager and torch.compile, as a fraction of copy bandwidth",
-    "train": "training-step images/s per activation on ResNet-20/56 at CIFAR shapes, ratio to ReLU",
-    "study": "a small study run concurrently vs sequentially in a plain loop",
-    "overhead": "a command's and a run's time besides training: the smallest study as a fresh process, and one "
-    "5-epoch run split into build, training steps, evaluation and epoch-end work",
-    "gpu": "the whole GPU verification in one call (GPU tests, self-check, kernels, train, study) with a "
-    "PASS/MISS line per target, written to gpu-report.md and gpu-report.json (--device cpu: a reduced form)",
-}
+HELP = ("check rectlab on this GPU: the fused kernels' self-check, their speed beside torch.nn, a training step; "
+        "writes gpu-report.md and gpu-report.json (--device cpu: a reduced form)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="run a benchmark (kernels, train, study, gpu)")
+    p = sub.add_parser("bench", help="check rectlab on this machine's GPU (bench gpu)")
     bsub = p.add_subparsers(dest="bench", metavar="BENCH")
     bsub.required = True
-    for name, help_text in BENCHES.items():
-        bp = bsub.add_parser(name, help=help_text, description=help_text)
-        try:
-            module = importlib.import_module(f"rectlab.bench.{name}")
-        except ImportError:
-            bp.set_defaults(func=_missing(name))
-            continue
-        module.add_arguments(bp)
-        bp.set_defaults(func=module.run)
+    bp = bsub.add_parser("gpu", help=HELP, description=HELP)
+    bp.add_argument("--device", default="auto", help="auto, cuda, cuda:N, or cpu for the reduced form")
+    bp.add_argument("--out", default=".", help="folder for gpu-report.md and gpu-report.json (default: here)")
+    bp.add_argument("--skip", default="", help="comma-separated stages to skip: selfcheck, kernels, train")
+    bp.set_defaults(func=run)
 
 
-def _missing(name: str):
-    def run(args: argparse.Namespace) -> int:
-        raise RuntimeError(f"benchmark {name!r} is not available in this installation")
+def run(args: argparse.Namespace) -> int:
+    from ..gpucheck import run as check  # imports torch: loaded when the command runs
 
-    return run
+    return check(args)

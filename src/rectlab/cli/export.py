@@ -52,7 +52,8 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_export_model(args: argparse.Namespace) -> int:
-    from ..export import export_onnx, load_run_model
+    from ..export import export_onnx
+    from ..study.trained import load_run_model
 
     model, example, config = load_run_model(args.checkpoint, data_dir=args.data_dir)
     result = export_onnx(model, args.onnx, example, opset=args.opset, exporter=args.exporter,

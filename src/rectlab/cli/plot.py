@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..plot import activation, parse_spec
+    from ..report.plots import activation, parse_spec
 
     _, params = parse_spec("x:" + ",".join(args.param))
     activation(args.activations, params=params, derivative=args.derivative, x_range=tuple(args.range), out=args.out)

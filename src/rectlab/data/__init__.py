@@ -52,9 +52,9 @@ DATASETS: Registry[DatasetSpec] = Registry("dataset")
 for _spec in (FASHION_MNIST, MNIST, CIFAR10, CIFAR100, SVHN, DIGITS, IMAGE_FOLDER):
     DATASETS.register(_spec.name, _spec)
 # Validation splits (the last training examples as the test split), for model selection such as rectlab search.
-for _spec in (holdout(FASHION_MNIST, 10_000), holdout(CIFAR10, 5_000), holdout(DIGITS, 300)):
-    DATASETS.register(_spec.name, _spec)
-del _spec
+for _split in (holdout(FASHION_MNIST, 10_000), holdout(CIFAR10, 5_000), holdout(DIGITS, 300)):
+    DATASETS.register(_split.name, _split)
+del _spec, _split
 
 
 def load(name: str, data_dir: str | Path | None = None, download: bool = True, **options: Any) -> LoadedData:

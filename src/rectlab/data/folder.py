@@ -55,21 +55,20 @@ class ImageFolderSpec(DatasetSpec):
                 return folder
         return None
 
-    def load(
-        self,
-        data_dir: str | Path | None = None,
-        download: bool = True,
-        *,
-        image_size: int = 224,
-        mean: tuple[float, ...] = IMAGENET_MEAN,
-        std: tuple[float, ...] = IMAGENET_STD,
-    ) -> LoadedData:
+    def load(self, data_dir: str | Path | None = None, download: bool = True, **options: Any) -> LoadedData:
         """Build the train/val datasets; ``download`` is accepted for a uniform API (nothing can be downloaded).
 
         Args:
-            image_size: side of the square crops fed to the model.
-            mean, std: per-channel normalisation (default: ImageNet's).
+            options: ``image_size`` (default 224), the side of the square crops fed to the model; ``mean``,
+                ``std``: per-channel normalisation (default: ImageNet's).
         """
+        unknown = sorted(set(options) - {"image_size", "mean", "std"})
+        if unknown:
+            raise TypeError(f"dataset {self.name!r} takes the options image_size, mean and std, got "
+                            f"{', '.join(unknown)}")
+        image_size: int = options.get("image_size", 224)
+        mean: tuple[float, ...] = tuple(options.get("mean", IMAGENET_MEAN))
+        std: tuple[float, ...] = tuple(options.get("std", IMAGENET_STD))
         if image_size <= 0:
             raise ValueError(f"image_size must be positive, got {image_size}")
         if len(mean) != 3 or len(std) != 3:
@@ -84,12 +83,12 @@ class ImageFolderSpec(DatasetSpec):
                 f"{train}/<class>/<images> and {val}/<class>/<images> with the same class folders. "
                 "Image folders are never downloaded."
             )
-        from torchvision.datasets import ImageFolder
+        from torchvision.datasets import ImageFolder  # lazy: only folder datasets need it
 
         sets = []
-        for split, train in zip(self.splits, (True, False)):
+        for split, is_train in zip(self.splits, (True, False)):
             try:
-                sets.append(ImageFolder(str(root / split), transform=transforms(image_size, mean, std, train)))
+                sets.append(ImageFolder(str(root / split), transform=transforms(image_size, mean, std, is_train)))
             except (FileNotFoundError, OSError) as e:  # no class folders, or no image files in them
                 raise DataError(f"{root / split}: {e}") from e
         train_set, test_set = sets

@@ -32,7 +32,7 @@ class HoldoutSpec(DatasetSpec):
 
     def load(self, data_dir: str | Path | None = None, download: bool = True, **options: Any) -> LoadedData:
         data = self.base.load(data_dir=data_dir, download=download, **options)
-        if not data.in_memory:
+        if not data.in_memory or data.train_x is None or data.train_y is None:
             raise DataError(f"{self.name}: a validation split needs an in-memory dataset, {data.name} is not")
         n = data.num_train - self.size
         if n < 1:

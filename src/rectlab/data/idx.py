@@ -12,6 +12,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,8 +23,10 @@ from .ondisk import OnDiskSpec, Resource
 __all__ = ["IdxSpec", "read_idx", "write_idx"]
 
 # IDX type byte -> numpy dtype (multi-byte values are big-endian)
-_DTYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-           0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}  # fmt: skip
+_DTYPES: dict[int, np.dtype[Any]] = {
+    0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8"),
+}  # fmt: skip
 _TYPE_CODES = {dtype: code for code, dtype in _DTYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
 

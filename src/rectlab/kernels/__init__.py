@@ -106,7 +106,7 @@ def check_family(module: ModuleType) -> Build:
             f"kernel family module {module.__name__} does not define BUILD = build_of(<one of its kernels>) "
             "(from rectlab.kernels._jit); every family must (see the contract in rectlab.kernels)"
         )
-    from triton.runtime.interpreter import InterpretedFunction
+    from triton.runtime.interpreter import InterpretedFunction  # lazy: Triton only when a kernel loads
     from triton.runtime.jit import JITFunction
 
     for name, obj in vars(module).items():

@@ -1,4 +1,4 @@
-"""Pieces shared by rectlab's model families: the basic-module marker, heads, weight init, checks."""
+"""Pieces shared by rectlab's model families: heads, weight init, checks (and the basic-module marker, re-exported)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from torch import nn
 from .. import activations
 from ..activations import ActivationSpec, ReLUClassifier
 from ..activations.gains import gain
+from ..surgery.erase import BasicModule  # the EraseReLU marker every block subclasses
 
 __all__ = [
     "ActFactory",
@@ -27,16 +28,6 @@ ActFactory = Callable[[int], nn.Module]
 
 HEADS = ("linear", "relu-classifier", "relu-normalized")
 """The classification heads every model can end in (``TrainConfig.head``)."""
-
-
-
-class BasicModule(nn.Module):
-    """Marker base class for a *basic module* in the sense of EraseReLU (Dong et al. 2017, arXiv 1709.07634).
-
-    A basic module is the repeated unit of an architecture (a residual block, a VGG stage, one layer of a
-    plain net). :func:`rectlab.surgery.erase_relu` finds the activation sites inside every ``BasicModule``
-    without further configuration; subclass it in your own models to get the same.
-    """
 
 
 class RecordingFactory:

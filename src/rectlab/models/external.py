@@ -23,17 +23,20 @@ import difflib
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from ..registry import UnknownNameError
+from ..surgery import swap_activations
+from .common import make_head
 
 __all__ = ["SOURCES", "STEMS", "available", "check_name", "create", "is_external", "load_adapted_state_dict"]
 
 SOURCES = {"tv": "torchvision", "timm": "timm"}
 STEMS = ("auto", "small", "native")
+M = TypeVar("M", bound=nn.Module)
 SMALL_INPUT = 64  # images with a side up to this get the small stem under stem="auto"
 
 
@@ -55,7 +58,7 @@ def _split(name: str) -> tuple[str, str]:
 
 def _timm() -> Any:
     try:
-        import timm
+        import timm  # optional: pip install 'rectlab[timm]'
     except ImportError:
         raise ImportError("timm: model names need timm: pip install 'rectlab[timm]' (or pip install timm)") from None
     return timm
@@ -64,7 +67,7 @@ def _timm() -> Any:
 def available(source: str) -> list[str]:
     """Architecture names of ``source`` ("tv" or "timm"): torchvision's classification models, or every timm model."""
     if source == "tv":
-        import torchvision.models as tvm
+        import torchvision.models as tvm  # lazy: torchvision's model zoo is slow to import
 
         return sorted(tvm.list_models(module=tvm))
     if source == "timm":
@@ -90,8 +93,13 @@ def check_name(name: str) -> None:
 # -- building --------------------------------------------------------------------------------------------
 
 
-def _first(model: nn.Module, kind: type[nn.Module] | tuple[type[nn.Module], ...]) -> tuple[str, nn.Module] | None:
+def _first(model: nn.Module, kind: type[M]) -> tuple[str, M] | None:
     return next(((p, m) for p, m in model.named_modules() if isinstance(m, kind)), None)
+
+
+def _pair(value: tuple[int, ...]) -> tuple[int, int]:
+    """A 2-D convolution's size argument as the pair it is."""
+    return value[0], value[1]
 
 
 def _set(model: nn.Module, path: str, module: nn.Module) -> None:
@@ -128,14 +136,15 @@ def _replace_input_conv(model: nn.Module, in_channels: int) -> None:
         return
     if conv.groups != 1:
         raise ValueError(f"the first convolution {path!r} is grouped; in_channels cannot be adapted, use 3")
-    new = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-                    bias=conv.bias is not None, padding_mode=conv.padding_mode)
+    padding = conv.padding if isinstance(conv.padding, str) else _pair(conv.padding)
+    new = nn.Conv2d(in_channels, conv.out_channels, _pair(conv.kernel_size), _pair(conv.stride), padding,
+                    _pair(conv.dilation), bias=conv.bias is not None, padding_mode=conv.padding_mode)
     _set(model, path, new)
 
 
 def _small_stem(model: nn.Module) -> list[str]:
     """Stride 1 in the first convolution and no max-pool right after the stem; returns what changed."""
-    changed = []
+    changed: list[str] = []
     convs = [(p, m) for p, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     if not convs:
         return changed
@@ -204,7 +213,7 @@ def load_adapted_state_dict(model: nn.Module, state_dict: Mapping[str, Tensor], 
 
 
 def _tv_weights(arch: str, pretrained: bool | str) -> dict[str, Tensor]:
-    import torchvision.models as tvm
+    import torchvision.models as tvm  # lazy: torchvision's model zoo is slow to import
 
     if isinstance(pretrained, str) and Path(pretrained).expanduser().is_file():
         path = str(Path(pretrained).expanduser())
@@ -225,7 +234,7 @@ def _tv_weights(arch: str, pretrained: bool | str) -> dict[str, Tensor]:
 
 def _build_tv(arch: str, num_classes: int, in_channels: int, hw: tuple[int, int] | None, pretrained: bool | str,
               kwargs: dict[str, Any]) -> tuple[nn.Module, bool]:
-    import torchvision.models as tvm
+    import torchvision.models as tvm  # lazy: torchvision's model zoo is slow to import
 
     patch_based = arch.startswith("vit_")
     if patch_based and hw is not None:
@@ -309,7 +318,7 @@ def create(
         raise ValueError(f"stem={stem!r} is not valid; choose one of: {', '.join(STEMS)}")
     check_name(name)
     source, arch = _split(name)
-    hw = tuple(int(s) for s in example_input.shape[-2:]) if example_input is not None else None
+    hw = (int(example_input.shape[-2]), int(example_input.shape[-1])) if example_input is not None else None
     build = _build_tv if source == "tv" else _build_timm
     try:
         model, patch_based = build(arch, num_classes, in_channels, hw, pretrained, dict(kwargs))
@@ -331,15 +340,12 @@ def create(
             f"model_kwargs stem='small' (CNNs), img_size/patch_size (ViTs), or a model made for small images"
         ) from None
     if head != "linear":
-        from .common import make_head
-
-        path, linear = _classifier(model) or (None, None)
-        if linear is None:
+        classifier = _classifier(model)
+        if classifier is None:
             raise ValueError(f"{name} has no nn.Linear classifier to replace with head={head!r}")
+        path, linear = classifier
         _set(model, path, make_head(head, linear.in_features, num_classes))
     if activation is not None:
-        from ..surgery import swap_activations
-
         model = swap_activations(model, activation, example_input=example, inplace=True,
                                  **dict(activation_kwargs or {}))
     return model

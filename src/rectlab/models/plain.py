@@ -9,7 +9,7 @@ Papers:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from torch import Tensor, nn
 
@@ -17,6 +17,10 @@ from ..activations import ActivationSpec
 from .common import ActFactory, BasicModule, check_io, init_weights_, make_activation_factory, make_head
 
 __all__ = ["ConvLayer", "PlainNet"]
+
+
+PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
+PADDING_MODES: tuple[PaddingMode, ...] = ("zeros", "circular", "reflect", "replicate")
 
 
 class ConvLayer(BasicModule):
@@ -31,7 +35,7 @@ class ConvLayer(BasicModule):
         stride: int = 1,
         batch_norm: bool = False,
         pool: bool = False,
-        padding_mode: str = "zeros",
+        padding_mode: PaddingMode = "zeros",
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(
@@ -92,10 +96,11 @@ class PlainNet(nn.Module):
     ) -> None:
         super().__init__()
         check_io(num_classes, in_channels)
-        if padding_mode not in ("zeros", "circular", "reflect", "replicate"):
+        if padding_mode not in PADDING_MODES:
             raise ValueError(
                 f"padding_mode must be 'zeros', 'circular', 'reflect' or 'replicate', got {padding_mode!r}"
             )
+        mode = next(m for m in PADDING_MODES if m == padding_mode)
         if not isinstance(depth, int) or depth < 2:
             raise ValueError(f"plain net depth counts weight layers and must be an int >= 2, got {depth!r}")
         if not widths:
@@ -110,7 +115,7 @@ class PlainNet(nn.Module):
                 stride = 2 if (s > 0 and j == 0) else 1
                 layers.append(
                     ConvLayer(
-                        in_planes, widths[s], make_act, stride=stride, batch_norm=batch_norm, padding_mode=padding_mode
+                        in_planes, widths[s], make_act, stride=stride, batch_norm=batch_norm, padding_mode=mode
                     )
                 )
                 in_planes = widths[s]

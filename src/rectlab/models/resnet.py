@@ -142,6 +142,10 @@ class CifarResNet(nn.Module):
         activation_kwargs: constructor arguments for the activation (e.g. ``{"negative_slope": 0.2}``).
     """
 
+    layer1: nn.Sequential  # added by name in __init__
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+
     def __init__(
         self,
         depth: int = 20,
@@ -174,7 +178,7 @@ class CifarResNet(nn.Module):
             self.act1 = make_act(widths[0])
         in_planes = widths[0]
         for i, planes in enumerate(widths):
-            blocks = []
+            blocks: list[nn.Module] = []
             for j in range(n):
                 stride = 2 if (i > 0 and j == 0) else 1
                 if preact:
@@ -212,6 +216,10 @@ class WideResNet(nn.Module):
         dropout: dropout probability inside each block.
         activation, num_classes, in_channels, head, activation_kwargs: as :class:`CifarResNet`.
     """
+
+    layer1: nn.Sequential  # added by name in __init__
+    layer2: nn.Sequential
+    layer3: nn.Sequential
 
     def __init__(
         self,

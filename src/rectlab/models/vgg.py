@@ -63,6 +63,12 @@ class VGG(nn.Module):
         activation_kwargs: constructor arguments for the activation.
     """
 
+    stage1: VGGStage  # added by name in __init__
+    stage2: VGGStage
+    stage3: VGGStage
+    stage4: VGGStage
+    stage5: VGGStage
+
     def __init__(
         self,
         depth: int = 16,

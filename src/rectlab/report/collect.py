@@ -11,11 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from ..probes import per_site_curves
 from ..study.store import Store
 from .stats import Comparison, Summary, compare, holm_comparisons, summarize
 
 __all__ = ["PLATEAU_TOL", "PLATEAU_WINDOW", "CellResult", "StudyResults", "collect", "converged", "final_value",
-           "has_train_loss", "results_from_runs"]
+           "has_train_loss", "results_from_runs", "site_curves"]
 
 PLATEAU_WINDOW = 0.2  # the last 20% of the epochs (at least one epoch-to-epoch step) ...
 PLATEAU_TOL = 0.1  # ... may bring at most 10% of the training loss's total fall since the first epoch
@@ -64,6 +65,16 @@ class CellResult:
         """Seeds of done runs whose training loss had not reached a plateau (see `converged`); runs that
         logged no training loss (a function study's, results read from a file) are not judged."""
         return [int(r["seed"]) for r in self.runs if has_train_loss(r) and not converged(r)]
+
+
+def site_curves(cell: Any, prefix: str) -> dict[str, np.ndarray]:
+    """``{site: (seeds, epochs) array}`` of the per-site metric ``prefix/<site>`` (see :mod:`rectlab.probes`)."""
+    if cell is None or not cell.runs:
+        return {}
+    n = min(len(r["epochs"]) for r in cell.runs)
+    per_run = [per_site_curves(r["epochs"][:n], prefix) for r in cell.runs]
+    sites = list(dict.fromkeys(s for pr in per_run for s in pr))
+    return {s: np.array([pr.get(s, [math.nan] * n) for pr in per_run], dtype=float) for s in sites}
 
 
 @dataclass
@@ -190,7 +201,7 @@ def results_from_runs(name: str, spec: dict[str, Any], all_runs: Sequence[dict[s
     baseline = study.get("baseline", {})
     done = [r for r in all_runs if r["status"] == "done" and (r["epochs"] or (r.get("extras") or {}).get("final"))]
     diverged = [r for r in all_runs if r["status"] == "diverged"]
-    incomplete = [r for r in all_runs if r["status"] not in ("done", "diverged")]
+    incomplete: list[dict[str, Any]] = [r for r in all_runs if r["status"] not in ("done", "diverged")]
     for r in done:
         r["final"] = final_value(r, metric)
     unusable = [r for r in done if not isinstance(r["final"], (int, float)) or not math.isfinite(r["final"])]

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..study.store import Store
 from ..training.config import field_names
 
 __all__ = ["FORMATS", "export", "records", "study_dirs", "to_frame"]
@@ -22,7 +23,7 @@ _RENAMED = {"lr": "epoch_lr"}
 
 def _pandas() -> Any:
     try:
-        import pandas
+        import pandas  # optional: pip install 'rectlab[frames]'
     except ImportError:
         raise ImportError("to_frame needs pandas: pip install 'rectlab[frames]' (or pip install pandas)") from None
     return pandas
@@ -78,8 +79,6 @@ def _epoch_values(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def records(path: str | Path, per: str = "run") -> list[dict[str, Any]]:
     """The rows :func:`to_frame` builds, as plain dicts (no pandas needed)."""
-    from ..study.store import Store
-
     if per not in PER:
         raise ValueError(f"per must be one of {', '.join(PER)}, got {per!r}")
     root = Path(path)

@@ -144,7 +144,7 @@ class Document:
                 out += [f"- **{k}**: {v}" for k, v in b.items] + [""]
             elif b.kind == "table":
                 out += [md_table(b.headers, b.rows), ""]
-            elif b.kind == "image":
+            elif b.kind == "image" and b.path is not None:
                 out += [f"![{b.text}]({_relative(b.path, base)})", ""]
         return "\n".join(out)
 
@@ -170,7 +170,7 @@ class Document:
                 body.append("<dl>" + "".join(f"<dt>{_h(k)}</dt><dd>{_h(v)}</dd>" for k, v in b.items) + "</dl>")
             elif b.kind == "table":
                 body.append(_html_table(b.headers, b.rows, b.verdict_col))
-            elif b.kind == "image":
+            elif b.kind == "image" and b.path is not None:
                 data = base64.b64encode(b.path.read_bytes()).decode()
                 figures.append(f"<figure><img alt='{_h(b.text)}' src='data:image/png;base64,{data}'>"
                                f"<figcaption>{_h(b.text)}</figcaption></figure>")
@@ -198,7 +198,7 @@ def _html_table(headers: list[str], rows: list[list[str]], verdict_col: int | No
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _relative(path: Path | None, base: Path) -> str:
+def _relative(path: Path, base: Path) -> str:
     try:
         return str(Path(path).resolve().relative_to(Path(base).resolve()))
     except ValueError:

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
 from ..study.spec import METRICS
 from .aggregate import across_tasks, aggregate_headers, aggregate_rows, aggregate_sentences, plot_profiles
 from .collect import StudyResults, collect
@@ -46,9 +49,6 @@ def _title(results: StudyResults) -> str:
 
 def print_table(results: StudyResults, console: Any = None) -> None:
     """Print the results table, the verdict, the minimum detectable effects and any unusual runs."""
-    from rich.console import Console
-    from rich.table import Table
-
     console = console or Console()
     table = Table(title=f"{results.name}: {_title(results)}")
     for h in HEADERS:

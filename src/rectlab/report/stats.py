@@ -23,7 +23,7 @@ import functools
 import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -167,7 +167,7 @@ def _p_from(null: np.ndarray, observed: float, exact: bool, scale: float) -> flo
     return hits / len(null) if exact else (1 + hits) / (1 + len(null))
 
 
-def sign_flip_test(diffs: Sequence[float], *, seed: int = 0) -> float:
+def sign_flip_test(diffs: Sequence[float] | np.ndarray, *, seed: int = 0) -> float:
     """Two-sided p-value of "the paired differences are centred on 0" by flipping their signs.
 
     Exact (all ``2**n`` sign patterns) up to :data:`EXACT_LIMIT` patterns, else a seeded Monte Carlo
@@ -181,7 +181,7 @@ def sign_flip_test(diffs: Sequence[float], *, seed: int = 0) -> float:
     return _p_from(null, abs(d.mean()), 2 ** len(d) <= EXACT_LIMIT, float(np.abs(d).max()))
 
 
-def permutation_test(x: Sequence[float], y: Sequence[float], *, seed: int = 0) -> float:
+def permutation_test(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray, *, seed: int = 0) -> float:
     """Two-sided p-value of "x and y have the same mean" by permuting the group labels.
 
     Exact when the number of splits is at most :data:`EXACT_LIMIT`, else seeded Monte Carlo.
@@ -258,7 +258,7 @@ def mde(sd: float, n: int, *, n2: int | None = None, sd2: float | None = None, a
             return math.inf
         if sd == 0:
             return 0.0 if _min_p_paired(n) < alpha else math.inf
-        se, df = sd / math.sqrt(n), n - 1
+        se, df = sd / math.sqrt(n), float(n - 1)
     else:
         sd2 = sd if sd2 is None else sd2
         if n < 2 or n2 < 2 or not (math.isfinite(sd) and math.isfinite(sd2)):
@@ -367,14 +367,11 @@ def compare(baseline: Mapping[int, float], other: Mapping[int, float], alpha: fl
 
 def holm_comparisons(comparisons: Sequence[Comparison | None], alpha: float = ALPHA) -> list[Comparison | None]:
     """Holm-correct a study's comparisons with its baseline: sets ``p_holm`` and re-derives ``verdict`` from it."""
-    from dataclasses import replace
-
-    present = [i for i, c in enumerate(comparisons) if c is not None]
-    adjusted = holm([comparisons[i].p_value for i in present])  # type: ignore[union-attr]
+    present = [(i, c) for i, c in enumerate(comparisons) if c is not None]
+    adjusted = holm([c.p_value for _, c in present])
     out = list(comparisons)
-    for i, p in zip(present, adjusted):
-        c = comparisons[i]
-        verdict = c.verdict if math.isnan(p) else _verdict(c.diff, p, alpha)  # type: ignore[union-attr]
+    for (i, c), p in zip(present, adjusted):
+        verdict = c.verdict if math.isnan(p) else _verdict(c.diff, p, alpha)
         out[i] = replace(c, p_holm=p, verdict=verdict)
     return out
 
@@ -404,7 +401,7 @@ class Bootstrap(NamedTuple):
     p: float
 
 
-def bootstrap_ci(groups: Sequence[Sequence[float]] | Sequence[float],
+def bootstrap_ci(groups: Sequence[Sequence[float]] | Sequence[float] | Sequence[np.ndarray],
                  statistic: Callable[..., float] | None = None, *, n_resamples: int = 10_000,
                  confidence: float = 0.95, seed: int = 0) -> Bootstrap:
     """Percentile bootstrap of ``statistic`` over resampled units.
@@ -524,12 +521,12 @@ def tost_p(diff: float, sd: float, n: int, margin: float, *, n2: int | None = No
     if n < 2 or not math.isfinite(sd) or (n2 is not None and n2 < 2):
         return math.nan
     if n2 is None:
-        se, df = sd / math.sqrt(n), n - 1
+        se, df = sd / math.sqrt(n), float(n - 1)
     else:
         sd2 = sd if sd2 is None else sd2
         v1, v2 = sd**2 / n, sd2**2 / n2
         se = math.sqrt(v1 + v2)
-        df = (v1 + v2) ** 2 / (v1**2 / (n - 1) + v2**2 / (n2 - 1)) if v1 + v2 > 0 else n + n2 - 2
+        df = (v1 + v2) ** 2 / (v1**2 / (n - 1) + v2**2 / (n2 - 1)) if v1 + v2 > 0 else float(n + n2 - 2)
     if se == 0:  # constant differences: the exact one-sided sign test's smallest p, never 0
         floor = 0.5**n if n2 is None else 1 / math.comb(n + n2, n)
         return floor if abs(diff) < margin else 1.0

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..registry import Registry
 from .core import SCALES, VERDICTS, Analysis, ClaimCheck, Context, Part, Reproduction, Table, studies_dir
+from .papers import ALL
 from .runner import ReproductionReport, run_reproduction
 
 __all__ = [
@@ -42,8 +43,6 @@ __all__ = [
 
 
 def _registry() -> Registry[Reproduction]:
-    from .papers import ALL
-
     registry: Registry[Reproduction] = Registry("reproduction")
     for repro in ALL:
         registry.register(repro.name, repro)

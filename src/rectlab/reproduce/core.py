@@ -8,14 +8,12 @@ the results into :class:`ClaimCheck` s with explicit rules, and optional extra t
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..study.spec import SCALES  # the one list of scales (re-exported here)
+from ..study.spec import SCALES, studies_dir  # the one list of scales, the specs' folder (re-exported)
 
 __all__ = [
     "VERDICTS",
@@ -226,29 +224,3 @@ def overall_verdict(checks: list[ClaimCheck]) -> tuple[str, str]:
         head = f"{done} of {len(primary)} primary claims reproduced; still open: " if done else ""
         return "inconclusive", head + "; ".join(f"{c.claim}: {c.reason}" for c in open_)
     return "reproduced", "; ".join(f"{c.claim}: {c.reason}" for c in primary)
-
-
-def studies_dir(explicit: str | Path | None = None) -> Path:
-    """The folder of the study specs.
-
-    Looked up in order: ``explicit`` (``--studies DIR``), ``$RECTLAB_STUDIES``, and the specs shipped
-    inside the package (``rectlab/specs/*.toml``, found with :mod:`importlib.resources`, so an installed
-    wheel reproduces from any folder).
-
-    Raises:
-        FileNotFoundError: naming every place that was tried and how to point at the folder.
-    """
-    tried: list[Path] = []
-    if explicit is not None:
-        tried.append(Path(explicit))
-    elif os.environ.get("RECTLAB_STUDIES"):
-        tried.append(Path(os.environ["RECTLAB_STUDIES"]))
-    else:
-        tried.append(Path(str(resources.files("rectlab") / "specs")))
-    for path in tried:
-        if (path / "prelu.toml").is_file():
-            return path
-    raise FileNotFoundError(
-        f"the study specs (*.toml) were not found; tried: {', '.join(map(str, tried))}. "
-        "Pass --studies DIR or set RECTLAB_STUDIES to a folder of study specs (a copy of rectlab/specs/)"
-    )

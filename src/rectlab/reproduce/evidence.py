@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..report.collect import PLATEAU_TOL, PLATEAU_WINDOW, converged
+from ..report.collect import PLATEAU_TOL, PLATEAU_WINDOW, converged, site_curves  # site_curves re-exported
 from ..report.stats import Comparison, compare, holm, judge, seeds_for, summarize, tost_p, wilson
 from .core import ClaimCheck
 
@@ -164,18 +164,6 @@ def metric_curves(cell: Any, metric: str) -> np.ndarray:
     return np.array([[_get(e, metric) for e in r["epochs"][:n]] for r in cell.runs], dtype=float)
 
 
-def site_curves(cell: Any, prefix: str) -> dict[str, np.ndarray]:
-    """``{site: (seeds, epochs) array}`` of the per-site metric ``prefix/<site>`` (see :mod:`rectlab.probes`)."""
-    from ..probes import per_site_curves
-
-    if cell is None or not cell.runs:
-        return {}
-    n = min(len(r["epochs"]) for r in cell.runs)
-    per_run = [per_site_curves(r["epochs"][:n], prefix) for r in cell.runs]
-    sites = list(dict.fromkeys(s for pr in per_run for s in pr))
-    return {s: np.array([pr.get(s, [math.nan] * n) for pr in per_run], dtype=float) for s in sites}
-
-
 def site_finals(cell: Any, prefix: str) -> dict[str, list[float]]:
     """``{site: [final value per seed]}`` of a per-site metric."""
     return {s: list(arr[:, -1]) for s, arr in site_curves(cell, prefix).items() if arr.size}
@@ -296,6 +284,8 @@ def _check(claim: str, base: Sample | Mapping[int, float], other: Sample | Mappi
     k = compare(finite_b, finite_o)
     p = k.p_value
     if expect == "equivalent":  # the p of "the difference lies within ±margin": two one-sided tests
+        if margin is None:
+            raise ValueError(f"{claim}: an equivalence claim needs a margin")
         p = tost_p(k.diff, k.sd, k.n, margin) if k.paired else tost_p(
             k.diff, k.sd, len(finite_o), margin, n2=len(finite_b))
         k = dataclasses.replace(k, p_value=p, test=f"two one-sided tests against ±{margin:g} ({k.test})")

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..report import collect, write_report
+from ..study import load_spec, run_study
 from .core import SCALES, Analysis, ClaimCheck, Context, PartRun, Reproduction, overall_verdict, studies_dir
 from .evidence import finalize
+from .render import write_reproduction
 
 __all__ = ["ReproductionReport", "load_part_spec", "run_reproduction", "verdict_record"]
 
@@ -44,8 +47,6 @@ class ReproductionReport:
 def load_part_spec(repro: Reproduction, part_spec: str, scale: str, studies: str | Path | None = None,
                    dataset: str | None = None) -> Any:
     """The :class:`rectlab.study.StudySpec` of one part at ``scale`` (``dataset`` overrides the spec's)."""
-    from ..study import load_spec
-
     spec = load_spec(studies_dir(studies) / part_spec, scale=scale)
     if dataset is not None:
         if "dataset" in spec.grid:
@@ -106,9 +107,6 @@ def run_reproduction(
         study_options: more keyword arguments of :func:`rectlab.study.run_study` (threads, extend, retry_failed,
             retry_diverged, address, gpus_per_run, trackers, imports).
     """
-    from ..report import collect, write_report
-    from ..study import run_study
-
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of: {', '.join(SCALES)}")
     t0 = time.perf_counter()
@@ -136,8 +134,6 @@ def run_reproduction(
     verdict, reason = overall_verdict(analysis.checks)
     seconds = time.perf_counter() - t0
     command = command or " ".join(shlex.quote(a) for a in ["rectlab", *sys.argv[1:]])
-    from .render import write_reproduction
-
     md, html = write_reproduction(repro, ctx, analysis, verdict, reason, seconds, command)
     json_path = out / "verdict.json"
     json_path.write_text(json.dumps(verdict_record(repro, ctx, analysis, verdict, reason, seconds, command), indent=1))

@@ -9,13 +9,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..data import augment
+from ..training.config import from_dict
+from ..training.loop import build_model
+
 __all__ = ["load_trained", "test_batches"]
 
 
 def test_batches(data: Any, test_limit: int | None, batch_size: int = 512) -> tuple[list[Tensor], Tensor]:
     """The normalised test inputs a run was evaluated on (the first ``test_limit``) and their labels (CPU)."""
-    from ..data import augment
-
     if not getattr(data, "in_memory", True):
         raise ValueError(f"{data.name}: prediction probes need an in-memory dataset (not an image folder)")
     x, y = data.test_x[:test_limit], data.test_y[:test_limit]
@@ -33,10 +35,6 @@ def load_trained(run: Mapping[str, Any], part_dir: str | Path, data: Any) -> nn.
     Raises:
         FileNotFoundError: when the checkpoint is missing (the message names it).
     """
-    from ..data import augment
-    from ..training.config import from_dict
-    from ..training.loop import build_model
-
     path = Path(part_dir) / "runs" / run["hash"] / "checkpoint.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: the prediction analysis needs the run's checkpoint; "

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..study.spec import studies_dir
 from .activation import PREFIX, SearchActivation, activation_class, canonical_name, expression_of, winner
 from .config import STRATEGIES, SearchConfig, config_from_dict, load_config
 from .expr import ExprError, parse, render
@@ -61,6 +62,4 @@ __all__ = [
 
 def default_config() -> Path:
     """The search settings shipped with rectlab: ``rectlab/specs/activation-search.toml``."""
-    from ..reproduce.core import studies_dir
-
     return studies_dir() / "activation-search.toml"

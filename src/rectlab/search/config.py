@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import activations
 from ..training.config import ConfigError, field_names, from_dict
 from .space import SearchSpace
 
@@ -88,8 +89,6 @@ class SearchConfig:
                               f"{self.candidates}, {self.final_seeds}")
         if self.strategy == "random" and not self.candidates:
             raise ConfigError("strategy 'random' needs candidates = N (how many to sample)")
-        from .. import activations
-
         for name in self.baselines:
             activations.get(name)
         for overrides, seeds in self.rungs:

@@ -30,6 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..report import collect, write_report
+from ..study import run_study, spec_from_dict
+from ..study.store import Store
 from .activation import PREFIX
 from .config import SearchConfig
 from .screen import Screened, screen, swish_fit
@@ -112,8 +115,6 @@ def pool(config: SearchConfig) -> Screened:
 
 
 def _scores(store_dir: Path, rung: RungResult) -> None:
-    from ..study.store import Store
-
     for run in Store(store_dir / "results.db").runs():
         name = run["cell"].get("activation", "")
         text = name[len(PREFIX):]
@@ -129,8 +130,6 @@ def _scores(store_dir: Path, rung: RungResult) -> None:
 
 
 def _study(name: str, base: dict[str, Any], activations: list[str], seeds: int, baseline: str) -> Any:
-    from ..study import spec_from_dict
-
     raw = {"study": {"name": name, "seeds": seeds, "baseline": {"activation": baseline}},
            "base": base, "grid": {"activation": activations}}
     return spec_from_dict(raw, where=name)
@@ -155,9 +154,6 @@ def run_search(config: SearchConfig, out: str | Path, *, final: bool = True, exe
     Returns:
         A :class:`SearchResult`.
     """
-    from ..report import collect, write_report
-    from ..study import run_study
-
     t0 = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..activations.gains import gain
+from .activation import activation_class
 from .expr import evaluate, num_params, render
 from .space import Candidate
 
@@ -67,8 +69,6 @@ def _deep_probe(c: Candidate, gain: float) -> str:
 
 def reject_reason(c: Candidate) -> str:
     """Why ``c`` cannot be trained (see the module docstring), or ``""`` when it passes."""
-    from ..activations.gains import gain
-
     x = PROBE.clone().requires_grad_(True)
     y = _values(c, 1.0, x)
     if not bool(torch.isfinite(y).all()):
@@ -82,8 +82,6 @@ def reject_reason(c: Candidate) -> str:
     yd = y.detach()
     if float(yd.std()) <= 1e-6 * (1.0 + float(yd.abs().mean())):
         return "constant on the probe grid"
-    from .activation import activation_class
-
     try:
         g = gain(activation_class(render(c.expr))())
     except ValueError as e:
@@ -168,7 +166,7 @@ def swish_fit(c: Candidate, lo: float = -6.0, hi: float = 6.0) -> tuple[float, f
     Returns:
         ``(relative RMS error, a, b)`` of the best fit over ``x`` in ``[lo, hi]`` (b searched in [0.1, 10]).
     """
-    from scipy import optimize
+    from scipy import optimize  # lazy: scipy.optimize is slow to import and only this fit needs it
 
     x = torch.linspace(lo, hi, 481, dtype=torch.float64)
     with torch.no_grad():

@@ -19,6 +19,8 @@ executor and however many workers run it.
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import multiprocessing as mp
 import os
 import signal
@@ -32,7 +34,16 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .. import data as rdata
+from .. import probes
+from ..plugins import import_modules
+from ..training import tracking
 from .grid import Run
+from .record import execute_run
+from .store import Store
 
 __all__ = ["EXECUTORS", "Job", "execute"]
 
@@ -54,20 +65,13 @@ class Job:
     def callbacks(self, run: Run) -> list[Any]:
         callbacks: list[Any] = []
         if self.probes:
-            from .. import probes
-
             callbacks += probes.epoch_callbacks(list(self.probes))
         if self.trackers:
-            from ..training import tracking
-
             callbacks += tracking.callbacks(self.trackers, self.out_dir, run.cell.label, run.seed)
         return callbacks
 
     def run(self, run: Run, data: Any = None, reporter: Any = None) -> str:
         """Train ``run`` with this job's threads, probes and trackers; returns its status."""
-        from ..plugins import import_modules
-        from .runner import execute_run
-
         import_modules(self.imports)  # in a fresh worker process they register their names (already done here)
         with _threads(self.threads):
             return execute_run(self.out_dir, self.study, run, data=data, callbacks=self.callbacks(run),
@@ -76,8 +80,6 @@ class Job:
 
 @contextmanager
 def _threads(n: int) -> Iterator[None]:
-    import torch
-
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -103,9 +105,7 @@ def execute(executor: str, job: Job, todo: list[Run], *, workers: int = 1, addre
         _run_local(job, todo, dict(loaded or {}), progress, console)
 
 
-def _progress(console: Any, enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+def _progress(console: Any, enabled: bool) -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         # A live bar in a terminal; in a log file only the plain "run i/n ..." lines.
@@ -114,8 +114,6 @@ def _progress(console: Any, enabled: bool):
 
 
 def _load(loaded: dict, run: Run) -> Any:
-    from .. import data as rdata
-
     if not hasattr(run.config, "dataset"):  # a trial of the user's own function loads its own data
         return None
     key = (run.config.dataset, run.config.data_dir)
@@ -159,12 +157,8 @@ def _interrupt_once(signum: int, frame: Any) -> None:
 def _die_with_parent(parent_pid: int) -> None:
     """Make this process get SIGTERM when its parent dies (Linux), and watch the parent from a thread anyway."""
     if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
+        with suppress(OSError, AttributeError):  # an exotic libc: the watchdog thread alone
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):  # pragma: no cover - exotic libc
-            pass
 
     def watch() -> None:
         while os.getppid() == parent_pid:
@@ -237,8 +231,6 @@ class _Worker:
 
 def _finish(job: Job, run: Run, status: str, error: str) -> None:
     """Record the end of a run whose worker can no longer record it itself."""
-    from .store import Store
-
     Store(Path(job.out_dir) / "results.db").finish_run(run.hash, status, error=error)
 
 
@@ -294,8 +286,6 @@ def _ray_task(job: Job, run: Run) -> str:
 
 
 def _uses_cuda(todo: list[Run]) -> bool:
-    import torch
-
     devices = {r.config.device for r in todo}
     return any(d.startswith("cuda") for d in devices) or ("auto" in devices and torch.cuda.is_available())
 
@@ -303,14 +293,14 @@ def _uses_cuda(todo: list[Run]) -> bool:
 def _run_ray(job: Job, todo: list[Run], workers: int, address: str | None, gpus_per_run: float | None,
              progress: bool, console: Any) -> None:
     try:
-        import ray
+        import ray  # optional (pip install 'rectlab[ray]') and slow to import: only for --executor ray
     except ImportError:
         raise RuntimeError(
             "executor 'ray' needs Ray: pip install 'rectlab[ray]' (or use --executor processes)"
         ) from None
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, logging_level="warning")
+        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
     if gpus_per_run is None:
         gpus_per_run = 1.0 / workers if _uses_cuda(todo) else 0.0
     remote = ray.remote(num_cpus=job.threads, num_gpus=gpus_per_run, max_retries=0)(_ray_task)

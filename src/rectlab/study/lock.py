@@ -51,8 +51,8 @@ class StudyLock:
 
     def acquire(self) -> StudyLock:
         try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX: no lock, as before
+            import fcntl  # POSIX only: imported where a lock is taken
+        except ImportError:  # pragma: no cover - not POSIX: the directory is not locked
             return self
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

@@ -42,12 +42,17 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .. import activations, data, models
+from ..plugins import PluginError, import_modules, normalize_imports
+from ..probes import PROBES
 from ..training.config import (
     EXECUTION_FIELDS,
     LATER_FIELDS,
@@ -66,7 +71,7 @@ else:  # pragma: no cover
 
 __all__ = ["MAX_RUNS", "MAX_SEEDS", "METRICS", "SCALES", "StudySpec", "SpecError", "load_spec", "merge_specs",
            "parse_spec",
-           "spec_differences", "spec_from_dict"]
+           "spec_differences", "spec_from_dict", "studies_dir"]
 
 STUDY_KEYS = ("name", "description", "seeds", "baseline", "metric", "goal", "claim", "paper", "verdict_rule",
               "probes", "reproduce", "imports")
@@ -193,10 +198,7 @@ def _table(doc: _Doc, raw: dict[str, Any], name: str) -> dict[str, Any]:
 
 def _check_names(doc: _Doc, field_name: str, values: list[Any]) -> None:
     """Check registry names (activation/model/dataset) so typos fail before any training."""
-    registries = {"activation": "activations", "model": "models", "dataset": "data"}
-    import importlib
-
-    module = importlib.import_module(f"rectlab.{registries[field_name]}")
+    module: Any = {"activation": activations, "model": models, "dataset": data}[field_name]
     known = module.names()
     for v in values:
         if field_name == "activation" and isinstance(v, str) and ":" in v:  # search:<expression>, built by name
@@ -332,11 +334,8 @@ def _function_config(doc: _Doc, base: dict[str, Any], grid: dict[str, tuple[Any,
 def _extra(doc: _Doc, study: dict[str, Any]) -> dict[str, Any]:
     extra = {k: v for k, v in study.items() if k not in (*TEXT_KEYS, "seeds", "baseline", "metric", "goal")}
     probes = extra.get("probes", [])
-    if probes:
-        from ..probes import PROBES
-
-        if not isinstance(probes, list) or any(p not in PROBES for p in probes):
-            raise doc.error("probes", f"probes must be a list of: {', '.join(PROBES)}; got {probes!r}")
+    if probes and (not isinstance(probes, list) or any(p not in PROBES for p in probes)):
+        raise doc.error("probes", f"probes must be a list of: {', '.join(PROBES)}; got {probes!r}")
     return extra
 
 
@@ -370,8 +369,6 @@ def spec_from_dict(raw: dict[str, Any], where: str = "study spec", text: str | N
     function = "function" in base  # the user's own training function instead of a built-in model
     grid = _function_grid(doc, grid_raw) if function else _grid(doc, grid_raw)
     if "imports" in study:  # plugin modules that register the spec's names (workers import them too)
-        from ..plugins import PluginError, import_modules, normalize_imports
-
         try:
             study["imports"] = normalize_imports(study["imports"])
             import_modules(study["imports"])
@@ -436,6 +433,32 @@ def load_spec(path: str | Path, scale: str | None = None) -> StudySpec:
     return parse_spec(text, where=str(path), scale=scale)
 
 
+def studies_dir(explicit: str | Path | None = None) -> Path:
+    """The folder of the study specs.
+
+    Looked up in order: ``explicit`` (``--studies DIR``), ``$RECTLAB_STUDIES``, and the specs shipped
+    inside the package (``rectlab/specs/*.toml``, found with :mod:`importlib.resources`, so an installed
+    wheel reproduces from any folder).
+
+    Raises:
+        FileNotFoundError: naming every place that was tried and how to point at the folder.
+    """
+    tried: list[Path] = []
+    if explicit is not None:
+        tried.append(Path(explicit))
+    elif os.environ.get("RECTLAB_STUDIES"):
+        tried.append(Path(os.environ["RECTLAB_STUDIES"]))
+    else:
+        tried.append(Path(str(resources.files("rectlab") / "specs")))
+    for path in tried:
+        if (path / "prelu.toml").is_file():
+            return path
+    raise FileNotFoundError(
+        f"the study specs (*.toml) were not found; tried: {', '.join(map(str, tried))}. "
+        "Pass --studies DIR or set RECTLAB_STUDIES to a folder of study specs (a copy of rectlab/specs/)"
+    )
+
+
 def _short(values: list[Any]) -> str:
     if len(values) > 3 and all(isinstance(v, int) for v in values) and values == list(
             range(values[0], values[0] + len(values))):
@@ -472,6 +495,5 @@ def merge_specs(old: StudySpec, new: StudySpec) -> StudySpec | None:
         return None
     grid = {k: tuple(dict.fromkeys([*old.grid[k], *new.grid[k]])) for k in old.grid}
     seeds = tuple(sorted(set(old.seeds) | set(new.seeds)))
-    from dataclasses import replace
 
     return replace(new, grid=grid, seeds=seeds)

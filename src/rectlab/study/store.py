@@ -67,7 +67,7 @@ class StoreError(RectlabError, RuntimeError):
     """``results.db`` cannot be read or written; the message says what to do."""
 
 
-class RunRecord(dict):
+class RunRecord(dict[str, Any]):
     """A run row as a dict: hash, study, cell (dict), seed, config (dict), status, versions, extras, epochs."""
 
 

@@ -253,7 +253,7 @@ class Trial:
             self.extras["erased_sites"] = [str(s) for s in report.erased]
         init = p.get("init", "default")
         if init in ("he", "he-fan-out"):
-            _, plan = rinit.he_init_(model, mode="fan_out" if init == "he-fan-out" else "fan_in",  # type: ignore[misc]
+            _, plan = rinit.he_init_(model, mode="fan_out" if init == "he-fan-out" else "fan_in",
                                      example_input=example_input, return_report=True)
             self.extras["init_gains"] = [{"layer": q.layer, "activation": q.activation, "gain": q.gain, "fan": q.fan}
                                          for q in plan]

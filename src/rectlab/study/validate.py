@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .. import data as rdata
 from ..training.config import TrainConfig
+from ..training.loop import model_for, resolve_device
 from .function import FunctionConfig, resolve_function
 from .grid import Run
 from .spec import SpecError
@@ -24,8 +26,6 @@ def check_data_dir(dataset: str, data_dir: str | Path | None) -> None:
     """
     if data_dir is None:
         return
-    from .. import data as rdata
-
     root = Path(data_dir).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"--data-dir {data_dir} does not exist; pass the folder that holds {dataset}")
@@ -52,9 +52,6 @@ def validate_runs(runs: list[Run]) -> dict[tuple[str, str | None], Any]:
         FileNotFoundError, DataError: a dataset that is not where ``data_dir`` says, or unreadable.
         RuntimeError: a device that is not present.
     """
-    from .. import data as rdata
-    from ..training.loop import model_for, resolve_device
-
     loaded: dict[tuple[str, str | None], Any] = {}
     seen_models: set[str] = set()
     for run in runs:

@@ -37,7 +37,7 @@ Networks" (arXiv 1709.07634).
 from __future__ import annotations
 
 from .analysis import ExampleInput, activation_sites
-from .erase import EraseReport, erase_relu
+from .erase import BasicModule, EraseReport, erase_relu
 from .rewrite import Match, swap_activations
 from .sites import (
     GATING_MODULES,
@@ -52,6 +52,7 @@ from .sites import (
 )
 
 __all__ = [
+    "BasicModule",
     "EraseReport",
     "ExampleInput",
     "GATING_MODULES",

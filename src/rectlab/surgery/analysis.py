@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from .. import activations
 from ..activations import ReLUClassifier
-from .sites import Site, SurgeryWarning, _node_op, module_op, original_type
+from .sites import Site, SurgeryError, SurgeryWarning, _node_op, module_op, original_type
 
 __all__ = ["ExampleInput", "activation_sites", "analyze"]
 
@@ -86,7 +86,7 @@ class _Analysis:
 
     def site_module(self, site: Site) -> nn.Module:
         """The module a site calls, or an equivalent module for a function call (used for gains)."""
-        if site.kind == "module":
+        if site.kind == "module" and site.target is not None:
             return self.model.get_submodule(site.target)
         return _functional_equivalent(self.nodes[site.index], site.op, self.model)
 
@@ -120,7 +120,7 @@ def _functional_equivalent(node: fx.Node, op: str, root: nn.Module) -> nn.Module
     if op == "prelu":
         weight = _arg(node, 1, "weight", None)
         if isinstance(weight, fx.Node) and weight.op == "get_attr":
-            owner, _, name = weight.target.rpartition(".")
+            owner, _, name = str(weight.target).rpartition(".")
             value = getattr(root.get_submodule(owner) if owner else root, name)
             return activations.LeakyReLU(float(value.detach().float().mean()))
         return activations.PReLUShared()
@@ -281,7 +281,8 @@ def _analyze_graph(
         recorder = _Recorder(gm, {n for n, _ in act_nodes})
         handles = _hook_calls(
             [pm for inner in leaves.values() for pm in inner],
-            lambda path, out: leaf_calls[recorder.current.target].append((path, _shape(out))),
+            lambda path, out: leaf_calls[str(recorder.current.target if recorder.current else "")].append(
+                (path, _shape(out))),
         )
         try:
             _run_example(model, lambda: recorder.run(*[a.clone() for a in args]))
@@ -318,14 +319,14 @@ def _analyze_graph(
             )
             nodes[len(sites) - 1] = node
         elif node.op == "call_module" and node.target in leaves:
-            inner = leaf_calls[node.target] if args is not None else [(p, None) for p, _ in leaves[node.target]]
+            called: list[tuple[str, tuple[int, ...] | None]] = (
+                leaf_calls[node.target] if args is not None else [(p, None) for p, _ in leaves[node.target]]
+            )
             opaque_nodes[node.target] = []
-            for path, shape in inner:
-                op = module_op(model.get_submodule(path))
+            for path, leaf_shape in called:
                 opaque_nodes[node.target].append(len(sites))
-                sites.append(
-                    _make_site(model, len(sites), op, "module", _parents(path), path, calls, None, shape, False)
-                )
+                sites.append(_make_site(model, len(sites), _op_of(model.get_submodule(path)), "module",
+                                        _parents(path), path, calls, None, leaf_shape, False))
     return _Analysis(model, sites, graph, nodes, opaque, None, args is not None, opaque_nodes)
 
 
@@ -345,10 +346,18 @@ def _analyze_untraced(
         seen = [(p, None) for p, _ in modules]
     calls: dict[str, int] = defaultdict(int)
     sites = [
-        _make_site(model, i, module_op(model.get_submodule(p)), "module", _parents(p), p, calls, None, shape, False)
+        _make_site(model, i, _op_of(model.get_submodule(p)), "module", _parents(p), p, calls, None, shape, False)
         for i, (p, shape) in enumerate(seen)
     ]
     return _Analysis(model, sites, None, {}, {}, root_error, args is not None)
+
+
+def _op_of(module: nn.Module) -> str:
+    """The op of a module found by enumerating activation modules (so it has one)."""
+    op = module_op(module)
+    if op is None:
+        raise SurgeryError(f"{type(module).__name__} is not an activation module")
+    return op
 
 
 def _make_site(

@@ -12,12 +12,20 @@ from dataclasses import dataclass
 from torch import nn
 
 from .. import activations
-from ..models.common import BasicModule
 from .analysis import ExampleInput, analyze
 from .rewrite import Match, _matcher, _rewrite
 from .sites import Site, SurgeryError, SurgeryWarning, module_op, original_type
 
-__all__ = ["EraseReport", "erase_relu"]
+__all__ = ["BasicModule", "EraseReport", "erase_relu"]
+
+
+class BasicModule(nn.Module):
+    """Marker base class for a *basic module* in the sense of EraseReLU (Dong et al. 2017, arXiv 1709.07634).
+
+    A basic module is the repeated unit of an architecture (a residual block, a VGG stage, one layer of a
+    plain net). :func:`rectlab.surgery.erase_relu` finds the activation sites inside every ``BasicModule``
+    without further configuration; subclass it in your own models to get the same.
+    """
 
 
 @dataclass(frozen=True)
@@ -186,18 +194,18 @@ def _find_basic_modules(
         return _pool_stages(model, sites, "features"), {}, "torchvision VGG: stages between max-poolings"
     by_name = {r.qualname: r for r in (*_TORCHVISION_RULES, *_TIMM_RULES)}
 
-    def test(path: str, m: nn.Module) -> bool:
+    def builtin(path: str, m: nn.Module) -> bool:
         kind = original_type(m)
         return issubclass(kind, BasicModule) or _qualname(kind) in by_name
 
-    groups = _group_by_scope(model, sites, test)
+    groups = _group_by_scope(model, sites, builtin)
     if not groups:
         raise _no_rule_error(model)
     linear = {}
     for g in groups:
-        rule = by_name.get(_qualname(original_type(model.get_submodule(g))))
-        if rule is not None and rule.linear_output:
-            linear[g] = rule.linear_output
+        known = by_name.get(_qualname(original_type(model.get_submodule(g))))
+        if known is not None and known.linear_output:
+            linear[g] = known.linear_output
     kinds = sorted({original_type(model.get_submodule(g)).__name__ for g in groups})
     return groups, linear, "built-in rule: " + ", ".join(kinds)
 
@@ -214,7 +222,7 @@ def _pick(
     elif location == "first":
         site = sites[0]
     else:
-        if not -len(sites) <= location < len(sites):
+        if not isinstance(location, int) or not -len(sites) <= location < len(sites):
             raise SurgeryError(
                 f"location={location} is out of range for basic module {group!r}, which has {len(sites)} activation "
                 f"site(s) ({', '.join(s.op for s in sites)}); use 'first', 'last' or an index in "

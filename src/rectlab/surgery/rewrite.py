@@ -53,9 +53,9 @@ def _rewrite(analysis: _Analysis, replacements: dict[int, nn.Module]) -> nn.Modu
     owner_edits: dict[str, dict[int, nn.Module]] = defaultdict(dict)
     untraced: dict[str, list[Site]] = defaultdict(list)
     for i, site in changed.items():
-        if not site.traced:
-            untraced[site.target].append(site)
-        elif site.kind == "module" and analysis.calls(site.target) == 1:
+        if not site.traced:  # found by enumerating modules: a module site
+            untraced[site.target or ""].append(site)
+        elif site.kind == "module" and site.target is not None and analysis.calls(site.target) == 1:
             module_swaps[site.target] = replacements[i]
         else:
             owner_edits[site.owner][i] = replacements[i]
@@ -174,7 +174,7 @@ def _graph_module(owner_mod: nn.Module, graph: fx.Graph) -> fx.GraphModule:
     for name, p in owner_mod.named_parameters(recurse=False):
         if name not in gm._parameters:
             gm.register_parameter(name, p)
-    non_persistent = getattr(owner_mod, "_non_persistent_buffers_set", set())
+    non_persistent: set[str] = getattr(owner_mod, "_non_persistent_buffers_set", set())
     for name, b in owner_mod.named_buffers(recurse=False):
         if name not in gm._buffers:
             gm.register_buffer(name, b, persistent=name not in non_persistent)

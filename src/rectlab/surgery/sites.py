@@ -41,7 +41,7 @@ _ORIGINAL_TYPE = "rectlab_original_type"
 
 def _node_op(node: fx.Node, root: nn.Module) -> str | None:
     if node.op == "call_module":
-        return module_op(root.get_submodule(node.target))
+        return module_op(root.get_submodule(str(node.target)))
     if node.op == "call_function":
         return function_op(node.target, node.kwargs)
     if node.op == "call_method":
@@ -94,7 +94,7 @@ class Site:
     traced: bool
 
     def __str__(self) -> str:
-        where = self.target if self.kind == "module" else f"{self.owner or '<model>'}: {self.node}"
+        where = str(self.target) if self.kind == "module" else f"{self.owner or '<model>'}: {self.node}"
         if self.kind == "module" and self.call:
             where += f" (call {self.call})"
         ch = "" if self.channels is None else f" C={self.channels}"

@@ -22,10 +22,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
-from .. import __version__
+from .. import __version__, activations, models, surgery
+from .. import data as rdata
+from .. import init as rinit
+from ..data import augment
+from ..optim import param_groups
 from ..probes import learned_slopes  # re-exported: rectlab.training.loop.learned_slopes stays importable
+from . import pruning
 from .config import TrainConfig, config_hash
 from .step import CudaGraph, TrainStep, compiled_forward, use_cuda_graphs
 
@@ -122,8 +128,6 @@ class Distributed:
 
     @staticmethod
     def current() -> Distributed:
-        import torch.distributed as dist
-
         if dist.is_available() and dist.is_initialized():
             return Distributed(dist.get_rank(), dist.get_world_size())
         return Distributed()
@@ -132,8 +136,6 @@ class Distributed:
     def init_from_env(device: str = "auto") -> Distributed:
         """Join the process group that ``torchrun`` describes in the environment (``WORLD_SIZE`` > 1):
         NCCL for GPUs, gloo on CPU. Without ``torchrun`` nothing happens."""
-        import torch.distributed as dist
-
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world > 1 and not dist.is_initialized():
             gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
@@ -146,8 +148,6 @@ class Distributed:
         """Sums over all processes (the values themselves without a process group)."""
         if self.world == 1:
             return list(values)
-        import torch.distributed as dist
-
         out = []
         for v in values:
             v = v.clone()
@@ -157,8 +157,6 @@ class Distributed:
 
     def barrier(self) -> None:
         if self.world > 1:
-            import torch.distributed as dist
-
             dist.barrier()
 
 
@@ -230,9 +228,6 @@ def resolve_device(spec: str) -> torch.device:
 
 def build_model(config: TrainConfig, num_classes: int, in_channels: int, example: Tensor) -> tuple[nn.Module, dict]:
     """Create the model, apply transforms (EraseReLU) and initialization; return it with a report."""
-    from .. import activations, models, surgery
-    from .. import init as rinit
-
     make_act = activations.factory(config.activation, backend=config.backend, **config.activation_kwargs)
     kwargs = dict(config.model_kwargs)
     if config.head != "linear":
@@ -281,8 +276,6 @@ def _lr_at(config: TrainConfig, step: int, total_steps: int, steps_per_epoch: in
 
 
 def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    from ..optim import param_groups
-
     # decay_activation_params: the ablation of He et al. 2015 (decay the slopes like any weight)
     groups = param_groups(model, config.weight_decay, decay_activation_params=config.decay_activation_params)
     if config.optimizer == "sgd":
@@ -300,8 +293,6 @@ class _Batches:
 
     def __init__(self, data: Any, config: TrainConfig, device: torch.device, channels_last: bool,
                  dist: Distributed) -> None:
-        from ..data import augment
-
         self.aug = augment
         self.config, self.device, self.channels_last, self.dist = config, device, channels_last, dist
         self.data = data.limit(train=config.train_limit, test=config.test_limit).to(device)
@@ -344,7 +335,7 @@ class _Batches:
                 yield x, y
             return
         seed = int(torch.randint(0, 2**31, (1,), generator=generator))
-        sampler = None
+        sampler: torch.utils.data.DistributedSampler | None = None
         if world > 1:  # each process reads only its own examples
             sampler = torch.utils.data.DistributedSampler(d.train_set, world, rank, shuffle=True, seed=seed,
                                                           drop_last=True)
@@ -382,9 +373,11 @@ class _Batches:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Iterator[tuple[Tensor, Tensor]], autocast: Any) -> dict[str, float]:
+def evaluate(model: nn.Module | Callable[[Tensor], Tensor], batches: Iterator[tuple[Tensor, Tensor]],
+             autocast: Any) -> dict[str, float | None]:
     """Test loss, top-1 and top-5 error (top-5 only with more than 5 classes)."""
-    model.eval()
+    if isinstance(model, nn.Module):  # a compiled or DDP-wrapped model is a module too
+        model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64)
     wrong1 = wrong5 = n = 0
     for x, y in batches:
@@ -397,7 +390,7 @@ def evaluate(model: nn.Module, batches: Iterator[tuple[Tensor, Tensor]], autocas
             top5 = out.topk(5, dim=1).indices
             wrong5 += int((top5 != y[:, None]).all(1).sum())
         n += len(y)
-    result = {"test_loss": float(loss_sum) / n, "test_error": 100.0 * wrong1 / n}
+    result: dict[str, float | None] = {"test_loss": float(loss_sum) / n, "test_error": 100.0 * wrong1 / n}
     result["test_top5_error"] = 100.0 * wrong5 / n if out.shape[1] > 5 else None
     return result
 
@@ -492,9 +485,6 @@ def train_one(
     Raises:
         Diverged: the training loss became NaN or infinite (the epochs before it stay checkpointed).
     """
-    from .. import data as rdata
-    from . import pruning
-
     report = reporter or (lambda event, **info: None)
     dist = Distributed.current()
     device = resolve_device(config.device)
@@ -516,8 +506,8 @@ def train_one(
         model = model.to(memory_format=torch.channels_last)
     optimizer = _make_optimizer(config, model)
     # The wrappers share parameters with `model`; checkpoints keep the plain state_dict.
-    forward = torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
-    forward = compiled_forward(forward, config, device)
+    wrapped: nn.Module = torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
+    forward = compiled_forward(wrapped, config, device)
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     graph = CudaGraph(device) if use_cuda_graphs(config, device, dist.world) else None
     step = TrainStep(forward, criterion, optimizer, torch.bfloat16 if use_bf16 else None, device, graph)
@@ -555,15 +545,16 @@ def train_one(
                 _check_finite(losses[:i + 1], epoch, steps_per_epoch, dist)
             report("step")
         _check_finite(losses, epoch, steps_per_epoch, dist)
-        loss_sum, wrong, seen = (float(v) for v in dist.all_sum(loss_sum, wrong, torch.tensor(seen, device=device)))
+        total_loss, total_wrong, total_seen = (float(v) for v in dist.all_sum(loss_sum, wrong,
+                                                                                torch.tensor(seen, device=device)))
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         train_seconds = time.perf_counter() - t0
         row: dict[str, Any] = {
             "epoch": epoch + 1,
             "lr": lr,
-            "train_loss": loss_sum / seen,
-            "train_error": 100.0 * wrong / seen,
+            "train_loss": total_loss / total_seen,
+            "train_error": 100.0 * total_wrong / total_seen,
             # the epochs before the last draw the test-error curve on a subset; the last uses the whole test set
             **evaluate(forward, batches.test_batches(None if epoch + 1 == config.epochs else config.curve_test_limit),
                        autocast),

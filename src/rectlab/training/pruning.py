@@ -18,21 +18,22 @@ from torch import Tensor, nn
 __all__ = ["prunable_layers", "prune_", "restore_", "sparsity"]
 
 _LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+Layer = nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.Linear
 
 
-def prunable_layers(model: nn.Module) -> list[nn.Module]:
+def prunable_layers(model: nn.Module) -> list[Layer]:
     """The conv and linear layers whose weights are pruned, in module order."""
     return [m for m in model.modules() if isinstance(m, _LAYERS)]
 
 
 def _apply_mask(module: nn.Module, args: tuple) -> None:
     with torch.no_grad():
-        module.weight.mul_(module.prune_mask)
+        module.get_parameter("weight").mul_(module.get_buffer("prune_mask"))
 
 
-def _install(module: nn.Module, mask: Tensor) -> None:
+def _install(module: Layer, mask: Tensor) -> None:
     if "prune_mask" in module._buffers:
-        module.prune_mask.copy_(mask)
+        module.get_buffer("prune_mask").copy_(mask)
     else:
         module.register_buffer("prune_mask", mask, persistent=False)
         module.register_forward_pre_hook(_apply_mask)

@@ -162,11 +162,12 @@ class TrainStep:
         self.calls += 1
         if self.graph is None:
             return self._eager(x, y)
-        if self._static is None:
+        static = self._static
+        if static is None:
             if self.calls <= WARMUP_STEPS:
                 return self.graph.warmup(lambda: self._eager(x, y))
-            self._capture(x, y)
-        sx, sy, out, loss = self._static
+            static = self._capture(self.graph, x, y)
+        sx, sy, out, loss = static
         if x.shape != sx.shape or y.shape != sy.shape or x.stride() != sx.stride():
             # Not the captured shape: an eager step that accumulates into the graph's zeroed gradient buffers,
             # so that the buffers (and the next replays) stay the parameters' gradients.
@@ -177,7 +178,7 @@ class TrainStep:
         self.optimizer.step()
         return out, loss
 
-    def _capture(self, x: Tensor, y: Tensor) -> None:
+    def _capture(self, graph: Graph, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         sx, sy = x.clone(), y.clone()  # clone keeps channels_last
         self.optimizer.zero_grad(set_to_none=True)  # the backward in the graph allocates the gradient buffers
 
@@ -186,5 +187,6 @@ class TrainStep:
             loss.backward()
             return out, loss
 
-        out, loss = self.graph.capture(forward_backward)
+        out, loss = graph.capture(forward_backward)
         self._static = (sx, sy, out, loss)
+        return self._static

@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from ..probes import DeadNeurons, probe_batches, probe_sites, slope_table
+
 __all__ = ["TRACKERS", "TensorBoardLogger", "callbacks", "check_trackers", "run_label"]
 
 TRACKERS = ("tensorboard",)
@@ -39,7 +41,7 @@ _TAGS = {
 
 def _summary_writer() -> Any:
     try:
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # optional: pip install 'rectlab[tracking]'
     except ImportError:
         raise ImportError("--tensorboard needs the tensorboard package: pip install 'rectlab[tracking]'") from None
     return SummaryWriter
@@ -102,16 +104,12 @@ class TensorBoardLogger:
 
     @staticmethod
     def _slopes(w: Any, model: torch.nn.Module, step: int) -> None:
-        from ..probes import slope_table
-
         for row in slope_table(model, values=True):
             name = "prelu_slope" if row["kind"] == "prelu" else "swish_beta"
             w.add_histogram(f"{name}/{row['layer']}", torch.tensor(row["values"]), step)
             w.add_scalar(f"{name}_mean/{row['layer']}", row["mean"], step)
 
     def _dead_neurons(self, w: Any, state: Any, step: int) -> None:
-        from ..probes import DeadNeurons, probe_batches, probe_sites
-
         if not probe_sites(state.model):
             return
         model = state.model

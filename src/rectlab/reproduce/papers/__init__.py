@@ -18,7 +18,7 @@ from . import (
     xor_prelu,
 )
 
-# The order of the issue that defined them (and of ``--list``).
+# The order of ``rectlab reproduce --list``.
 ALL = (
     prelu.REPRODUCTION,
     init_depth.REPRODUCTION,
@@ -30,7 +30,7 @@ ALL = (
     dead_neurons.REPRODUCTION,
     swish_gelu.REPRODUCTION,
     helu.REPRODUCTION,
-    # issue 14: the activation search, the conv-filter teacher-student problem, GELU against the field
+    # the activation search, the conv-filter teacher-student problem, GELU against the field
     activation_search.REPRODUCTION,
     conv_filter.REPRODUCTION,
     gelu_field.REPRODUCTION,

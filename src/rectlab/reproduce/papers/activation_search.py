@@ -7,7 +7,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
+from ... import activations
+from ...report import collect
 from ...report.plots import points_with_ci, pyplot, save_figure
 from ...search import PREFIX, SearchResult, load_config, run_search
 from ...search.ops import BINARY, UNARY
@@ -73,10 +76,6 @@ def _rung_plot(result: SearchResult, path) -> None:
 
 
 def _shape_plot(result: SearchResult, path) -> None:
-    import torch
-
-    from ... import activations
-
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     x = torch.linspace(-4, 4, 401)
@@ -93,13 +92,13 @@ def _shape_plot(result: SearchResult, path) -> None:
 
 
 def run(ctx: Context) -> Analysis:
-    from ...report import collect
-
     ex = ctx.execution
     config = load_config(studies_dir(ex.get("studies")) / "activation-search.toml", ctx.scale)
     result = run_search(config, ctx.out, executor=ex.get("executor", "local"), workers=ex.get("workers", 1),
                         device=ex.get("device"), data_dir=ex.get("data_dir"), progress=ex.get("progress", True),
                         console=ex.get("console"))
+    if result.final_dir is None:
+        raise RuntimeError("the activation search ended without its final comparison (no winners to compare)")
     res = collect(result.final_dir)
     ctx.parts["final"] = PartRun(Part("final", "activation-search.toml", "winners vs the baselines on the test split"),
                                  result.final_spec, result.final_dir, res)

@@ -11,6 +11,7 @@ import time
 import numpy as np
 from scipy import stats as sps
 
+from ...report.plots import pyplot, save_figure
 from ...report.stats import wilson
 from ..core import Analysis, ClaimCheck, Context, Reproduction, Table, studies_dir
 from ..evidence import direction_check, proportion_check
@@ -46,7 +47,7 @@ def _recovery_check(setup: ConvSetup, runs: dict[tuple, Trajectories]) -> ClaimC
              if key[0] == "gd" and key[1] != "gaussian"}
     if not rates:
         return ClaimCheck(claim, "inconclusive", "no non-Gaussian input distribution at this scale")
-    worst = min(rates, key=rates.get)
+    worst = min(rates, key=lambda condition: rates[condition])
     return proportion_check(
         claim + f" (the least successful of {len(rates)} non-Gaussian conditions: {worst})", rates[worst],
         setup.trials, what=f"random inits ending within {setup.success_tol:g} of w* (relative) after {setup.gd_steps} "
@@ -79,8 +80,6 @@ def _distribution_check(setup: ConvSetup, runs: dict[tuple, Trajectories], dists
 
 
 def _plot(setup: ConvSetup, runs: dict[tuple, Trajectories], path) -> None:
-    from ...report.plots import pyplot, save_figure
-
     plt = pyplot()
     panels: dict[str, list[Trajectories]] = {}
     for key, tr in runs.items():

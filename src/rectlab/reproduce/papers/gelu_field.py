@@ -4,9 +4,11 @@ comparisons: is GELU first, tied for first, or not (Lee 2023, arXiv 2305.12073).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
+from ... import activations
 from ...report.plots import points_with_ci
 from ...report.stats import compare, holm, summarize
 from ..core import Analysis, ClaimCheck, Context, Part, Reproduction, Table
@@ -27,7 +29,7 @@ def ranking(samples: dict[str, Sample], reference: str = "gelu") -> list[dict]:
         "reference", "reference better", "reference worse" or "tied" (Holm-corrected p < 0.05 or not).
     """
     ref = _finite(samples[reference])
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, s in samples.items():
         values = _finite(s)
         row = {"name": name, "summary": summarize(list(values.values())), "diff": math.nan,
@@ -81,8 +83,6 @@ def _first_check(rows: list[dict], samples: dict[str, Sample]) -> ClaimCheck:
 
 
 def analyze(ctx: Context) -> Analysis:
-    from ... import activations
-
     a = Analysis()
     part = ctx.parts["field"]
     res = part.results

@@ -80,8 +80,8 @@ def analyze(ctx: Context) -> Analysis:
     for i in range(n_layers):
         row = [f"{i + 1}" + (" (conv1)" if i == 0 else "")]
         for cell in table_cells.values():
-            vals = [v[i] for v in cell.values() if len(v) > i]
-            row.append(summary_text(vals, 3) if vals else "–")
+            column = [v[i] for v in cell.values() if len(v) > i]
+            row.append(summary_text(column, 3) if column else "–")
         rows.append(row)
     if rows:
         a.tables.append(Table(

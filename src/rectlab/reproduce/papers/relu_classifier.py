@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import torch
+
+from ...activations import ReLUClassifier
+from ...data import load
 from ...report.plots import curves
+from .. import trained
 from ..core import Analysis, Context, Part, Reproduction, Table
 from ..evidence import equivalence_check, final, find_cell, metric_curves, per_seed, sample, summary_text
 
@@ -11,12 +16,6 @@ HEADS = (("linear", "softmax (linear + cross-entropy)"), ("relu-normalized", "Re
 
 def _dead_classes(ctx: Context, cell) -> list[float]:
     """Per run: classes whose rectified score is 0 on every test input (they can never be predicted or learn)."""
-    import torch
-
-    from ...activations import ReLUClassifier
-    from ...data import load
-    from .. import trained
-
     part = ctx.parts["heads"]
     base = part.results.spec.get("base", {})
     data = load(base.get("dataset", "fashion-mnist"), data_dir=ctx.execution.get("data_dir"))

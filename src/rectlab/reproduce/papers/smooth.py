@@ -7,8 +7,11 @@ import itertools
 
 import numpy as np
 
+from ...data import load
+from ...probes import predict_proba, prediction_difference_from_probs
 from ...report.plots import scatter_ci
 from ...report.stats import bootstrap_ci, mde_from_ci
+from .. import trained
 from ..core import Analysis, ClaimCheck, Context, Part, Reproduction, Table
 from ..evidence import estimate_check, final, find_cell, no_improvement_check, per_seed, sample, summary_text
 
@@ -18,10 +21,6 @@ PRIMARY = "smelu"
 
 def _pd_matrices(ctx: Context) -> dict[str, tuple[list[int], np.ndarray]]:
     """``{activation: (seeds, (n, n) matrix of top-1 prediction difference in %)}`` over every pair of seeds."""
-    from ...data import load
-    from ...probes import predict_proba, prediction_difference_from_probs
-    from .. import trained
-
     part = ctx.parts["activations"]
     res = part.results
     base = res.spec.get("base", {})
@@ -52,7 +51,9 @@ def pd_difference(base: np.ndarray, other: np.ndarray) -> tuple[float, float, fl
     the seed, not the pair, is the unit); pairs of the same model drawn twice are left out.
     """
     a, b = np.arange(len(base)), np.arange(len(other))
-    return tuple(bootstrap_ci([a, b], lambda ia, ib: mean_pd(other, ib) - mean_pd(base, ia), n_resamples=4000))
+    estimate, low, high, p = bootstrap_ci([a, b], lambda ia, ib: mean_pd(other, ib) - mean_pd(base, ia),
+                                          n_resamples=4000)
+    return estimate, low, high, p
 
 
 def analyze(ctx: Context) -> Analysis:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
+from ...report.plots import pyplot, save_figure
 from ...report.stats import wilson
 from ..core import Analysis, ClaimCheck, Context, Reproduction, Table, studies_dir
 from ..vectorized.xor import XOR_MODELS, XorResult, load_setup, run_xor, save
@@ -23,8 +24,6 @@ def _range_text(result: XorResult, model: str) -> str:
 
 
 def _plot(results: dict[str, XorResult], path) -> None:
-    from ...report.plots import pyplot, save_figure
-
     plt = pyplot()
     fig, axes = plt.subplots(1, len(results), figsize=(6.2 * len(results), 4.2), squeeze=False, sharey=True)
     colors = plt.get_cmap("tab10")

@@ -1,4 +1,4 @@
-"""``rectlab bench kernels``: activation forward and forward+backward time, side by side.
+"""Activation forward and forward+backward time, side by side.
 
 For every activation x dtype x size, up to four implementations are timed in one run:
 
@@ -12,14 +12,14 @@ For every activation x dtype x size, up to four implementations are timed in one
 The implementations of one case are timed in interleaved rounds (one call of each per round), so that a
 change of machine load hits them alike. Forward is timed under ``torch.no_grad()``; forward+backward runs
 ``torch.autograd.grad`` on the input and the parameters (no gradient accumulation), or ``.backward()``
-with ``--backward-mode backward`` (accumulation included, as in DESIGN.md's reference numbers). Each time
+with ``--backward-mode backward`` (gradient accumulation included). Each time
 is the median (GPU) or minimum (CPU, where other jobs share the cores; ``--stat``) of ``--repeats`` calls
 after ``--warmup`` calls, measured with CUDA events on a GPU. Times are also given as a fraction of the
 device's measured copy bandwidth (``y.copy_(x)`` on a large buffer; forward moves 2N elements,
 forward+backward 5N) and as a ratio to ReLU of the same implementation. This is a benchmark: it measures
 and prints, it asserts nothing.
 
-Run as ``rectlab bench kernels`` or ``python -m rectlab.bench.kernels``.
+Run as ``python benchmarks/kernels.py [options]`` from a checkout (``--help`` lists them).
 """
 
 from __future__ import annotations
@@ -38,33 +38,20 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from rectlab import activations
+from rectlab.gpucheck import TORCH_MODULES  # PyTorch's own module of each activation
+
 __all__ = ["add_arguments", "main", "measure_copy_bandwidth", "run"]
 
 ALL_ACTIVATIONS = (
     "relu,leaky-relu,prelu-shared,prelu,rrelu,elu,celu,selu,gelu,gelu-tanh,silu,swish,swish-learnable,"
     "swish-channelwise,mish,softplus,smelu,helu,gcu"
 )
-DESIGN_SHAPE = "128x64x112x112"
+LARGE_SHAPE = "128x64x112x112"
+"""A 112x112 stage of an ImageNet-sized CNN (batch 128, 64 channels): the GPU default beside the sizes."""
 CPU_SHAPES = "128x16x28x28,128x32x14x14,256x512"
 """The study shapes: the small CNN's activations on 28x28 images (two stages) and an MLP's hidden layer."""
 
-# torch.nn equivalents (channels -> module); the "eager" column is empty for the others.
-TORCH_MODULES: dict[str, Callable[[int], nn.Module]] = {
-    "relu": lambda c: nn.ReLU(),
-    "leaky-relu": lambda c: nn.LeakyReLU(0.01),
-    "prelu-shared": lambda c: nn.PReLU(1, 0.25),
-    "prelu": lambda c: nn.PReLU(c, 0.25),
-    "rrelu": lambda c: nn.RReLU(1 / 8, 1 / 3),
-    "elu": lambda c: nn.ELU(),
-    "celu": lambda c: nn.CELU(),
-    "selu": lambda c: nn.SELU(),
-    "gelu": lambda c: nn.GELU(),
-    "gelu-tanh": lambda c: nn.GELU(approximate="tanh"),
-    "silu": lambda c: nn.SiLU(),
-    "swish": lambda c: nn.SiLU(),  # rectlab's default Swish has beta = 1, which is SiLU
-    "mish": lambda c: nn.Mish(),
-    "softplus": lambda c: nn.Softplus(),
-}
 TRAINING_MODE = {"rrelu"}  # timed in training mode (random slopes); the others in eval mode
 CHANNELS = 64
 MODES = ("fwd", "fwd+bwd")
@@ -94,14 +81,14 @@ class Row:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``rectlab bench kernels``."""
+    """Options of ``benchmarks/kernels.py``."""
     p.add_argument("--activations", default=None, help="comma-separated names (default: all)")
     p.add_argument("--dtypes", default="fp32,bf16", help="comma-separated: fp32, bf16, fp16")
     p.add_argument("--sizes", default=None,
                    help="element counts, e.g. 64K,1M,16M,100M (default: those on GPU, 1M,16M on CPU); inputs are "
                         "NCHW (B, 64, 32, 32) with B chosen to match; 'none' for no sizes")  # fmt: skip
     p.add_argument("--shape", "--shapes", dest="shape", default=None,
-                   help=f"extra shapes, comma-separated, such as {DESIGN_SHAPE} (default on GPU) or "
+                   help=f"extra shapes, comma-separated, such as {LARGE_SHAPE} (default on GPU) or "
                         f"{CPU_SHAPES} (study shapes, default on CPU); channels on dim 1; 'none': none")  # fmt: skip
     p.add_argument("--channels-last", action="store_true", help="time 4-D inputs in channels_last memory format")
     p.add_argument("--impls", default=",".join(IMPLS), help=f"comma-separated subset of {', '.join(IMPLS)}")
@@ -193,8 +180,6 @@ def measure_copy_bandwidth(device: torch.device, nbytes: int | None = None, repe
 
 def _module(name: str, impl: str, channels: int, device: torch.device, dtype: torch.dtype) -> nn.Module | None:
     """The module ``impl`` times for ``name``; ``None`` where PyTorch has no module of its own."""
-    from .. import activations
-
     if impl == "eager":
         if name not in TORCH_MODULES:
             return None
@@ -291,7 +276,7 @@ def _shapes(args: argparse.Namespace, on_gpu: bool) -> list[tuple[str, tuple[int
             n = _parse_count(s)
             batch = max(1, round(n / (CHANNELS * 32 * 32)))
             shapes.append((s.strip(), (batch, CHANNELS, 32, 32)))
-    extra = args.shape if args.shape is not None else (DESIGN_SHAPE if on_gpu else CPU_SHAPES)
+    extra = args.shape if args.shape is not None else (LARGE_SHAPE if on_gpu else CPU_SHAPES)
     if extra.lower() != "none":
         shapes += [(e.strip(), _parse_shape(e.strip())) for e in extra.split(",")]
     return shapes
@@ -315,8 +300,6 @@ def run(args: argparse.Namespace) -> int:
     names = [a.strip() for a in (args.activations or ALL_ACTIVATIONS).split(",")]
     if "relu" not in names:
         names.insert(0, "relu")  # the ratios are to ReLU
-    from .. import activations
-
     for name in names:
         activations.get(name)  # an unknown name fails here, with the list of known ones
     shapes = _shapes(args, on_gpu)
@@ -436,8 +419,8 @@ def _triton_version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m rectlab.bench.kernels``."""
-    parser = argparse.ArgumentParser(prog="python -m rectlab.bench.kernels", description=__doc__.splitlines()[0])
+    """Entry point of ``python benchmarks/kernels.py``."""
+    parser = argparse.ArgumentParser(prog="python benchmarks/kernels.py", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -1,4 +1,4 @@
-"""``rectlab bench train``: training-step throughput (images/s) per activation, with the ratio to ReLU.
+"""Training-step throughput (images/s) per activation, with the ratio to ReLU.
 
 For every model x activation, a synthetic CIFAR-shaped batch is trained for ``--steps`` SGD steps
 after ``--warmup`` steps and timed (CUDA-synchronized). ``--impl`` chooses rectlab's modules
@@ -18,7 +18,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .kernels import TORCH_MODULES  # torch.nn equivalents of rectlab's activations, shared by the benchmarks
+from rectlab import activations, models
+from rectlab.gpucheck import TORCH_MODULES  # PyTorch's own module of each activation
+from rectlab.training.loop import describe_device, resolve_device
 
 __all__ = ["add_arguments", "main", "measure", "run"]
 
@@ -42,8 +44,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _factory(name: str, impl: str) -> Callable[[int], nn.Module] | None:
-    from .. import activations
-
     if impl == "torch":
         return TORCH_MODULES.get(name)
     return activations.factory(name)
@@ -76,9 +76,6 @@ def _time_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, 
 
 def measure(args: argparse.Namespace) -> list[dict]:
     """Time the training steps; print one line per row as it goes and return the rows."""
-    from .. import models
-    from ..training.loop import describe_device, resolve_device
-
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
     batch = args.batch_size or (512 if gpu else 64)
@@ -130,7 +127,7 @@ def measure(args: argparse.Namespace) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``rectlab bench train``: measure, print, and write ``--csv``. Returns 0."""
+    """Measure, print, and write ``--csv``. Returns 0."""
     rows = measure(args)
     if args.csv and rows:
         path = Path(args.csv)
@@ -144,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rectlab.bench.train", description=__doc__)
+    p = argparse.ArgumentParser(prog="python benchmarks/train.py", description=__doc__)
     add_arguments(p)
     return run(p.parse_args(argv))
 

@@ -1,19 +1,21 @@
-"""``rectlab bench gpu``: the whole GPU verification in one command, written to gpu-report.md and gpu-report.json.
+"""The developer's GPU benchmark run in one command, from a checkout: gpu-report.md and gpu-report.json.
+
+    python benchmarks/gpu.py [--device cpu] [--out DIR] [--data-dir .data] [--skip tests,...]
 
 Stages, in this order (each timed, each recorded even when it fails):
 
 1. ``tests``: the GPU test suite, ``pytest -m gpu`` on the checkout's ``tests/`` in a subprocess;
-2. ``selfcheck``: the fused kernels' self-check (:mod:`rectlab.activations.selfcheck`) of every op, fp32 and
-   bf16, NCHW and channels_last;
-3. ``kernels``: ``rectlab bench kernels`` (ours vs PyTorch eager) at 64K, 1M, 16M, 100M and
+2. ``selfcheck``: the fused kernels' self-check (`rectlab.activations.selfcheck`) of every op, fp32 and
+   bf16, NCHW and channels_last (the stage of ``rectlab bench gpu``, `rectlab.gpucheck`);
+3. ``kernels``: ``benchmarks/kernels.py`` (ours vs PyTorch eager) at 64K, 1M, 16M, 100M and
    128x64x112x112 elements, fp32 and bf16, NCHW (every activation) and channels_last (the layout-sensitive
    ones);
-4. ``train``: ``rectlab bench train``, ResNet-20 and ResNet-56, ReLU vs PReLU vs GELU, rectlab vs torch.nn;
-5. ``study``: ``rectlab bench study``, the 15-run study (5 activations x 3 seeds, ResNet-20 on
+4. ``train``: ``benchmarks/train.py``, ResNet-20 and ResNet-56, ReLU vs PReLU vs GELU, rectlab vs torch.nn;
+5. ``study``: ``benchmarks/study.py``, the 15-run study (5 activations x 3 seeds, ResNet-20 on
    Fashion-MNIST, 10 epochs), rectlab's runs (5 at a time, CUDA graphs; ``--no-cuda-graphs`` for
    concurrency alone) vs a plain sequential loop (one seed, its time scaled to the 15 runs).
 
-Then one PASS / MISS line per target of issue 4: forward+backward >= 85% of copy bandwidth at 100M,
+Then one PASS / MISS line per speed target: forward+backward >= 85% of copy bandwidth at 100M,
 channel-wise PReLU <= 1.10x ReLU, ResNet-56 PReLU >= 0.95x ReLU, no activation slower than eager from 64K
 to 100M, the 15-run study in <= 1/3 of the sequential time.
 
@@ -25,27 +27,34 @@ values measured at the reduced sizes, because the targets are about the fused ke
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
-import datetime as _dt
 import importlib.util
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark scripts
+import kernels as bench_kernels  # noqa: E402
+import study as bench_study  # noqa: E402
+import train as bench_train  # noqa: E402
+
+from rectlab import gpucheck  # noqa: E402
+from rectlab.training.loop import resolve_device  # noqa: E402
+
 __all__ = ["STAGES", "TARGETS", "add_arguments", "main", "run", "targets"]
+
+HERE = Path(__file__).resolve().parent
 
 STAGES = ("tests", "selfcheck", "kernels", "train", "study")
 LAYOUT_SENSITIVE = "relu,prelu,prelu-shared,swish-learnable,swish-channelwise,rrelu"
@@ -58,11 +67,9 @@ class Plan:
 
     pytest_args: tuple[str, ...]
     pytest_timeout: int
-    selfcheck_ops: tuple[str, ...] | None  # None: every op
-    selfcheck_dtypes: tuple[torch.dtype, ...]
     kernel_sizes: str
     kernel_shape: str
-    kernel_activations: str | None  # None: bench kernels' default (all on GPU)
+    kernel_activations: str | None  # None: kernels.py's default (all on GPU)
     kernel_cl_activations: str
     kernel_repeats: int
     kernel_warmup: int
@@ -74,8 +81,6 @@ class Plan:
 GPU_PLAN = Plan(
     pytest_args=("-m", "gpu"),
     pytest_timeout=300,
-    selfcheck_ops=None,
-    selfcheck_dtypes=(torch.float32, torch.bfloat16),
     kernel_sizes="64K,1M,16M,100M",
     kernel_shape="128x64x112x112",
     kernel_activations=None,
@@ -92,8 +97,6 @@ GPU_PLAN = Plan(
 CPU_PLAN = Plan(
     pytest_args=("-m", "gpu"),
     pytest_timeout=240,
-    selfcheck_ops=("relu", "prelu"),
-    selfcheck_dtypes=(torch.float32,),
     kernel_sizes="4K",
     kernel_shape="none",
     kernel_activations="relu,prelu",
@@ -109,7 +112,7 @@ CPU_PLAN = Plan(
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Options of ``rectlab bench gpu``."""
+    """Options of ``benchmarks/gpu.py``."""
     p.add_argument("--device", default="auto", help="auto, cuda, cuda:N, or cpu for the reduced form (CI)")
     p.add_argument("--out", default=".", help="folder for gpu-report.md and gpu-report.json (default: here)")
     p.add_argument("--data-dir", default=None,
@@ -130,7 +133,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _tests_dir(explicit: str | None) -> Path | None:
     if explicit:
         return Path(explicit)
-    here = Path(__file__).resolve().parents[3] / "tests"  # src/rectlab/bench/gpu.py -> <checkout>/tests
+    here = HERE.parent / "tests"
     return here if here.is_dir() else None
 
 
@@ -143,7 +146,7 @@ def _stage_tests(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
     extra = args.pytest_args.split() if args.pytest_args else [str(tests), *plan.pytest_args]
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra]
     env = dict(os.environ)
-    src = str(Path(__file__).resolve().parents[2])
+    src = str(HERE.parent / "src")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=plan.pytest_timeout, env=env,
@@ -167,39 +170,11 @@ def _counts(summary: str) -> list[tuple[str, str]]:
     return re.findall(r"(\d+) (passed|failed|skipped|deselected|errors?|xfailed|xpassed)", summary)
 
 
-@contextlib.contextmanager
-def _interpreter_if(cpu: bool) -> Iterator[None]:
-    """Triton's interpreter for the duration, on a CPU run (kernels are rebuilt for the mode at each call)."""
-    old = os.environ.get("TRITON_INTERPRET")
-    if cpu:
-        os.environ["TRITON_INTERPRET"] = "1"
-    try:
-        yield
-    finally:
-        if cpu:
-            if old is None:
-                os.environ.pop("TRITON_INTERPRET", None)
-            else:
-                os.environ["TRITON_INTERPRET"] = old
-
-
 def _stage_selfcheck(plan: Plan, device: torch.device) -> dict[str, Any]:
-    from ..activations import selfcheck
-    from ..activations.fused import triton_available
-
-    if not triton_available():
-        return {"status": "skipped", "reason": "triton is not installed"}
-    with _interpreter_if(device.type != "cuda"):
-        results = selfcheck.check_all(device, plan.selfcheck_dtypes, op_names=plan.selfcheck_ops)
-    rows = [{"op": r.op, "dtype": r.dtype.replace("torch.", ""), "layout": r.layout, "passed": r.passed,
-             "problems": list(r.problems), "seconds": round(r.seconds, 3)} for r in results]  # fmt: skip
-    return {"status": "passed" if all(r["passed"] for r in rows) else "failed", "results": rows,
-            "interpreter": device.type != "cuda"}  # fmt: skip
+    return gpucheck.stage_selfcheck(gpucheck.GPU_PLAN if device.type == "cuda" else gpucheck.CPU_PLAN, device)
 
 
 def _stage_kernels(plan: Plan, device: torch.device) -> dict[str, Any]:
-    from . import kernels as bench_kernels
-
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="rectlab-bench-gpu-") as tmp:
         for layout, activations in (("nchw", plan.kernel_activations), ("channels_last", plan.kernel_cl_activations)):
@@ -219,8 +194,6 @@ def _stage_kernels(plan: Plan, device: torch.device) -> dict[str, Any]:
 
 
 def _stage_train(plan: Plan, device: torch.device) -> dict[str, Any]:
-    from . import train as bench_train
-
     parser = argparse.ArgumentParser()
     bench_train.add_arguments(parser)
     rows = bench_train.measure(parser.parse_args([*plan.train, "--device", str(device)]))
@@ -228,8 +201,6 @@ def _stage_train(plan: Plan, device: torch.device) -> dict[str, Any]:
 
 
 def _stage_study(plan: Plan, device: torch.device, data_dir: str | None, no_graphs: bool) -> dict[str, Any]:
-    from . import study as bench_study
-
     parser = argparse.ArgumentParser()
     bench_study.add_arguments(parser)
     argv = [*plan.study, "--device", str(device), *(["--data-dir", data_dir] if data_dir else [])]
@@ -359,9 +330,9 @@ TARGETS = (
     Target("not-slower-than-eager", "no activation slower than PyTorch eager from 64K to 100M elements",
            _target_eager),
     Target("study-throughput", "the 15-run study in <= 1/3 of the sequential plain loop's time", _target_study),
-    Target("command-time", "this whole command in <= 9 minutes (issue 11)", _target_time),
+    Target("command-time", "this whole command in <= 9 minutes", _target_time),
 )  # fmt: skip
-"""The targets of issue 4 (and this command's own time budget), checked from the report's measurements."""
+"""The speed targets (and this command's own time budget), checked from the report's measurements."""
 
 
 def targets(report: dict[str, Any], gpu: bool) -> list[dict[str, Any]]:
@@ -384,34 +355,11 @@ def targets(report: dict[str, Any], gpu: bool) -> list[dict[str, Any]]:
 
 
 def _environment(device: torch.device) -> dict[str, Any]:
-    from .. import __version__
-    from ..activations.selfcheck import BACKEND_ENV
-    from ..training.loop import describe_device
-
-    env = {"device": describe_device(device), "rectlab": __version__, "torch": torch.__version__,
-           "python": platform.python_version(), "platform": platform.platform(),
-           "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-           "triton": _triton_version(), "cuda": torch.version.cuda or "none",
-           BACKEND_ENV: os.environ.get(BACKEND_ENV, "")}  # fmt: skip
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        env["gpu_memory_gib"] = round(props.total_memory / 2**30, 1)
-        env["capability"] = f"{props.major}.{props.minor}"
-    env["commit"] = _git_commit()
-    return env
-
-
-def _triton_version() -> str:
-    try:
-        import triton
-
-        return triton.__version__
-    except ImportError:
-        return "not installed"
+    return {**gpucheck.environment(device), "commit": _git_commit()}
 
 
 def _git_commit() -> str:
-    root = Path(__file__).resolve().parents[3]
+    root = HERE.parent
     try:
         res = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                              timeout=10)  # fmt: skip
@@ -424,8 +372,6 @@ def _git_commit() -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run every stage, write the two report files, print the target lines. Returns 0 (1 if a stage failed)."""
-    from ..training.loop import resolve_device
-
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
     plan = GPU_PLAN if gpu else CPU_PLAN
@@ -436,7 +382,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"environment": _environment(device), "gpu": gpu, "stages": {}, "seconds": {}}
-    print(f"rectlab bench gpu on {report['environment']['device']} ({'full' if gpu else 'reduced CPU form'})",
+    print(f"benchmarks/gpu.py on {report['environment']['device']} ({'full' if gpu else 'reduced CPU form'})",
           flush=True)  # fmt: skip
     t_all = time.perf_counter()
     stages: dict[str, Callable[[], dict[str, Any]]] = {
@@ -503,7 +449,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["**Reduced CPU form** (`--device cpu`): tiny sizes, Triton's interpreter for the self-check. "
                   "It tests the command, not the GPU; the target lines are N/A.", ""]  # fmt: skip
     lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in env.items()]
-    lines += ["", "## Targets (issue 4)", "", "| status | target | measured |", "|---|---|---|"]
+    lines += ["", "## Targets", "", "| status | target | measured |", "|---|---|---|"]
     lines += [f"| **{t['status']}** | {t['rule']} | {t['detail']} |" for t in report["targets"]]
     secs = report["seconds"]
     lines += ["", "## Stages", "", "| stage | status | seconds |", "|---|---|---:|"]
@@ -529,7 +475,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += [f"- FAILED {r['op']} {r['dtype']} {r['layout']}: {'; '.join(r['problems'])}" for r in failed]
     else:
         lines += [f"{sc.get('status', 'not run')}: {sc.get('reason', sc.get('error', ''))}"]
-    lines += ["", "## Kernels (`rectlab bench kernels`, ours vs eager)", ""]
+    lines += ["", "## Kernels (`benchmarks/kernels.py`, ours vs eager)", ""]
     rows = stages.get("kernels", {}).get("rows", [])
     if rows:
         lines += ["| activation | dtype | layout | size | mode | ours ms | ours %copy | ours xReLU | eager ms | "
@@ -548,7 +494,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                          f"{_fmt(r['ratio_to_eager'], '.2f')} |")  # fmt: skip
     else:
         lines += [_stage_note(stages.get("kernels", {}))]
-    lines += ["", "## Training step (`rectlab bench train`)", ""]
+    lines += ["", "## Training step (`benchmarks/train.py`)", ""]
     rows = stages.get("train", {}).get("rows", [])
     if rows:
         lines += ["| model | activation | impl | batch | img/s | x ReLU |", "|---|---|---|---:|---:|---:|"]
@@ -556,7 +502,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                   f"{r['ratio_to_relu']:.2f} |" for r in rows]  # fmt: skip
     else:
         lines += [_stage_note(stages.get("train", {}))]
-    lines += ["", "## Study throughput (`rectlab bench study`)", ""]
+    lines += ["", "## Study throughput (`benchmarks/study.py`)", ""]
     st = stages.get("study", {})
     if "ratio" in st:
         lines += [f"{st['model']} on {st['dataset']}, {st['runs']} runs of {st['epochs']} epochs: plain loop "
@@ -580,8 +526,8 @@ def _stage_note(stage: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m rectlab.bench.gpu``."""
-    parser = argparse.ArgumentParser(prog="python -m rectlab.bench.gpu", description=__doc__.splitlines()[0])
+    """Entry point of ``python benchmarks/gpu.py``."""
+    parser = argparse.ArgumentParser(prog="python benchmarks/gpu.py", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

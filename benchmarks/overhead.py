@@ -1,4 +1,4 @@
-"""``rectlab bench overhead``: where a command's and a run's time goes besides training.
+"""Where a command's and a run's time goes besides training.
 
 Two measurements, each printed as a breakdown (this is a benchmark: it measures and prints, it asserts
 nothing):
@@ -8,7 +8,7 @@ nothing):
   from inside (the phases the command writes to ``$RECTLAB_TIMINGS``, see :mod:`rectlab.timings`: start-up
   with the imports, plan, validation, training, collecting, the report, and the process's total).
 - **Run**: one ``--epochs``-epoch run of ``--model`` on the full dataset as the study runner trains it
-  (:func:`rectlab.study.runner.execute_run`: results database, checkpoints), split into building the model,
+  (`rectlab.study.record.execute_run`: results database, checkpoints), split into building the model,
   training steps, evaluation, and the epoch-end work (probes, checkpoint and the database commit); the
   overhead is everything but the training steps.
 """
@@ -24,6 +24,14 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import torch
+
+from rectlab import data as rdata
+from rectlab.study import spec_from_dict
+from rectlab.study.grid import runs
+from rectlab.study.record import execute_run
+from rectlab.study.store import Store
 
 __all__ = ["add_arguments", "main", "measure_command", "measure_run", "run"]
 
@@ -70,14 +78,6 @@ def measure_command(dataset: str = "fashion-mnist", data_dir: str | None = None,
 def measure_run(model: str = "small-cnn", activation: str = "relu", epochs: int = 5, dataset: str = "fashion-mnist",
                 data_dir: str | None = None) -> dict[str, Any]:
     """One run as the study runner trains it (results database, checkpoints; one thread), phase by phase."""
-    import torch
-
-    from .. import data as rdata
-    from ..study import spec_from_dict
-    from ..study.grid import runs
-    from ..study.runner import execute_run
-    from ..study.store import Store
-
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     loaded = rdata.load(dataset, data_dir=data_dir)
@@ -112,7 +112,7 @@ def measure_run(model: str = "small-cnn", activation: str = "relu", epochs: int 
 
 
 def run(args: argparse.Namespace) -> int:
-    """``rectlab bench overhead``: measure and print. Returns 0."""
+    """Measure and print. Returns 0."""
     figures: dict[str, Any] = {}
     for executor in ("local", "processes"):
         c = measure_command(args.dataset, args.data_dir, args.repeats, executor)
@@ -135,6 +135,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="rectlab bench overhead", description=__doc__)
+    p = argparse.ArgumentParser(prog="python benchmarks/overhead.py", description=__doc__)
     add_arguments(p)
     return run(p.parse_args(argv))

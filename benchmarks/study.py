@@ -1,4 +1,4 @@
-"""``rectlab bench study``: a study run by rectlab's concurrent executor vs the same runs one after another
+"""A study run by rectlab's concurrent executor vs the same runs one after another
 in a plain PyTorch loop, side by side, with the error distributions of both.
 
 The plain loop is the honest reference a user would write: data resident on the device, bf16
@@ -26,6 +26,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from rectlab import data as rdata
+from rectlab import models
+from rectlab.data import iterate_batches, normalize, random_crop_flip
+from rectlab.report import collect
+from rectlab.report.stats import compare as welch
+from rectlab.report.stats import summarize
+from rectlab.study import run_study, spec_from_dict
+from rectlab.training.loop import describe_device, resolve_device
+
 __all__ = ["add_arguments", "main", "measure", "run"]
 
 
@@ -52,9 +61,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _plain_run(data, model_name: str, activation: str, seed: int, epochs: int, batch_size: int, lr: float,
                device: torch.device) -> float:
     """The reference: a straightforward loop, GPU-resident data, bf16 + channels_last on GPU."""
-    from .. import models
-    from ..data import iterate_batches, normalize, random_crop_flip
-
     gpu = device.type == "cuda"
     torch.manual_seed(seed)
     model = models.create(model_name, activation=activation, num_classes=data.num_classes,
@@ -96,13 +102,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         ``cells``: per cell the final test errors of both ways and the Welch p-value; ``rectlab_not_done``:
         one line per rectlab run that did not finish (status and first line of its error).
     """
-    from .. import data as rdata
-    from ..report import collect
-    from ..report.stats import compare as welch
-    from ..report.stats import summarize
-    from ..study import run_study, spec_from_dict
-    from ..training.loop import describe_device, resolve_device
-
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
     epochs = args.epochs or (10 if gpu else 1)
@@ -185,13 +184,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``rectlab bench study``: measure and print. Returns 0."""
+    """Measure and print. Returns 0."""
     measure(args)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m rectlab.bench.study", description=__doc__)
+    p = argparse.ArgumentParser(prog="python benchmarks/study.py", description=__doc__)
     add_arguments(p)
     return run(p.parse_args(argv))
 
