@@ -11,6 +11,7 @@ from typing import Any
 
 from torch import nn
 
+from ..errors import InputError, InputTypeError
 from . import functional
 from .modules import (
     ACTIVATIONS,
@@ -132,7 +133,7 @@ def create(name: str | type[nn.Module] | None, channels: int | None = None, **kw
     if getattr(cls, "wants_channels", False) and "num_parameters" not in kwargs:
         if channels is None:
             label = name if isinstance(name, str) else cls.__name__
-            raise ValueError(
+            raise InputError(
                 f"activation {label!r} is per-channel and needs the channel count: pass channels=C "
                 f"(or num_parameters=C); use num_parameters=1 or 'prelu-shared' for one shared slope"
             )
@@ -140,7 +141,7 @@ def create(name: str | type[nn.Module] | None, channels: int | None = None, **kw
     try:
         return cls(**kwargs)
     except TypeError as e:
-        raise TypeError(f"bad arguments for activation {name!r}: {e}") from None
+        raise InputTypeError(f"bad arguments for activation {name!r}: {e}") from None
 
 
 def factory(spec: ActivationSpec, **kwargs: Any) -> Callable[[int], nn.Module]:
@@ -152,7 +153,7 @@ def factory(spec: ActivationSpec, **kwargs: Any) -> Callable[[int], nn.Module]:
         **kwargs: constructor arguments for names and classes.
     """
     if spec is None or spec == "":
-        raise ValueError("an activation is required here; pass a name such as 'relu' (see rectlab list activations)")
+        raise InputError("an activation is required here; pass a name such as 'relu' (see rectlab list activations)")
     if isinstance(spec, str):
         get(spec)  # fail early on unknown names
 
@@ -166,4 +167,4 @@ def factory(spec: ActivationSpec, **kwargs: Any) -> Callable[[int], nn.Module]:
         return lambda channels: spec(**kwargs)
     if callable(spec):
         return spec
-    raise TypeError(f"activation must be a name, an nn.Module class or a callable, got {type(spec).__name__}")
+    raise InputTypeError(f"activation must be a name, an nn.Module class or a callable, got {type(spec).__name__}")

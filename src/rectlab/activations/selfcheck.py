@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ..errors import InputError
 from . import functional as AF
 
 __all__ = [
@@ -74,7 +75,7 @@ def backend_from_env(backend: str) -> str:
     if not value:
         return "auto"
     if value not in ("auto", "torch", "triton"):
-        raise ValueError(
+        raise InputError(
             f"{BACKEND_ENV}={os.environ[BACKEND_ENV]!r} is not valid: use torch, triton or auto (or unset it)"
         )
     return value
@@ -242,7 +243,7 @@ def _cases(op: str) -> list[_Case]:
         "gcu": [_Case(F.gcu, AF.gcu)],
     }
     if op not in table:
-        raise ValueError(f"no self-check for {op!r}; checked ops: {', '.join(ops())}")
+        raise InputError(f"no self-check for {op!r}; checked ops: {', '.join(ops())}")
     return table[op]
 
 
@@ -322,7 +323,7 @@ def check(op: str, device: str | torch.device, dtype: torch.dtype, layout: str =
     """
     device = torch.device(device)
     if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        raise InputError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     t0 = time.perf_counter()
     problems: list[str] = []
     try:

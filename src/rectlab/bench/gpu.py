@@ -45,6 +45,8 @@ from typing import Any
 
 import torch
 
+from ..errors import InputError
+
 __all__ = ["STAGES", "TARGETS", "add_arguments", "main", "run", "targets"]
 
 STAGES = ("tests", "selfcheck", "kernels", "train", "study")
@@ -432,7 +434,7 @@ def run(args: argparse.Namespace) -> int:
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     unknown = skip - set(STAGES)
     if unknown:
-        raise ValueError(f"--skip {', '.join(sorted(unknown))}: unknown stage; stages are {', '.join(STAGES)}")
+        raise InputError(f"--skip {', '.join(sorted(unknown))}: unknown stage; stages are {', '.join(STAGES)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"environment": _environment(device), "gpu": gpu, "stages": {}, "seconds": {}}

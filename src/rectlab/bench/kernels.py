@@ -38,6 +38,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import InputError
+
 __all__ = ["add_arguments", "main", "measure_copy_bandwidth", "run"]
 
 ALL_ACTIVATIONS = (
@@ -279,7 +281,7 @@ def _parse_shape(text: str) -> tuple[int, ...]:
     except ValueError:
         shape = ()
     if not shape or min(shape) < 1:
-        raise ValueError(f"--shape: {text!r} is not a shape; write it as 128x16x28x28 (sizes joined by 'x')")
+        raise InputError(f"--shape: {text!r} is not a shape; write it as 128x16x28x28 (sizes joined by 'x')")
     return shape
 
 
@@ -310,7 +312,7 @@ def run(args: argparse.Namespace) -> int:
     clock = time.perf_counter
     if args.clock == "cpu":
         if on_gpu or torch.get_num_threads() != 1:
-            raise ValueError("--clock cpu times one CPU thread: use it with --device cpu --threads 1")
+            raise InputError("--clock cpu times one CPU thread: use it with --device cpu --threads 1")
         clock = time.thread_time
     names = [a.strip() for a in (args.activations or ALL_ACTIVATIONS).split(",")]
     if "relu" not in names:
@@ -323,10 +325,10 @@ def run(args: argparse.Namespace) -> int:
     impls = [i.strip() for i in args.impls.split(",")]
     unknown = set(impls) - set(IMPLS)
     if unknown:
-        raise ValueError(f"unknown --impls {sorted(unknown)}; choose from {', '.join(IMPLS)}")
+        raise InputError(f"unknown --impls {sorted(unknown)}; choose from {', '.join(IMPLS)}")
     dtypes = [d.strip() for d in args.dtypes.split(",")]
     if set(dtypes) - set(DTYPES):
-        raise ValueError(f"unknown --dtypes {sorted(set(dtypes) - set(DTYPES))}; choose from {', '.join(DTYPES)}")
+        raise InputError(f"unknown --dtypes {sorted(set(dtypes) - set(DTYPES))}; choose from {', '.join(DTYPES)}")
     repeats = args.repeats or (50 if on_gpu else 12)
     warmup = args.warmup if args.warmup is not None else (10 if on_gpu else 2)
     stat = args.stat or ("median" if on_gpu else "min")

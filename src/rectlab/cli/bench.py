@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from ..errors import UnavailableError
+
 BENCHES = {
     "kernels": "activation forward/backward time vs PyTorch eager and torch.compile, as a fraction of copy bandwidth",
     "train": "training-step images/s per activation on ResNet-20/56 at CIFAR shapes, ratio to ReLU",
@@ -33,6 +35,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _missing(name: str):
     def run(args: argparse.Namespace) -> int:
-        raise RuntimeError(f"benchmark {name!r} is not available in this installation")
+        raise UnavailableError(f"benchmark {name!r} is not available in this installation")
 
     return run

@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..errors import MissingFileError
 from ..study.spec import SCALES  # the one list of scales (re-exported here)
 
 __all__ = [
@@ -248,7 +249,7 @@ def studies_dir(explicit: str | Path | None = None) -> Path:
     for path in tried:
         if (path / "prelu.toml").is_file():
             return path
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"the study specs (*.toml) were not found; tried: {', '.join(map(str, tried))}. "
         "Pass --studies DIR or set RECTLAB_STUDIES to a folder of study specs (a copy of rectlab/specs/)"
     )

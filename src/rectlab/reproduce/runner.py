@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
 from .core import SCALES, Analysis, ClaimCheck, Context, PartRun, Reproduction, overall_verdict, studies_dir
 from .evidence import finalize
 
@@ -49,7 +50,7 @@ def load_part_spec(repro: Reproduction, part_spec: str, scale: str, studies: str
     spec = load_spec(studies_dir(studies) / part_spec, scale=scale)
     if dataset is not None:
         if "dataset" in spec.grid:
-            raise ValueError(f"{part_spec} varies the dataset in its grid; --dataset cannot override it")
+            raise InputError(f"{part_spec} varies the dataset in its grid; --dataset cannot override it")
         spec = dataclasses.replace(spec, base=spec.base.replace(dataset=dataset))
     return spec
 
@@ -110,7 +111,7 @@ def run_reproduction(
     from ..study import run_study
 
     if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; choose one of: {', '.join(SCALES)}")
+        raise InputError(f"unknown scale {scale!r}; choose one of: {', '.join(SCALES)}")
     t0 = time.perf_counter()
     out = Path(out) if out is not None else Path("runs") / f"repro-{repro.name}-{scale}"
     out.mkdir(parents=True, exist_ok=True)
