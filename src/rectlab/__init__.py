@@ -28,6 +28,7 @@ _SUBMODULES = (
     "data",
     "errors",
     "export",
+    "files",
     "init",
     "kernels",
     "models",

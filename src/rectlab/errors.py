@@ -6,7 +6,7 @@ from the built-in exception it refines (``ValueError``, ``KeyError``, ``RuntimeE
 catch those keep working.
 
 The general-purpose subclasses here cover input checks that have no error type of their own in their
-module (a model's, an activation's or a study's own errors derive from :class:`RectlabError` directly).
+module (a model's, an activation's or a study's own errors derive from `RectlabError` directly).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ DISK_ERRNOS = (_errno.ENOSPC, _errno.EDQUOT, _errno.EROFS, _errno.EACCES, _errno
 
 
 def disk_error(e: OSError, what: str) -> DiskError | None:
-    """The one-line :class:`DiskError` for an ``OSError`` of the disk (see ``DISK_ERRNOS``), else None.
+    """The one-line `DiskError` for an ``OSError`` of the disk (see ``DISK_ERRNOS``), else None.
 
     Args:
         e: the error raised by a write.

@@ -29,6 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .errors import InputError, MissingFileError, MissingPackageError, UnavailableError
+from .files import sha256_file
+
 __all__ = ["EXPORTERS", "OnnxExport", "export_onnx", "load_run_model", "onnx_ready"]
 
 EXPORTERS = ("auto", "torchscript", "dynamo")
@@ -106,7 +109,7 @@ def _export_torchscript(model: nn.Module, example: Tensor, path: Path, opset: in
 
 def _export_dynamo(model: nn.Module, example: Tensor, path: Path, opset: int | None, dynamic: bool) -> None:
     if not _has_dynamo_flag():
-        raise RuntimeError(f"exporter='dynamo' needs torch >= 2.5 (this is {torch.__version__}); use 'torchscript'")
+        raise UnavailableError(f"exporter='dynamo' needs torch >= 2.5 (this is {torch.__version__}); use 'torchscript'")
     kwargs: dict[str, Any] = {"input_names": ["input"], "output_names": ["output"], "dynamo": True,
                               "verbose": False}
     if opset is not None:
@@ -120,8 +123,8 @@ def _max_abs_diff(path: Path, example: Tensor, expected: Tensor) -> float:
     try:
         import onnxruntime as ort
     except ImportError:
-        raise ImportError("checking the export needs onnxruntime: pip install 'rectlab[onnx]' (or pass "
-                          "check=False / --no-check)") from None
+        raise MissingPackageError("checking the export needs onnxruntime: pip install 'rectlab[onnx]' (or pass "
+                                  "check=False / --no-check)") from None
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (got,) = session.run(None, {session.get_inputs()[0].name: example.numpy()})
     return float((torch.from_numpy(got) - expected).abs().max())
@@ -166,7 +169,7 @@ def export_onnx(
         'torchscript'
     """
     if exporter not in EXPORTERS:
-        raise ValueError(f"exporter={exporter!r} is not valid; choose one of: {', '.join(EXPORTERS)}")
+        raise InputError(f"exporter={exporter!r} is not valid; choose one of: {', '.join(EXPORTERS)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ready = onnx_ready(model)
@@ -179,7 +182,7 @@ def export_onnx(
             expected = ready(example)
         diff = _max_abs_diff(path, example, expected)
         if not diff <= atol:
-            raise ValueError(f"{path}: onnxruntime's output differs from the eager model's by {diff:.3g} (> {atol})")
+            raise InputError(f"{path}: onnxruntime's output differs from the eager model's by {diff:.3g} (> {atol})")
     return OnnxExport(path, used, diff)
 
 
@@ -213,18 +216,24 @@ def load_run_model(checkpoint: str | Path, data_dir: str | None = None) -> tuple
     if path.is_dir():
         path = path / "checkpoint.pt"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: pass OUT/runs/<hash>/checkpoint.pt of a study run")
+        raise MissingFileError(f"{path} not found: pass OUT/runs/<hash>/checkpoint.pt of a study run")
     run_hash = path.parent.name
     db = path.parent.parent.parent / "results.db"
     if not db.is_file():
-        raise FileNotFoundError(f"{db} not found: the checkpoint must sit in a study folder (OUT/runs/<hash>/)")
-    run = next((r for r in Store(db).runs() if r["hash"] == run_hash), None)
+        raise MissingFileError(f"{db} not found: the checkpoint must sit in a study folder (OUT/runs/<hash>/)")
+    store = Store(db, readonly=True)
+    run = next((r for r in store.runs() if r["hash"] == run_hash), None)
     if run is None:
-        raise ValueError(f"{db} has no run {run_hash}; the checkpoint's folder name must be its run hash")
+        raise InputError(f"{db} has no run {run_hash}; the checkpoint's folder name must be its run hash")
+    _, sha = store.checkpoint(run_hash)
+    if sha is not None and path.name == "checkpoint.pt" and sha256_file(path) != sha:
+        raise InputError(f"{path} does not match the checksum {db} committed for it (damaged or replaced after "
+                         f"training), so its weights cannot be trusted; restore it from a backup (the run's results "
+                         f"in {db} are unaffected)")
     config = from_dict(run["config"])
     state = torch.load(path, map_location="cpu", weights_only=False)
     if state.get("config_hash") not in (None, config_hash(config)):
-        raise ValueError(f"{path} was written by another configuration than run {run_hash} in {db}")
+        raise InputError(f"{path} was written by another configuration than run {run_hash} in {db}")
     data = rdata.load(config.dataset, data_dir=data_dir or config.data_dir)
     example = torch.zeros(2, data.in_channels, *data.image_size)
     model, _ = build_model(config.replace(device="cpu"), data.num_classes, data.in_channels, example)

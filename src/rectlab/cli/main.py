@@ -42,7 +42,7 @@ IMPORT_HELP = ("import a plugin module (a name or a .py path; repeat or comma-se
 def _one_line(error: BaseException) -> str | None:
     """The one-line message of an error the user can fix, or None for a bug (which keeps its traceback).
 
-    rectlab's own errors (:class:`rectlab.errors.RectlabError`) say what was wrong and how to fix it; an
+    rectlab's own errors ([RectlabError][rectlab.errors.RectlabError]) say what was wrong and how to fix it; an
     ``OSError`` of the disk (full, read-only, no permission) says so wherever it was raised.
     """
     if isinstance(error, RectlabError):

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import MissingFileError
 from ..study.store import Store
 from .stats import Comparison, Summary, compare, holm_comparisons, summarize
 
@@ -72,6 +73,8 @@ class StudyResults:
         cells: one :class:`CellResult` per grid cell with done or diverged runs, in grid order.
         incomplete: runs neither done nor diverged (failed, interrupted, running), with their errors.
         versions, devices: what the runs were trained with.
+        set_aside: files set aside instead of being used (a checkpoint newer than the database, damaged or
+            changed on disk), each ``{"path", "hash", "reason", "time"}``; their runs restarted from scratch.
     """
 
     name: str
@@ -81,6 +84,7 @@ class StudyResults:
     incomplete: list[dict[str, Any]]
     versions: dict[str, Any]
     devices: list[str]
+    set_aside: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def baseline(self) -> dict[str, Any]:
@@ -139,11 +143,12 @@ def collect(study_dir: str | Path) -> StudyResults:
 
     Raises:
         FileNotFoundError: when the directory has no results.db.
+        StoreError: results.db is not a readable rectlab database (it is opened read-only: never changed).
     """
     path = Path(study_dir) / "results.db"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: pass the --out directory of a `rectlab compare` or `rectlab run`")
-    store = Store(path)
+        raise MissingFileError(f"{path} not found: pass the --out directory of a `rectlab compare` or `rectlab run`")
+    store = Store(path, readonly=True)
     spec = store.spec() or {}
     study = spec.get("study", {})
     metric = study.get("metric", "test_error")
@@ -202,4 +207,5 @@ def collect(study_dir: str | Path) -> StudyResults:
         cell.comparison = comparison
     versions = done[0]["versions"] if done else {}
     devices = sorted({r["device"] for r in done if r["device"]})
-    return StudyResults(study.get("name", Path(study_dir).name), spec, metric, cells, incomplete, versions, devices)
+    return StudyResults(study.get("name", Path(study_dir).name), spec, metric, cells, incomplete, versions, devices,
+                        store.set_aside())

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..files import atomic_path
 from .stats import summarize
 
 __all__ = [
@@ -50,11 +51,13 @@ def _colors(n: int) -> Any:
 
 
 def save_figure(fig: Any, path: Path) -> Path:
-    """Lay out, write and close ``fig``; returns ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    pyplot().close(fig)
+    """Lay out, write (atomically: a temporary file, then rename) and close ``fig``; returns ``path``."""
+    try:
+        fig.tight_layout()
+        with atomic_path(path, f"the plot {path}") as tmp:
+            fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".").lower() or "png")
+    finally:
+        pyplot().close(fig)
     return path
 
 

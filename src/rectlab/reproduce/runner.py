@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..files import write_text
 from .core import SCALES, Analysis, ClaimCheck, Context, PartRun, Reproduction, overall_verdict, studies_dir
 from .evidence import finalize
 
@@ -141,5 +142,5 @@ def run_reproduction(
 
     md, html = write_reproduction(repro, ctx, analysis, verdict, reason, seconds, command)
     json_path = out / "verdict.json"
-    json_path.write_text(json.dumps(verdict_record(repro, ctx, analysis, verdict, reason, seconds, command), indent=1))
+    write_text(json_path, json.dumps(verdict_record(repro, ctx, analysis, verdict, reason, seconds, command), indent=1))
     return ReproductionReport(repro.name, scale, verdict, reason, analysis.checks, out, md, html, json_path, seconds)

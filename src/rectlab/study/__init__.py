@@ -1,21 +1,25 @@
 """Studies: TOML specs, grid expansion, validation, executors, the lock and the SQLite result store."""
 
+from .checkpoints import StoreCheckpoints
 from .executors import EXECUTORS
 from .grid import Cell, Run, baseline_of, cells, runs
-from .lock import StudyLock, StudyLocked
-from .runner import Plan, StoreCheckpoints, StudyMismatch, execute_run, pending_runs, plan_study, run_study
+from .lock import StudyDirError, StudyLock, StudyLocked
+from .numerics import NumericsChanged
+from .runner import Plan, StudyMismatch, execute_run, pending_runs, plan_study, run_study
 from .spec import SpecError, StudySpec, load_spec, parse_spec, spec_from_dict
 from .store import Store, StoreError
 
 __all__ = [
     "EXECUTORS",
     "Cell",
+    "NumericsChanged",
     "Plan",
     "Run",
     "SpecError",
     "Store",
     "StoreCheckpoints",
     "StoreError",
+    "StudyDirError",
     "StudyLock",
     "StudyLocked",
     "StudyMismatch",

@@ -13,67 +13,30 @@ Executors (local, processes, ray) are in :mod:`rectlab.study.executors`.
 
 from __future__ import annotations
 
-import os
 import traceback
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import RectlabError
+from ..errors import InputError, RectlabError, disk_error
 from ..timings import phase
+from .checkpoints import StoreCheckpoints
 from .executors import EXECUTORS, Job, execute
 from .grid import Run, runs
 from .lock import StudyLock
+from .numerics import check_numerics, current_numerics
 from .spec import SpecError, StudySpec, merge_specs, spec_differences, spec_from_dict
-from .store import Store
+from .store import Store, StoreEmpty
 from .validate import validate_runs
 
-__all__ = ["EXECUTORS", "Plan", "StoreCheckpoints", "StudyMismatch", "execute_run", "pending_runs", "plan_study",
-           "run_study"]
+__all__ = ["EXECUTORS", "Plan", "StoreCheckpoints", "StudyMismatch", "execute_run", "pending_runs",
+           "plan_study", "run_study"]
 
 
 class StudyMismatch(RectlabError, ValueError):
     """The study directory holds a different spec."""
-
-
-class StoreCheckpoints:
-    """Epoch checkpoints of a study run, committed together with their epoch rows (exactly-once epochs).
-
-    After epoch e: the state goes to ``checkpoint-e.pt`` (atomically); then one SQLite transaction inserts
-    epoch e's row and sets the run's ``checkpoint_epoch`` to e (the commit); then ``checkpoint-e.pt`` is
-    renamed to ``checkpoint.pt``. A process killed before the commit leaves the database at e-1 and a
-    ``checkpoint-e.pt`` that :meth:`latest` deletes; killed after it, a ``checkpoint-e.pt`` that
-    :meth:`latest` renames. Either way the run resumes from the epoch the database holds, and a resumed run
-    recomputes exactly the rows it lost (none are half-written).
-    """
-
-    def __init__(self, store: Store, run_hash: str, run_dir: Path) -> None:
-        self.store, self.hash, self.run_dir = store, run_hash, run_dir
-        self.final = run_dir / "checkpoint.pt"
-
-    def _pending(self, epoch: int) -> Path:
-        return self.run_dir / f"checkpoint-{epoch}.pt"
-
-    def latest(self) -> Path | None:
-        epoch = self.store.checkpoint_epoch(self.hash)
-        if epoch and self._pending(epoch).exists():  # committed, not yet renamed
-            os.replace(self._pending(epoch), self.final)
-        for leftover in [*self.run_dir.glob("checkpoint-*"), *self.run_dir.glob("checkpoint.pt.tmp*")]:
-            leftover.unlink()  # uncommitted epochs and half-written files of a killed process
-        if epoch == 0 or not self.final.exists():
-            self.final.unlink(missing_ok=True)
-            self.store.rewind(self.hash, 0)
-            return None
-        self.store.rewind(self.hash, epoch)
-        return self.final
-
-    def save(self, epoch: int, state: dict[str, Any], row: dict[str, Any]) -> None:
-        from ..training.loop import atomic_save
-
-        atomic_save(state, self._pending(epoch))
-        self.store.commit_epoch(self.hash, row)
-        os.replace(self._pending(epoch), self.final)
 
 
 def execute_run(
@@ -103,6 +66,16 @@ def execute_run(
     except KeyboardInterrupt:
         store.finish_run(run.hash, "interrupted", error="interrupted by the user; re-run the study to resume")
         raise
+    except OSError as e:  # a full or read-only disk is not the run's failure: stop the study, resume it later
+        disk = disk_error(e, f"the files of run {run.hash} in {out_dir}")
+        if disk is None:
+            store.finish_run(run.hash, "failed", error=f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}")
+            return "failed"
+        # If the database cannot be written either, the run stays "running", which the next invocation resumes
+        # just the same.
+        with suppress(RectlabError, OSError):
+            store.finish_run(run.hash, "interrupted", error=f"stopped: {disk}")
+        raise disk from None
     except Diverged as e:  # an outcome: kept, reported, not retrained
         store.finish_run(run.hash, "diverged", extras={"diverged": e.as_dict()}, error=str(e))
         return "diverged"
@@ -142,6 +115,19 @@ class Plan:
                 + (f"; in the study directory: {seen}" if seen else ""))
 
 
+def _existing_store(out_dir: Path) -> Store | None:
+    """The study directory's database opened read-only, or None when there is none yet (or an empty one
+    left by a process killed as it created it); an emptied one beside checkpoints is refused."""
+    db = out_dir / "results.db"
+    if not db.is_file():
+        return None
+    try:
+        return Store(db, readonly=True)
+    except StoreEmpty:
+        Store.refuse_if_emptied(db)
+        return None
+
+
 def _stored_spec(store: Store | None, out_dir: Path) -> StudySpec | None:
     raw = store.spec() if store is not None else None
     if raw is None:
@@ -153,16 +139,24 @@ def _stored_spec(store: Store | None, out_dir: Path) -> StudySpec | None:
 
 
 def plan_study(spec: StudySpec, out_dir: str | Path, *, extend: bool = False, retry_failed: bool = False,
-               retry_diverged: bool = False) -> Plan:
+               retry_diverged: bool = False, numerics: dict[str, Any] | None = None,
+               allow_numerics_change: bool = False) -> Plan:
     """Decide what :func:`run_study` would do, without writing anything.
+
+    Args:
+        numerics: what the runs would be computed with ([current_numerics][rectlab.study.numerics.current_numerics]);
+            checked against the numerics the study directory recorded.
+        allow_numerics_change: accept numerics that differ from the recorded ones.
 
     Raises:
         StudyMismatch: ``out_dir`` holds another spec and ``spec`` does not only add seeds or grid values to it
             (or it does and ``extend`` is False); the message lists the differences.
+        NumericsChanged: runs are to be trained (resumed, retried, added) in an ``out_dir`` whose runs were
+            computed with other ``numerics``.
+        StoreError: ``out_dir/results.db`` is not a rectlab database, or empty beside checkpoints.
     """
     out_dir = Path(out_dir)
-    db = out_dir / "results.db"
-    store = Store(db) if db.is_file() else None
+    store = _existing_store(out_dir)
     old = _stored_spec(store, out_dir)
     stored = spec
     if old is not None and old.digest != spec.digest:
@@ -184,6 +178,8 @@ def plan_study(spec: StudySpec, out_dir: str | Path, *, extend: bool = False, re
     for status in store.statuses().values():
         counts[status] = counts.get(status, 0) + 1
     todo = pending_runs(spec, store, retry_failed=retry_failed, retry_diverged=retry_diverged)
+    if numerics is not None and counts and todo:  # runs to add to runs already there
+        check_numerics(store.numerics(), numerics, out_dir, allow=allow_numerics_change)
     return Plan(spec, stored, todo, counts)
 
 
@@ -199,6 +195,7 @@ def run_study(
     extend: bool = False,
     retry_failed: bool = False,
     retry_diverged: bool = False,
+    allow_numerics_change: bool = False,
     address: str | None = None,
     gpus_per_run: float | None = None,
     progress: bool = True,
@@ -220,6 +217,9 @@ def run_study(
         data_dir: overrides where datasets are looked for (it must hold them).
         extend: allow a spec that adds seeds or grid values to the one recorded in ``out_dir``.
         retry_failed, retry_diverged: train failed / diverged runs again.
+        allow_numerics_change: go on with a study whose recorded numerics (``threads``, the torch version,
+            the device kind, determinism flags: see [numerics][rectlab.study.numerics]) differ from this
+            invocation's; without it that is refused, as its results would change.
         address: the Ray cluster to connect to (``"auto"``: the one this machine belongs to).
         gpus_per_run: GPUs requested per Ray task (default ``1/workers`` when the runs use CUDA, else 0).
         progress: show progress bars (rich).
@@ -228,13 +228,17 @@ def run_study(
             the spec's own ``[study] imports`` (see :mod:`rectlab.plugins`).
 
     Raises:
-        StudyMismatch, StudyLocked, SpecError: before anything trains (see :func:`plan_study`).
+        StudyMismatch, NumericsChanged, StudyLocked, SpecError, StoreError: before anything trains (see
+            `plan_study`).
+        DiskError: the disk is full or read-only (everything committed is kept; run it again to resume).
     """
     if executor not in EXECUTORS:
-        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+        raise InputError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     for name, value in (("workers", workers), ("threads", threads)):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
-            raise ValueError(f"{name} must be an integer from 1 to 1024, got {value!r}")
+            raise InputError(f"{name} must be an integer from 1 to 1024, got {value!r}")
+    if not str(out_dir).strip():
+        raise InputError("the study directory (--out) is empty; pass a folder name, e.g. --out runs/x")
     if trackers:
         from ..training.tracking import check_trackers
 
@@ -249,12 +253,16 @@ def run_study(
     out_dir = Path(out_dir)
     with StudyLock(out_dir):
         with phase("plan"):
+            numerics = current_numerics(threads, {r.config.device for r in runs(spec)})
             plan = plan_study(spec, out_dir, extend=extend, retry_failed=retry_failed,
-                              retry_diverged=retry_diverged)
+                              retry_diverged=retry_diverged, numerics=numerics,
+                              allow_numerics_change=allow_numerics_change)
         with phase("validate (data load, models)"):
             loaded = validate_runs(plan.todo)  # before anything is written
         store = Store(out_dir / "results.db")
         store.save_spec(plan.stored.name, plan.stored.to_dict(), plan.stored.digest)
+        if plan.todo or store.numerics() is None:
+            store.save_numerics(numerics)
         if not plan.todo:
             return store
         job = Job(str(out_dir), spec.name, tuple(spec.extra.get("probes", [])), threads, tuple(trackers),
