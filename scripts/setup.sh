@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up rectlab in ./.venv (idempotent). Usage: bash scripts/setup.sh [--dev] [--data]
 #   --dev   also install the test, lint and docs tools and the optional integrations the tests cover
-#           (pytest, hypothesis, ruff, scikit-learn, ray, timm, tensorboard, pandas, onnx, mkdocs)
+#           (pytest, hypothesis, ruff, scikit-learn, ray, timm, tensorboard, pandas, onnx, lightning,
+#           transformers, mkdocs)
 #   --data  also install Fashion-MNIST from Debian's dataset-fashion-mnist package when apt is available
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -2,7 +2,9 @@
 
 Examples are the ```python blocks of README.md and docs/*.md. The blocks of one page run in order in one
 namespace (later blocks use names from earlier ones), in a temporary working directory. A block preceded
-by ``<!-- no-run -->`` is shown but not run (it needs a GPU or takes minutes); keep those few.
+by ``<!-- no-run -->`` is shown but not run (it needs a GPU or takes minutes); keep those few. A block
+preceded by ``<!-- file: NAME.py -->`` is a file the page tells the reader to save: it is written to NAME.py
+in the working directory (which is on the import path), not run.
 """
 
 from __future__ import annotations
@@ -19,12 +21,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-BLOCK = re.compile(r"(<!-- no-run -->\n)?```python\n(.*?)```", re.S)
+BLOCK = re.compile(r"(<!-- no-run -->\n|<!-- file: ([\w.]+) -->\n)?```python\n(.*?)```", re.S)
+
+
+def page_blocks(page: Path) -> list[tuple[str | None, str]]:
+    """``(file name or None, code)`` of the ```python blocks of a page that are run or saved, in order."""
+    return [(name or None, code) for marker, name, code in BLOCK.findall(page.read_text())
+            if not marker.startswith("<!-- no-run")]
 
 
 def python_blocks(page: Path) -> list[str]:
     """The runnable ```python blocks of a page, in order."""
-    return [code for skip, code in BLOCK.findall(page.read_text()) if not skip]
+    return [code for name, code in page_blocks(page) if name is None]
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +86,10 @@ def test_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     if fashion_mnist_somewhere:
         monkeypatch.setenv("RECTLAB_DATA", fashion_mnist_somewhere)
+    monkeypatch.syspath_prepend(str(tmp_path))
     namespace: dict = {"__name__": "__docs__"}
-    for i, code in enumerate(python_blocks(page)):
+    for i, (name, code) in enumerate(page_blocks(page)):
+        if name is not None:
+            (tmp_path / name).write_text(code)
+            continue
         exec(compile(code, f"{page.name} (python block {i + 1})", "exec"), namespace)

@@ -3,8 +3,8 @@ with one line that names the file and the fix, and nothing is deleted.
 
 Cases: a database older than its checkpoints (restored from a backup, or edited), other numerics on resume
 (``--threads``), damaged and truncated checkpoints, an empty or another program's database, a full disk
-(simulated by a failing write), a read-only report, a process killed while it writes the report, and the
-command line's one-line errors.
+(simulated by a failing write), a read-only report, a process killed while it writes the report, a function
+study's damaged checkpoint, and the command line's one-line errors.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import own_functions
+import rectlab
 from rectlab.cli.main import main
 from rectlab.errors import DiskError, InputError
 from rectlab.report import collect, write_report
@@ -205,6 +207,28 @@ def test_a_damaged_checkpoint_committed_but_not_renamed_is_set_aside(reference, 
         "checkpoint.pt",
         "checkpoint.pt.stale",
     ]
+
+
+def test_a_function_studys_damaged_checkpoint_is_set_aside_too(tmp_path, monkeypatch) -> None:
+    grid, params = {"activation": ["relu"]}, {"epochs": 3}
+    reference = rectlab.Study(tmp_path / "ref", grid=grid, seeds=1, params=params, device="cpu")
+    reference.run(own_functions.tiny, progress=False)
+    study = rectlab.Study(tmp_path / "out", grid=grid, seeds=1, params=params, device="cpu")
+    with monkeypatch.context() as m:
+        m.setenv("OWN_CRASH_AFTER", "3")  # epochs 1-2 saved, then a crash
+        study.run(own_functions.tiny, progress=False)
+    path = first_run_dir(tmp_path / "out") / "checkpoint.pt"
+    path.write_bytes(path.read_bytes()[:-100])
+    study.run(own_functions.tiny, retry_failed=True, progress=False)
+
+    def function_rows(out: Path) -> list:
+        return [
+            [{k: v for k, v in e.items() if k != "seconds"} for e in r["epochs"]]
+            for r in Store(out / "results.db").runs()
+        ]
+
+    assert function_rows(tmp_path / "out") == function_rows(tmp_path / "ref")
+    assert path.with_name("checkpoint.pt.damaged").is_file()
 
 
 # -- empty and foreign databases ---------------------------------------------------------------------------

@@ -17,8 +17,8 @@ import rectlab
 # rectlab.kernels whether the interpreter is requested, but no kernel family) and the registry.
 LIGHT = ("rectlab", "rectlab.errors", "rectlab.registry", "rectlab.kernels", "rectlab.kernels._layout")
 LIGHT_PACKAGES = ("rectlab.activations",)
-SUBMODULES = ("bench", "data", "errors", "export", "files", "init", "kernels", "models", "optim", "plot", "plugins",
-              "probes", "registry", "report", "reproduce", "search", "study", "surgery", "training")
+SUBMODULES = ("bench", "data", "errors", "export", "files", "init", "integrations", "kernels", "models", "optim",
+              "plot", "plugins", "probes", "registry", "report", "reproduce", "search", "study", "surgery", "training")
 
 
 @pytest.fixture(scope="module")

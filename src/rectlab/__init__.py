@@ -30,6 +30,7 @@ _SUBMODULES = (
     "export",
     "files",
     "init",
+    "integrations",
     "kernels",
     "models",
     "optim",
@@ -45,7 +46,7 @@ _SUBMODULES = (
     "training",
 )
 # Names of the top-level surface that live in a submodule, loaded on first use like the submodules.
-_ATTRIBUTES = {"TrainConfig": "training", "train_one": "training"}
+_ATTRIBUTES = {"TrainConfig": "training", "train_one": "training", "Study": "integrations", "analyze": "report"}
 
 
 def __getattr__(name: str) -> Any:

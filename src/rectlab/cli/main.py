@@ -9,9 +9,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import RectlabError, disk_error
-from . import bench, compare, env, export, listing, plot, report, reproduce, run, search, train
+from . import analyze, bench, compare, env, export, listing, plot, report, reproduce, run, search, train
 
-SUBCOMMANDS = (compare, run, train, report, reproduce, search, export, plot, listing, env, bench)
+SUBCOMMANDS = (compare, run, train, report, analyze, reproduce, search, export, plot, listing, env, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ from ..errors import MissingFileError
 from ..study.store import Store
 from .stats import Comparison, Summary, compare, holm_comparisons, summarize
 
-__all__ = ["PLATEAU_TOL", "PLATEAU_WINDOW", "CellResult", "StudyResults", "collect", "converged"]
+__all__ = ["PLATEAU_TOL", "PLATEAU_WINDOW", "CellResult", "StudyResults", "collect", "converged", "final_value",
+           "has_train_loss", "results_from_runs"]
 
 PLATEAU_WINDOW = 0.2  # the last 20% of the epochs (at least one epoch-to-epoch step) ...
 PLATEAU_TOL = 0.1  # ... may bring at most 10% of the training loss's total fall since the first epoch
@@ -60,8 +62,9 @@ class CellResult:
 
     @property
     def unconverged(self) -> list[int]:
-        """Seeds of done runs whose training loss had not reached a plateau (see :func:`converged`)."""
-        return [int(r["seed"]) for r in self.runs if not converged(r)]
+        """Seeds of done runs whose training loss had not reached a plateau (see `converged`); runs that
+        logged no training loss (a function study's, results read from a file) are not judged."""
+        return [int(r["seed"]) for r in self.runs if has_train_loss(r) and not converged(r)]
 
 
 @dataclass
@@ -91,6 +94,11 @@ class StudyResults:
         return self.spec.get("study", {}).get("baseline", {})
 
     @property
+    def goal(self) -> str:
+        """``"min"`` (lower is better) or ``"max"`` (higher is better: a function study's metric)."""
+        return self.spec.get("study", {}).get("goal", "min")
+
+    @property
     def failed(self) -> list[dict[str, Any]]:
         """Runs that raised an error (listed in every report)."""
         return [r for r in self.incomplete if r["status"] == "failed"]
@@ -113,6 +121,24 @@ class StudyResults:
         return counts
 
 
+def has_train_loss(run: dict[str, Any]) -> bool:
+    """Whether a run logged a training loss (its plateau can be judged: see `converged`)."""
+    return any(e.get("train_loss") is not None for e in run.get("epochs", []))
+
+
+def final_value(run: dict[str, Any], metric: str) -> Any:
+    """A run's final ``metric``: what a user's function returned (``extras["final"]``), else its last epoch's."""
+    final = (run.get("extras") or {}).get("final") or {}
+    if metric in final:
+        return final[metric]
+    return run["epochs"][-1].get(metric) if run.get("epochs") else None
+
+
+def _seconds_per_epoch(run: dict[str, Any]) -> float:
+    seconds = [e["seconds"] for e in run.get("epochs", []) if e.get("seconds") is not None]
+    return float(np.mean(seconds)) if seconds else math.nan
+
+
 def _label(values: dict[str, Any], varying: list[str]) -> str:
     keys = [k for k in values if k in varying] or list(values)
     if len(keys) == 1:
@@ -122,6 +148,8 @@ def _label(values: dict[str, Any], varying: list[str]) -> str:
 
 def _curves(runs: list[dict[str, Any]], key: str) -> np.ndarray:
     n = min(len(r["epochs"]) for r in runs)
+    if not any(e.get(key) is not None for r in runs for e in r["epochs"][:n]):
+        return np.zeros((len(runs), 0))  # not logged
     return np.array([[e.get(key, math.nan) if e.get(key) is not None else math.nan for e in r["epochs"][:n]]
                      for r in runs], dtype=float)
 
@@ -150,15 +178,33 @@ def collect(study_dir: str | Path) -> StudyResults:
         raise MissingFileError(f"{path} not found: pass the --out directory of a `rectlab compare` or `rectlab run`")
     store = Store(path, readonly=True)
     spec = store.spec() or {}
+    results = results_from_runs(spec.get("study", {}).get("name", Path(study_dir).name), spec, store.runs())
+    results.set_aside = store.set_aside()
+    return results
+
+
+def results_from_runs(name: str, spec: dict[str, Any], all_runs: Sequence[dict[str, Any]]) -> StudyResults:
+    """Per-cell statistics of runs given as `rectlab.study.Store.runs` rows (``cell``, ``seed``, ``status``,
+    ``epochs``, ``extras``, ...), for the study ``spec`` (its ``study.metric``, ``study.goal``,
+    ``study.baseline`` and ``grid``). `collect` reads them from ``results.db``; `rectlab.report.analyze` builds
+    them from a table of results computed elsewhere.
+    """
     study = spec.get("study", {})
     metric = study.get("metric", "test_error")
+    sign = -1.0 if study.get("goal", "min") == "max" else 1.0  # the tests compare lower-is-better values
     grid = spec.get("grid", {})
     varying = [k for k, v in grid.items() if len(v) > 1]
     baseline = study.get("baseline", {})
-    all_runs = store.runs()
-    done = [r for r in all_runs if r["status"] == "done" and r["epochs"]]
+    done = [r for r in all_runs if r["status"] == "done" and (r["epochs"] or (r.get("extras") or {}).get("final"))]
     diverged = [r for r in all_runs if r["status"] == "diverged"]
     incomplete = [r for r in all_runs if r["status"] not in ("done", "diverged")]
+    for r in done:
+        r["final"] = final_value(r, metric)
+    unusable = [r for r in done if not isinstance(r["final"], (int, float)) or not math.isfinite(r["final"])]
+    for r in unusable:  # finished without a usable value of the metric: listed with the failures
+        done.remove(r)
+        incomplete.append({**r, "status": "failed", "error": f"finished without a finite {metric} (got "
+                           f"{r['final']!r}); return it from the training function or log it"})
     by_cell: dict[str, list[dict[str, Any]]] = {}
     diverged_by_cell: dict[str, list[dict[str, Any]]] = {}
     order: list[str] = []
@@ -168,7 +214,6 @@ def collect(study_dir: str | Path) -> StudyResults:
             order.append(key)
             by_cell[key] = []
         if r["status"] == "done":
-            r["final"] = r["epochs"][-1].get(metric)
             by_cell[key].append(r)
         else:
             diverged_by_cell.setdefault(key, []).append(r)
@@ -191,21 +236,25 @@ def collect(study_dir: str | Path) -> StudyResults:
         base_label = None
         if not is_base and by_cell.get(base_key) and runs:
             base_runs = by_cell[base_key]
-            comparison = compare({r["seed"]: r["final"] for r in base_runs}, {r["seed"]: r["final"] for r in runs})
+            comparison = compare({r["seed"]: sign * r["final"] for r in base_runs},
+                                 {r["seed"]: sign * r["final"] for r in runs})
             base_label = _label(base_values, varying)
-        top5_vals = [r["epochs"][-1].get("test_top5_error") for r in runs]
+        top5_vals = [final_value(r, "test_top5_error") for r in runs]
         cells.append(CellResult(
             label=_label(values, varying), values=values, runs=runs,
             summary=summarize([r["final"] for r in runs]),
             top5=summarize(top5_vals) if runs and all(v is not None for v in top5_vals) else None,
-            seconds_per_epoch=summarize([float(np.mean([e["seconds"] for e in r["epochs"]])) for r in runs]),
+            seconds_per_epoch=summarize([v for v in map(_seconds_per_epoch, runs) if not math.isnan(v)]),
             comparison=comparison, is_baseline=is_base, baseline_label=base_label,
-            curves={k: _curves(runs, k) for k in ("test_error", "train_loss", "test_loss")} if runs else {},
+            curves={k: _curves(runs, k) for k in dict.fromkeys(("test_error", "train_loss", "test_loss", metric))}
+            if runs else {},
             slopes=_mean_slopes(runs), diverged=sorted(diverged_by_cell.get(key, []), key=lambda r: r["seed"]),
         ))
     for cell, comparison in zip(cells, holm_comparisons([c.comparison for c in cells])):
+        if comparison is not None and sign < 0:  # back to the metric's own direction (verdicts already judged)
+            comparison = replace(comparison, diff=-comparison.diff, ci_low=-comparison.ci_high,
+                                 ci_high=-comparison.ci_low)
         cell.comparison = comparison
-    versions = done[0]["versions"] if done else {}
-    devices = sorted({r["device"] for r in done if r["device"]})
-    return StudyResults(study.get("name", Path(study_dir).name), spec, metric, cells, incomplete, versions, devices,
-                        store.set_aside())
+    versions = done[0].get("versions") or {} if done else {}
+    devices = sorted({r["device"] for r in done if r.get("device")})
+    return StudyResults(name, spec, metric, cells, incomplete, versions, devices)

@@ -56,6 +56,11 @@ def _run_columns(root: Path, study_dir: Path, run: dict[str, Any], label: str) -
     row: dict[str, Any] = {"study": run["study"], "dir": str(study_dir.relative_to(root)) if study_dir != root
                            else ".", "hash": run["hash"], "cell": label, "seed": run["seed"], "status": run["status"]}
     config = run["config"]
+    if "function" in config:  # a function study: the function and its parameters
+        for key, value in config.items():
+            if key not in ("seed", "device", "data_dir"):
+                _flat(key, value, row)
+        return row
     for key in field_names():
         if key != "seed" and key in config:
             _flat(key, config[key], row)
@@ -103,6 +108,7 @@ def records(path: str | Path, per: str = "run") -> list[dict[str, Any]]:
             final = _epoch_values(epochs[-1]) if epochs else {}
             final.pop("epoch", None)
             extras = run.get("extras") or {}
+            final.update(extras.get("final") or {})  # what a user's training function returned
             diverged = extras.get("diverged") or {}
             rows.append({
                 **base, "epochs_done": len(epochs), **final,

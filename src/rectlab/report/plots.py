@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..files import atomic_path
+from ..study.spec import METRICS
 from .stats import summarize
 
 __all__ = [
@@ -234,23 +235,31 @@ def bars(values: Mapping[str, Sequence[float]], path: Path, *, title: str, xlabe
 def make_plots(results: Any, out_dir: str | Path) -> dict[str, Path]:
     """Write a study's plots into ``out_dir`` and return ``{name: path}``.
 
-    Plots: test error and training loss vs epoch (mean, band = min..max over seeds), the final metric per
-    cell (seeds as dots, mean with 95% CI), learned slopes per layer (when any), seconds per epoch.
+    Plots: test error (or the study's metric, when it is another one) and training loss vs epoch (mean, band =
+    min..max over seeds), the final metric per cell (seeds as dots, mean with 95% CI), learned slopes per layer
+    (when any), seconds per epoch. Curves that no run logged are left out (results read from a table have none).
     """
     out_dir = Path(out_dir)
-    cells = [c for c in results.cells if c.curves.get("test_error") is not None and c.curves["test_error"].size]
+    ran = [c for c in results.cells if c.runs]
     metric = results.metric.replace("_", " ")
-    paths = {
-        "test_error": curves({c.label: c.curves["test_error"] for c in cells}, out_dir / "test_error.png",
-                             title="Test error vs epoch (band: min–max over seeds)", ylabel="test error (%)"),
-        "train_loss": curves({c.label: c.curves["train_loss"] for c in cells}, out_dir / "train_loss.png",
-                             title="Training loss vs epoch (band: min–max over seeds)", ylabel="train loss",
-                             log=True),
-        "final": points_with_ci({c.label + (" (baseline)" if c.is_baseline else ""): [r["final"] for r in c.runs]
-                                 for c in cells}, out_dir / "final.png",
-                                title=f"Final {metric}: seeds (dots), mean and 95% CI (black)", xlabel=metric),
-    }
-    slope_cells = [c for c in cells if c.slopes]
+    paths: dict[str, Path] = {}
+    curve_key = "test_error" if results.metric in METRICS else results.metric  # a function study's own metric
+    with_curve = [c for c in ran if c.curves.get(curve_key) is not None and c.curves[curve_key].size]
+    if with_curve:
+        title = "Test error" if curve_key == "test_error" else curve_key.replace("_", " ").capitalize()
+        paths["test_error"] = curves({c.label: c.curves[curve_key] for c in with_curve}, out_dir / "test_error.png",
+                                     title=f"{title} vs epoch (band: min–max over seeds)",
+                                     ylabel="test error (%)" if curve_key == "test_error" else curve_key)
+    with_loss = [c for c in ran if c.curves.get("train_loss") is not None and c.curves["train_loss"].size]
+    if with_loss:
+        paths["train_loss"] = curves({c.label: c.curves["train_loss"] for c in with_loss}, out_dir / "train_loss.png",
+                                     title="Training loss vs epoch (band: min–max over seeds)", ylabel="train loss",
+                                     log=True)
+    if ran:
+        finals = {c.label + (" (baseline)" if c.is_baseline else ""): [r["final"] for r in c.runs] for c in ran}
+        paths["final"] = points_with_ci(finals, out_dir / "final.png",
+                                        title=f"Final {metric}: seeds (dots), mean and 95% CI (black)", xlabel=metric)
+    slope_cells = [c for c in ran if c.slopes]
     if slope_cells:
         layers = [row["layer"] for row in slope_cells[0].slopes]
         profile = {f"{c.label} ({c.slopes[0]['kind']})": {row["layer"]: [row["mean"]] for row in c.slopes}
@@ -258,7 +267,14 @@ def make_plots(results: Any, out_dir: str | Path) -> dict[str, Path]:
         paths["slopes"] = layer_profile(profile, out_dir / "slopes.png", xticks=layers, zero_line=True,
                                         title="Learned activation parameter per layer (mean over seeds)",
                                         ylabel="slope a / beta")
-    paths["seconds"] = bars({c.label: [float(np.mean([e["seconds"] for e in r["epochs"]])) for r in c.runs]
-                             for c in cells}, out_dir / "seconds.png",
-                            title="Training seconds per epoch (mean ± std over seeds)", xlabel="seconds")
+    timed = [c for c in ran if c.seconds_per_epoch.n]
+    if timed:
+        paths["seconds"] = bars({c.label: [e for e in (_mean_seconds(r) for r in c.runs) if e == e] for c in timed},
+                                out_dir / "seconds.png", title="Training seconds per epoch (mean ± std over seeds)",
+                                xlabel="seconds")
     return paths
+
+
+def _mean_seconds(run: dict[str, Any]) -> float:
+    seconds = [e["seconds"] for e in run.get("epochs", []) if e.get("seconds") is not None]
+    return float(np.mean(seconds)) if seconds else float("nan")

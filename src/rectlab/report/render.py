@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..study.spec import METRICS
+from .aggregate import across_tasks, aggregate_headers, aggregate_rows, aggregate_sentences, plot_profiles
 from .collect import StudyResults, collect
 from .markup import Document
 from .plots import make_plots
@@ -33,8 +35,13 @@ class Report:
     plots: dict[str, Path]
 
 
+# The built-in metrics are percentages (errors) or losses, all lower-is-better.
+_PERCENT = ("test_error", "test_top5_error", "train_error")
+
+
 def _title(results: StudyResults) -> str:
-    return f"final {results.metric.replace('_', ' ')} (%), lower is better"
+    unit = " (%)" if results.metric in _PERCENT else ""
+    return f"final {results.metric.replace('_', ' ')}{unit}, {'higher' if results.goal == 'max' else 'lower'} is better"
 
 
 def print_table(results: StudyResults, console: Any = None) -> None:
@@ -52,6 +59,16 @@ def print_table(results: StudyResults, console: Any = None) -> None:
     console.print(table)
     for line in [verdict_sentence(results), power_sentence(results), *runs_sentences(results)]:
         if line:
+            console.print(line, soft_wrap=True, markup=False)
+    agg = across_tasks(results)
+    if agg is not None:  # several datasets / models: the aggregate view (Agarwal et al. 2021)
+        table = Table(title="Across tasks")
+        for h in aggregate_headers(agg):
+            table.add_column(h, justify="left" if h == "cell" else "right")
+        for row in aggregate_rows(agg):
+            table.add_row(*row)
+        console.print(table)
+        for line in aggregate_sentences(agg):
             console.print(line, soft_wrap=True, markup=False)
 
 
@@ -71,7 +88,8 @@ def _context(results: StudyResults) -> list[tuple[str, str]]:
     counts = results.run_counts()
     items += [("grid", ", ".join(f"{k} ∈ {v}" for k, v in results.spec.get("grid", {}).items())),
               ("seeds", str(study.get("seeds"))),
-              ("setup", ", ".join(f"{k}={base[k]}" for k in shown if k in base)),
+              ("setup", ", ".join(f"{k}={base[k]}" for k in shown if k in base) if "function" not in base else
+               ", ".join(f"{k}={v}" for k, v in base.items() if k not in ("seed", "device", "data_dir"))),
               ("baseline", ", ".join(f"{k}={v}" for k, v in results.baseline.items()) or "none"),
               ("runs", ", ".join(f"{v} {k}" for k, v in counts.items())),
               ("device", "; ".join(results.devices) or "unknown"),
@@ -79,11 +97,13 @@ def _context(results: StudyResults) -> list[tuple[str, str]]:
     return items
 
 
-def write_report(study_dir: str | Path, results: StudyResults | None = None) -> Report:
-    """Write ``report.md``, ``report.html`` and ``plots/*.png`` into ``study_dir``."""
+def write_report(study_dir: str | Path, results: StudyResults | None = None, *, stem: str = "report") -> Report:
+    """Write ``report.md``, ``report.html`` (``stem`` names them) and ``plots/*.png`` into ``study_dir``."""
     study_dir = Path(study_dir)
     results = results or collect(study_dir)
     plots = make_plots(results, study_dir / "plots") if results.cells else {}
+    agg = across_tasks(results)
+    profile = plot_profiles(agg, study_dir / "plots" / "profiles.png") if agg is not None else None
     doc = Document(results.name).items(_context(results))
     doc.heading(f"Results: {_title(results)}").table(HEADERS, rows(results), verdict_col=VERDICT_COL)
     doc.para(f"Verdict. {verdict_sentence(results)}", verdict=True).para(power_sentence(results))
@@ -93,9 +113,19 @@ def write_report(study_dir: str | Path, results: StudyResults | None = None) -> 
     if slope_rows:
         doc.heading("Learned slopes per layer (channel-shared value / channel-wise mean, mean over seeds)")
         doc.table(slope_headers, slope_rows)
+    if agg is not None:
+        doc.heading("Across tasks").table(aggregate_headers(agg), aggregate_rows(agg))
+        for line in aggregate_sentences(agg):
+            doc.note(line)
+        if profile is not None:
+            doc.image(profile, "Performance profiles across tasks")
     doc.heading("Plots")
     for name, path in plots.items():
-        doc.image(path, PLOT_TITLES.get(name, name))
+        title = PLOT_TITLES.get(name, name)
+        if name in ("test_error", "final") and results.metric not in METRICS:  # a function study's own metric
+            title = f"{results.metric.replace('_', ' ')} vs epoch" if name == "test_error" else \
+                f"Final {results.metric.replace('_', ' ')} per cell"
+        doc.image(path, title)
     doc.note(STATS_NOTE)
-    md, page = doc.write(study_dir, "report")
+    md, page = doc.write(study_dir, stem)
     return Report(results, md, page, plots)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .collect import PLATEAU_TOL, PLATEAU_WINDOW, StudyResults
+from .collect import PLATEAU_TOL, PLATEAU_WINDOW, StudyResults, has_train_loss
 
 __all__ = ["HEADERS", "VERDICT_COL", "fmt", "power_sentence", "rows", "runs_sentences", "verdict_sentence"]
 
@@ -36,7 +36,7 @@ def rows(results: StudyResults) -> list[list[str]]:
                 k.verdict
         n = str(s.n) + (f" (+{len(c.diverged)} diverged)" if c.diverged else "")
         out.append([c.label, n, f"{fmt(s.mean)} ± {fmt(s.std)}", f"[{fmt(s.ci_low)}, {fmt(s.ci_high)}]", delta, p,
-                    mde, test, verdict, f"{c.seconds_per_epoch.mean:.3g}" if s.n else "–"])
+                    mde, test, verdict, f"{c.seconds_per_epoch.mean:.3g}" if c.seconds_per_epoch.n else "–"])
     return out
 
 
@@ -76,7 +76,7 @@ def runs_sentences(results: StudyResults) -> list[str]:
     set aside (checkpoints that did not match the database)."""
     out = []
     unconverged = [f"{c.label} seeds {', '.join(map(str, c.unconverged))}" for c in results.cells if c.unconverged]
-    done = sum(len(c.runs) for c in results.cells)
+    done = sum(has_train_loss(r) for c in results.cells for r in c.runs)  # runs whose plateau can be judged
     if unconverged:
         out.append(f"Not converged (the last {PLATEAU_WINDOW:.0%} of epochs brought more than {PLATEAU_TOL:.0%} of "
                    f"the training loss's fall): {'; '.join(unconverged)}. Train longer before trusting final values.")

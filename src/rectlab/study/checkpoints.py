@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,14 +93,21 @@ class StoreCheckpoints:
         self.store.rewind(self.hash, 0)
         return None
 
-    def save(self, epoch: int, state: dict[str, Any], row: dict[str, Any]) -> None:
-        """Write ``state`` (the run after ``epoch`` epochs), then commit ``row`` with its checksum."""
+    def save(
+        self, epoch: int, state: dict[str, Any], row: dict[str, Any], earlier: Sequence[dict[str, Any]] = ()
+    ) -> None:
+        """Write ``state`` (the run after ``epoch`` epochs), then commit ``row`` with its checksum (and
+        ``earlier`` rows of epochs logged since the last save, which a user's training function may write
+        between checkpoints)."""
         from ..training.loop import atomic_save
 
         pending = self._pending(epoch)
         digest = atomic_save(state, pending)
         try:
-            self.store.commit_epoch(self.hash, row, checkpoint_sha256=digest)
+            if earlier:  # rows a user's training function logged between two saves
+                self.store.commit_epoch(self.hash, row, earlier, checkpoint_sha256=digest)
+            else:
+                self.store.commit_epoch(self.hash, row, checkpoint_sha256=digest)
         except DiskError:  # not committed (the disk is full or read-only): the file is of no use
             pending.unlink(missing_ok=True)
             raise

@@ -117,6 +117,8 @@ def _progress(console: Any, enabled: bool):
 def _load(loaded: dict, run: Run) -> Any:
     from .. import data as rdata
 
+    if not hasattr(run.config, "dataset"):  # a trial of the user's own function loads its own data
+        return None
     key = (run.config.dataset, run.config.data_dir)
     if key not in loaded:
         loaded[key] = rdata.load(run.config.dataset, data_dir=run.config.data_dir)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..training.config import TrainConfig, config_hash
+from .function import FunctionConfig
 from .spec import StudySpec
 
 __all__ = ["Cell", "Run", "cells", "runs", "baseline_of"]
@@ -39,10 +40,12 @@ class Run:
 
     cell: Cell
     seed: int
-    config: TrainConfig
+    config: TrainConfig | FunctionConfig
 
     @property
     def hash(self) -> str:
+        if isinstance(self.config, FunctionConfig):  # a trial of the user's own function
+            return self.config.hash
         return config_hash(self.config)
 
 

@@ -24,11 +24,13 @@ from ..errors import InputError, RectlabError, disk_error
 from ..timings import phase
 from .checkpoints import StoreCheckpoints
 from .executors import EXECUTORS, Job, execute
+from .function import FunctionConfig, FunctionError
 from .grid import Run, runs
 from .lock import StudyLock
 from .numerics import check_numerics, current_numerics
 from .spec import SpecError, StudySpec, merge_specs, spec_differences, spec_from_dict
 from .store import Store, StoreEmpty
+from .trial import run_trial
 from .validate import validate_runs
 
 __all__ = ["EXECUTORS", "Plan", "StoreCheckpoints", "StudyMismatch", "execute_run", "pending_runs",
@@ -51,7 +53,8 @@ def execute_run(
     """Train one run and record it; returns its final status: "done", "diverged" or "failed".
 
     A KeyboardInterrupt marks the run "interrupted" and propagates; its last committed epoch checkpoint lets
-    the next invocation resume it.
+    the next invocation resume it. A run of a function study calls the user's function instead of `train_one`
+    (`rectlab.study.trial.run_trial`), with the same checkpoints, statuses and outcomes.
     """
     from ..training.loop import Diverged, resolve_device, train_one, versions
 
@@ -60,9 +63,14 @@ def execute_run(
     store.start_run(run.hash, study, run.cell.as_dict(), run.seed, run.config.to_dict(),
                     versions(resolve_device(run.config.device)))
     run_dir = out_dir / "runs" / run.hash
+    checkpoints = StoreCheckpoints(store, run.hash, run_dir)
     try:
-        result = train_one(run.config, run_dir, data=data, callbacks=callbacks, reporter=reporter,
-                           checkpoints=StoreCheckpoints(store, run.hash, run_dir))
+        if isinstance(run.config, FunctionConfig):  # the user's own training function
+            result: Any = run_trial(run.config, run.hash, run_dir, store, checkpoints, label=run.cell.label,
+                                    reporter=reporter)
+        else:
+            result = train_one(run.config, run_dir, data=data, callbacks=callbacks, reporter=reporter,
+                               checkpoints=checkpoints)
     except KeyboardInterrupt:
         store.finish_run(run.hash, "interrupted", error="interrupted by the user; re-run the study to resume")
         raise
@@ -239,6 +247,9 @@ def run_study(
             raise InputError(f"{name} must be an integer from 1 to 1024, got {value!r}")
     if not str(out_dir).strip():
         raise InputError("the study directory (--out) is empty; pass a folder name, e.g. --out runs/x")
+    if trackers and isinstance(spec.base, FunctionConfig):
+        raise FunctionError("--tensorboard logs rectlab's own training loop; a function study logs to TensorBoard "
+                            "from the function itself")
     if trackers:
         from ..training.tracking import check_trackers
 

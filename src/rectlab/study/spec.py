@@ -17,6 +17,23 @@ times a list of seeds, plus the baseline every cell is compared with::
     activation = ["relu", "prelu", "gelu"]
     erase_relu = [0.0, 1.0]
 
+A *function study* names the user's own training function in ``[base]`` instead of a model; its ``[base]``
+and ``[grid]`` keys are then any parameters the function reads (see `rectlab.study.function`)::
+
+    [study]
+    seeds = 5
+    baseline = { activation = "relu" }
+    metric = "val_accuracy"
+    goal = "max"                    # higher is better (default "min")
+
+    [base]
+    function = "mytrain:train"      # or "path/to/mytrain.py:train"
+    epochs = 10
+
+    [grid]
+    activation = ["relu", "gelu"]
+    lr = [0.01, 0.1]
+
 Unknown sections, keys and names are errors that point at the line and list the valid values.
 """
 
@@ -40,6 +57,7 @@ from ..training.config import (
     from_dict,
     unknown_key_message,
 )
+from .function import EXECUTION_KEYS, RESERVED_KEYS, FunctionConfig, FunctionError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -50,8 +68,9 @@ __all__ = ["MAX_RUNS", "MAX_SEEDS", "METRICS", "SCALES", "StudySpec", "SpecError
            "parse_spec",
            "spec_differences", "spec_from_dict"]
 
-STUDY_KEYS = ("name", "description", "seeds", "baseline", "metric", "claim", "paper", "verdict_rule", "probes",
-              "reproduce", "imports")
+STUDY_KEYS = ("name", "description", "seeds", "baseline", "metric", "goal", "claim", "paper", "verdict_rule",
+              "probes", "reproduce", "imports")
+GOALS = ("min", "max")
 TEXT_KEYS = ("name", "description", "claim", "paper")
 SECTIONS = ("study", "base", "grid", "scales")
 METRICS = ("test_error", "test_top5_error", "test_loss", "train_loss", "train_error")
@@ -72,22 +91,25 @@ class StudySpec:
 
     Attributes:
         name: study name (used for the report title).
-        base: run config shared by every run.
+        base: run config shared by every run: a TrainConfig, or a FunctionConfig for a study of the user's
+            own training function (its grid keys are then the function's parameters).
         grid: ordered ``{field: [values]}``; cells are the cartesian product.
         seeds: the seeds every cell is run with.
         baseline: ``{field: value}`` identifying the reference cell (within the same values of the
             other grid fields); defaults to the first value of the first grid field.
-        metric: the metric compared (lower is better), default ``test_error``.
+        metric: the metric compared, default ``test_error``.
+        goal: ``"min"`` (lower is better, the default) or ``"max"`` (higher is better; function studies).
         description, claim, paper: free text shown in the report.
         extra: anything a reproduction study adds (e.g. ``verdict_rule``).
     """
 
     name: str
-    base: TrainConfig
+    base: TrainConfig | FunctionConfig
     grid: dict[str, tuple[Any, ...]]
     seeds: tuple[int, ...]
     baseline: dict[str, Any]
     metric: str = "test_error"
+    goal: str = "min"
     description: str = ""
     claim: str = ""
     paper: str = ""
@@ -100,12 +122,15 @@ class StudySpec:
                 "seeds": list(self.seeds),
                 "baseline": self.baseline,
                 "metric": self.metric,
+                **({"goal": self.goal} if self.goal != "min" else {}),
                 "description": self.description,
                 "claim": self.claim,
                 "paper": self.paper,
                 **self.extra,
             },
-            "base": {k: v for k, v in self.base.to_dict().items() if v is not None},
+            # a function's parameters keep their None values (they are part of what it computes)
+            "base": self.base.to_dict() if isinstance(self.base, FunctionConfig) else
+            {k: v for k, v in self.base.to_dict().items() if v is not None},
             "grid": {k: list(v) for k, v in self.grid.items()},
         }
 
@@ -114,14 +139,18 @@ class StudySpec:
         seeds, the baseline, the metric and the extras (probes, reproduction options). Names and descriptions
         are not part of it."""
         skip = {*EXECUTION_FIELDS, *self.grid, "seed"}
+        if isinstance(self.base, FunctionConfig):  # the function's import path and its parameters
+            base = self.base.identity(skip=list(self.grid))
+        else:  # fields added later count only when set, so older study directories keep their digest
+            base = {k: v for k, v in self.base.to_dict().items()
+                    if k not in skip and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
         return {
-            # fields added later count only when set, so older study directories keep their digest
-            "base": {k: v for k, v in self.base.to_dict().items()
-                     if k not in skip and not (k in LATER_FIELDS and v == LATER_FIELDS[k])},
+            "base": base,
             "grid": {k: list(v) for k, v in self.grid.items()},
             "seeds": sorted(self.seeds),
             "baseline": self.baseline,
             "metric": self.metric,
+            **({"goal": self.goal} if self.goal != "min" else {}),
             # Where plugin names come from (a module, a file path) is not what the study computes.
             "extra": {k: v for k, v in self.extra.items() if k != "imports"},
         }
@@ -268,8 +297,40 @@ def _baseline(doc: _Doc, baseline: Any, grid: dict[str, tuple[Any, ...]]) -> dic
     return dict(baseline)
 
 
+def _function_grid(doc: _Doc, grid_raw: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """The grid of a function study: any parameter names (not the reserved keys), each a list of values."""
+    grid: dict[str, tuple[Any, ...]] = {}
+    for key, values in grid_raw.items():
+        if key in RESERVED_KEYS:
+            where = "[study] seeds = N" if key == "seed" else f"[base] {key} (or the command line)"
+            raise doc.error(key, f"[grid] cannot vary {key!r}; it is set with {where}")
+        if not isinstance(values, list) or not values:
+            raise doc.error(key, f"[grid] {key} must be a non-empty list, got {values!r}")
+        if len(set(map(repr, values))) != len(values):
+            raise doc.error(key, f"[grid] {key} lists a value twice: {values!r}")
+        grid[key] = tuple(values)
+    return grid
+
+
+def _function_config(doc: _Doc, base: dict[str, Any], grid: dict[str, tuple[Any, ...]]) -> FunctionConfig:
+    fields = {k: base[k] for k in RESERVED_KEYS if k in base}
+    params = {k: v for k, v in base.items() if k not in RESERVED_KEYS}
+    try:
+        config = FunctionConfig(**fields, params=params)
+    except (FunctionError, TypeError) as e:
+        raise doc.error(next((k for k in (*EXECUTION_KEYS, "function", "seed") if k in str(e)), "function"),
+                        str(e)) from None
+    for key, values in grid.items():
+        for v in values:
+            try:
+                config.replace(**{key: v})
+            except FunctionError as e:
+                raise doc.error(key, f"[grid] {key}: {e}") from None
+    return config
+
+
 def _extra(doc: _Doc, study: dict[str, Any]) -> dict[str, Any]:
-    extra = {k: v for k, v in study.items() if k not in (*TEXT_KEYS, "seeds", "baseline", "metric")}
+    extra = {k: v for k, v in study.items() if k not in (*TEXT_KEYS, "seeds", "baseline", "metric", "goal")}
     probes = extra.get("probes", [])
     if probes:
         from ..probes import PROBES
@@ -306,7 +367,8 @@ def spec_from_dict(raw: dict[str, Any], where: str = "study spec", text: str | N
     if not base and not grid_raw:
         raise doc.error(None, "nothing to train: the spec sets no [base] or [grid] fields (see the study files "
                               "shipped in rectlab/specs/ for examples)")
-    grid = _grid(doc, grid_raw)
+    function = "function" in base  # the user's own training function instead of a built-in model
+    grid = _function_grid(doc, grid_raw) if function else _grid(doc, grid_raw)
     if "imports" in study:  # plugin modules that register the spec's names (workers import them too)
         from ..plugins import PluginError, import_modules, normalize_imports
 
@@ -320,10 +382,22 @@ def spec_from_dict(raw: dict[str, Any], where: str = "study spec", text: str | N
     if cells * len(seeds) > MAX_RUNS:
         raise doc.error(None, f"the study has {cells} cells x {len(seeds)} seeds = {cells * len(seeds)} runs, more "
                               f"than the limit of {MAX_RUNS}; split it into several studies")
-    base_cfg = _base_config(doc, base, grid)
+    base_cfg = _function_config(doc, base, grid) if function else _base_config(doc, base, grid)
     metric = study.get("metric", "test_error")
-    if metric not in METRICS:
+    goal = study.get("goal", "min")
+    if goal not in GOALS:
+        raise doc.error("goal", f"goal must be \"min\" (lower is better) or \"max\" (higher is better), got {goal!r}")
+    if function:
+        if not isinstance(metric, str) or not metric:
+            raise doc.error("metric", f"metric must name a value the function logs or returns, got {metric!r}")
+        if study.get("probes"):
+            raise doc.error("probes", "probes run inside rectlab's own training loop; a function study cannot use "
+                                      "them (log such values from the function with trial.log)")
+    elif metric not in METRICS:
         raise doc.error("metric", f"metric {metric!r} is not valid; choose one of: {', '.join(METRICS)}")
+    elif goal != "min":
+        raise doc.error("goal", f"the built-in metrics ({', '.join(METRICS)}) are lower-is-better; goal = \"max\" is "
+                                "for the metrics of a function study")
     name = study.get("name") or (Path(where).stem if where.endswith(".toml") else "study")
     return StudySpec(
         name=str(name),
@@ -332,6 +406,7 @@ def spec_from_dict(raw: dict[str, Any], where: str = "study spec", text: str | N
         seeds=seeds,
         baseline=_baseline(doc, study.get("baseline"), grid),
         metric=metric,
+        goal=goal,
         description=str(study.get("description", "")),
         claim=str(study.get("claim", "")),
         paper=str(study.get("paper", "")),
@@ -373,7 +448,7 @@ def spec_differences(old: StudySpec, new: StudySpec) -> list[str]:
     a, b = old.identity(), new.identity()
     out = []
     for key in sorted(set(a["base"]) | set(b["base"])):
-        if a["base"].get(key) != b["base"].get(key):
+        if a["base"].get(key) != b["base"].get(key) or (key in a["base"]) != (key in b["base"]):
             out.append(f"{key} {a['base'].get(key)!r} -> {b['base'].get(key)!r}")
     for key in dict.fromkeys([*a["grid"], *b["grid"]]):
         if a["grid"].get(key) != b["grid"].get(key):
@@ -382,9 +457,9 @@ def spec_differences(old: StudySpec, new: StudySpec) -> list[str]:
             out.append(f"grid {key} {old_v} -> {new_v}")
     if a["seeds"] != b["seeds"]:
         out.append(f"seeds {_short(a['seeds'])} -> {_short(b['seeds'])}")
-    for key in ("baseline", "metric", "extra"):
-        if a[key] != b[key]:
-            out.append(f"{key} {a[key]!r} -> {b[key]!r}")
+    for key in ("baseline", "metric", "goal", "extra"):
+        if a.get(key, "min" if key == "goal" else None) != b.get(key, "min" if key == "goal" else None):
+            out.append(f"{key} {a.get(key, 'min')!r} -> {b.get(key, 'min')!r}")
     return out
 
 
@@ -392,7 +467,8 @@ def merge_specs(old: StudySpec, new: StudySpec) -> StudySpec | None:
     """``old`` grown by the seeds and grid values of ``new``, or None when they are not compatible (anything
     else differs: base config, grid fields, baseline, metric, probes). Text fields come from ``new``."""
     a, b = old.identity(), new.identity()
-    if any(a[k] != b[k] for k in ("base", "baseline", "metric", "extra")) or list(a["grid"]) != list(b["grid"]):
+    if any(a.get(k) != b.get(k) for k in ("base", "baseline", "metric", "goal", "extra")) or \
+            list(a["grid"]) != list(b["grid"]):
         return None
     grid = {k: tuple(dict.fromkeys([*old.grid[k], *new.grid[k]])) for k in old.grid}
     seeds = tuple(sorted(set(old.seeds) | set(new.seeds)))

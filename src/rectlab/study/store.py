@@ -26,7 +26,7 @@ import json
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -388,20 +388,26 @@ class Store:
                 (run_hash, int(metrics["epoch"]), json.dumps(metrics)),
             )
 
-    def commit_epoch(self, run_hash: str, metrics: dict[str, Any], checkpoint_sha256: str | None = None) -> None:
-        """In one transaction: the epoch row, the SHA-256 of the checkpoint written after that epoch, and
-        that epoch as the run's checkpoint epoch (the one a resumed run starts from).
+    def commit_epoch(self, run_hash: str, metrics: dict[str, Any], earlier: Sequence[dict[str, Any]] = (),
+                     checkpoint_sha256: str | None = None) -> None:
+        """In one transaction: the epoch row (and ``earlier`` rows not yet committed), the SHA-256 of the
+        checkpoint written after that epoch, and that epoch as the run's checkpoint epoch (the one a resumed run
+        starts from).
 
         Args:
             run_hash: a run already started (`start_run`).
             metrics: the epoch's row; ``metrics["epoch"]`` is the epoch (1-based).
+            earlier: rows of epochs logged since the last commit (a user's training function may log epochs
+                between two checkpoints); they carry no checksum.
             checkpoint_sha256: the checkpoint file's SHA-256 (64 hex digits), checked before it is resumed from.
         """
         self._write()
         epoch = int(metrics["epoch"])
+        rows = [(run_hash, int(row["epoch"]), json.dumps(row), None) for row in earlier]
+        rows.append((run_hash, epoch, json.dumps(metrics), checkpoint_sha256))
         with self._connect() as db:
-            db.execute("INSERT OR REPLACE INTO epochs(hash, epoch, metrics, checkpoint_sha256) VALUES (?, ?, ?, ?)",
-                       (run_hash, epoch, json.dumps(metrics), checkpoint_sha256))
+            db.executemany("INSERT OR REPLACE INTO epochs(hash, epoch, metrics, checkpoint_sha256) VALUES (?, ?, ?, ?)",
+                           rows)
             updated = db.execute("UPDATE runs SET checkpoint_epoch = ? WHERE hash = ?", (epoch, run_hash)).rowcount
             if updated != 1:
                 raise sqlite3.IntegrityError(f"run {run_hash} was not started")

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import MissingFileError
 from ..training.config import TrainConfig
+from .function import FunctionConfig, resolve_function
 from .grid import Run
 from .spec import SpecError
 
@@ -59,6 +60,12 @@ def validate_runs(runs: list[Run]) -> dict[tuple[str, str | None], Any]:
     seen_models: set[str] = set()
     for run in runs:
         config = run.config
+        if isinstance(config, FunctionConfig):  # the user's function: importable, on a device that is present
+            if config.function not in seen_models:
+                resolve_function(config.function)
+                seen_models.add(config.function)
+            resolve_device(config.device)
+            continue
         key = (config.dataset, config.data_dir)
         if key not in loaded:
             check_data_dir(config.dataset, config.data_dir)
