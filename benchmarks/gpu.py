@@ -378,7 +378,7 @@ def run(args: argparse.Namespace) -> int:
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     unknown = skip - set(STAGES)
     if unknown:
-        raise ValueError(f"--skip {', '.join(sorted(unknown))}: unknown stage; stages are {', '.join(STAGES)}")
+        raise SystemExit(f"--skip {', '.join(sorted(unknown))}: unknown stage; stages are {', '.join(STAGES)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"environment": _environment(device), "gpu": gpu, "stages": {}, "seconds": {}}

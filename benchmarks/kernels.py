@@ -264,7 +264,7 @@ def _parse_shape(text: str) -> tuple[int, ...]:
     except ValueError:
         shape = ()
     if not shape or min(shape) < 1:
-        raise ValueError(f"--shape: {text!r} is not a shape; write it as 128x16x28x28 (sizes joined by 'x')")
+        raise SystemExit(f"--shape: {text!r} is not a shape; write it as 128x16x28x28 (sizes joined by 'x')")
     return shape
 
 
@@ -295,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
     clock = time.perf_counter
     if args.clock == "cpu":
         if on_gpu or torch.get_num_threads() != 1:
-            raise ValueError("--clock cpu times one CPU thread: use it with --device cpu --threads 1")
+            raise SystemExit("--clock cpu times one CPU thread: use it with --device cpu --threads 1")
         clock = time.thread_time
     names = [a.strip() for a in (args.activations or ALL_ACTIVATIONS).split(",")]
     if "relu" not in names:
@@ -306,10 +306,10 @@ def run(args: argparse.Namespace) -> int:
     impls = [i.strip() for i in args.impls.split(",")]
     unknown = set(impls) - set(IMPLS)
     if unknown:
-        raise ValueError(f"unknown --impls {sorted(unknown)}; choose from {', '.join(IMPLS)}")
+        raise SystemExit(f"unknown --impls {sorted(unknown)}; choose from {', '.join(IMPLS)}")
     dtypes = [d.strip() for d in args.dtypes.split(",")]
     if set(dtypes) - set(DTYPES):
-        raise ValueError(f"unknown --dtypes {sorted(set(dtypes) - set(DTYPES))}; choose from {', '.join(DTYPES)}")
+        raise SystemExit(f"unknown --dtypes {sorted(set(dtypes) - set(DTYPES))}; choose from {', '.join(DTYPES)}")
     repeats = args.repeats or (50 if on_gpu else 12)
     warmup = args.warmup if args.warmup is not None else (10 if on_gpu else 2)
     stat = args.stat or ("median" if on_gpu else "min")

@@ -21,8 +21,8 @@ import rectlab
 LIGHT = ("rectlab", "rectlab.errors", "rectlab.registry", "rectlab.plugins", "rectlab.kernels",
          "rectlab.kernels._layout")
 LIGHT_PACKAGES = ("rectlab.activations",)
-SUBMODULES = ("data", "errors", "export", "init", "integrations", "kernels", "models", "optim", "plugins", "probes",
-              "registry", "report", "reproduce", "search", "study", "surgery", "training")
+SUBMODULES = ("data", "errors", "export", "files", "init", "integrations", "kernels", "models", "optim", "plugins",
+              "probes", "registry", "report", "reproduce", "search", "study", "surgery", "training")
 
 
 @pytest.fixture(scope="module")

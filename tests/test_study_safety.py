@@ -152,11 +152,11 @@ def test_a_crash_between_checkpoint_and_row_loses_nothing(reference, tmp_path, m
     commit = Store.commit_epoch
     calls = {"n": 0}
 
-    def crashing(self, run_hash, metrics):
+    def crashing(self, run_hash, metrics, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2 and where == "before commit":  # epoch 2 of the first run: checkpoint written, no row
             raise Killed
-        commit(self, run_hash, metrics)
+        commit(self, run_hash, metrics, **kwargs)
         if calls["n"] == 2:
             raise Killed  # row committed, checkpoint-2.pt not yet renamed to checkpoint.pt
 

@@ -9,7 +9,7 @@ from typing import Any
 from torch import nn
 
 from . import activations
-from .errors import RectlabError
+from .errors import InputError, RectlabError
 from .registry import Registry, UnknownNameError
 
 try:
@@ -22,7 +22,7 @@ def get_activation(name: str, channels: int | None = None, **kwargs: Any) -> nn.
     """Create the activation registered as ``name`` (see :func:`rectlab.activations.create`)."""
     module = activations.create(name, channels=channels, **kwargs)
     if module is None:
-        raise ValueError("get_activation needs a name; see rectlab.activations.names()")
+        raise InputError("get_activation needs a name; see rectlab.activations.names()")
     return module
 
 
@@ -32,6 +32,7 @@ _SUBMODULES = (
     "data",
     "errors",
     "export",
+    "files",
     "init",
     "integrations",
     "kernels",

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from .activations import HeLU, PReLU, RReLU
 from .activations.modules import Activation
+from .errors import InputError, MissingPackageError, UnavailableError
 
 __all__ = ["EXPORTERS", "OnnxExport", "export_onnx", "onnx_ready"]
 
@@ -106,7 +107,7 @@ def _export_torchscript(model: nn.Module, example: Tensor, path: Path, opset: in
 
 def _export_dynamo(model: nn.Module, example: Tensor, path: Path, opset: int | None, dynamic: bool) -> None:
     if not _has_dynamo_flag():
-        raise RuntimeError(f"exporter='dynamo' needs torch >= 2.5 (this is {torch.__version__}); use 'torchscript'")
+        raise UnavailableError(f"exporter='dynamo' needs torch >= 2.5 (this is {torch.__version__}); use 'torchscript'")
     kwargs: dict[str, Any] = {"input_names": ["input"], "output_names": ["output"], "dynamo": True,
                               "verbose": False}
     if opset is not None:
@@ -120,8 +121,8 @@ def _max_abs_diff(path: Path, example: Tensor, expected: Tensor) -> float:
     try:
         import onnxruntime as ort  # optional: pip install 'rectlab[onnx]'
     except ImportError:
-        raise ImportError("checking the export needs onnxruntime: pip install 'rectlab[onnx]' (or pass "
-                          "check=False / --no-check)") from None
+        raise MissingPackageError("checking the export needs onnxruntime: pip install 'rectlab[onnx]' (or pass "
+                                  "check=False / --no-check)") from None
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (got,) = session.run(None, {session.get_inputs()[0].name: example.numpy()})
     return float((torch.from_numpy(got) - expected).abs().max())
@@ -166,7 +167,7 @@ def export_onnx(
         'torchscript'
     """
     if exporter not in EXPORTERS:
-        raise ValueError(f"exporter={exporter!r} is not valid; choose one of: {', '.join(EXPORTERS)}")
+        raise InputError(f"exporter={exporter!r} is not valid; choose one of: {', '.join(EXPORTERS)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ready = onnx_ready(model)
@@ -179,7 +180,7 @@ def export_onnx(
             expected = ready(example)
         diff = _max_abs_diff(path, example, expected)
         if not diff <= atol:
-            raise ValueError(f"{path}: onnxruntime's output differs from the eager model's by {diff:.3g} (> {atol})")
+            raise InputError(f"{path}: onnxruntime's output differs from the eager model's by {diff:.3g} (> {atol})")
     return OnnxExport(path, used, diff)
 
 

@@ -40,6 +40,7 @@ from torch import nn
 
 from . import __version__, activations, models
 from .activations import fused, selfcheck
+from .errors import InputError
 from .training.loop import describe_device, resolve_device
 
 __all__ = [
@@ -304,7 +305,7 @@ def run(args: argparse.Namespace) -> int:
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     unknown = skip - set(STAGES)
     if unknown:
-        raise ValueError(f"--skip {', '.join(sorted(unknown))}: unknown stage; stages are {', '.join(STAGES)}")
+        raise InputError(f"--skip {', '.join(sorted(unknown))}: unknown stage; stages are {', '.join(STAGES)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"environment": environment(device), "gpu": gpu, "stages": {}, "seconds": {}}

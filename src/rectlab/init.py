@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from .activations.gains import MODES, check_mode, gain, second_moment
+from .errors import InputError
 from .surgery.analysis import analyze
 
 __all__ = ["LayerInit", "MODES", "gain", "he_init_", "he_plan", "second_moment", "xavier_init_"]
@@ -190,7 +191,7 @@ def _init_tensor_(t: Tensor, std: float, distribution: str, generator: torch.Gen
         bound = math.sqrt(3.0) * std  # same variance as the normal
         nn.init.uniform_(t, -bound, bound, generator=generator)
     else:
-        raise ValueError(f"distribution must be 'normal' or 'uniform', got {distribution!r}")
+        raise InputError(f"distribution must be 'normal' or 'uniform', got {distribution!r}")
 
 
 @overload
@@ -260,9 +261,9 @@ def xavier_init_(
         ``model``.
     """
     if distribution not in ("uniform", "normal"):
-        raise ValueError(f"distribution must be 'uniform' or 'normal', got {distribution!r}")
+        raise InputError(f"distribution must be 'uniform' or 'normal', got {distribution!r}")
     if mode not in ("glorot", "fan_in"):
-        raise ValueError(f"mode must be 'glorot' or 'fan_in', got {mode!r}")
+        raise InputError(f"mode must be 'glorot' or 'fan_in', got {mode!r}")
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, _WEIGHT_LAYERS):

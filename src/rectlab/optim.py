@@ -12,6 +12,7 @@ from typing import Any
 from torch import nn
 
 from .activations.kinds import module_op
+from .errors import InputError
 
 __all__ = ["GROUP_NAMES", "is_activation_module", "is_norm_module", "param_groups"]
 
@@ -72,7 +73,7 @@ def param_groups(
         [('decay', 59), ('no_decay_activation', 19)]
     """
     if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        raise InputError(f"weight_decay must be >= 0, got {weight_decay}")
     buckets: dict[str, list[tuple[str, nn.Parameter]]] = {name: [] for name in GROUP_NAMES}
     seen: set[int] = set()
     for module_name, module in model.named_modules():

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from .activations import PReLU, Swish
 from .activations.kinds import GATING_MODULES, module_op
 from .data import augment
+from .errors import InputError, InputTypeError
 
 __all__ = [
     "ActivationStats",
@@ -100,7 +101,7 @@ class Probe:
         self.model = model
         self.sites = dict(sites) if sites is not None else probe_sites(model)
         if not self.sites:
-            raise ValueError(
+            raise InputError(
                 f"{type(model).__name__} has no activation modules to probe; if it calls activations functionally "
                 "(F.relu), convert them with rectlab.surgery.swap_activations or pass sites={name: module}"
             )
@@ -185,7 +186,7 @@ class Probe:
 def _channels_first(x: Tensor, channel_dim: int) -> Tensor:
     """View ``x`` as (N, C, rest...) with the channel dimension at 1."""
     if x.dim() < 2:
-        raise ValueError(f"probes need batched inputs (N, C, ...), got shape {tuple(x.shape)}")
+        raise InputError(f"probes need batched inputs (N, C, ...), got shape {tuple(x.shape)}")
     return x if channel_dim in (1, 1 - x.dim()) else x.movedim(channel_dim, 1)
 
 
@@ -230,7 +231,7 @@ class DeadNeurons(Probe):
     def __init__(self, model: nn.Module, sites: Mapping[str, nn.Module] | None = None, *, unit: str = "channel",
                  channel_dim: int = 1, threshold: float = 0.0) -> None:
         if unit not in ("channel", "element"):
-            raise ValueError(f"unit must be 'channel' or 'element', got {unit!r}")
+            raise InputError(f"unit must be 'channel' or 'element', got {unit!r}")
         self.unit, self.channel_dim, self.threshold = unit, channel_dim, float(threshold)
         super().__init__(model, sites)
 
@@ -248,7 +249,7 @@ class DeadNeurons(Probe):
             ever = fired.any(0)
         if site in self._ever:
             if self._ever[site].shape != ever.shape:
-                raise ValueError(f"site {site!r} changed shape between batches ({tuple(self._ever[site].shape)} -> "
+                raise InputError(f"site {site!r} changed shape between batches ({tuple(self._ever[site].shape)} -> "
                                  f"{tuple(ever.shape)}); use unit='channel' for variable input sizes")
             self._ever[site] |= ever
             self._inactive[site] += (~fired).sum()
@@ -314,7 +315,7 @@ class ActivationStats(Probe):
     def __init__(self, model: nn.Module, sites: Mapping[str, nn.Module] | None = None, *, which: str = "output",
                  channel_dim: int = 1) -> None:
         if which not in ("output", "input"):
-            raise ValueError(f"which must be 'output' or 'input', got {which!r}")
+            raise InputError(f"which must be 'output' or 'input', got {which!r}")
         self.which, self.channel_dim = which, channel_dim
         super().__init__(model, sites)
 
@@ -428,14 +429,14 @@ def predict_proba(model: nn.Module, batches: Iterable[Tensor | Sequence[Tensor]]
     finally:
         model.train(was_training)
     if not out:
-        raise ValueError("predict_proba got no batches")
+        raise InputError("predict_proba got no batches")
     return torch.cat(out)
 
 
 def prediction_difference_from_probs(p: Tensor, q: Tensor, labels: Tensor | None = None) -> PredictionDifference:
     """:class:`PredictionDifference` of two (N, K) probability tensors (rows sum to 1)."""
     if p.shape != q.shape or p.dim() != 2:
-        raise ValueError(f"need two (N, K) probability tensors of the same shape, got {tuple(p.shape)} and "
+        raise InputError(f"need two (N, K) probability tensors of the same shape, got {tuple(p.shape)} and "
                          f"{tuple(q.shape)}")
     top1 = float((p.argmax(1) != q.argmax(1)).double().mean())
     l1 = float(0.5 * (p - q).abs().sum(1).double().mean())
@@ -456,7 +457,7 @@ def prediction_difference(model_a: nn.Module, model_b: nn.Module, batches: Itera
         labels: the true labels (N,), for ``label_l1``; taken from ``(x, y)`` batches when omitted.
     """
     if isinstance(batches, Iterator):
-        raise TypeError("batches is iterated once per model: pass a list, not an iterator or generator")
+        raise InputTypeError("batches is iterated once per model: pass a list, not an iterator or generator")
     batches = list(batches)
     if labels is None and batches and not isinstance(batches[0], Tensor) and len(batches[0]) > 1:
         labels = torch.cat([b[1].cpu() for b in batches])
@@ -504,7 +505,7 @@ def epoch_callbacks(names: Sequence[str], *, limit: int = 1024) -> list[Callable
     names = list(dict.fromkeys(names))
     unknown = [n for n in names if n not in PROBES]
     if unknown:
-        raise ValueError(f"unknown probe(s) {', '.join(map(repr, unknown))}; known probes: {', '.join(PROBES)}")
+        raise InputError(f"unknown probe(s) {', '.join(map(repr, unknown))}; known probes: {', '.join(PROBES)}")
     callbacks: list[Callable[[Any], None]] = []
     data_probes = [n for n in names if n in ("dead-neurons", "activation-stats")]
     if data_probes:

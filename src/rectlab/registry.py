@@ -10,7 +10,7 @@ import difflib
 from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
-from .errors import RectlabError
+from .errors import InputError, InputTypeError, RectlabError
 from .plugins import load_entry_points
 
 T = TypeVar("T")
@@ -46,7 +46,7 @@ class Registry(Generic[T]):
 
         def add(item: T) -> T:
             if key in self._items and not override:
-                raise ValueError(
+                raise InputError(
                     f"{self.kind} {key!r} is already registered; pass override=True to replace it"
                 )
             self._items[key] = item
@@ -74,7 +74,7 @@ class Registry(Generic[T]):
         """Call the registered class or factory with the given arguments."""
         factory = self.get(name)
         if not callable(factory):
-            raise TypeError(f"{self.kind} {name!r} is not callable")
+            raise InputTypeError(f"{self.kind} {name!r} is not callable")
         return factory(*args, **kwargs)
 
     def names(self) -> list[str]:
@@ -98,7 +98,7 @@ class Registry(Generic[T]):
     @staticmethod
     def _normalize(name: str) -> str:
         if not isinstance(name, str) or not name.strip():
-            raise TypeError(f"registry names are non-empty strings, got {name!r}")
+            raise InputTypeError(f"registry names are non-empty strings, got {name!r}")
         return name.strip().lower().replace("_", "-")
 
     def _unknown_message(self, name: str) -> str:

@@ -12,6 +12,7 @@ from typing import Any, Literal, overload
 
 from torch import nn
 
+from ..errors import InputError, InputTypeError
 from ..registry import UnknownNameError
 from . import functional, selfcheck  # selfcheck: sets the check backend="auto" runs before a kernel
 from .modules import (
@@ -139,7 +140,7 @@ def create(name: str | type[nn.Module] | None, channels: int | None = None, **kw
     if getattr(cls, "wants_channels", False) and "num_parameters" not in kwargs:
         if channels is None:
             label = name if isinstance(name, str) else cls.__name__
-            raise ValueError(
+            raise InputError(
                 f"activation {label!r} is per-channel and needs the channel count: pass channels=C "
                 f"(or num_parameters=C); use num_parameters=1 or 'prelu-shared' for one shared slope"
             )
@@ -147,7 +148,7 @@ def create(name: str | type[nn.Module] | None, channels: int | None = None, **kw
     try:
         return cls(**kwargs)
     except TypeError as e:
-        raise TypeError(f"bad arguments for activation {name!r}: {e}") from None
+        raise InputTypeError(f"bad arguments for activation {name!r}: {e}") from None
 
 
 def factory(spec: ActivationSpec, **kwargs: Any) -> Callable[[int | None], nn.Module]:
@@ -159,7 +160,7 @@ def factory(spec: ActivationSpec, **kwargs: Any) -> Callable[[int | None], nn.Mo
         **kwargs: constructor arguments for names and classes.
     """
     if spec is None or spec == "":
-        raise ValueError("an activation is required here; pass a name such as 'relu' (see rectlab list activations)")
+        raise InputError("an activation is required here; pass a name such as 'relu' (see rectlab list activations)")
     if isinstance(spec, str):
         get(spec)  # fail early on unknown names
 
@@ -174,4 +175,4 @@ def factory(spec: ActivationSpec, **kwargs: Any) -> Callable[[int | None], nn.Mo
         return lambda channels: cls(**kwargs)
     if callable(spec):
         return spec
-    raise TypeError(f"activation must be a name, an nn.Module class or a callable, got {type(spec).__name__}")
+    raise InputTypeError(f"activation must be a name, an nn.Module class or a callable, got {type(spec).__name__}")

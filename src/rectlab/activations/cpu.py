@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from ..errors import InputError
 from ..kernels import _layout
 from . import functional as AF
 from .selfcheck import backend_from_env
@@ -271,7 +272,7 @@ class HeLUFunction(torch.autograd.Function):
 def helu(x: Tensor, alpha: float = 0.05) -> Tensor:
     """HeLU on CPU (Kimhi et al. 2024): ReLU forward, gradient where ``x > -alpha``."""
     if alpha < 0:
-        raise ValueError(f"HeLU alpha must be >= 0 (the backward threshold is -alpha), got {alpha}")
+        raise InputError(f"HeLU alpha must be >= 0 (the backward threshold is -alpha), got {alpha}")
     if not _needs_grad(x):
         return torch.relu(x)
     return HeLUFunction.apply(x, float(alpha))
@@ -320,7 +321,7 @@ def _smelu_forward(x: Tensor, beta: float) -> Tensor:
 def smelu(x: Tensor, beta: float = 1.0) -> Tensor:
     """SmeLU on CPU: ``0`` below ``-beta``, ``(x + beta)^2 / (4 beta)`` between, ``x`` above ``beta``."""
     if beta <= 0:
-        raise ValueError(f"SmeLU beta must be > 0 (the half-width of the quadratic region), got {beta}")
+        raise InputError(f"SmeLU beta must be > 0 (the half-width of the quadratic region), got {beta}")
     beta = float(beta)
     if not _needs_grad(x):
         return _smelu_forward(x, beta)

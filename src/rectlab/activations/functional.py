@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import InputError
+
 __all__ = [
     "relu",
     "leaky_relu",
@@ -66,13 +68,13 @@ def broadcast_param(param: Tensor, x: Tensor, dim: int = 1, what: str = "paramet
     if param.numel() == 1:
         return param.reshape(())
     if x.dim() == 0:
-        raise ValueError(f"{what} has {param.numel()} values but the input is a scalar; use a single value")
+        raise InputError(f"{what} has {param.numel()} values but the input is a scalar; use a single value")
     d = dim if dim >= 0 else x.dim() + dim
     if not 0 <= d < x.dim():
-        raise ValueError(f"{what}: dim={dim} is out of range for an input with {x.dim()} dimensions")
+        raise InputError(f"{what}: dim={dim} is out of range for an input with {x.dim()} dimensions")
     channels = x.shape[d]
     if param.numel() != channels:
-        raise ValueError(
+        raise InputError(
             f"{what} has {param.numel()} values but the input has {channels} channels along dim {dim} "
             f"(shape {tuple(x.shape)}); create it with num_parameters={channels} or 1 (shared), "
             f"or pass dim= to select the channel dimension"
@@ -140,7 +142,7 @@ def selu(x: Tensor, inplace: bool = False) -> Tensor:
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     """GELU (Hendrycks & Gimpel 2016): ``x * Phi(x)``; ``approximate="tanh"`` uses the tanh form."""
     if approximate not in ("none", "tanh"):
-        raise ValueError(f"gelu approximate must be 'none' or 'tanh', got {approximate!r}")
+        raise InputError(f"gelu approximate must be 'none' or 'tanh', got {approximate!r}")
     return F.gelu(x, approximate=approximate)
 
 
@@ -178,7 +180,7 @@ def smelu(x: Tensor, beta: float = 1.0) -> Tensor:
     Its gradient is ``clamp((x + beta) / (2 beta), 0, 1)``: continuous, unlike ReLU's.
     """
     if beta <= 0:
-        raise ValueError(f"SmeLU beta must be > 0 (the half-width of the quadratic region), got {beta}")
+        raise InputError(f"SmeLU beta must be > 0 (the half-width of the quadratic region), got {beta}")
     quad = (x + beta) ** 2 / (4 * beta)
     return torch.where(x >= beta, x, torch.where(x <= -beta, torch.zeros_like(x), quad))
 
@@ -192,7 +194,7 @@ def helu(x: Tensor, alpha: float = 0.05) -> Tensor:
     gradient is exactly ``grad * (x > -alpha)``.
     """
     if alpha < 0:
-        raise ValueError(f"HeLU alpha must be >= 0 (the backward threshold is -alpha), got {alpha}")
+        raise InputError(f"HeLU alpha must be >= 0 (the backward threshold is -alpha), got {alpha}")
     mask = (x > -alpha).to(x.dtype)
     return torch.relu(x).detach() + (x - x.detach()) * mask
 

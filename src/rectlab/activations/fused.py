@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from .. import kernels
+from ..errors import InputError, InputTypeError, UnavailableError
 from ..kernels import _layout
 from ..kernels import interpret_requested as _interpret_requested
 from . import functional as AF
@@ -107,7 +108,7 @@ DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 def check_backend(backend: str) -> str:
     """Validate a ``backend=`` argument: ``"auto"``, ``"torch"`` or ``"triton"``."""
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+        raise InputError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
     return backend
 
 
@@ -128,7 +129,7 @@ def backend_from_env(backend: str) -> str:
     if not value:
         return "auto"
     if value not in ("auto", "torch", "triton"):
-        raise ValueError(
+        raise InputError(
             f"{BACKEND_ENV}={os.environ[BACKEND_ENV]!r} is not valid: use torch, triton or auto (or unset it)"
         )
     return value
@@ -179,24 +180,24 @@ def use_fused(x: Tensor, backend: str, op: str) -> bool:
         return False
     if op not in FUSED_OPS:
         if backend == "triton":
-            raise ValueError(f"no fused kernel for {op!r}; use backend='auto' or 'torch'")
+            raise InputError(f"no fused kernel for {op!r}; use backend='auto' or 'torch'")
         return False
     if backend == "auto":
         return _kernel_device(x) and x.dtype in DTYPES and triton_available() and _kernel_gate(op, x)
     check_backend(backend)
     if not triton_available():
-        raise RuntimeError(
+        raise UnavailableError(
             f"backend='triton' for {op!r} needs the triton package, which is not installed: install it "
             "(pip install triton, Linux with a CUDA GPU) or use backend='auto' / 'torch'"
         )
     if x.dtype not in DTYPES:
-        raise TypeError(
+        raise InputTypeError(
             f"the fused {op!r} kernel takes float32, bfloat16 or float16 tensors, got {x.dtype}; "
             "use backend='torch' for other dtypes (e.g. float64 for gradcheck), or backend='auto'"
         )
     if x.is_cuda or _interpreting():
         return True
-    raise RuntimeError(
+    raise UnavailableError(
         f"backend='triton' for {op!r} got a {x.device.type} tensor, but Triton kernels run on CUDA GPUs: move "
         "the model and data to a GPU, use backend='auto' (the PyTorch reference off the GPU) or 'torch', or set "
         "TRITON_INTERPRET=1 to run the kernels in Triton's CPU interpreter (slow; for tests)"
@@ -211,13 +212,13 @@ def _kernel_device(x: Tensor) -> bool:
 def _kernels(family: str, x: Tensor):
     """The kernel module for ``family``, after checking that ``x`` can run it."""
     if not x.is_cuda and not _interpret_requested():
-        raise RuntimeError(
+        raise UnavailableError(
             f"rectlab's Triton kernels need a CUDA tensor, got a {x.device.type} one: use the plain-torch "
             "functions in rectlab.activations.functional (or backend='auto' / 'torch' on modules), or set "
             "TRITON_INTERPRET=1 to run the kernels in Triton's CPU interpreter"
         )
     if not triton_available():
-        raise RuntimeError("rectlab's fused activations need the triton package: pip install triton")
+        raise UnavailableError("rectlab's fused activations need the triton package: pip install triton")
     return kernels.load(family)
 
 
@@ -228,7 +229,7 @@ def _on_device(x: Tensor):
 
 def _check_input(x: Tensor, op: str) -> None:
     if x.dtype not in DTYPES:
-        raise TypeError(
+        raise InputTypeError(
             f"fused {op} takes float32, bfloat16 or float16 tensors, got {x.dtype}; "
             "use rectlab.activations.functional for other dtypes"
         )
@@ -311,7 +312,7 @@ _elementwise_op.register_autograd(ElementwiseFunction.backward, setup_context=El
 def _elementwise(x: Tensor, op: str, p0: float = 0.0, p1: float = 0.0, save_mask: bool = False) -> Tensor:
     _check_input(x, op)
     if save_mask and op not in ("relu", "leaky_relu", "helu"):
-        raise ValueError(f"save_mask=True is for piecewise-linear activations ({', '.join(MASK_OPS)}), not {op!r}")
+        raise InputError(f"save_mask=True is for piecewise-linear activations ({', '.join(MASK_OPS)}), not {op!r}")
     return torch.ops.rectlab.elementwise(_layout.dense(x), op, float(p0), float(p1), bool(save_mask))[0]
 
 
@@ -333,7 +334,7 @@ def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
 def celu(x: Tensor, alpha: float = 1.0) -> Tensor:
     """CELU, fused (``alpha > 0``)."""
     if alpha <= 0:
-        raise ValueError(f"CELU alpha must be > 0, got {alpha}")
+        raise InputError(f"CELU alpha must be > 0, got {alpha}")
     return _elementwise(x, "celu", alpha)
 
 
@@ -345,7 +346,7 @@ def selu(x: Tensor) -> Tensor:
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     """GELU, fused: exact (``approximate="none"``, erf) or the tanh form (``"tanh"``)."""
     if approximate not in ("none", "tanh"):
-        raise ValueError(f"gelu approximate must be 'none' or 'tanh', got {approximate!r}")
+        raise InputError(f"gelu approximate must be 'none' or 'tanh', got {approximate!r}")
     return _elementwise(x, "gelu" if approximate == "none" else "gelu_tanh")
 
 
@@ -362,21 +363,21 @@ def mish(x: Tensor) -> Tensor:
 def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """Softplus, fused; linear where ``beta * x > threshold``, as PyTorch."""
     if beta <= 0:
-        raise ValueError(f"Softplus beta must be > 0, got {beta}")
+        raise InputError(f"Softplus beta must be > 0, got {beta}")
     return _elementwise(x, "softplus", beta, threshold)
 
 
 def smelu(x: Tensor, beta: float = 1.0) -> Tensor:
     """SmeLU (Shamir et al. 2020), fused (``beta > 0``)."""
     if beta <= 0:
-        raise ValueError(f"SmeLU beta must be > 0 (the half-width of the quadratic region), got {beta}")
+        raise InputError(f"SmeLU beta must be > 0 (the half-width of the quadratic region), got {beta}")
     return _elementwise(x, "smelu", beta)
 
 
 def helu(x: Tensor, alpha: float = 0.05, save_mask: bool = False) -> Tensor:
     """HeLU, fused: ReLU forward, gradient where ``x > -alpha``. ``save_mask=True`` keeps that 1-bit mask."""
     if alpha < 0:
-        raise ValueError(f"HeLU alpha must be >= 0 (the backward threshold is -alpha), got {alpha}")
+        raise InputError(f"HeLU alpha must be >= 0 (the backward threshold is -alpha), got {alpha}")
     return _elementwise(x, "helu", alpha, save_mask=save_mask)
 
 
@@ -456,7 +457,7 @@ def rrelu(
     ``save_mask=True`` keeps a 1-bit mask for the backward instead of ``x``.
     """
     if not 0 <= lower <= upper:
-        raise ValueError(f"RReLU needs 0 <= lower <= upper, got lower={lower}, upper={upper}")
+        raise InputError(f"RReLU needs 0 <= lower <= upper, got lower={lower}, upper={upper}")
     if not training:
         return _elementwise(x, "leaky_relu", (lower + upper) / 2, save_mask=save_mask)
     _check_input(x, "rrelu")
@@ -544,7 +545,7 @@ def prelu(x: Tensor, weight: Tensor, dim: int = 1, save_mask: bool = False) -> T
     _check_input(x, "prelu")
     AF.broadcast_param(weight, x, dim, "PReLU weight")  # same validation and messages as the reference
     if save_mask and weight.requires_grad and torch.is_grad_enabled():
-        raise ValueError(
+        raise InputError(
             "PReLU save_mask=True drops x, but the weight gradient needs it: freeze the weight "
             "(weight.requires_grad_(False)) or use save_mask=False"
         )

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..errors import InputError, InputTypeError
 from . import create
 from .kinds import negative_slope
 from .modules import Activation
@@ -40,7 +41,7 @@ _PANEL, _POINTS_PER_PANEL, _HALF_RANGE = 0.125, 8, 12.0
 def check_mode(mode: str) -> str:
     """Return ``mode`` if it is "fan_in" or "fan_out", else raise a ValueError that says which to use."""
     if mode not in MODES:
-        raise ValueError(f"mode must be 'fan_in' (He et al. 2015 eq. 10) or 'fan_out' (eq. 14), got {mode!r}")
+        raise InputError(f"mode must be 'fan_in' (He et al. 2015 eq. 10) or 'fan_out' (eq. 14), got {mode!r}")
     return mode
 
 
@@ -67,16 +68,16 @@ def _as_module(activation: nn.Module | type[nn.Module] | str) -> nn.Module:
     if isinstance(activation, str) or (isinstance(activation, type) and issubclass(activation, Activation)):
         module = create(activation, channels=1)
         if module is None:
-            raise ValueError("gain() needs an activation, got an empty name")
+            raise InputError("gain() needs an activation, got an empty name")
         return module
     if isinstance(activation, type) and issubclass(activation, nn.Module):
         try:
             return activation()
         except TypeError as e:
-            raise TypeError(
+            raise InputTypeError(
                 f"cannot build {activation.__name__}() with default arguments ({e}); pass an instance"
             ) from None
-    raise TypeError(
+    raise InputTypeError(
         f"activation must be an nn.Module instance, class or registered name, got {type(activation).__name__}"
     )
 
@@ -133,13 +134,13 @@ def _moment(module: nn.Module, mode: str) -> float:
         else:
             (values,) = torch.autograd.grad(y.sum(), x)
     if values.shape != x.shape:
-        raise ValueError(
+        raise InputError(
             f"{type(module).__name__} changed the shape of its input; gain() needs an elementwise activation"
         )
     per_channel = (torch.from_numpy(weights)[:, None] * values.double() ** 2).sum(0)
     moment = float(per_channel.mean())
     if not math.isfinite(moment) or moment <= 0:
-        raise ValueError(f"E[f(z)^2] of {module!r} is {moment}; He init needs a non-zero, finite second moment")
+        raise InputError(f"E[f(z)^2] of {module!r} is {moment}; He init needs a non-zero, finite second moment")
     return moment
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..errors import InputError
 from ..registry import Registry
 from . import cpu, fused
 from . import functional as AF
@@ -148,7 +149,7 @@ class RReLU(Activation):
     ) -> None:
         super().__init__(inplace, backend)
         if not 0 <= lower <= upper:
-            raise ValueError(f"RReLU needs 0 <= lower <= upper, got lower={lower}, upper={upper}")
+            raise InputError(f"RReLU needs 0 <= lower <= upper, got lower={lower}, upper={upper}")
         self.lower = float(lower)
         self.upper = float(upper)
 
@@ -195,7 +196,7 @@ class PReLU(Activation):
     ) -> None:
         super().__init__(inplace, backend)
         if not isinstance(num_parameters, int) or num_parameters < 1:
-            raise ValueError(
+            raise InputError(
                 f"PReLU num_parameters must be a positive int (1 or the channel count), got {num_parameters!r}"
             )
         self.num_parameters = num_parameters
@@ -239,7 +240,7 @@ class ELU(Activation):
     def __init__(self, alpha: float = 1.0, inplace: bool = False, backend: str = "auto") -> None:
         super().__init__(inplace, backend)
         if alpha < 0:
-            raise ValueError(f"ELU alpha must be >= 0, got {alpha}")
+            raise InputError(f"ELU alpha must be >= 0, got {alpha}")
         self.alpha = float(alpha)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -260,7 +261,7 @@ class CELU(Activation):
     def __init__(self, alpha: float = 1.0, inplace: bool = False, backend: str = "auto") -> None:
         super().__init__(inplace, backend)
         if alpha <= 0:
-            raise ValueError(f"CELU alpha must be > 0, got {alpha}")
+            raise InputError(f"CELU alpha must be > 0, got {alpha}")
         self.alpha = float(alpha)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -297,7 +298,7 @@ class GELU(Activation):
     def __init__(self, approximate: str = "none", inplace: bool = False, backend: str = "auto") -> None:
         super().__init__(inplace, backend)
         if approximate not in ("none", "tanh"):
-            raise ValueError(f"GELU approximate must be 'none' or 'tanh', got {approximate!r}")
+            raise InputError(f"GELU approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
     def forward(self, x: Tensor) -> Tensor:
@@ -342,11 +343,11 @@ class Swish(Activation):
     ) -> None:
         super().__init__(inplace, backend)
         if beta < 0:
-            raise ValueError(f"Swish beta must be >= 0 (beta=0 is x/2, large beta approaches ReLU), got {beta}")
+            raise InputError(f"Swish beta must be >= 0 (beta=0 is x/2, large beta approaches ReLU), got {beta}")
         if not isinstance(num_parameters, int) or num_parameters < 1:
-            raise ValueError(f"Swish num_parameters must be a positive int, got {num_parameters!r}")
+            raise InputError(f"Swish num_parameters must be a positive int, got {num_parameters!r}")
         if num_parameters > 1 and not learnable:
-            raise ValueError("a per-channel Swish beta must be learnable: pass learnable=True")
+            raise InputError("a per-channel Swish beta must be learnable: pass learnable=True")
         self.learnable = bool(learnable)
         self.num_parameters = num_parameters
         self.dim = int(dim)
@@ -428,7 +429,7 @@ class Softplus(Activation):
     ) -> None:
         super().__init__(inplace, backend)
         if beta <= 0:
-            raise ValueError(f"Softplus beta must be > 0, got {beta}")
+            raise InputError(f"Softplus beta must be > 0, got {beta}")
         self.beta = float(beta)
         self.threshold = float(threshold)
 
@@ -456,7 +457,7 @@ class SmeLU(Activation):
     def __init__(self, beta: float = 1.0, inplace: bool = False, backend: str = "auto") -> None:
         super().__init__(inplace, backend)
         if beta <= 0:
-            raise ValueError(f"SmeLU beta must be > 0 (the half-width of the quadratic region), got {beta}")
+            raise InputError(f"SmeLU beta must be > 0 (the half-width of the quadratic region), got {beta}")
         self.beta = float(beta)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -483,7 +484,7 @@ class HeLU(Activation):
     def __init__(self, alpha: float = 0.05, inplace: bool = False, backend: str = "auto") -> None:
         super().__init__(inplace, backend)
         if alpha < 0:
-            raise ValueError(f"HeLU alpha must be >= 0, got {alpha}")
+            raise InputError(f"HeLU alpha must be >= 0, got {alpha}")
         self.alpha = float(alpha)
 
     def forward(self, x: Tensor) -> Tensor:

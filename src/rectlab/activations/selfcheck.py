@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..errors import InputError
 from . import functional as AF
 from . import fused
 from .fused import BACKEND_ENV, backend_from_env  # re-exported: the dispatch reads them
@@ -223,7 +224,7 @@ def _cases(op: str) -> list[_Case]:
         "gcu": [_Case(F.gcu, AF.gcu)],
     }
     if op not in table:
-        raise ValueError(f"no self-check for {op!r}; checked ops: {', '.join(ops())}")
+        raise InputError(f"no self-check for {op!r}; checked ops: {', '.join(ops())}")
     return table[op]
 
 
@@ -300,7 +301,7 @@ def check(op: str, device: str | torch.device, dtype: torch.dtype, layout: str =
     """
     device = torch.device(device)
     if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        raise InputError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     t0 = time.perf_counter()
     problems: list[str] = []
     try:

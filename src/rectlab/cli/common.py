@@ -6,6 +6,7 @@ import argparse
 import math
 from typing import Any
 
+from ..errors import InputError
 from ..training.config import AMP_MODES, OPTIMIZERS, SCHEDULES
 
 
@@ -133,6 +134,9 @@ def add_execution_args(p: argparse.ArgumentParser, dry_run: bool = True) -> None
                    help="add seeds or grid values to the study in --out (otherwise a different spec is refused)")
     p.add_argument("--retry-failed", action="store_true", help="train runs that failed (an error) again")
     p.add_argument("--retry-diverged", action="store_true", help="train runs that diverged (NaN/inf loss) again")
+    p.add_argument("--allow-numerics-change", action="store_true",
+                   help="go on with a study trained with other numerics (--threads, torch version, device kind, "
+                        "determinism flags; otherwise refused, as results change with them)")
     if dry_run:
         p.add_argument("--dry-run", action="store_true",
                        help="validate everything and say what would run, train nothing")
@@ -145,10 +149,13 @@ def add_execution_args(p: argparse.ArgumentParser, dry_run: bool = True) -> None
 def execution_options(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of :func:`rectlab.study.run_study` set by :func:`add_execution_args`."""
     if args.gpus_per_run is not None and args.gpus_per_run < 0:
-        raise ValueError(f"--gpus-per-run must be >= 0, got {args.gpus_per_run}")
+        raise InputError(f"--gpus-per-run must be >= 0, got {args.gpus_per_run}")
+    if getattr(args, "out", None) is not None and not str(args.out).strip():
+        raise InputError("--out is empty; pass the study folder, e.g. --out runs/x")
     return {"executor": args.executor, "workers": args.workers, "threads": args.threads, "device": args.device,
             "data_dir": args.data_dir, "extend": args.extend, "retry_failed": args.retry_failed,
-            "retry_diverged": args.retry_diverged, "address": args.address, "gpus_per_run": args.gpus_per_run,
+            "retry_diverged": args.retry_diverged, "allow_numerics_change": args.allow_numerics_change,
+            "address": args.address, "gpus_per_run": args.gpus_per_run,
             "progress": not args.no_progress, "trackers": ["tensorboard"] if args.tensorboard else [],
             "imports": list(getattr(args, "imports", None) or [])}
 

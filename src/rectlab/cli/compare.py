@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..errors import InputError
 from ..training.config import INITS
 from .common import (
     NUMERIC_TRAINING_FIELDS,
@@ -58,14 +59,14 @@ def build_spec(args: argparse.Namespace) -> dict[str, Any]:
         if values is None:  # not given and no default: the config's own (e.g. no train_limit)
             continue
         if len(set(values)) != len(values):
-            raise ValueError(f"--{key.replace('_', '-')} lists a value twice: {','.join(map(str, values))}")
+            raise InputError(f"--{key.replace('_', '-')} lists a value twice: {','.join(map(str, values))}")
         if len(values) > 1:
             grid[key] = values
         else:
             base[key] = values[0]
     baseline = args.baseline or args.activations[0]
     if baseline not in args.activations:
-        raise ValueError(f"--baseline {baseline!r} must be one of --activations {','.join(args.activations)}")
+        raise InputError(f"--baseline {baseline!r} must be one of --activations {','.join(args.activations)}")
     name = args.name or f"compare {', '.join(args.activations)} on {'/'.join(args.model)} / {'/'.join(args.dataset)}"
     return {"study": {"name": name, "seeds": args.seeds, "baseline": {"activation": baseline}},
             "base": base, "grid": grid}
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from ..study import spec_from_dict
 
     if args.seeds < 1:
-        raise ValueError("--seeds must be >= 1 (use 2 or more to get confidence intervals)")
+        raise InputError("--seeds must be >= 1 (use 2 or more to get confidence intervals)")
     spec = spec_from_dict(build_spec(args), where="rectlab compare")
     return execute(spec, args)
 
@@ -107,8 +108,9 @@ def dry_run(spec: Any, out: str, options: dict[str, Any], con: Any) -> int:
     from dataclasses import replace
     from pathlib import Path
 
-    from ..study import plan_study
+    from ..study import plan_study, runs
     from ..study.lock import prepare_out_dir
+    from ..study.numerics import current_numerics
     from ..study.validate import validate_runs
 
     if Path(out).exists():
@@ -116,8 +118,10 @@ def dry_run(spec: Any, out: str, options: dict[str, Any], con: Any) -> int:
     overrides = {k: options[k] for k in ("device", "data_dir") if options[k] is not None}
     if overrides:
         spec = replace(spec, base=spec.base.replace(**overrides))
+    numerics = current_numerics(options["threads"], {r.config.device for r in runs(spec)})
     plan = plan_study(spec, out, extend=options["extend"], retry_failed=options["retry_failed"],
-                      retry_diverged=options["retry_diverged"])
+                      retry_diverged=options["retry_diverged"], numerics=numerics,
+                      allow_numerics_change=options["allow_numerics_change"])
     validate_runs(plan.todo)
     con.print(f"dry run: {spec.name}: {plan.describe()}; nothing was trained")
     return 0

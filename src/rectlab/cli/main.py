@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from ..errors import RectlabError, disk_error
 from . import analyze, bench, compare, env, export, listing, plot, report, reproduce, run, search, train
 
 SUBCOMMANDS = (compare, run, train, report, analyze, reproduce, search, export, plot, listing, env, bench)
@@ -38,21 +39,18 @@ IMPORT_HELP = ("import a plugin module (a name or a .py path; repeat or comma-se
                "activations or datasets; study worker processes import it too")
 
 
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    from ..registry import UnknownNameError
-    from ..training.config import ConfigError
+def _one_line(error: BaseException) -> str | None:
+    """The one-line message of an error the user can fix, or None for a bug (which keeps its traceback).
 
-    # RuntimeError covers StudyLocked and StoreError; ValueError covers SpecError and StudyMismatch; ImportError a
-    # missing optional package or plugin module.
-    errors: list[type[BaseException]] = [ConfigError, UnknownNameError, FileNotFoundError, NotADirectoryError,
-                                         PermissionError, ValueError, RuntimeError, ImportError]
-    try:
-        from ..data import DataError
-
-        errors.append(DataError)
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(errors)
+    rectlab's own errors ([RectlabError][rectlab.errors.RectlabError]) say what was wrong and how to fix it; an
+    ``OSError`` of the disk (full, read-only, no permission) says so wherever it was raised.
+    """
+    if isinstance(error, RectlabError):
+        return str(error)
+    if isinstance(error, OSError):
+        disk = disk_error(error, str(error.filename) if error.filename else "a file")
+        return str(disk) if disk is not None else None
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -87,10 +85,11 @@ def _main(argv: Sequence[str] | None) -> int:
         print("\nrectlab: interrupted; finished epochs are saved, run the same command again to resume.",
               file=sys.stderr)
         return 130
-    except _expected_errors() as e:
-        if debug:
+    except Exception as e:
+        message = _one_line(e)
+        if debug or message is None:
             raise
-        print(f"rectlab: error: {e}", file=sys.stderr)
+        print(f"rectlab: error: {message}", file=sys.stderr)
         print("(run with --debug for the full traceback)", file=sys.stderr)
         return 2
 

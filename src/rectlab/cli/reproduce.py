@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import InputError
 from ..study.spec import SCALES
 from .common import add_execution_args, execution_options
 
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         return _list()
     if not args.name:
-        raise ValueError("name a reproduction (one of: " + ", ".join(reproduce.names()) + ") or pass --list")
+        raise InputError("name a reproduction (one of: " + ", ".join(reproduce.names()) + ") or pass --list")
     names = reproduce.names() if args.name == "all" else [args.name]
     for name in names:
         reproduce.get(name)  # unknown names fail before anything runs, listing the known ones

@@ -37,6 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from ..errors import InputError
+    from ..files import write_text
     from ..study.validate import check_data_dir
     from ..training.config import from_dict
     from ..training.loop import Distributed, Diverged, train_one
@@ -45,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
                         "dataset": args.dataset, "seed": args.seed, "init": args.init, "erase_relu": args.erase_relu,
                         "device": args.device, "data_dir": args.data_dir}, where="rectlab train")
     check_data_dir(config.dataset, config.data_dir)
+    if args.out is not None and not args.out.strip():
+        raise InputError("--out is empty; pass the run folder, e.g. --out runs/one (or leave --out out)")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     dist = Distributed.init_from_env(config.device)
@@ -73,5 +77,5 @@ def run(args: argparse.Namespace) -> int:
 
             record = {"config": config.to_dict(), "metrics": result.metrics, "extras": result.extras,
                       "device": result.device, "processes": dist.world}
-            (Path(args.out) / "metrics.json").write_text(json.dumps(record, indent=1, default=str))
+            write_text(Path(args.out) / "metrics.json", json.dumps(record, indent=1, default=str))
     return 0

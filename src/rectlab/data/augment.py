@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import InputError
+
 __all__ = ["iterate_batches", "normalize", "random_crop_flip"]
 
 
@@ -40,9 +42,9 @@ def random_crop_flip(x: Tensor, padding: int, flip: bool, generator: torch.Gener
         A new tensor shaped like ``x`` (``x`` itself when there is nothing to do).
     """
     if x.ndim != 4:
-        raise ValueError(f"random_crop_flip expects a batch (N, C, H, W), got shape {tuple(x.shape)}")
+        raise InputError(f"random_crop_flip expects a batch (N, C, H, W), got shape {tuple(x.shape)}")
     if padding < 0:
-        raise ValueError(f"padding must be >= 0, got {padding}")
+        raise InputError(f"padding must be >= 0, got {padding}")
     if padding == 0 and not flip:
         return x
     n, c, h, w = x.shape
@@ -68,9 +70,9 @@ def normalize(x: Tensor, mean: Sequence[float], std: Sequence[float], dtype: tor
     bfloat16 result is the rounded float32 value.
     """
     if x.ndim != 4:
-        raise ValueError(f"normalize expects a batch (N, C, H, W), got shape {tuple(x.shape)}")
+        raise InputError(f"normalize expects a batch (N, C, H, W), got shape {tuple(x.shape)}")
     if len(mean) != x.shape[1] or len(std) != x.shape[1]:
-        raise ValueError(f"mean/std have {len(mean)}/{len(std)} values for {x.shape[1]} channels")
+        raise InputError(f"mean/std have {len(mean)}/{len(std)} values for {x.shape[1]} channels")
     work = torch.float64 if dtype == torch.float64 else torch.float32
     scale = 255.0 if x.dtype == torch.uint8 else 1.0
     m = torch.tensor(mean, dtype=work, device=x.device).view(1, -1, 1, 1) * scale
@@ -92,9 +94,9 @@ def iterate_batches(
     batches are contiguous slices (views, no copy). ``drop_last`` skips a final short batch.
     """
     if len(x) != len(y):
-        raise ValueError(f"x has {len(x)} examples but y has {len(y)}")
+        raise InputError(f"x has {len(x)} examples but y has {len(y)}")
     if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+        raise InputError(f"batch_size must be positive, got {batch_size}")
     n = len(x)
     stop = n - n % batch_size if drop_last else n
     if not shuffle:

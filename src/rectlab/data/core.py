@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Subset
 
-from ..errors import RectlabError
+from ..errors import InputError, RectlabError
 
 __all__ = [
     "DataError",
@@ -78,7 +78,7 @@ class LoadedData:
         if not (all(t is not None for t in tensors) and all(s is None for s in sets)) and not (
             all(t is None for t in tensors) and all(s is not None for s in sets)
         ):
-            raise ValueError("LoadedData holds either all four tensors (train/test x/y) or both datasets, not a mix")
+            raise InputError("LoadedData holds either all four tensors (train/test x/y) or both datasets, not a mix")
 
     @property
     def in_memory(self) -> bool:
@@ -124,7 +124,7 @@ class LoadedData:
         """
         for what, n in (("train", train), ("test", test)):
             if n is not None and n <= 0:
-                raise ValueError(f"limit({what}={n}) must be a positive count or None")
+                raise InputError(f"limit({what}={n}) must be a positive count or None")
         if self.in_memory:
             return dataclasses.replace(
                 self,

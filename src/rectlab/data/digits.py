@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import InputTypeError
 from .core import DataError, DatasetSpec, LoadedData, in_memory_data
 
 __all__ = ["DIGITS", "DigitsSpec", "stratified_split"]
@@ -59,7 +60,7 @@ class DigitsSpec(DatasetSpec):
     def load(self, data_dir: str | Path | None = None, download: bool = True, **options: Any) -> LoadedData:
         """Load the digits; ``data_dir`` and ``download`` are accepted for a uniform API and ignored."""
         if options:
-            raise TypeError(f"dataset {self.name!r} takes no options, got {', '.join(sorted(options))}")
+            raise InputTypeError(f"dataset {self.name!r} takes no options, got {', '.join(sorted(options))}")
         try:
             from sklearn.datasets import load_digits  # lazy: scikit-learn is an optional, slow import
         except ImportError as e:

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ..errors import InputError
 from . import locate
 from .core import DataError, DatasetNotFoundError, DatasetSpec, LoadedData
 
@@ -70,9 +71,9 @@ class ImageFolderSpec(DatasetSpec):
         mean: tuple[float, ...] = tuple(options.get("mean", IMAGENET_MEAN))
         std: tuple[float, ...] = tuple(options.get("std", IMAGENET_STD))
         if image_size <= 0:
-            raise ValueError(f"image_size must be positive, got {image_size}")
+            raise InputError(f"image_size must be positive, got {image_size}")
         if len(mean) != 3 or len(std) != 3:
-            raise ValueError("mean and std need 3 values (images are converted to RGB)")
+            raise InputError("mean and std need 3 values (images are converted to RGB)")
         root = self.find(data_dir)
         if root is None:
             train, val = self.splits

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import InputTypeError
 from .core import DataError, LoadedData
 from .ondisk import OnDiskSpec, Resource
 
@@ -78,7 +79,7 @@ def write_idx(path: str | Path, array: np.ndarray, compress: bool | None = None)
     array = np.ascontiguousarray(array)
     dtype = array.dtype.newbyteorder(">") if array.dtype.itemsize > 1 else array.dtype
     if dtype not in _TYPE_CODES:
-        raise TypeError(f"IDX cannot store {array.dtype}; use one of uint8, int8, int16, int32, float32, float64")
+        raise InputTypeError(f"IDX cannot store {array.dtype}; use one of uint8, int8, int16, int32, float32, float64")
     payload = struct.pack(f">BBBB{array.ndim}I", 0, 0, _TYPE_CODES[dtype], array.ndim, *array.shape)
     payload += array.astype(dtype, copy=False).tobytes()
     if compress is None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from torch import Tensor
 
+from ..errors import InputTypeError
 from . import download as _download
 from . import locate
 from .core import DataError, DatasetNotFoundError, DatasetSpec, LoadedData, in_memory_data
@@ -86,7 +87,7 @@ class OnDiskSpec(DatasetSpec):
     # -- loading ------------------------------------------------------------------------------
     def load(self, data_dir: str | Path | None = None, download: bool = True, **options: Any) -> LoadedData:
         if options:
-            raise TypeError(f"dataset {self.name!r} takes no options, got {', '.join(sorted(options))}")
+            raise InputTypeError(f"dataset {self.name!r} takes no options, got {', '.join(sorted(options))}")
         folder = self.find(data_dir)
         if folder is None:
             if not download:

@@ -26,6 +26,7 @@ from typing import Any
 import lightning.pytorch as pl  # optional dependency: this module is imported only by its users
 import torch
 
+from ..errors import InputError
 from ..study.trial import Trial
 
 __all__ = ["RectlabCallback"]
@@ -61,7 +62,7 @@ class RectlabCallback(pl.Callback):
     def __init__(self, trial: Trial, *, save: bool = True, every: int = 1) -> None:
         super().__init__()
         if every < 1:
-            raise ValueError(f"every must be >= 1, got {every}")
+            raise InputError(f"every must be >= 1, got {every}")
         self.trial, self.save, self.every = trial, save, every
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from ..activations import ActivationSpec
+from ..errors import InputTypeError
 from ..registry import Registry
 from . import external
 from .common import HEADS, BasicModule, check_io
@@ -66,7 +67,8 @@ def _variant(cls: Callable[..., nn.Module], **fixed: Any) -> Callable[..., nn.Mo
     def build(**kwargs: Any) -> nn.Module:
         clash = sorted(set(fixed) & set(kwargs))
         if clash:
-            raise TypeError(f"{', '.join(clash)} is fixed by the model name ({fixed}); use the generic name instead")
+            raise InputTypeError(f"{', '.join(clash)} is fixed by the model name ({fixed}); use the generic name "
+                                 "instead")
         return cls(**fixed, **kwargs)
 
     build.fixed = fixed  # type: ignore[attr-defined]
@@ -151,7 +153,7 @@ def create(
         rest = {k: v for k, v in fixed.items() if k not in clash}
         generic = [n for n, b in MODELS.items() if getattr(b, "cls", None) is cls and getattr(b, "fixed", None) == rest]
         hint = f"; use {generic[0]!r} with {clash[0]}=..." if generic else ""
-        raise TypeError(f"{', '.join(clash)} is fixed by the model name {name!r} ({fixed}){hint}")
+        raise InputTypeError(f"{', '.join(clash)} is fixed by the model name {name!r} ({fixed}){hint}")
     accepted = [
         p
         for p in inspect.signature(cls).parameters
@@ -159,7 +161,7 @@ def create(
     ]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
-        raise TypeError(
+        raise InputTypeError(
             f"model {name!r} does not take {', '.join(map(repr, unknown))}; its options are: {', '.join(accepted)}"
         )
     return build(activation=activation, num_classes=num_classes, in_channels=in_channels, **kwargs)

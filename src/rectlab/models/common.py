@@ -11,6 +11,7 @@ from torch import nn
 from .. import activations
 from ..activations import ActivationSpec, ReLUClassifier
 from ..activations.gains import gain
+from ..errors import InputError
 from ..surgery.erase import BasicModule  # the EraseReLU marker every block subclasses
 
 __all__ = [
@@ -63,15 +64,15 @@ def make_head(head: str, in_features: int, num_classes: int) -> nn.Module:
         return nn.Linear(in_features, num_classes)
     if head in ("relu-classifier", "relu-normalized"):
         return ReLUClassifier(in_features, num_classes, normalize=head == "relu-normalized")
-    raise ValueError(f"unknown head {head!r}; use one of {', '.join(HEADS)}")
+    raise InputError(f"unknown head {head!r}; use one of {', '.join(HEADS)}")
 
 
 def check_io(num_classes: int, in_channels: int) -> None:
     """Reject impossible class or channel counts early, with the value that was passed."""
     if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        raise InputError(f"num_classes must be a positive int, got {num_classes!r}")
     if not isinstance(in_channels, int) or in_channels < 1:
-        raise ValueError(f"in_channels must be a positive int (1 for grayscale, 3 for RGB), got {in_channels!r}")
+        raise InputError(f"in_channels must be a positive int (1 for grayscale, 3 for RGB), got {in_channels!r}")
 
 
 def init_weights_(model: nn.Module, make_act: RecordingFactory, head: nn.Module) -> None:

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor, nn
 
+from ..errors import InputError, MissingFileError, MissingPackageError, UnavailableError
 from ..registry import UnknownNameError
 from ..surgery import swap_activations
 from .common import make_head
@@ -60,7 +61,8 @@ def _timm() -> Any:
     try:
         import timm  # optional: pip install 'rectlab[timm]'
     except ImportError:
-        raise ImportError("timm: model names need timm: pip install 'rectlab[timm]' (or pip install timm)") from None
+        raise MissingPackageError("timm: model names need timm: pip install 'rectlab[timm]' (or pip install timm)") \
+            from None
     return timm
 
 
@@ -130,12 +132,12 @@ def adapt_input_conv(weight: Tensor, in_channels: int) -> Tensor:
 def _replace_input_conv(model: nn.Module, in_channels: int) -> None:
     found = _first(model, nn.Conv2d)
     if found is None:
-        raise ValueError("this model has no nn.Conv2d to adapt to in_channels; use in_channels=3")
+        raise InputError("this model has no nn.Conv2d to adapt to in_channels; use in_channels=3")
     path, conv = found
     if conv.in_channels == in_channels:
         return
     if conv.groups != 1:
-        raise ValueError(f"the first convolution {path!r} is grouped; in_channels cannot be adapted, use 3")
+        raise InputError(f"the first convolution {path!r} is grouped; in_channels cannot be adapted, use 3")
     padding = conv.padding if isinstance(conv.padding, str) else _pair(conv.padding)
     new = nn.Conv2d(in_channels, conv.out_channels, _pair(conv.kernel_size), _pair(conv.stride), padding,
                     _pair(conv.dilation), bias=conv.bias is not None, padding_mode=conv.padding_mode)
@@ -173,7 +175,7 @@ def _unwrap_state_dict(obj: Any, path: str) -> dict[str, Tensor]:
             obj = obj[key]
             break
     if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise ValueError(f"{path} does not hold a state_dict (a dict of tensors, or one under 'state_dict'/'model')")
+        raise InputError(f"{path} does not hold a state_dict (a dict of tensors, or one under 'state_dict'/'model')")
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
@@ -206,7 +208,7 @@ def load_adapted_state_dict(model: nn.Module, state_dict: Mapping[str, Tensor], 
     missing = [k for k in own if k not in state_dict and not k.endswith("num_batches_tracked") and k not in head_keys]
     if bad or missing:
         problems = bad + [f"{k} (missing)" for k in missing]
-        raise ValueError(f"{where} do not fit this model: {', '.join(problems[:6])}"
+        raise InputError(f"{where} do not fit this model: {', '.join(problems[:6])}"
                          + (f" and {len(problems) - 6} more" if len(problems) > 6 else ""))
     model.load_state_dict(new, strict=False)
     return skipped
@@ -223,13 +225,14 @@ def _tv_weights(arch: str, pretrained: bool | str) -> dict[str, Tensor]:
     try:
         weights = enum.DEFAULT if name == "DEFAULT" else enum[name.replace(enum.__name__ + ".", "")]
     except KeyError:
-        raise ValueError(f"tv:{arch} has no weights {name!r} and no such file exists; weights: "
+        raise InputError(f"tv:{arch} has no weights {name!r} and no such file exists; weights: "
                          f"{', '.join(w.name for w in enum)}, or the path of a state_dict file") from None
     try:
         return weights.get_state_dict(progress=False)
     except OSError as e:  # URLError and friends: no network and not in the cache
-        raise RuntimeError(f"could not load {weights} ({e}); put the file in torch's hub cache "
-                           f"({torch.hub.get_dir()}/checkpoints) or pass pretrained='/path/to/weights.pth'") from None
+        raise UnavailableError(f"could not load {weights} ({e}); put the file in torch's hub cache "
+                               f"({torch.hub.get_dir()}/checkpoints) or pass pretrained='/path/to/weights.pth'") \
+            from None
 
 
 def _build_tv(arch: str, num_classes: int, in_channels: int, hw: tuple[int, int] | None, pretrained: bool | str,
@@ -239,7 +242,7 @@ def _build_tv(arch: str, num_classes: int, in_channels: int, hw: tuple[int, int]
     patch_based = arch.startswith("vit_")
     if patch_based and hw is not None:
         if hw[0] != hw[1]:
-            raise ValueError(f"tv:{arch} needs square images, got {hw[0]}x{hw[1]}")
+            raise InputError(f"tv:{arch} needs square images, got {hw[0]}x{hw[1]}")
         kwargs.setdefault("image_size", hw[0])
     model = tvm.get_model(arch, weights=None, num_classes=num_classes, **kwargs)
     if in_channels != 3:
@@ -262,7 +265,7 @@ def _build_timm(arch: str, num_classes: int, in_channels: int, hw: tuple[int, in
     if isinstance(pretrained, str):
         path = Path(pretrained).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"pretrained={pretrained!r}: no such file; pass True for timm's own weights")
+            raise MissingFileError(f"pretrained={pretrained!r}: no such file; pass True for timm's own weights")
         kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
     model = timm.create_model(arch, pretrained=bool(pretrained), num_classes=num_classes, in_chans=in_channels,
                               **kwargs)
@@ -315,7 +318,7 @@ def create(
         ValueError: the adapted model cannot run on ``example_input``, or weights that do not fit.
     """
     if stem not in STEMS:
-        raise ValueError(f"stem={stem!r} is not valid; choose one of: {', '.join(STEMS)}")
+        raise InputError(f"stem={stem!r} is not valid; choose one of: {', '.join(STEMS)}")
     check_name(name)
     source, arch = _split(name)
     hw = (int(example_input.shape[-2]), int(example_input.shape[-1])) if example_input is not None else None
@@ -323,7 +326,7 @@ def create(
     try:
         model, patch_based = build(arch, num_classes, in_channels, hw, pretrained, dict(kwargs))
     except (TypeError, AssertionError) as e:  # the library's own complaint about an option or a size
-        raise ValueError(f"{name}: {type(e).__name__}: {e}") from None
+        raise InputError(f"{name}: {type(e).__name__}: {e}") from None
     small = stem == "small" or (stem == "auto" and hw is not None and max(hw) <= SMALL_INPUT and not patch_based)
     if small:
         _small_stem(model)
@@ -335,14 +338,14 @@ def create(
         _check_runs(model, example)
     except Exception as e:
         first = (str(e).strip().splitlines() or [""])[0][:200]
-        raise ValueError(
+        raise InputError(
             f"{name} cannot run on {in_channels}x{size[0]}x{size[1]} images ({type(e).__name__}: {first}); try "
             f"model_kwargs stem='small' (CNNs), img_size/patch_size (ViTs), or a model made for small images"
         ) from None
     if head != "linear":
         classifier = _classifier(model)
         if classifier is None:
-            raise ValueError(f"{name} has no nn.Linear classifier to replace with head={head!r}")
+            raise InputError(f"{name} has no nn.Linear classifier to replace with head={head!r}")
         path, linear = classifier
         _set(model, path, make_head(head, linear.in_features, num_classes))
     if activation is not None:

@@ -8,6 +8,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from ..activations import ActivationSpec
+from ..errors import InputError
 from .common import ActFactory, BasicModule, check_io, init_weights_, make_activation_factory, make_head
 
 __all__ = ["DenseLayer", "MLP"]
@@ -69,13 +70,13 @@ class MLP(nn.Module):
         check_io(num_classes, in_channels)
         if depth is not None:
             if not isinstance(hidden, int) or not isinstance(depth, int) or depth < 2:
-                raise ValueError(f"depth needs an int hidden width and depth >= 2, got hidden={hidden!r}, "
+                raise InputError(f"depth needs an int hidden width and depth >= 2, got hidden={hidden!r}, "
                                  f"depth={depth!r}")
             hidden = (hidden,) * (depth - 1)
         if isinstance(hidden, int):
             hidden = (hidden,)
         if any(not isinstance(h, int) or h < 1 for h in hidden):
-            raise ValueError(f"hidden sizes must be positive ints, got {tuple(hidden)}")
+            raise InputError(f"hidden sizes must be positive ints, got {tuple(hidden)}")
         make_act = make_activation_factory(activation, activation_kwargs)
         if input_size is None:
             self.pool = None

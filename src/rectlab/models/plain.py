@@ -14,6 +14,7 @@ from typing import Any, Literal
 from torch import Tensor, nn
 
 from ..activations import ActivationSpec
+from ..errors import InputError
 from .common import ActFactory, BasicModule, check_io, init_weights_, make_activation_factory, make_head
 
 __all__ = ["ConvLayer", "PlainNet"]
@@ -97,14 +98,14 @@ class PlainNet(nn.Module):
         super().__init__()
         check_io(num_classes, in_channels)
         if padding_mode not in PADDING_MODES:
-            raise ValueError(
+            raise InputError(
                 f"padding_mode must be 'zeros', 'circular', 'reflect' or 'replicate', got {padding_mode!r}"
             )
         mode = next(m for m in PADDING_MODES if m == padding_mode)
         if not isinstance(depth, int) or depth < 2:
-            raise ValueError(f"plain net depth counts weight layers and must be an int >= 2, got {depth!r}")
+            raise InputError(f"plain net depth counts weight layers and must be an int >= 2, got {depth!r}")
         if not widths:
-            raise ValueError("widths needs at least one stage width")
+            raise InputError("widths needs at least one stage width")
         n_conv = depth - 1
         stages = min(len(widths), n_conv)
         make_act = make_activation_factory(activation, activation_kwargs)

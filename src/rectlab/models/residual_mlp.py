@@ -16,6 +16,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from ..activations import ActivationSpec
+from ..errors import InputError
 from .common import ActFactory, BasicModule, check_io, init_weights_, make_activation_factory, make_head
 
 __all__ = ["ResidualDenseBlock", "ResidualMLP"]
@@ -68,9 +69,9 @@ class ResidualMLP(nn.Module):
         super().__init__()
         check_io(num_classes, in_channels)
         if not isinstance(blocks, int) or blocks < 1:
-            raise ValueError(f"blocks must be a positive int, got {blocks!r}")
+            raise InputError(f"blocks must be a positive int, got {blocks!r}")
         if not isinstance(width, int) or width < 1:
-            raise ValueError(f"width must be a positive int, got {width!r}")
+            raise InputError(f"width must be a positive int, got {width!r}")
         make_act = make_activation_factory(activation, activation_kwargs)
         self.pool = nn.AdaptiveAvgPool2d(input_size) if input_size is not None else None
         in_features = in_channels * input_size * input_size if input_size is not None else in_channels

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..activations import ActivationSpec
+from ..errors import InputError
 from .common import ActFactory, BasicModule, check_io, init_weights_, make_activation_factory, make_head
 
 __all__ = ["BasicBlock", "CifarResNet", "PreActBlock", "ShortcutA", "WideResNet"]
@@ -58,7 +59,7 @@ def make_shortcut(in_planes: int, planes: int, stride: int, kind: str) -> nn.Mod
         return ShortcutA(in_planes, planes, stride)
     if kind == "B":
         return nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes))
-    raise ValueError(f"shortcut must be 'A' (zero-padding) or 'B' (1x1 projection), got {kind!r}")
+    raise InputError(f"shortcut must be 'A' (zero-padding) or 'B' (1x1 projection), got {kind!r}")
 
 
 class BasicBlock(BasicModule):
@@ -162,12 +163,12 @@ class CifarResNet(nn.Module):
         super().__init__()
         check_io(num_classes, in_channels)
         if depth < 8 or (depth - 2) % 6:
-            raise ValueError(f"CIFAR ResNet depth must be 6n+2 with n >= 1 (20, 32, 44, 56, 110), got {depth}")
+            raise InputError(f"CIFAR ResNet depth must be 6n+2 with n >= 1 (20, 32, 44, 56, 110), got {depth}")
         if len(widths) != 3:
-            raise ValueError(f"widths needs one value per stage (3), got {tuple(widths)}")
+            raise InputError(f"widths needs one value per stage (3), got {tuple(widths)}")
         shortcut = shortcut or ("B" if preact else "A")
         if shortcut not in SHORTCUTS:
-            raise ValueError(f"shortcut must be 'A' (zero-padding) or 'B' (1x1 projection), got {shortcut!r}")
+            raise InputError(f"shortcut must be 'A' (zero-padding) or 'B' (1x1 projection), got {shortcut!r}")
         make_act = make_activation_factory(activation, activation_kwargs)
         n = (depth - 2) // 6
         self.depth, self.preact = depth, preact
@@ -236,11 +237,11 @@ class WideResNet(nn.Module):
         super().__init__()
         check_io(num_classes, in_channels)
         if depth < 10 or (depth - 4) % 6:
-            raise ValueError(f"WRN depth must be 6n+4 with n >= 1 (16, 22, 28, 40), got {depth}")
+            raise InputError(f"WRN depth must be 6n+4 with n >= 1 (16, 22, 28, 40), got {depth}")
         if width < 1:
-            raise ValueError(f"WRN width (widening factor k) must be >= 1, got {width}")
+            raise InputError(f"WRN width (widening factor k) must be >= 1, got {width}")
         if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise InputError(f"dropout must be in [0, 1), got {dropout}")
         make_act = make_activation_factory(activation, activation_kwargs)
         n = (depth - 4) // 6
         self.depth, self.width = depth, width

@@ -8,6 +8,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from ..activations import ActivationSpec
+from ..errors import InputError
 from .common import check_io, init_weights_, make_activation_factory, make_head
 from .mlp import DenseLayer
 from .plain import ConvLayer
@@ -45,7 +46,7 @@ class SmallCNN(nn.Module):
         super().__init__()
         check_io(num_classes, in_channels)
         if len(widths) != 3:
-            raise ValueError(f"small-cnn has three conv layers; widths needs 3 values, got {tuple(widths)}")
+            raise InputError(f"small-cnn has three conv layers; widths needs 3 values, got {tuple(widths)}")
         make_act = make_activation_factory(activation, activation_kwargs)
         w1, w2, w3 = widths
         self.block1 = ConvLayer(in_channels, w1, make_act, batch_norm=batch_norm, pool=True)

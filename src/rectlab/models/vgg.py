@@ -14,6 +14,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from ..activations import ActivationSpec
+from ..errors import InputError
 from .common import ActFactory, BasicModule, check_io, init_weights_, make_activation_factory, make_head
 
 __all__ = ["CONFIGS", "VGG", "VGGStage"]
@@ -84,9 +85,9 @@ class VGG(nn.Module):
         super().__init__()
         check_io(num_classes, in_channels)
         if depth not in CONFIGS:
-            raise ValueError(f"VGG depth must be one of {sorted(CONFIGS)}, got {depth}")
+            raise InputError(f"VGG depth must be one of {sorted(CONFIGS)}, got {depth}")
         if width_mult <= 0:
-            raise ValueError(f"width_mult must be > 0, got {width_mult}")
+            raise InputError(f"width_mult must be > 0, got {width_mult}")
         make_act = make_activation_factory(activation, activation_kwargs)
         self.depth = depth
         in_planes = in_channels

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
 from .collect import StudyResults
 from .plots import pyplot, save_figure
 
@@ -72,7 +73,7 @@ def probability_of_improvement(x_tasks: Sequence[Sequence[float]], y_tasks: Sequ
         ``1/M sum_m 1/(N_m K_m) sum_i sum_j S(x_mi, y_mj)`` with ``S = 1`` when x beats y, ``1/2`` on a tie.
     """
     if len(x_tasks) != len(y_tasks) or not x_tasks:
-        raise ValueError("probability_of_improvement needs the same (non-empty) list of tasks for X and Y")
+        raise InputError("probability_of_improvement needs the same (non-empty) list of tasks for X and Y")
     per_task = []
     for xs, ys in zip(x_tasks, y_tasks):
         x, y = np.asarray(xs, dtype=float)[:, None], np.asarray(ys, dtype=float)[None, :]

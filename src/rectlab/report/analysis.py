@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import RectlabError
+from ..errors import MissingFileError, MissingPackageError, RectlabError
 from .aggregate import AcrossTasks, across_tasks
 from .collect import CellResult, StudyResults
 from .collect import results_from_runs as _results_from_runs
@@ -36,8 +36,8 @@ def _pandas() -> Any:
     try:
         import pandas  # optional: rectlab[frames]
     except ImportError:
-        raise ImportError("reading a results table needs pandas: pip install 'rectlab[frames]' (or pip install "
-                          "pandas)") from None
+        raise MissingPackageError("reading a results table needs pandas: pip install 'rectlab[frames]' (or pip "
+                                  "install pandas)") from None
     return pandas
 
 
@@ -50,7 +50,7 @@ def read_table(path: str | Path) -> Any:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; pass a CSV or Parquet file with one row per run")
+        raise MissingFileError(f"{path} does not exist; pass a CSV or Parquet file with one row per run")
     pd = _pandas()
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv", ".txt"):

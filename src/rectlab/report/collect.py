@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import MissingFileError
 from ..probes import per_site_curves
 from ..study.store import Store
 from .stats import Comparison, Summary, compare, holm_comparisons, summarize
@@ -86,6 +87,8 @@ class StudyResults:
         cells: one :class:`CellResult` per grid cell with done or diverged runs, in grid order.
         incomplete: runs neither done nor diverged (failed, interrupted, running), with their errors.
         versions, devices: what the runs were trained with.
+        set_aside: files set aside instead of being used (a checkpoint newer than the database, damaged or
+            changed on disk), each ``{"path", "hash", "reason", "time"}``; their runs restarted from scratch.
     """
 
     name: str
@@ -95,6 +98,7 @@ class StudyResults:
     incomplete: list[dict[str, Any]]
     versions: dict[str, Any]
     devices: list[str]
+    set_aside: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def baseline(self) -> dict[str, Any]:
@@ -178,13 +182,16 @@ def collect(study_dir: str | Path) -> StudyResults:
 
     Raises:
         FileNotFoundError: when the directory has no results.db.
+        StoreError: results.db is not a readable rectlab database (it is opened read-only: never changed).
     """
     path = Path(study_dir) / "results.db"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: pass the --out directory of a `rectlab compare` or `rectlab run`")
-    store = Store(path)
+        raise MissingFileError(f"{path} not found: pass the --out directory of a `rectlab compare` or `rectlab run`")
+    store = Store(path, readonly=True)
     spec = store.spec() or {}
-    return results_from_runs(spec.get("study", {}).get("name", Path(study_dir).name), spec, store.runs())
+    results = results_from_runs(spec.get("study", {}).get("name", Path(study_dir).name), spec, store.runs())
+    results.set_aside = store.set_aside()
+    return results
 
 
 def results_from_runs(name: str, spec: dict[str, Any], all_runs: Sequence[dict[str, Any]]) -> StudyResults:

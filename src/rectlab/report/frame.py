@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError, MissingFileError, MissingPackageError
+from ..files import atomic_path
 from ..study.store import Store
 from ..training.config import field_names
 
@@ -25,7 +27,8 @@ def _pandas() -> Any:
     try:
         import pandas  # optional: pip install 'rectlab[frames]'
     except ImportError:
-        raise ImportError("to_frame needs pandas: pip install 'rectlab[frames]' (or pip install pandas)") from None
+        raise MissingPackageError("to_frame needs pandas: pip install 'rectlab[frames]' (or pip install pandas)") \
+            from None
     return pandas
 
 
@@ -36,7 +39,7 @@ def study_dirs(path: str | Path) -> list[Path]:
     if (path / "results.db").is_file():
         return [path]
     if not path.is_dir():
-        raise FileNotFoundError(f"{path} is not a directory: pass the --out folder of compare, run or reproduce")
+        raise MissingFileError(f"{path} is not a directory: pass the --out folder of compare, run or reproduce")
     return sorted(p.parent for p in path.rglob("results.db"))
 
 
@@ -80,20 +83,20 @@ def _epoch_values(metrics: dict[str, Any]) -> dict[str, Any]:
 def records(path: str | Path, per: str = "run") -> list[dict[str, Any]]:
     """The rows :func:`to_frame` builds, as plain dicts (no pandas needed)."""
     if per not in PER:
-        raise ValueError(f"per must be one of {', '.join(PER)}, got {per!r}")
+        raise InputError(f"per must be one of {', '.join(PER)}, got {per!r}")
     root = Path(path)
     dirs = study_dirs(root)
     if not dirs:
         xor = sorted(root.glob("xor*.json"))
         if xor:
             if per == "epoch":
-                raise ValueError(f"{root} holds xor-prelu trial counts, not epochs of runs; use per='run'")
+                raise InputError(f"{root} holds xor-prelu trial counts, not epochs of runs; use per='run'")
             return _xor_records(xor)
-        raise FileNotFoundError(f"no results.db in or under {root}: pass the --out folder of compare, run or "
-                                "reproduce")
+        raise MissingFileError(f"no results.db in or under {root}: pass the --out folder of compare, run or "
+                               "reproduce")
     rows: list[dict[str, Any]] = []
     for study_dir in dirs:
-        store = Store(study_dir / "results.db")
+        store = Store(study_dir / "results.db", readonly=True)
         order = list((store.spec() or {}).get("grid") or {})
         for run in store.runs():
             base = _run_columns(root, study_dir, run, _label(run["cell"], order))
@@ -168,14 +171,19 @@ def export(path: str | Path, out: str | Path, fmt: str | None = None, per: str =
     out = Path(out)
     fmt = fmt or out.suffix.lstrip(".").lower()
     if fmt not in FORMATS:
-        raise ValueError(f"unknown export format {fmt!r} for {out}; use one of: {', '.join(FORMATS)}")
+        raise InputError(f"unknown export format {fmt!r} for {out}; use one of: {', '.join(FORMATS)}")
+    if out.is_dir():
+        raise InputError(f"{out} is a folder; pass the file to write, e.g. {out / f'results.{fmt}'}")
+    blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise InputError(f"cannot write {out}: {blocking} is a file, not a folder; pass another path")
     frame = to_frame(path, per)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "csv":
-        frame.to_csv(out, index=False)
-    else:
-        try:
-            frame.to_parquet(out, index=False)
-        except ImportError as e:
-            raise ImportError(f"Parquet needs pyarrow: pip install 'rectlab[frames]' ({e})") from None
+    with atomic_path(out) as tmp:  # a whole file or none: never a half-written table
+        if fmt == "csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            try:
+                frame.to_parquet(tmp, index=False)
+            except ImportError as e:
+                raise MissingPackageError(f"Parquet needs pyarrow: pip install 'rectlab[frames]' ({e})") from None
     return out

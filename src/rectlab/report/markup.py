@@ -13,6 +13,8 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..files import write_text
+
 __all__ = ["Document", "md_table", "verdict_class"]
 
 _GOOD = ("reproduced", "better")
@@ -180,11 +182,12 @@ class Document:
                 f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
     def write(self, folder: Path, stem: str) -> tuple[Path, Path]:
-        """Write ``folder/stem.md`` and ``folder/stem.html``; return both paths."""
+        """Write ``folder/stem.md`` and ``folder/stem.html`` (each atomically); return both paths."""
         folder = Path(folder)
         md, page = folder / f"{stem}.md", folder / f"{stem}.html"
-        md.write_text(self.markdown(folder))
-        page.write_text(self.html())
+        markdown, html_page = self.markdown(folder), self.html()  # both composed before either file is replaced
+        write_text(md, markdown)  # each file whole (temporary file, then rename), never half-written
+        write_text(page, html_page)
         return md, page
 
 

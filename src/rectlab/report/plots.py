@@ -27,6 +27,8 @@ import torch
 from torch import Tensor, nn
 
 from .. import activations
+from ..errors import InputError
+from ..files import atomic_path
 from ..study.spec import METRICS
 from .collect import collect, site_curves
 from .stats import summarize
@@ -71,11 +73,13 @@ def _colors(n: int) -> Any:
 
 
 def save_figure(fig: Any, path: Path) -> Path:
-    """Lay out, write and close ``fig``; returns ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    pyplot().close(fig)
+    """Lay out, write (atomically: a temporary file, then rename) and close ``fig``; returns ``path``."""
+    try:
+        fig.tight_layout()
+        with atomic_path(path, f"the plot {path}") as tmp:
+            fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".").lower() or "png")
+    finally:
+        pyplot().close(fig)
     return path
 
 
@@ -332,7 +336,7 @@ def parse_spec(text: str) -> tuple[str, dict[str, Any]]:
     for item in filter(None, (p.strip() for p in rest.split(","))):
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
-            raise ValueError(f"{text!r}: parameters are key=value pairs, e.g. smelu:beta=0.5 or prelu:init=0.1")
+            raise InputError(f"{text!r}: parameters are key=value pairs, e.g. smelu:beta=0.5 or prelu:init=0.1")
         params[key.strip()] = _value(value.strip())
     return name.strip(), params
 
@@ -365,7 +369,7 @@ def _module(spec: str | nn.Module, params: Mapping[str, Any]) -> tuple[nn.Module
         module = activations.create(name, channels=1, **kwargs)
     except TypeError as e:
         takes = ", ".join(sorted(accepted - {"inplace", "backend"})) or "nothing"
-        raise ValueError(f"{e}; {name} takes: {takes}") from None
+        raise InputError(f"{e}; {name} takes: {takes}") from None
     shown = ", ".join(f"{k}={v}" for k, v in merged.items())
     return module, f"{name} ({shown})" if shown else name
 
@@ -376,7 +380,7 @@ def _check_shared(items: Sequence[str | nn.Module], params: Mapping[str, Any]) -
     for key in params:
         if not any(_ALIASES.get(key, {}).get(n, key) in inspect.signature(activations.get(n)).parameters
                    for n in names):
-            raise ValueError(f"no activation among {', '.join(names)} takes the parameter {key!r}")
+            raise InputError(f"no activation among {', '.join(names)} takes the parameter {key!r}")
 
 
 def activation_curve(spec: str | nn.Module, params: Mapping[str, Any] | None = None,
@@ -393,7 +397,7 @@ def activation_curve(spec: str | nn.Module, params: Mapping[str, Any] | None = N
     module = module.double().eval()  # evaluation mode: RReLU shows its mean slope
     lo, hi = x_range
     if not hi > lo or points < 3:
-        raise ValueError(f"x_range must be increasing and points >= 3, got {x_range} and {points}")
+        raise InputError(f"x_range must be increasing and points >= 3, got {x_range} and {points}")
     x = torch.linspace(lo, hi, points, dtype=torch.float64).reshape(-1, 1)  # (N, C=1)
     xg = x.clone().requires_grad_(True)
     y = module(xg)
@@ -440,7 +444,7 @@ def activation(
     """
     items = [specs] if isinstance(specs, (str, nn.Module)) else list(specs)
     if not items:
-        raise ValueError("name at least one activation, e.g. relu or smelu:beta=0.5")
+        raise InputError("name at least one activation, e.g. relu or smelu:beta=0.5")
     _check_shared(items, params or {})
     curves = [activation_curve(s, params, x_range, points) for s in items]
     plt = pyplot()
@@ -468,8 +472,8 @@ def activation(
     fig.tight_layout()
     if out is not None:
         out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=110)
+        with atomic_path(out, str(out)) as tmp:  # never a half-written image
+            fig.savefig(tmp, dpi=110, format=out.suffix.lstrip(".").lower() or "png")
     return fig
 
 
@@ -485,7 +489,7 @@ def _out(study: Any, out: str | Path | None, name: str) -> Path:
         return Path(out)
     if isinstance(study, (str, Path)):
         return Path(study) / "plots" / name
-    raise ValueError("pass out='file.png' when plotting collected results")
+    raise InputError("pass out='file.png' when plotting collected results")
 
 
 def slopes(study: Any, out: str | Path | None = None, *, over_training: bool = False) -> Path:
@@ -504,7 +508,7 @@ def slopes(study: Any, out: str | Path | None = None, *, over_training: bool = F
         curves_by_cell = {c.label: site_curves(c, "slope") for c in results.cells}
         curves_by_cell = {k: v for k, v in curves_by_cell.items() if v}
         if not curves_by_cell:
-            raise ValueError("no per-epoch slopes in this study: add probes = [\"slopes\"] to its [study] table")
+            raise InputError("no per-epoch slopes in this study: add probes = [\"slopes\"] to its [study] table")
         return layer_curves(curves_by_cell, _out(study, out, "slopes_over_training.png"),
                             title="Learned slope per layer over training", ylabel="slope a / beta", zero_line=True)
     per_cell: dict[str, dict[str, list[float]]] = {}
@@ -516,7 +520,7 @@ def slopes(study: Any, out: str | Path | None = None, *, over_training: bool = F
         if layers:
             per_cell[c.label] = layers
     if not per_cell:
-        raise ValueError("no learned slopes in this study: its activations have no learned parameters (use prelu, "
+        raise InputError("no learned slopes in this study: its activations have no learned parameters (use prelu, "
                          "prelu-shared or swish-learnable)")
     return layer_profile(per_cell, _out(study, out, "slopes_per_layer.png"),
                          title="Learned activation parameter per layer (bars: min–max over seeds)",
@@ -536,7 +540,7 @@ def dead_neurons(study: Any, out: str | Path | None = None, *, dynamic: bool = F
     per_cell = {c.label: site_curves(c, prefix) for c in results.cells}
     per_cell = {k: v for k, v in per_cell.items() if v}
     if not per_cell:
-        raise ValueError("no dead-neuron metrics in this study: add probes = [\"dead-neurons\"] to its [study] table "
+        raise InputError("no dead-neuron metrics in this study: add probes = [\"dead-neurons\"] to its [study] table "
                          "(or use rectlab compare ... --tensorboard to watch them)")
     what = "dynamic dead neuron rate" if dynamic else "fraction of channels dead"
     return layer_curves(per_cell, _out(study, out, "dead_neurons.png"), title="Dead units per layer", ylabel=what)

@@ -72,7 +72,8 @@ def power_sentence(results: StudyResults) -> str:
 
 
 def runs_sentences(results: StudyResults) -> list[str]:
-    """Sentences on runs that are not ordinary results: unconverged, diverged, failed or unfinished."""
+    """Sentences on runs that are not ordinary results: unconverged, diverged, failed or unfinished, and files
+    set aside (checkpoints that did not match the database)."""
     out = []
     unconverged = [f"{c.label} seeds {', '.join(map(str, c.unconverged))}" for c in results.cells if c.unconverged]
     done = sum(has_train_loss(r) for c in results.cells for r in c.runs)  # runs whose plateau can be judged
@@ -93,6 +94,9 @@ def runs_sentences(results: StudyResults) -> list[str]:
     if other:
         statuses = ", ".join(sorted({r["status"] for r in other}))
         out.append(f"{len(other)} run(s) not finished ({statuses}); re-run the same command to finish them.")
+    for item in results.set_aside:
+        out.append(f"Set aside (kept, not used; the run was trained again from its last consistent state): "
+                   f"{item['path']}: {item['reason']}.")
     return out
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
+from ..files import write_text
 from ..report import collect, write_report
 from ..study import load_spec, run_study
 from .core import SCALES, Analysis, ClaimCheck, Context, PartRun, Reproduction, overall_verdict, studies_dir
@@ -50,7 +52,7 @@ def load_part_spec(repro: Reproduction, part_spec: str, scale: str, studies: str
     spec = load_spec(studies_dir(studies) / part_spec, scale=scale)
     if dataset is not None:
         if "dataset" in spec.grid:
-            raise ValueError(f"{part_spec} varies the dataset in its grid; --dataset cannot override it")
+            raise InputError(f"{part_spec} varies the dataset in its grid; --dataset cannot override it")
         spec = dataclasses.replace(spec, base=spec.base.replace(dataset=dataset))
     return spec
 
@@ -108,7 +110,7 @@ def run_reproduction(
             retry_diverged, address, gpus_per_run, trackers, imports).
     """
     if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; choose one of: {', '.join(SCALES)}")
+        raise InputError(f"unknown scale {scale!r}; choose one of: {', '.join(SCALES)}")
     t0 = time.perf_counter()
     out = Path(out) if out is not None else Path("runs") / f"repro-{repro.name}-{scale}"
     out.mkdir(parents=True, exist_ok=True)
@@ -136,5 +138,5 @@ def run_reproduction(
     command = command or " ".join(shlex.quote(a) for a in ["rectlab", *sys.argv[1:]])
     md, html = write_reproduction(repro, ctx, analysis, verdict, reason, seconds, command)
     json_path = out / "verdict.json"
-    json_path.write_text(json.dumps(verdict_record(repro, ctx, analysis, verdict, reason, seconds, command), indent=1))
+    write_text(json_path, json.dumps(verdict_record(repro, ctx, analysis, verdict, reason, seconds, command), indent=1))
     return ReproductionReport(repro.name, scale, verdict, reason, analysis.checks, out, md, html, json_path, seconds)

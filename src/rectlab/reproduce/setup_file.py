@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..errors import InputError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -28,16 +30,16 @@ def load_setup_table(path: str | Path, section: str, scale: str, cls: type[T]) -
     raw = tomllib.loads(Path(path).read_text())
     unknown = set(raw) - {section, "scales"}
     if unknown:
-        raise ValueError(f"{path}: unknown section(s) {sorted(unknown)}; valid: [{section}], [scales.NAME]")
+        raise InputError(f"{path}: unknown section(s) {sorted(unknown)}; valid: [{section}], [scales.NAME]")
     values: dict[str, Any] = dict(raw.get(section, {}))
     scales = raw.get("scales", {})
     if scale not in scales:
-        raise ValueError(f"{path}: no [scales.{scale}] table; valid scales: {', '.join(scales) or 'none'}")
+        raise InputError(f"{path}: no [scales.{scale}] table; valid scales: {', '.join(scales) or 'none'}")
     values.update(scales[scale])
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     bad = [k for k in values if k not in fields]
     if bad:
-        raise ValueError(f"{path}: unknown key(s) {bad} in [{section}]; valid keys: {', '.join(fields)}")
+        raise InputError(f"{path}: unknown key(s) {bad} in [{section}]; valid keys: {', '.join(fields)}")
     for key, value in values.items():
         if isinstance(value, list) and str(fields[key].type).startswith("tuple"):
             values[key] = tuple(value)

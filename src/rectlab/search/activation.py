@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..activations import Activation
+from ..errors import InputError, InputTypeError, MissingFileError
 from .expr import ExprError, evaluate, num_params, parse, render
 
 __all__ = ["PREFIX", "SearchActivation", "activation_class", "canonical_name", "expression_of", "winner"]
@@ -44,10 +45,10 @@ class SearchActivation(Activation):
     def __init__(self, beta: float = 1.0, inplace: bool = False, backend: str = "auto") -> None:
         super().__init__(inplace, backend)
         if backend == "triton":
-            raise ValueError(f"search activation {self.expression!r} has no Triton kernel; use backend 'auto' or "
+            raise InputError(f"search activation {self.expression!r} has no Triton kernel; use backend 'auto' or "
                              "'torch'")
         if not self.expression:
-            raise TypeError("SearchActivation is built by rectlab.search.activation_class(expression)")
+            raise InputTypeError("SearchActivation is built by rectlab.search.activation_class(expression)")
         self._expr = parse(self.expression)
         n = num_params(self._expr)
         self.beta = nn.Parameter(torch.full((n,), float(beta))) if n else None
@@ -88,7 +89,7 @@ def winner(run: str | Path, rank: int = 1) -> str:
     """
     path = Path(run) / "search.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: pass the --out folder of a `rectlab search` run")
+        raise MissingFileError(f"{path} not found: pass the --out folder of a `rectlab search` run")
     winners = json.loads(path.read_text()).get("winners", [])
     if not 1 <= rank <= len(winners):
         raise ExprError(f"the search in {run} has {len(winners)} winner(s); rank {rank} does not exist "

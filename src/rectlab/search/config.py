@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import activations
+from ..errors import MissingFileError
 from ..training.config import ConfigError, field_names, from_dict
 from .space import SearchSpace
 
@@ -167,8 +168,8 @@ def load_config(path: str | Path, scale: str | None = None) -> SearchConfig:
     """Read a search TOML file at ``scale``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"search config {path} does not exist; pass a .toml file like "
-                                "rectlab/specs/activation-search.toml")
+        raise MissingFileError(f"search config {path} does not exist; pass a .toml file like "
+                               "rectlab/specs/activation-search.toml")
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:

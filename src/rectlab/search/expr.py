@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..errors import RectlabError
+from ..errors import InputError, RectlabError
 
 __all__ = ["EPS", "FUNCTIONS", "BinOp", "Call", "Const", "Expr", "ExprError", "Neg", "Param", "Pow", "Var",
            "evaluate", "num_params", "param_names", "parse", "render"]
@@ -279,7 +279,7 @@ def evaluate(e: Expr, x: Tensor, betas: Sequence[Tensor | float] = ()) -> Tensor
     params: list[Param] = []
     _params(e, params)
     if len(betas) != len(params):
-        raise ValueError(f"{render(e)} has {len(params)} parameter(s), got {len(betas)} values")
+        raise InputError(f"{render(e)} has {len(params)} parameter(s), got {len(betas)} values")
     index = {id(p): i for i, p in enumerate(params)}
 
     def go(node: Expr) -> Tensor | float:

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
+from ..files import write_text
 from ..report import collect, write_report
 from ..study import run_study, spec_from_dict
 from ..study.store import Store
@@ -109,13 +111,13 @@ def pool(config: SearchConfig) -> Screened:
         return screen(_sampled(config), limit=config.candidates)
     size = config.space.size()
     if size > config.max_exhaustive:
-        raise ValueError(f"the space has {size:,} candidates, more than max_exhaustive = {config.max_exhaustive:,}; "
+        raise InputError(f"the space has {size:,} candidates, more than max_exhaustive = {config.max_exhaustive:,}; "
                          "use strategy 'random' or 'halving' with candidates = N, or a smaller space")
     return screen(config.space.enumerate())
 
 
 def _scores(store_dir: Path, rung: RungResult) -> None:
-    for run in Store(store_dir / "results.db").runs():
+    for run in Store(store_dir / "results.db", readonly=True).runs():
         name = run["cell"].get("activation", "")
         text = name[len(PREFIX):]
         if text not in rung.candidates:
@@ -159,7 +161,7 @@ def run_search(config: SearchConfig, out: str | Path, *, final: bool = True, exe
     out.mkdir(parents=True, exist_ok=True)
     screened = pool(config)
     if not screened.accepted:
-        raise ValueError(f"no candidate of the space passed screening ({len(screened.rejected)} rejected); widen the "
+        raise InputError(f"no candidate of the space passed screening ({len(screened.rejected)} rejected); widen the "
                          "space")
     _say(console, f"search: {config.space.describe()}; {screened.seen} examined, {len(screened.accepted)} distinct "
                   f"kept, {len(screened.rejected)} rejected, {sum(map(len, screened.aliases.values()))} merged")
@@ -221,7 +223,7 @@ def _write(result: SearchResult) -> None:
         "final": str(result.final_dir) if result.final_dir else None,
         "seconds": round(result.seconds, 1),
     }
-    (result.out / "search.json").write_text(json.dumps(record, indent=1))
+    write_text(result.out / "search.json", json.dumps(record, indent=1))
 
 
 def _num(v: float) -> float | None:

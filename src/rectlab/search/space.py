@@ -13,6 +13,7 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from ..errors import InputError
 from .expr import Expr, render
 from .ops import BINARY, UNARY, X
 
@@ -49,21 +50,21 @@ class SearchSpace:
     def __post_init__(self) -> None:
         for kind, names, table in (("unary", self.unary, UNARY), ("binary", self.binary, BINARY)):
             if not names:
-                raise ValueError(f"the search space needs at least one {kind} function; known: {', '.join(table)}")
+                raise InputError(f"the search space needs at least one {kind} function; known: {', '.join(table)}")
             bad = [n for n in names if n not in table]
             if bad:
-                raise ValueError(f"unknown {kind} function(s) {bad}; known: {', '.join(table)}")
+                raise InputError(f"unknown {kind} function(s) {bad}; known: {', '.join(table)}")
             if len(set(names)) != len(names):
-                raise ValueError(f"{kind} functions listed twice: {list(names)}")
+                raise InputError(f"{kind} functions listed twice: {list(names)}")
         if not self.units or any(u not in (1, 2) for u in self.units):
-            raise ValueError(f"units must be 1, 2 or [1, 2], got {list(self.units)}")
+            raise InputError(f"units must be 1, 2 or [1, 2], got {list(self.units)}")
 
     @classmethod
     def from_dict(cls, d: dict) -> SearchSpace:
         """From ``{"unary": [...], "binary": [...], "units": 1 | [1, 2]}`` (missing keys: the paper's lists)."""
         bad = set(d) - {"unary", "binary", "units"}
         if bad:
-            raise ValueError(f"unknown search-space key(s) {sorted(bad)}; valid: unary, binary, units")
+            raise InputError(f"unknown search-space key(s) {sorted(bad)}; valid: unary, binary, units")
         units = d.get("units", 1)
         return cls(tuple(d.get("unary", UNARY)), tuple(d.get("binary", BINARY)),
                    (units,) if isinstance(units, int) else tuple(units))
@@ -77,7 +78,7 @@ class SearchSpace:
     def build(self, ops: Sequence[str]) -> Candidate:
         """The candidate of an operation tuple (3 names per core unit: u1, u2, b)."""
         if len(ops) not in (3, 6):
-            raise ValueError(f"a candidate has 3 operations per core unit, got {list(ops)}")
+            raise InputError(f"a candidate has 3 operations per core unit, got {list(ops)}")
         out: Expr = X
         for k in range(len(ops) // 3):
             u1, u2, b = ops[3 * k: 3 * k + 3]

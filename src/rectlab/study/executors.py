@@ -39,6 +39,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .. import data as rdata
 from .. import probes
+from ..errors import DiskError, UnavailableError
 from ..plugins import import_modules
 from ..training import tracking
 from .grid import Run
@@ -185,7 +186,11 @@ def _worker_main(conn: Connection, job: Job, parent_pid: int) -> None:
                 data = _load(loaded, run)
             except Exception:  # train_one loads it again and records the error as the run's failure
                 data = None
-            conn.send(job.run(run, data=data))
+            try:
+                conn.send(job.run(run, data=data))
+            except DiskError as e:  # the disk, not the run: the parent stops the study with this message
+                conn.send(e)
+                return
     except (KeyboardInterrupt, EOFError, BrokenPipeError):
         return
 
@@ -203,8 +208,9 @@ class _Worker:
         self.run = run
         self.conn.send(run)
 
-    def result(self) -> str | None:
-        """The status of the run it finished, or None when the process died."""
+    def result(self) -> str | DiskError | None:
+        """The status of the run it finished, the error that stopped it (a full or read-only disk), or None
+        when the process died."""
         try:
             return self.conn.recv()
         except (EOFError, ConnectionResetError):
@@ -259,6 +265,8 @@ def _run_processes(job: Job, todo: list[Run], workers: int, progress: bool, cons
                         continue
                     run, status = w.run, w.result()
                     w.run = None
+                    if isinstance(status, DiskError):
+                        raise status
                     if status is None:
                         _died(job, run, w.process.exitcode)
                         status = "failed (worker died)"
@@ -295,12 +303,18 @@ def _run_ray(job: Job, todo: list[Run], workers: int, address: str | None, gpus_
     try:
         import ray  # optional (pip install 'rectlab[ray]') and slow to import: only for --executor ray
     except ImportError:
-        raise RuntimeError(
+        raise UnavailableError(
             "executor 'ray' needs Ray: pip install 'rectlab[ray]' (or use --executor processes)"
         ) from None
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+        try:
+            ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+        except (ConnectionError, TimeoutError) as e:  # no Ray cluster listens at that address
+            first = (str(e).splitlines() or [type(e).__name__])[0]
+            raise UnavailableError(f"cannot reach the Ray cluster at --address {address} ({first}); start it (ray "
+                                   "start --head), check the address, or leave --address out to start a local "
+                                   "Ray") from None
     if gpus_per_run is None:
         gpus_per_run = 1.0 / workers if _uses_cuda(todo) else 0.0
     remote = ray.remote(num_cpus=job.threads, num_gpus=gpus_per_run, max_retries=0)(_ray_task)
@@ -315,6 +329,9 @@ def _run_ray(job: Job, todo: list[Run], workers: int, address: str | None, gpus_
                     try:
                         status = ray.get(ref)
                     except ray.exceptions.RayError as e:  # the task's process died (node lost, OOM)
+                        cause = getattr(e, "cause", None)
+                        if isinstance(cause, DiskError):
+                            raise cause from None  # a full or read-only disk stops the study
                         _died(job, run, None)
                         status = f"failed ({type(e).__name__})"
                     bars.advance(task)

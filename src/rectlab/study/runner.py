@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import RectlabError
+from ..errors import InputError, RectlabError
 from ..plugins import import_modules, normalize_imports
 from ..timings import phase
 from ..training.tracking import check_trackers
@@ -26,13 +26,14 @@ from .executors import EXECUTORS, Job, execute
 from .function import FunctionConfig, FunctionError
 from .grid import Run, runs
 from .lock import StudyLock
+from .numerics import check_numerics, current_numerics
 from .record import StoreCheckpoints, execute_run
 from .spec import SpecError, StudySpec, merge_specs, spec_differences, spec_from_dict
-from .store import Store
+from .store import Store, StoreEmpty
 from .validate import validate_runs
 
-__all__ = ["EXECUTORS", "Plan", "StoreCheckpoints", "StudyMismatch", "execute_run", "pending_runs", "plan_study",
-           "run_study"]
+__all__ = ["EXECUTORS", "Plan", "StoreCheckpoints", "StudyMismatch", "execute_run", "pending_runs",
+           "plan_study", "run_study"]
 
 
 class StudyMismatch(RectlabError, ValueError):
@@ -68,6 +69,19 @@ class Plan:
                 + (f"; in the study directory: {seen}" if seen else ""))
 
 
+def _existing_store(out_dir: Path) -> Store | None:
+    """The study directory's database opened read-only, or None when there is none yet (or an empty one
+    left by a process killed as it created it); an emptied one beside checkpoints is refused."""
+    db = out_dir / "results.db"
+    if not db.is_file():
+        return None
+    try:
+        return Store(db, readonly=True)
+    except StoreEmpty:
+        Store.refuse_if_emptied(db)
+        return None
+
+
 def _stored_spec(store: Store | None, out_dir: Path) -> StudySpec | None:
     raw = store.spec() if store is not None else None
     if raw is None:
@@ -79,16 +93,24 @@ def _stored_spec(store: Store | None, out_dir: Path) -> StudySpec | None:
 
 
 def plan_study(spec: StudySpec, out_dir: str | Path, *, extend: bool = False, retry_failed: bool = False,
-               retry_diverged: bool = False) -> Plan:
+               retry_diverged: bool = False, numerics: dict[str, Any] | None = None,
+               allow_numerics_change: bool = False) -> Plan:
     """Decide what :func:`run_study` would do, without writing anything.
+
+    Args:
+        numerics: what the runs would be computed with ([current_numerics][rectlab.study.numerics.current_numerics]);
+            checked against the numerics the study directory recorded.
+        allow_numerics_change: accept numerics that differ from the recorded ones.
 
     Raises:
         StudyMismatch: ``out_dir`` holds another spec and ``spec`` does not only add seeds or grid values to it
             (or it does and ``extend`` is False); the message lists the differences.
+        NumericsChanged: runs are to be trained (resumed, retried, added) in an ``out_dir`` whose runs were
+            computed with other ``numerics``.
+        StoreError: ``out_dir/results.db`` is not a rectlab database, or empty beside checkpoints.
     """
     out_dir = Path(out_dir)
-    db = out_dir / "results.db"
-    store = Store(db) if db.is_file() else None
+    store = _existing_store(out_dir)
     old = _stored_spec(store, out_dir)
     stored = spec
     if old is not None and old.digest != spec.digest:
@@ -110,6 +132,8 @@ def plan_study(spec: StudySpec, out_dir: str | Path, *, extend: bool = False, re
     for status in store.statuses().values():
         counts[status] = counts.get(status, 0) + 1
     todo = pending_runs(spec, store, retry_failed=retry_failed, retry_diverged=retry_diverged)
+    if numerics is not None and counts and todo:  # runs to add to runs already there
+        check_numerics(store.numerics(), numerics, out_dir, allow=allow_numerics_change)
     return Plan(spec, stored, todo, counts)
 
 
@@ -125,6 +149,7 @@ def run_study(
     extend: bool = False,
     retry_failed: bool = False,
     retry_diverged: bool = False,
+    allow_numerics_change: bool = False,
     address: str | None = None,
     gpus_per_run: float | None = None,
     progress: bool = True,
@@ -146,6 +171,9 @@ def run_study(
         data_dir: overrides where datasets are looked for (it must hold them).
         extend: allow a spec that adds seeds or grid values to the one recorded in ``out_dir``.
         retry_failed, retry_diverged: train failed / diverged runs again.
+        allow_numerics_change: go on with a study whose recorded numerics (``threads``, the torch version,
+            the device kind, determinism flags: see [numerics][rectlab.study.numerics]) differ from this
+            invocation's; without it that is refused, as its results would change.
         address: the Ray cluster to connect to (``"auto"``: the one this machine belongs to).
         gpus_per_run: GPUs requested per Ray task (default ``1/workers`` when the runs use CUDA, else 0).
         progress: show progress bars (rich).
@@ -154,13 +182,17 @@ def run_study(
             the spec's own ``[study] imports`` (see :mod:`rectlab.plugins`).
 
     Raises:
-        StudyMismatch, StudyLocked, SpecError: before anything trains (see :func:`plan_study`).
+        StudyMismatch, NumericsChanged, StudyLocked, SpecError, StoreError: before anything trains (see
+            `plan_study`).
+        DiskError: the disk is full or read-only (everything committed is kept; run it again to resume).
     """
     if executor not in EXECUTORS:
-        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+        raise InputError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     for name, value in (("workers", workers), ("threads", threads)):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
-            raise ValueError(f"{name} must be an integer from 1 to 1024, got {value!r}")
+            raise InputError(f"{name} must be an integer from 1 to 1024, got {value!r}")
+    if not str(out_dir).strip():
+        raise InputError("the study directory (--out) is empty; pass a folder name, e.g. --out runs/x")
     if trackers and isinstance(spec.base, FunctionConfig):
         raise FunctionError("--tensorboard logs rectlab's own training loop; a function study logs to TensorBoard "
                             "from the function itself")
@@ -174,12 +206,16 @@ def run_study(
     out_dir = Path(out_dir)
     with StudyLock(out_dir):
         with phase("plan"):
+            numerics = current_numerics(threads, {r.config.device for r in runs(spec)})
             plan = plan_study(spec, out_dir, extend=extend, retry_failed=retry_failed,
-                              retry_diverged=retry_diverged)
+                              retry_diverged=retry_diverged, numerics=numerics,
+                              allow_numerics_change=allow_numerics_change)
         with phase("validate (data load, models)"):
             loaded = validate_runs(plan.todo)  # before anything is written
         store = Store(out_dir / "results.db")
         store.save_spec(plan.stored.name, plan.stored.to_dict(), plan.stored.digest)
+        if plan.todo or store.numerics() is None:
+            store.save_numerics(numerics)
         if not plan.todo:
             return store
         job = Job(str(out_dir), spec.name, tuple(spec.extra.get("probes", [])), threads, tuple(trackers),

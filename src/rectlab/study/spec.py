@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import activations, data, models
+from ..errors import MissingFileError
 from ..plugins import PluginError, import_modules, normalize_imports
 from ..probes import PROBES
 from ..training.config import (
@@ -453,7 +454,7 @@ def studies_dir(explicit: str | Path | None = None) -> Path:
     for path in tried:
         if (path / "prelu.toml").is_file():
             return path
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"the study specs (*.toml) were not found; tried: {', '.join(map(str, tried))}. "
         "Pass --studies DIR or set RECTLAB_STUDIES to a folder of study specs (a copy of rectlab/specs/)"
     )

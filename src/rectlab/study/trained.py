@@ -9,6 +9,8 @@ import torch
 from torch import Tensor, nn
 
 from .. import data as rdata
+from ..errors import InputError, MissingFileError
+from ..files import sha256_file
 from ..training.config import config_hash, from_dict
 from ..training.loop import build_model
 from .store import Store
@@ -32,18 +34,24 @@ def load_run_model(checkpoint: str | Path, data_dir: str | None = None) -> tuple
     if path.is_dir():
         path = path / "checkpoint.pt"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: pass OUT/runs/<hash>/checkpoint.pt of a study run")
+        raise MissingFileError(f"{path} not found: pass OUT/runs/<hash>/checkpoint.pt of a study run")
     run_hash = path.parent.name
     db = path.parent.parent.parent / "results.db"
     if not db.is_file():
-        raise FileNotFoundError(f"{db} not found: the checkpoint must sit in a study folder (OUT/runs/<hash>/)")
-    run = next((r for r in Store(db).runs() if r["hash"] == run_hash), None)
+        raise MissingFileError(f"{db} not found: the checkpoint must sit in a study folder (OUT/runs/<hash>/)")
+    store = Store(db, readonly=True)
+    run = next((r for r in store.runs() if r["hash"] == run_hash), None)
     if run is None:
-        raise ValueError(f"{db} has no run {run_hash}; the checkpoint's folder name must be its run hash")
+        raise InputError(f"{db} has no run {run_hash}; the checkpoint's folder name must be its run hash")
+    _, sha = store.checkpoint(run_hash)
+    if sha is not None and path.name == "checkpoint.pt" and sha256_file(path) != sha:
+        raise InputError(f"{path} does not match the checksum {db} committed for it (damaged or replaced after "
+                         f"training), so its weights cannot be trusted; restore it from a backup (the run's results "
+                         f"in {db} are unaffected)")
     config = from_dict(run["config"])
     state = torch.load(path, map_location="cpu", weights_only=False)
     if state.get("config_hash") not in (None, config_hash(config)):
-        raise ValueError(f"{path} was written by another configuration than run {run_hash} in {db}")
+        raise InputError(f"{path} was written by another configuration than run {run_hash} in {db}")
     data = rdata.load(config.dataset, data_dir=data_dir or config.data_dir)
     example = torch.zeros(2, data.in_channels, *data.image_size)
     model, _ = build_model(config.replace(device="cpu"), data.num_classes, data.in_channels, example)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import data as rdata
+from ..errors import MissingFileError
 from ..training.config import TrainConfig
 from ..training.loop import model_for, resolve_device
 from .function import FunctionConfig, resolve_function
@@ -28,14 +29,14 @@ def check_data_dir(dataset: str, data_dir: str | Path | None) -> None:
         return
     root = Path(data_dir).expanduser()
     if not root.is_dir():
-        raise FileNotFoundError(f"--data-dir {data_dir} does not exist; pass the folder that holds {dataset}")
+        raise MissingFileError(f"--data-dir {data_dir} does not exist; pass the folder that holds {dataset}")
     where = rdata.find(dataset, root)
     if where is None:
         return
     try:
         where.resolve().relative_to(root.resolve())
     except ValueError:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"--data-dir {data_dir} does not hold {dataset} (it would be read from {where} instead); put the files "
             f"in {root} or {root / dataset}, or drop --data-dir to use that copy"
         ) from None
@@ -75,7 +76,10 @@ def validate_runs(runs: list[Run]) -> dict[tuple[str, str | None], Any]:
             model_for(config, loaded[key])
         except Exception as e:  # any failure to build is the user's input: say which cell
             message = str(e).splitlines()[0] if str(e) else ""
-            raise SpecError(f"cell {run.cell.label}: cannot build the model ({type(e).__name__}: {message})") from None
+            kind = type(e).__name__
+            if type(e).__module__ == "rectlab.errors":  # a general input error: named by the built-in it refines
+                kind = next((c.__name__ for c in type(e).__mro__ if c.__module__ == "builtins"), kind)
+            raise SpecError(f"cell {run.cell.label}: cannot build the model ({kind}: {message})") from None
     return loaded
 
 

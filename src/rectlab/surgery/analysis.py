@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from .. import activations
 from ..activations import ReLUClassifier
+from ..errors import InputError, InputTypeError
 from .sites import Site, SurgeryError, SurgeryWarning, _node_op, module_op, original_type
 
 __all__ = ["ExampleInput", "activation_sites", "analyze"]
@@ -138,7 +139,7 @@ def _as_args(example_input: ExampleInput) -> tuple[Tensor, ...] | None:
         return (example_input,)
     if isinstance(example_input, (tuple, list)) and all(isinstance(t, Tensor) for t in example_input):
         return tuple(example_input)
-    raise TypeError(
+    raise InputTypeError(
         f"example_input must be a tensor (e.g. torch.randn(1, 3, 32, 32)) or a tuple of the forward's "
         f"positional tensors, got {type(example_input).__name__}"
     )
@@ -230,7 +231,7 @@ def _trace(model: nn.Module) -> tuple[fx.Graph | None, dict[str, str], str | Non
 def analyze(model: nn.Module, example_input: ExampleInput = None) -> _Analysis:
     """Find every activation site of ``model`` (see :func:`activation_sites`)."""
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        raise InputTypeError(f"model must be an nn.Module, got {type(model).__name__}")
     args = _as_args(example_input)
     graph, opaque, root_error = _trace(model)
     if graph is None:
@@ -246,7 +247,7 @@ def _run_example(model: nn.Module, fn: Callable[[], Any]) -> None:
         with _probing(model):
             fn()
     except Exception as e:
-        raise ValueError(
+        raise InputError(
             f"the model failed on example_input ({_short(e)}); pass a tensor shaped like its real input, "
             f"e.g. torch.randn(1, 3, 32, 32) for CIFAR or torch.randn(1, 1, 28, 28) for Fashion-MNIST"
         ) from e

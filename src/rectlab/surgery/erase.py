@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from .. import activations
+from ..errors import InputError, InputTypeError
 from .analysis import ExampleInput, analyze
 from .rewrite import Match, _matcher, _rewrite
 from .sites import Site, SurgeryError, SurgeryWarning, module_op, original_type
@@ -114,7 +115,7 @@ def _basic_module_test(
     types = list(module_types or [])
     for t in types:
         if not isinstance(t, (str, type)):
-            raise TypeError(f"module_types takes classes or class names, got {t!r}")
+            raise InputTypeError(f"module_types takes classes or class names, got {t!r}")
     names = {t for t in types if isinstance(t, str)}
     classes = tuple(t for t in types if isinstance(t, type))
 
@@ -139,7 +140,7 @@ def _group_by_scope(
 ) -> dict[str, list[Site]]:
     basic = {p for p, m in model.named_modules() if p and test(p, m)}
     if test("", model):
-        raise ValueError("the whole model matched as a basic module; name the repeated blocks inside it instead")
+        raise InputError("the whole model matched as a basic module; name the repeated blocks inside it instead")
     groups: dict[str, list[Site]] = {}
     for s in sites:
         inner = next((p for p in reversed(s.scope) if p in basic), None)
@@ -331,13 +332,13 @@ def erase_relu(
 def _check_erase_args(location: str | int, proportion: float, select: str, match: Match) -> None:
     """Refuse bad arguments before the model is copied or traced."""
     if not (location in ("last", "first") or (isinstance(location, int) and not isinstance(location, bool))):
-        raise ValueError(f"location must be 'last', 'first' or an int index (negative from the end), got {location!r}")
+        raise InputError(f"location must be 'last', 'first' or an int index (negative from the end), got {location!r}")
     if isinstance(proportion, bool) or not isinstance(proportion, (int, float)) or not 0 <= proportion <= 1:
-        raise ValueError(
+        raise InputError(
             f"proportion is the fraction of basic modules to erase in and must be in [0, 1], got {proportion!r}"
         )
     if select not in SELECTIONS:
-        raise ValueError(f"select must be one of {', '.join(SELECTIONS)}, got {select!r}")
+        raise InputError(f"select must be one of {', '.join(SELECTIONS)}, got {select!r}")
     if match is not None:
         _matcher(match)  # unknown op names fail here
 

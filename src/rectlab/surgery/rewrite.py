@@ -12,6 +12,7 @@ import torch.fx as fx
 from torch import nn
 
 from .. import activations
+from ..errors import InputError, InputTypeError
 from .analysis import ExampleInput, _Analysis, _short, _Tracer, analyze
 from .sites import _ORIGINAL_TYPE, Site, SurgeryError, SurgeryWarning, _node_op, op_names, original_type
 
@@ -195,7 +196,7 @@ def _matcher(match: Match) -> Callable[[Site], bool]:
     wanted = {_normalize_op(match)} if isinstance(match, str) else {_normalize_op(m) for m in match}
     unknown = sorted(wanted - set(op_names()))
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"match names unknown op(s) {', '.join(map(repr, unknown))}; site ops are: {', '.join(op_names())}. "
             f"To select by anything else pass a predicate, e.g. match=lambda site: site.owner.startswith('layer3')"
         )
@@ -248,14 +249,14 @@ def swap_activations(
         PReLU(num_parameters=64, init=0.25)
     """
     if isinstance(to, nn.Module):
-        raise TypeError(
+        raise InputTypeError(
             f"to= must be a name, a class or a factory, not a {type(to).__name__} instance: one instance would be "
             f"shared by every site. Pass type(module) with its arguments, or lambda channels: MyAct(...)"
         )
     if isinstance(to, str):
         activations.get(to)  # unknown names fail here, listing the known ones
     if _wants_channels(to, kwargs) and example_input is None:
-        raise ValueError(
+        raise InputError(
             f"{to!r} is per-channel and each site needs its channel count: pass example_input=torch.randn(1, C, H, W) "
             f"shaped like the model's input (or use a channel-shared variant such as 'prelu-shared')"
         )

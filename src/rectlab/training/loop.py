@@ -29,6 +29,8 @@ from .. import __version__, activations, models, surgery
 from .. import data as rdata
 from .. import init as rinit
 from ..data import augment
+from ..errors import InputError, RectlabError, UnavailableError
+from ..files import atomic_path, sha256_file
 from ..optim import param_groups
 from ..probes import learned_slopes  # re-exported: rectlab.training.loop.learned_slopes stays importable
 from . import pruning
@@ -36,6 +38,7 @@ from .config import TrainConfig, config_hash
 from .step import CudaGraph, TrainStep, compiled_forward, use_cuda_graphs
 
 __all__ = [
+    "CheckpointError",
     "Checkpoints",
     "Distributed",
     "Diverged",
@@ -57,6 +60,10 @@ EpochCallback = Callable[["EpochState"], None]
 # How often (in optimizer steps) the loss is checked for NaN/inf: the per-step losses stay on the
 # device in between, so there is no host sync per step; the exact step is found when it is checked.
 DIVERGENCE_CHECK_EVERY = 50
+
+
+class CheckpointError(RectlabError, RuntimeError):
+    """A checkpoint to resume from cannot be used; the message names the file and what to do."""
 
 
 class Diverged(FloatingPointError):
@@ -163,10 +170,11 @@ class Distributed:
 class Checkpoints(Protocol):
     """Where a run's epoch checkpoints live. :func:`train_one` asks :meth:`latest` once and calls
     :meth:`save` after every epoch; a study stores them so that the epoch row and the checkpoint commit
-    together (:class:`rectlab.study.runner.StoreCheckpoints`)."""
+    together, and verifies a checkpoint against its committed checksum before resuming from it
+    ([StoreCheckpoints][rectlab.study.checkpoints.StoreCheckpoints])."""
 
     def latest(self) -> Path | None:
-        """The checkpoint file to resume from, or None to start from scratch."""
+        """The checkpoint file to resume from (one this object vouches for), or None to start from scratch."""
 
     def save(self, epoch: int, state: dict[str, Any], row: dict[str, Any]) -> None:
         """Make ``state`` (the run after ``epoch`` epochs; ``row`` is that epoch's metrics) durable."""
@@ -185,16 +193,21 @@ class RunDirCheckpoints:
         atomic_save(state, self.path)
 
 
-def atomic_save(obj: Any, path: Path) -> None:
+def atomic_save(obj: Any, path: Path) -> str:
     """``torch.save`` to a temporary file, flushed to disk, then renamed over ``path``: a reader (or a
-    process killed meanwhile) sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    process killed meanwhile) sees the old file or the new one, never half of one.
+
+    Returns:
+        The SHA-256 of the file's bytes (64 hex digits).
+
+    Raises:
+        DiskError: the disk is full or read-only (the temporary file is removed; ``path`` is unchanged).
+    """
+    with atomic_path(path, f"the checkpoint {path}") as tmp:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+        digest = sha256_file(tmp)
+    return digest
 
 
 def versions(device: torch.device | None = None) -> dict[str, str]:
@@ -220,7 +233,7 @@ def resolve_device(spec: str) -> torch.device:
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device={spec!r} was requested but no CUDA GPU is available; use --device cpu or auto")
+        raise UnavailableError(f"device={spec!r} was requested but no CUDA GPU is available; use --device cpu or auto")
     if spec == "cuda" and Distributed.current().world > 1:
         spec = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     return torch.device(spec)
@@ -299,7 +312,7 @@ class _Batches:
         self.in_memory = self.data.in_memory
         self.n_train = self.data.num_train
         if config.batch_size % dist.world:
-            raise ValueError(f"batch_size {config.batch_size} (the global batch) must be divisible by the "
+            raise InputError(f"batch_size {config.batch_size} (the global batch) must be divisible by the "
                              f"{dist.world} processes of this torchrun job")
 
     def steps_per_epoch(self) -> int:
@@ -405,10 +418,16 @@ def _resume(checkpoints: Checkpoints | None, digest: str, model: nn.Module, opti
     path = checkpoints.latest() if checkpoints is not None else None
     if path is None:
         return 0, [], None
-    state = torch.load(path, map_location=device, weights_only=False)
-    if state.get("config_hash") != digest:
-        raise RuntimeError(f"{path} belongs to a different configuration (hash {state.get('config_hash')}, this "
-                           f"run {digest}); use another run directory or delete the checkpoint")
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+    except Exception as e:  # a damaged zip, a truncated pickle, not a torch file
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(f"checkpoint {path} cannot be read ({first}); move it aside (mv {path} {path}.damaged) "
+                              "to train this run from the start, or restore it from a backup") from None
+    if not isinstance(state, dict) or state.get("config_hash") != digest:
+        held = state.get("config_hash") if isinstance(state, dict) else None
+        raise CheckpointError(f"{path} belongs to a different configuration (hash {held}, this run {digest}); use "
+                              f"another run directory, or move the checkpoint aside (mv {path} {path}.other)")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     generator.set_state(state["generator"].cpu())

@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ..errors import InputError
+
 __all__ = ["prunable_layers", "prune_", "restore_", "sparsity"]
 
 _LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -48,10 +50,10 @@ def prune_(model: nn.Module, amount: float) -> float:
         ValueError: for ``amount`` outside [0, 1) or a model without conv/linear layers.
     """
     if not 0 <= amount < 1:
-        raise ValueError(f"sparsity must be in [0, 1), got {amount}")
+        raise InputError(f"sparsity must be in [0, 1), got {amount}")
     layers = prunable_layers(model)
     if not layers:
-        raise ValueError(f"{type(model).__name__} has no conv or linear layer to prune")
+        raise InputError(f"{type(model).__name__} has no conv or linear layer to prune")
     if amount > 0:
         magnitudes = torch.cat([m.weight.detach().abs().flatten() for m in layers])
         k = int(round(amount * magnitudes.numel()))

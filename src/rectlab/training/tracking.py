@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from ..errors import InputError, MissingPackageError
 from ..probes import DeadNeurons, probe_batches, probe_sites, slope_table
 
 __all__ = ["TRACKERS", "TensorBoardLogger", "callbacks", "check_trackers", "run_label"]
@@ -43,7 +44,8 @@ def _summary_writer() -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter  # optional: pip install 'rectlab[tracking]'
     except ImportError:
-        raise ImportError("--tensorboard needs the tensorboard package: pip install 'rectlab[tracking]'") from None
+        raise MissingPackageError("--tensorboard needs the tensorboard package: pip install 'rectlab[tracking]'") \
+            from None
     return SummaryWriter
 
 
@@ -52,7 +54,7 @@ def check_trackers(names: Sequence[str]) -> list[str]:
     names = list(dict.fromkeys(names))
     unknown = [n for n in names if n not in TRACKERS]
     if unknown:
-        raise ValueError(f"unknown tracker(s) {', '.join(map(repr, unknown))}; known: {', '.join(TRACKERS)}")
+        raise InputError(f"unknown tracker(s) {', '.join(map(repr, unknown))}; known: {', '.join(TRACKERS)}")
     if "tensorboard" in names:
         _summary_writer()
     return names

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ...errors import InputError
 from ..setup_file import load_setup_table
 
 __all__ = ["DISTRIBUTIONS", "ConvSetup", "Trajectories", "load_setup", "make_patches", "patches", "sample_inputs",
@@ -83,18 +84,18 @@ class ConvSetup:
     def __post_init__(self) -> None:
         bad = [d for d in (*self.distributions, self.sgd_distribution) if d not in DISTRIBUTIONS]
         if bad:
-            raise ValueError(f"unknown input distribution(s) {bad}; choose from {', '.join(DISTRIBUTIONS)}")
+            raise InputError(f"unknown input distribution(s) {bad}; choose from {', '.join(DISTRIBUTIONS)}")
         if any(not 1 <= s <= self.filter_size for s in (*self.strides, self.sgd_stride)):
-            raise ValueError(f"strides must lie in [1, filter_size = {self.filter_size}], got {list(self.strides)} "
+            raise InputError(f"strides must lie in [1, filter_size = {self.filter_size}], got {list(self.strides)} "
                              f"and sgd_stride {self.sgd_stride}")
         for name in ("trials", "filter_size", "patches", "gd_steps", "gd_samples", "sgd_steps", "sgd_batch",
                      "eval_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if any(not 0 < r < 1 for r in self.closeness):
-            raise ValueError(f"closeness values are patch correlations in (0, 1), got {list(self.closeness)}")
+            raise InputError(f"closeness values are patch correlations in (0, 1), got {list(self.closeness)}")
         if not 0 < self.sgd_switch < 1:
-            raise ValueError(f"sgd_switch is a fraction of the SGD steps in (0, 1), got {self.sgd_switch}")
+            raise InputError(f"sgd_switch is a fraction of the SGD steps in (0, 1), got {self.sgd_switch}")
 
     def overlap(self, stride: int) -> float:
         """The fraction of a patch shared with the next one."""
@@ -113,7 +114,7 @@ def sample_inputs(dist: str, shape: tuple[int, ...], gen: torch.Generator) -> Te
         return -torch.sign(centred) * torch.log1p(-2 * centred.abs()) / math.sqrt(2.0)
     if dist == "rademacher":
         return torch.where(u < 0.5, -1.0, 1.0)
-    raise ValueError(f"unknown input distribution {dist!r}; choose from {', '.join(DISTRIBUTIONS)}")
+    raise InputError(f"unknown input distribution {dist!r}; choose from {', '.join(DISTRIBUTIONS)}")
 
 
 def patches(x: Tensor, size: int, stride: int, count: int) -> Tensor:
@@ -232,10 +233,10 @@ def train_students(setup: ConvSetup, *, dist: str, stride: int, method: str, sch
         lrs = {"small": [setup.sgd_lr_small] * steps, "large": [setup.sgd_lr_large] * steps,
                "two-stage": [setup.sgd_lr_large] * switch + [setup.sgd_lr_small] * (steps - switch)}
         if schedule not in lrs:
-            raise ValueError(f"schedule must be one of {', '.join(lrs)}, got {schedule!r}")
+            raise InputError(f"schedule must be one of {', '.join(lrs)}, got {schedule!r}")
         rates = lrs[schedule]
     else:
-        raise ValueError(f"method must be 'gd' or 'sgd', got {method!r}")
+        raise InputError(f"method must be 'gd' or 'sgd', got {method!r}")
     recorded, dists = [0], [(w - w_star).norm(dim=1)]
     for t in range(steps):
         if method == "sgd":

@@ -37,6 +37,7 @@ import torch
 from torch import Tensor
 
 from ...activations import functional as AF
+from ...errors import InputError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -77,14 +78,14 @@ class XorSetup:
 
     def __post_init__(self) -> None:
         if self.trials < 1 or self.epochs < 1:
-            raise ValueError(f"trials and epochs must be >= 1, got {self.trials} and {self.epochs}")
+            raise InputError(f"trials and epochs must be >= 1, got {self.trials} and {self.epochs}")
         if not self.lrs or any(lr <= 0 for lr in self.lrs):
-            raise ValueError(f"lrs must be a non-empty list of positive learning rates, got {self.lrs}")
+            raise InputError(f"lrs must be a non-empty list of positive learning rates, got {self.lrs}")
         if self.inputs not in XOR_INPUTS:
-            raise ValueError(f"inputs must be one of {', '.join(XOR_INPUTS)}, got {self.inputs!r}")
+            raise InputError(f"inputs must be one of {', '.join(XOR_INPUTS)}, got {self.inputs!r}")
         unknown = [m for m in self.models if m not in XOR_MODELS]
         if unknown:
-            raise ValueError(f"unknown XOR model(s) {unknown}; known: {', '.join(XOR_MODELS)}")
+            raise InputError(f"unknown XOR model(s) {unknown}; known: {', '.join(XOR_MODELS)}")
 
 
 @dataclass(frozen=True)
@@ -236,16 +237,16 @@ def load_setup(path: str | Path, scale: str) -> XorSetup:
     raw = tomllib.loads(Path(path).read_text())
     unknown_sections = set(raw) - {"xor", "scales"}
     if unknown_sections:
-        raise ValueError(f"{path}: unknown section(s) {sorted(unknown_sections)}; valid: [xor], [scales.NAME]")
+        raise InputError(f"{path}: unknown section(s) {sorted(unknown_sections)}; valid: [xor], [scales.NAME]")
     values = dict(raw.get("xor", {}))
     scales = raw.get("scales", {})
     if scale not in scales:
-        raise ValueError(f"{path}: no [scales.{scale}] table; valid scales: {', '.join(scales) or 'none'}")
+        raise InputError(f"{path}: no [scales.{scale}] table; valid scales: {', '.join(scales) or 'none'}")
     values.update(scales[scale])
     valid = [f for f in XorSetup.__dataclass_fields__]
     bad = [k for k in values if k not in valid]
     if bad:
-        raise ValueError(f"{path}: unknown key(s) {bad} for the XOR setup; valid keys: {', '.join(valid)}")
+        raise InputError(f"{path}: unknown key(s) {bad} for the XOR setup; valid keys: {', '.join(valid)}")
     for key in ("lrs", "models", "betas"):
         if key in values:
             values[key] = tuple(values[key])
