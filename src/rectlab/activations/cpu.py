@@ -1,9 +1,10 @@
 """Fast CPU paths: one ``torch.autograd.Function`` per activation whose plain-torch spec is slow on CPU.
 
-On a CPU tensor, ``backend="auto"`` runs these instead of the spec (:mod:`rectlab.activations.functional`)
-for PReLU, RReLU (training), Swish, SmeLU, HeLU, GCU and Mish. The other activations' specs already *are*
-PyTorch's native CPU ops (``F.relu``, ``F.elu``, ``F.gelu``, ``F.silu`` ...), so they need nothing here.
-:func:`use_cpu` decides per call; nothing switches implementations globally.
+On a CPU tensor, ``backend="auto"`` runs these instead of the spec (`rectlab.activations.functional`)
+for the ops whose row of the op table (`rectlab.activations.ops`) has ``cpu``: PReLU, RReLU (training),
+Swish, SmeLU, HeLU, GCU and Mish, each by the function of its name here. The other activations' specs already
+*are* PyTorch's native CPU ops (``F.relu``, ``F.elu``, ``F.gelu``, ``F.silu`` ...), so they need nothing here.
+`use_cpu` decides per call; nothing switches implementations globally.
 
 Why they are faster (measured; see ``docs/activations.md``, "Speed on CPU"): on CPU a fresh output buffer
 for a study-sized tensor can cost as much as a pass over it (page faults), and ``torch.where`` / boolean
@@ -36,6 +37,7 @@ from torch.autograd.function import once_differentiable
 
 from ..kernels import _layout
 from . import functional as AF
+from . import ops as op_table
 from .selfcheck import backend_from_env
 
 __all__ = [
@@ -58,8 +60,8 @@ __all__ = [
     "use_cpu",
 ]
 
-CPU_OPS = frozenset({"prelu", "rrelu", "swish", "smelu", "helu", "gcu", "mish"})
-"""Module ``op`` names with a fast CPU path; the others' specs are PyTorch's native ops already."""
+CPU_OPS = frozenset(op_table.names(cpu=True))
+"""The ops with a fast CPU path (from the op table); the others' specs are PyTorch's native ops already."""
 
 DTYPES = (torch.float32, torch.float64, torch.bfloat16)
 """Input dtypes the CPU paths take (float16 stays on the spec: several CPU kernels lack it on torch 2.4)."""
@@ -90,13 +92,13 @@ def use_cpu(x: Tensor, backend: str, op: str, *params: object) -> bool:
     Args:
         x: the input tensor.
         backend: only ``"auto"`` picks the CPU path (``"torch"`` always runs the spec), unless the
-            ``RECTLAB_BACKEND`` environment variable replaces it (:func:`.selfcheck.backend_from_env`).
-        op: the module's op name (``"prelu"``, ``"smelu"`` ...); see :data:`CPU_OPS`.
+            ``RECTLAB_BACKEND`` environment variable replaces it (`.selfcheck.backend_from_env`).
+        op: the module's op name (``"prelu"``, ``"smelu"`` ...); see `CPU_OPS`.
         *params: the op's parameters; tensors must be CPU tensors of ``x``'s dtype (a mix, as under
             autocast, runs the spec, which promotes like PyTorch does).
 
     Returns:
-        True when ``x`` is a plain CPU tensor of a dtype in :data:`DTYPES`, ``op`` has a CPU path, and
+        True when ``x`` is a plain CPU tensor of a dtype in `DTYPES`, ``op`` has a CPU path, and
         nothing is tracing or transforming the call.
     """
     if op not in CPU_OPS or not x.is_cpu or x.dtype not in DTYPES or backend_from_env(backend) != "auto":
@@ -124,7 +126,7 @@ def _reduce_to(buf: Tensor, param: Tensor, dim: int) -> Tensor:
 
 
 def _sum_of_products(a: Tensor, b: Tensor, param: Tensor, dim: int) -> Tensor:
-    """``sum(a * b)`` reduced like :func:`_reduce_to`; one dot product, no temporary, for a 1-value
+    """``sum(a * b)`` reduced like `_reduce_to`; one dot product, no temporary, for a 1-value
     ``param`` and two tensors laid out alike."""
     if param.numel() == 1 and a.dtype in (torch.float32, torch.float64) and _same_dense_layout(a, b):
         return torch.dot(_flat(a), _flat(b)).reshape(param.shape).to(param.dtype)
@@ -153,7 +155,7 @@ def _prelu_forward(x: Tensor, weight: Tensor, dim: int) -> Tensor:
 
 class PReLUFunction(torch.autograd.Function):
     """PReLU ``y = x if x > 0 else a * x``: ``apply(x, weight, dim)``, with ``a`` the weight viewed to
-    broadcast against ``x`` along ``dim`` (:func:`rectlab.activations.functional.broadcast_param`).
+    broadcast against ``x`` along ``dim`` (`rectlab.activations.functional.broadcast_param`).
 
     Backward, in one buffer ``buf`` (the input gradient's own, so no full-size temporary):
         dL/da[c] = sum over x <= 0 of g * x = sum(g * min(x, 0))   -> buf = min(x, 0); buf *= g; reduce
@@ -473,7 +475,7 @@ def _mish_backward(g: Tensor, x: Tensor) -> Tensor:
 
 class MishFunction(torch.autograd.Function):
     """Mish (Misra 2019): ``apply(x)``. Saves ``x``; backward ``g * mish'(x)`` recomputed from it
-    (:func:`_mish_backward`)."""
+    (`_mish_backward`)."""
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
