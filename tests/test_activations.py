@@ -71,6 +71,8 @@ def test_every_module_runs_an_op_of_the_table_and_every_op_has_a_module() -> Non
     assert module_ops == set(ops.names())
     for op in ops.TABLE:
         assert op.reference is getattr(AF, op.ident), op.name  # the spec is functional.<ident>
+    spec_functions = {name for name in AF.__all__ if callable(getattr(AF, name))} - {"broadcast_param"}
+    assert spec_functions == {op.ident for op in ops.TABLE}  # functional holds the specs of the table's ops
     with pytest.raises(UnknownNameError, match="known ops: relu, leaky-relu"):
         ops.get("leaky_relu")  # one spelling: dashes
 
