@@ -114,11 +114,6 @@ class Op:
         """The programs of kernel ``family`` the op launches."""
         return tuple(p.split(":", 1)[1] for p in self.triton if p.split(":", 1)[0] == family)
 
-    @property
-    def families(self) -> tuple[str, ...]:
-        """The kernel families the op launches, in table order."""
-        return tuple(dict.fromkeys(p.split(":", 1)[0] for p in self.triton))
-
 
 def ident(name: str) -> str:
     """The Python identifier of op ``name``: ``leaky-relu`` -> ``leaky_relu``."""
