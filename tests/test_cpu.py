@@ -364,6 +364,24 @@ def test_prelu_backward_has_no_full_size_temporary(layout: str, channels: int) -
     assert _full_size_buffers(lambda: torch.autograd.grad(y_spec, (x, w), g), x.numel()) > 2
 
 
+@pytest.mark.parametrize("channels", (1, 4))
+def test_learnable_swish_keeps_x_and_the_sigmoid_and_its_backward_allocates_one_buffer(channels: int) -> None:
+    x = torch.randn(8, 4, 16, requires_grad=True)
+    beta = torch.ones(channels, requires_grad=True)
+    sizes: list[int] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        sizes.append(t.numel())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = cpu.swish(x, beta)
+    assert sorted(sizes, reverse=True)[:2] == [x.numel(), x.numel()] and len(sizes) == 3 + (channels > 1)  # + beta
+    g = torch.randn_like(y)
+    extra = 1 if channels > 1 else 0  # a per-channel beta's gradient sums a product
+    assert _full_size_buffers(lambda: torch.autograd.grad(y, (x, beta), g), x.numel()) == 1 + extra
+
+
 def test_large_bf16_mish_is_pytorchs_own(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cpu, "_MISH_BF16_NATIVE_ABOVE", 100)
     x = torch.randn(4, 50, dtype=torch.bfloat16, requires_grad=True)
