@@ -1,11 +1,12 @@
-"""The activation test recipe's comparison with the spec (docs/design.md, "Tests"), for any fast path (the
-fused Triton ops in ``test_fused.py``, the CPU paths in ``test_cpu.py``).
+"""The activation test recipe's comparison with the spec, for any fast path (the fused Triton ops in
+``test_fused.py``, the CPU paths in ``test_cpu.py``).
 
 A fast path and the plain-torch spec run on cloned inputs; the output, the input gradient and every
-parameter gradient are compared at the self-check's tolerances by `rectlab.activations.selfcheck.compare`
-(fp32: 1e-5, ``exact=True``: the forward bit for bit; bf16 / fp16: the fast path's error to an fp32 spec at
-most 2x PyTorch's own low-precision error plus 1e-6). The inputs: the odd shapes and layouts of the recipe,
-each starting (in memory order) with the kinks and tails in :data:`EDGES`.
+parameter gradient are compared by :func:`rectlab.activations.selfcheck.compare`, the comparison of the runtime
+self-check (fp32: 1e-5, ``exact=True``: the forward bit for bit; bf16 / fp16: the fast path's error to an fp32
+spec at most 2x PyTorch's own low-precision error plus 1e-6). The inputs: the odd shapes and layouts of the
+recipe, each starting (in memory order) with the kinks and tails of the self-check,
+:data:`rectlab.activations.selfcheck.EDGES`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ import torch
 
 from rectlab.activations import selfcheck
 
-EDGES = (0.0, -0.0, 0.5, -0.5, -0.1, 0.1, 1e-3, -1e-3, 6.0, -6.0, 30.0, -30.0)
-"""Values every layout starts with (in memory order): 0 and -0, the kinks of SmeLU (beta=0.5) and HeLU
-(alpha=0.1), points beside them, and saturated tails."""
+EDGES = selfcheck.EDGES
 
 
 def layouts() -> dict[str, Callable[[torch.Generator], torch.Tensor]]:

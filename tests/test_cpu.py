@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
+from torch import nn
 from torch.autograd import gradcheck
 
 from rectlab import activations as A
-from rectlab.activations import cpu
+from rectlab.activations import cpu, ops
 from rectlab.activations import functional as AF
 from spec_check import check_against_spec, layouts
 
@@ -23,18 +26,32 @@ def _param(n: int, dtype: torch.dtype, low: float = 0.05, high: float = 0.6) -> 
     return torch.linspace(low, high, n, dtype=dtype).requires_grad_(True)
 
 
-# name -> (fast CPU path, spec, forward exact)
+CPU_OPS = [op for op in ops.TABLE if op.cpu]
+"""The ops with a CPU path."""
+
+TENSOR_OPS = [op for op in CPU_OPS if op.tensor_params]
+"""Those with a per-channel or shared tensor parameter (PReLU's weight, Swish's beta)."""
+
+# case id -> (fast CPU path, spec, forward exact): the op table's cases without a tensor parameter, with every
+# example value (the CPU paths branch on some: Swish's beta = 1 is SiLU, SmeLU's beta = 1 skips a pass)
 ELEMENTWISE = {
-    "helu": (lambda x: cpu.helu(x, 0.1), lambda x: AF.helu(x, 0.1), True),
-    "smelu-0.5": (lambda x: cpu.smelu(x, 0.5), lambda x: AF.smelu(x, 0.5), False),
-    "smelu-1": (lambda x: cpu.smelu(x, 1.0), lambda x: AF.smelu(x, 1.0), False),
-    "smelu-1.3": (lambda x: cpu.smelu(x, 1.3), lambda x: AF.smelu(x, 1.3), False),
-    "gcu": (cpu.gcu, AF.gcu, False),
-    "mish": (cpu.mish, AF.mish, False),
-    "swish-1.7": (lambda x: cpu.swish(x, 1.7), lambda x: AF.swish(x, 1.7), False),
-    "swish-1": (lambda x: cpu.swish(x, 1.0), lambda x: AF.swish(x, 1.0), False),
-    "swish-0": (lambda x: cpu.swish(x, 0.0), lambda x: AF.swish(x, 0.0), False),
+    case.id: (case.bind(getattr(cpu, op.ident)), case.spec(), op.piecewise_linear)
+    for op in CPU_OPS
+    for case in ops.cases(op, every_example=True)
+    if not case.tensors and not case.save_mask
 }
+
+
+def _tensor_param(op: ops.Op, n: int, dtype: torch.dtype) -> torch.Tensor:
+    """``n`` values spread over the range of the op's examples (PReLU: negative, zero-crossing and positive slopes;
+    Swish: from beta = 0); one value is the range's start."""
+    (p,) = op.tensor_params
+    return torch.linspace(min(p.examples), max(p.examples), n, dtype=dtype).requires_grad_(True)
+
+
+def _with_param(op: ops.Op, fn, dim: int = 1):
+    (p,) = op.tensor_params
+    return lambda x, value: fn(x, **{p.name: value}, dim=dim)
 
 
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
@@ -73,26 +90,21 @@ def _channel_case(case: str, dtype: torch.dtype) -> tuple[torch.Tensor, int, int
 
 @pytest.mark.parametrize("dtype", (torch.float32, *LOW), ids=str)
 @pytest.mark.parametrize("case", sorted(CHANNEL_CASES))
-def test_prelu(case: str, dtype: torch.dtype) -> None:
+@pytest.mark.parametrize("op", TENSOR_OPS, ids=lambda op: op.name)
+def test_tensor_parameter(op: ops.Op, case: str, dtype: torch.dtype) -> None:
     x, dim, n = _channel_case(case, dtype)
-    w = _param(n, dtype, -0.3, 0.6)  # negative, zero-crossing and positive slopes
-    check_against_spec(lambda x, w: cpu.prelu(x, w, dim), lambda x, w: AF.prelu(x, w, dim), x, (w,), exact=True)
+    value = _tensor_param(op, n, dtype)
+    fast, spec = _with_param(op, getattr(cpu, op.ident), dim), _with_param(op, op.reference, dim)
+    check_against_spec(fast, spec, x, (value,), exact=op.piecewise_linear)
 
 
-@pytest.mark.parametrize("dtype", (torch.float32, *LOW), ids=str)
-@pytest.mark.parametrize("case", sorted(CHANNEL_CASES))
-def test_swish_learnable(case: str, dtype: torch.dtype) -> None:
-    x, dim, n = _channel_case(case, dtype)
-    beta = _param(n, dtype, 0.0, 2.0)
-    check_against_spec(lambda x, b: cpu.swish(x, b, dim), lambda x, b: AF.swish(x, b, dim), x, (beta,))
-
-
-@pytest.mark.parametrize(("fast", "spec"), [(cpu.prelu, AF.prelu), (cpu.swish, AF.swish)], ids=("prelu", "swish"))
-def test_one_gradient_at_a_time(fast, spec) -> None:
+@pytest.mark.parametrize("op", TENSOR_OPS, ids=lambda op: op.name)
+def test_one_gradient_at_a_time(op: ops.Op) -> None:
+    fast, spec = _with_param(op, getattr(cpu, op.ident)), _with_param(op, op.reference)
     x = _input("nchw")
     w = _param(3, torch.float32)
     frozen = w.detach()
-    check_against_spec(lambda x, w: fast(x, w), lambda x, w: spec(x, w), x, (frozen,))
+    check_against_spec(fast, spec, x, (frozen,))
     g = torch.randn_like(x)
     (dw,) = torch.autograd.grad(fast(x, w), w, g)  # x needs no gradient
     (dw_ref,) = torch.autograd.grad(spec(x, w), w, g)
@@ -108,23 +120,34 @@ def test_prelu_at_zero_takes_the_negative_branch() -> None:
     torch.testing.assert_close(x.grad, w.detach().view(1, 3, 1).expand(2, 3, 4))
 
 
-@pytest.mark.parametrize(
-    ("name", "make"),
-    [
-        ("prelu", lambda n: (A.PReLU(n), ())),
-        ("prelu-shared", lambda n: (A.PReLUShared(), ())),
-        ("swish-channelwise", lambda n: (A.SwishChannelwise(n), ())),
-        ("swish-learnable", lambda n: (A.SwishLearnable(0.7), ())),
-        ("swish", lambda n: (A.Swish(1.7), ())),
-        ("smelu", lambda n: (A.SmeLU(0.5), ())),
-        ("gcu", lambda n: (A.GCU(), ())),
-        ("mish", lambda n: (A.Mish(), ())),
-        ("rrelu-eval", lambda n: (A.RReLU(0.1, 0.3).eval(), ())),
-    ],
-)
-def test_gradcheck_float64(name: str, make) -> None:
-    m, _ = make(4)
-    m = m.double()
+CPU_MODULES = sorted(name for name in A.names() if A.get(name).op in ops.names(cpu=True))
+"""The registered activations whose op has a CPU path."""
+
+
+def _module(name: str, channels: int = 3) -> nn.Module:
+    """Registered activation ``name`` built with the first example of each parameter its constructor takes."""
+    cls = A.get(name)
+    accepted = inspect.signature(cls).parameters
+    kwargs = {p.name: p.examples[0] for p in ops.get(cls.op).params if p.name in accepted}
+    return A.create(name, channels=channels, **kwargs)
+
+
+def _spec_of(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The op's reference with the parameters of module ``m`` (kept under the parameters' names)."""
+    op = ops.get(m.op)
+    kwargs = {p.name: getattr(m, p.name) for p in op.params}
+    if "dim" in inspect.signature(op.reference).parameters:
+        kwargs["dim"] = m.dim
+    if op.random:
+        kwargs["training"] = m.training
+    return op.reference(x, **kwargs)
+
+
+@pytest.mark.parametrize("name", [n for n in CPU_MODULES if not ops.get(A.get(n).op).surrogate_gradient])
+def test_gradcheck_float64(name: str) -> None:
+    m = _module(name, 4).double()
+    if ops.get(m.op).random:
+        m.eval()  # evaluation mode: the mean slope
     with torch.no_grad():
         for p in m.parameters():
             p.copy_(torch.linspace(0.1, 0.9, p.numel(), dtype=torch.float64))
@@ -195,31 +218,15 @@ def test_rrelu_seeded_generator_and_module_modes() -> None:
 # Dispatch
 # ----------------------------------------------------------------------------------------------------
 
-# name -> (module, its spec as a function of the module and x)
-MODULES = {
-    "prelu": (lambda: A.PReLU(3), lambda m, x: AF.prelu(x, m.weight, m.dim)),
-    "prelu-shared": (lambda: A.PReLUShared(), lambda m, x: AF.prelu(x, m.weight, m.dim)),
-    "swish": (lambda: A.Swish(1.7), lambda m, x: AF.swish(x, m.beta)),
-    "swish-learnable": (lambda: A.SwishLearnable(0.8), lambda m, x: AF.swish(x, m.beta)),
-    "swish-channelwise": (lambda: A.SwishChannelwise(3), lambda m, x: AF.swish(x, m.beta, m.dim)),
-    "smelu": (lambda: A.SmeLU(0.5), lambda m, x: AF.smelu(x, m.beta)),
-    "helu": (lambda: A.HeLU(0.1), lambda m, x: AF.helu(x, m.alpha)),
-    "gcu": (lambda: A.GCU(), lambda m, x: AF.gcu(x)),
-    "mish": (lambda: A.Mish(), lambda m, x: AF.mish(x)),
-    "rrelu": (lambda: A.RReLU(0.1, 0.3), lambda m, x: AF.rrelu(x, m.lower, m.upper, training=True)),
-}
-
-
-@pytest.mark.parametrize("name", sorted(MODULES))
+@pytest.mark.parametrize("name", CPU_MODULES)
 def test_module_auto_runs_the_cpu_path_and_torch_runs_the_spec(name: str) -> None:
-    make, spec_fn = MODULES[name]
-    auto, spec = make(), make()
+    auto, spec = _module(name), _module(name)
     spec.backend = "torch"
     x = _input("channels_last").requires_grad_(True)
     outputs = []
     for m in (auto, spec, None):
         torch.manual_seed(0)
-        outputs.append(spec_fn(spec, x) if m is None else m(x))
+        outputs.append(_spec_of(spec, x) if m is None else m(x))
     y, y_spec, y_direct = outputs
     assert type(y.grad_fn).__module__ == cpu.__name__ or type(y.grad_fn).__name__.endswith("FunctionBackward")
     assert type(y.grad_fn).__name__ != type(y_spec.grad_fn).__name__
@@ -270,20 +277,15 @@ def test_double_backward_refuses_clearly() -> None:
 
 def test_no_grad_forward_matches() -> None:
     x = _input("channels_last")
-    w = _param(3, torch.float32)
-    b = _param(3, torch.float32, 0.5, 1.5)
     with torch.no_grad():
-        pairs = [
-            (cpu.prelu(x, w), AF.prelu(x, w)),
-            (cpu.smelu(x, 0.5), AF.smelu(x, 0.5)),
-            (cpu.swish(x, b), AF.swish(x, b)),
-            (cpu.swish(x, 1.7), AF.swish(x, 1.7)),
-            (cpu.gcu(x), AF.gcu(x)),
-            (cpu.helu(x, 0.1), AF.helu(x, 0.1)),
-        ]
-    for y, ref in pairs:
-        assert y.stride() == x.stride()  # layout kept
-        torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-6)
+        for op in CPU_OPS:
+            for case in ops.cases(op, every_example=True):
+                if case.save_mask:
+                    continue
+                tensors = [_tensor_param(op, 3 if form == "channel" else 1, x.dtype) for _, form, _, _ in case.tensors]
+                y, ref = case.bind(getattr(cpu, op.ident))(x, *tensors), case.spec()(x, *tensors)
+                assert y.stride() == x.stride(), case.id  # layout kept
+                torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-6, msg=lambda m, c=case: f"{c.id}: {m}")
 
 
 def test_saved_tensors() -> None:
@@ -360,6 +362,24 @@ def test_prelu_backward_has_no_full_size_temporary(layout: str, channels: int) -
     assert _full_size_buffers(lambda: torch.autograd.grad(y, (x, w), g), x.numel()) == 1  # dx itself
     y_spec = AF.prelu(x, w)
     assert _full_size_buffers(lambda: torch.autograd.grad(y_spec, (x, w), g), x.numel()) > 2
+
+
+@pytest.mark.parametrize("channels", (1, 4))
+def test_learnable_swish_keeps_x_and_the_sigmoid_and_its_backward_allocates_one_buffer(channels: int) -> None:
+    x = torch.randn(8, 4, 16, requires_grad=True)
+    beta = torch.ones(channels, requires_grad=True)
+    sizes: list[int] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        sizes.append(t.numel())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = cpu.swish(x, beta)
+    assert sorted(sizes, reverse=True)[:2] == [x.numel(), x.numel()] and len(sizes) == 3 + (channels > 1)  # + beta
+    g = torch.randn_like(y)
+    extra = 1 if channels > 1 else 0  # a per-channel beta's gradient sums a product
+    assert _full_size_buffers(lambda: torch.autograd.grad(y, (x, beta), g), x.numel()) == 1 + extra
 
 
 def test_large_bf16_mish_is_pytorchs_own(monkeypatch: pytest.MonkeyPatch) -> None:

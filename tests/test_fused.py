@@ -8,6 +8,7 @@ compiled kernels on CUDA at the same small shapes; the ``gpu`` tests add realist
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import subprocess
@@ -19,7 +20,7 @@ from torch import nn
 
 from rectlab import activations as A
 from rectlab.activations import functional as AF
-from rectlab.activations import fused
+from rectlab.activations import fused, ops, selfcheck
 from spec_check import check_against_spec, grad_and_value, layouts
 
 LOW = (torch.bfloat16, torch.float16)
@@ -31,7 +32,7 @@ LOW = (torch.bfloat16, torch.float16)
 
 LAYOUTS = layouts()
 _grad_and_value = grad_and_value
-_check = check_against_spec  # the runtime self-check's comparison and tolerances
+_check = check_against_spec  # the tolerances of the runtime self-check's comparison
 
 
 def _input(layout: str, dtype: torch.dtype, device: str, seed: int = 0) -> torch.Tensor:
@@ -43,26 +44,13 @@ def _input(layout: str, dtype: torch.dtype, device: str, seed: int = 0) -> torch
 # Elementwise ops
 # ----------------------------------------------------------------------------------------------------
 
-# name -> (fused, reference, piecewise-linear forward is exact)
+# case id -> (fused, reference, piecewise-linear forward is exact): the op table's cases of the fused ops
+# without a tensor parameter (the elementwise family, and RReLU in evaluation)
 ELEMENTWISE = {
-    "relu": (fused.relu, AF.relu, True),
-    "relu-mask": (lambda x: fused.relu(x, save_mask=True), AF.relu, True),
-    "leaky_relu": (lambda x: fused.leaky_relu(x, 0.2), lambda x: AF.leaky_relu(x, 0.2), True),
-    "leaky_relu-mask": (lambda x: fused.leaky_relu(x, 0.2, save_mask=True), lambda x: AF.leaky_relu(x, 0.2), True),
-    "rrelu-eval": (lambda x: fused.rrelu(x, 0.1, 0.3), lambda x: AF.rrelu(x, 0.1, 0.3), True),
-    "rrelu-eval-mask": (lambda x: fused.rrelu(x, 0.1, 0.3, save_mask=True), lambda x: AF.rrelu(x, 0.1, 0.3), True),
-    "elu": (lambda x: fused.elu(x, 1.3), lambda x: AF.elu(x, 1.3), False),
-    "celu": (lambda x: fused.celu(x, 0.7), lambda x: AF.celu(x, 0.7), False),
-    "selu": (fused.selu, AF.selu, False),
-    "gelu": (fused.gelu, AF.gelu, False),
-    "gelu-tanh": (lambda x: fused.gelu(x, "tanh"), lambda x: AF.gelu(x, "tanh"), False),
-    "silu": (fused.silu, AF.silu, False),
-    "mish": (fused.mish, AF.mish, False),
-    "softplus": (lambda x: fused.softplus(x, 2.0, 3.0), lambda x: AF.softplus(x, 2.0, 3.0), False),
-    "smelu": (lambda x: fused.smelu(x, 0.5), lambda x: AF.smelu(x, 0.5), False),
-    "helu": (lambda x: fused.helu(x, 0.1), lambda x: AF.helu(x, 0.1), True),
-    "helu-mask": (lambda x: fused.helu(x, 0.1, save_mask=True), lambda x: AF.helu(x, 0.1), True),
-    "gcu": (fused.gcu, AF.gcu, False),
+    case.id: (case.bind(getattr(fused, op.ident)), case.spec(), op.piecewise_linear)
+    for op in ops.TABLE
+    if op.triton and not op.tensor_params
+    for case in ops.cases(op)
 }
 
 
@@ -130,23 +118,33 @@ def _channel_input(case: str, dtype: torch.dtype, dev: str) -> tuple[torch.Tenso
     return x.to(dtype).to(dev), dim, channels
 
 
-@pytest.mark.parametrize("dtype", (torch.float32, *LOW), ids=str)
-@pytest.mark.parametrize("case", sorted(CHANNEL_CASES))
-def test_prelu(dev: str, case: str, dtype: torch.dtype) -> None:
-    x, dim, channels = _channel_input(case, dtype, dev)
-    w = (torch.rand(channels, generator=torch.Generator().manual_seed(2)) * 0.5).to(dev).requires_grad_(True)
-    _check(lambda x, w: fused.prelu(x, w, dim), lambda x, w: AF.prelu(x, w, dim), x, (w,), exact=True)
+# the fused ops with a per-channel or shared tensor parameter (PReLU's weight, Swish's beta)
+CHANNEL_OPS = [op for op in ops.TABLE if op.triton and op.tensor_params]
+
+
+def _channel_param(op: ops.Op, channels: int, dev: str) -> torch.Tensor:
+    """Values around the op's example, distinct per channel so that a wrong channel index shows."""
+    (p,) = op.tensor_params
+    spread = torch.rand(channels, generator=torch.Generator().manual_seed(2)) - 0.5
+    return (p.examples[0] + spread).to(dev).requires_grad_(True)
+
+
+def _with_param(op: ops.Op, fn, dim: int):
+    (p,) = op.tensor_params
+    return lambda x, value: fn(x, **{p.name: value}, dim=dim)
 
 
 @pytest.mark.parametrize("dtype", (torch.float32, *LOW), ids=str)
 @pytest.mark.parametrize("case", sorted(CHANNEL_CASES))
-def test_swish_learnable(dev: str, case: str, dtype: torch.dtype) -> None:
+@pytest.mark.parametrize("op", CHANNEL_OPS, ids=lambda op: op.name)
+def test_channel_parameter(dev: str, op: ops.Op, case: str, dtype: torch.dtype) -> None:
     x, dim, channels = _channel_input(case, dtype, dev)
-    beta = (torch.rand(channels, generator=torch.Generator().manual_seed(2)) + 0.5).to(dev).requires_grad_(True)
-    _check(lambda x, b: fused.swish(x, b, dim), lambda x, b: AF.swish(x, b, dim), x, (beta,))
+    value = _channel_param(op, channels, dev)
+    fast, spec = _with_param(op, getattr(fused, op.ident), dim), _with_param(op, op.reference, dim)
+    _check(fast, spec, x, (value,), exact=op.piecewise_linear)
 
 
-@pytest.mark.parametrize("beta", (0.0, 1.7), ids=("beta0", "beta1.7"))
+@pytest.mark.parametrize("beta", ops.get("swish").params[0].examples, ids=lambda b: f"beta{b:g}")
 def test_swish_fixed_beta(dev: str, beta: float) -> None:
     x = _input("nchw", torch.float32, dev)
     _check(lambda x: fused.swish(x, beta), lambda x: AF.swish(x, beta), x)
@@ -237,17 +235,17 @@ def _saved_bytes(fn) -> int:
 def test_save_mask_saves_one_bit_per_element(dev: str, dtype: torch.dtype) -> None:
     x = torch.randn(64, 1000, device=dev, dtype=dtype, requires_grad=True)  # 64,000 elements
     n = x.numel()
-    frozen = torch.full((1000,), 0.25, device=dev)
-    cases = {
-        "relu": lambda m: fused.relu(x, save_mask=m),
-        "leaky_relu": lambda m: fused.leaky_relu(x, 0.1, save_mask=m),
-        "helu": lambda m: fused.helu(x, 0.05, save_mask=m),
-        "prelu-frozen": lambda m: fused.prelu(x, frozen, save_mask=m),
-    }
-    for name, fn in cases.items():
-        extra = frozen.numel() * 4 if name.startswith("prelu") else 0
-        assert _saved_bytes(lambda f=fn: f(False)) == n * x.element_size() + extra, name
-        assert _saved_bytes(lambda f=fn: f(True)) == n // 8 + extra, name
+    for op in ops.TABLE:
+        masked = [case for case in ops.cases(op) if case.save_mask]
+        if not op.triton or not masked:
+            continue
+        case = masked[0]
+        fn = getattr(fused, op.ident)
+        tensors = [torch.full((x.shape[1],), value, device=dev) for _, _, value, _ in case.tensors]  # frozen
+        extra = sum(t.numel() * 4 for t in tensors)  # PReLU keeps its weight
+        for save_mask, expected in ((False, n * x.element_size() + extra), (True, n // 8 + extra)):
+            run = dataclasses.replace(case, save_mask=save_mask).bind(fn)
+            assert _saved_bytes(lambda r=run, t=tensors: r(x, *t)) == expected, (case.id, save_mask)
     seed_bytes = 8
     assert _saved_bytes(lambda: fused.rrelu(x, training=True, save_mask=True)) == n // 8 + seed_bytes
 
@@ -367,28 +365,28 @@ def test_compile_inductor(dev: str) -> None:
 def test_use_fused_dispatch(monkeypatch: pytest.MonkeyPatch, has_triton: bool) -> None:
     cpu = torch.zeros(2)
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    assert not fused.use_fused(cpu, "torch", "prelu")
-    assert not fused.use_fused(cpu, "auto", "prelu")  # the reference off the GPU
-    assert not fused.use_fused(cpu, "triton", "identity")
+    assert not selfcheck.use_fused(cpu, "torch", "prelu")
+    assert not selfcheck.use_fused(cpu, "auto", "prelu")  # the reference off the GPU
+    assert not selfcheck.use_fused(cpu, "triton", "identity")
     if has_triton:
         with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
-            fused.use_fused(cpu, "triton", "prelu")
+            selfcheck.use_fused(cpu, "triton", "prelu")
         monkeypatch.setenv("TRITON_INTERPRET", "1")
-        assert fused.use_fused(cpu, "triton", "prelu")
-        assert not fused.use_fused(cpu, "auto", "prelu")  # auto never picks the interpreter
+        assert selfcheck.use_fused(cpu, "triton", "prelu")
+        assert not selfcheck.use_fused(cpu, "auto", "prelu")  # auto never picks the interpreter
         with pytest.raises(TypeError, match="backend='torch'"):
-            fused.use_fused(cpu.double(), "triton", "gelu")
+            selfcheck.use_fused(cpu.double(), "triton", "gelu")
     with pytest.raises(ValueError, match="no fused kernel"):
-        fused.use_fused(cpu, "triton", "tanh")
+        selfcheck.use_fused(cpu, "triton", "tanh")
     with pytest.raises(ValueError, match="backend must be one of"):
         fused.check_backend("cuda")
 
 
 def test_use_fused_without_triton(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fused, "triton_available", lambda: False)
-    assert not fused.use_fused(torch.zeros(2), "auto", "relu")
+    assert not selfcheck.use_fused(torch.zeros(2), "auto", "relu")
     with pytest.raises(RuntimeError, match="pip install triton"):
-        fused.use_fused(torch.zeros(2), "triton", "relu")
+        selfcheck.use_fused(torch.zeros(2), "triton", "relu")
 
 
 def test_fused_call_on_cpu_without_interpreter_explains(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -440,9 +438,10 @@ def test_gpu_prelu_swish_large(layout: str, dtype: torch.dtype) -> None:
         if layout == "shared":
             channels = 1
     x = x.to(dtype)
-    w = torch.rand(channels, device="cuda", requires_grad=True)
-    _check(lambda x, w: fused.prelu(x, w, dim), lambda x, w: AF.prelu(x, w, dim), x, (w,), exact=True)
-    _check(lambda x, b: fused.swish(x, b, dim), lambda x, b: AF.swish(x, b, dim), x, (w + 0.5,))
+    for op in CHANNEL_OPS:
+        value = _channel_param(op, channels, "cuda")
+        fast, spec = _with_param(op, getattr(fused, op.ident), dim), _with_param(op, op.reference, dim)
+        _check(fast, spec, x, (value,), exact=op.piecewise_linear)
 
 
 @pytest.mark.gpu

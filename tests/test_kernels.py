@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from rectlab.activations import ops
 from rectlab.kernels import _layout
 
 _fastdiv = None  # set by test_fastdiv_is_exact
@@ -68,7 +69,7 @@ def test_chunks_are_aligned_and_cover_everything() -> None:
 @pytest.mark.parametrize(
     "shape, channels_last, per_channel",
     [
-        ((128, 64, 112, 112), False, True),  # a 112x112 ImageNet stage, NCHW: planes
+        ((128, 64, 112, 112), False, True),  # the GPU benchmark's shape, NCHW: planes
         ((128, 64, 112, 112), True, True),  # channels_last: rows
         ((1, 64, 112, 112), False, True),  # batch 1
         ((512, 64, 8, 8), False, True),  # CIFAR's last stage
@@ -175,8 +176,8 @@ def test_kernels_compile_for_h100(monkeypatch: pytest.MonkeyPatch, dtype: str) -
     t = f"*{dtype}"
     scalars = {"p0": "fp32", "p1": "fp32"}
     flags = ("OP", "SAVE_MASK", "BLOCK")
-    for op in ek.OPS:
-        save = op in ek.MASK_OPS
+    for op in ek.PROGRAMS:
+        save = op in ek.MASK_PROGRAMS
         sig = {"x_ptr": t, "y_ptr": t, "mask_ptr": "*u8", "n": "i32", **scalars, **dict.fromkeys(flags, "constexpr")}
         ptx = _compile_sm90(ek._elementwise_fwd_kernel, sig, {"OP": op, "SAVE_MASK": save, "BLOCK": 2048},
                             ("x_ptr", "y_ptr", "n"), 8)  # fmt: skip
@@ -185,7 +186,7 @@ def test_kernels_compile_for_h100(monkeypatch: pytest.MonkeyPatch, dtype: str) -
                **dict.fromkeys(("OP", "FROM_MASK", "BLOCK"), "constexpr")}  # fmt: skip
         _compile_sm90(ek._elementwise_bwd_kernel, sig, {"OP": op, "FROM_MASK": save, "BLOCK": 2048}, ("g_ptr", "n"), 8)
     magic = dict.fromkeys(("C", "inner_magic", "inner_shift", "c_magic", "c_shift"), "i32")
-    for op in ck.OPS:
+    for op in ck.PROGRAMS:
         sig = {"x_ptr": t, "y_ptr": t, "mask_ptr": "*u8", "n": "i32", "p_ptr": "*fp32", **magic}
         const = {"OP": op, "SAVE_MASK": op == "prelu", "BLOCK": 2048}
         sig |= dict.fromkeys(const, "constexpr")
@@ -212,12 +213,12 @@ def test_kernels_compile_for_h100(monkeypatch: pytest.MonkeyPatch, dtype: str) -
 # ----------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("op", ["relu", "leaky_relu", "helu", "gelu_tanh", "mish"])
+@pytest.mark.parametrize("op", sorted({p for op in ops.TABLE for p in op.programs("elementwise")}))
 def test_elementwise_blocks_and_chunks_agree(dev: str, op: str) -> None:
     ek = _load("elementwise")
     x = torch.randn(5003, device=dev)
     g = torch.randn(5003, device=dev)
-    save = op in ek.MASK_OPS
+    save = op in ek.MASK_PROGRAMS
     y, mask = ek.forward(x, op, 0.1, 0.0, save_mask=save)
     dx = ek.backward(g, x, op, 0.1, 0.0)
     for block, max_chunk in ((64, 1 << 30), (256, 2048), (1024, 1024)):
@@ -241,7 +242,7 @@ def test_mask_is_little_endian_packbits(dev: str) -> None:
     assert relu_mask.numel() == (1003 + 7) // 8
 
 
-@pytest.mark.parametrize("op", ["prelu", "swish"])
+@pytest.mark.parametrize("op", [p for op in ops.TABLE for p in op.programs("channel")])
 @pytest.mark.parametrize(
     "shape, channels_last, dim",
     [((3, 4, 9, 10), False, 1), ((3, 4, 9, 10), True, 1), ((50, 7, 3), False, -1), ((6, 5, 40), False, 1)],
@@ -282,6 +283,21 @@ def test_prelu_mask_backward_matches(dev: str) -> None:
         ck.forward(x, w, "swish", 1, save_mask=True)
     with pytest.raises(ValueError, match="known: prelu, swish"):
         ck.forward(x, w, "elu", 1)
+
+
+@pytest.mark.triton
+def test_op_table_and_kernel_families_agree() -> None:
+    """Every program of every family is launched by an op of the op table and vice versa, and the programs that
+    keep a 1-bit mask are those of the ops with the memory saver."""
+    from rectlab import kernels
+
+    for family in kernels.FAMILIES:
+        module = _load(family)
+        launched = {p for op in ops.TABLE for p in op.programs(family)}
+        assert launched == set(module.PROGRAMS), family
+    masked = {p for op in ops.TABLE if op.save_mask for p in op.programs("elementwise")}
+    assert masked == set(_load("elementwise").MASK_PROGRAMS)
+    assert {op.name for op in ops.TABLE if op.programs("channel") and op.save_mask} == {"prelu"}  # channel masks
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """The self-checking dispatch of backend="auto" (rectlab.activations.selfcheck) and RECTLAB_BACKEND.
 
 Without a GPU, backend="auto" never picks the kernels; these tests widen it to CPU tensors under Triton's
-interpreter (``fused._kernel_device``) so that the whole path runs: first use -> self-check -> kernel or
+interpreter (``selfcheck._kernel_device``) so that the whole path runs: first use -> self-check -> kernel or
 reference, with a broken kernel monkeypatched in where a test needs one.
 """
 
@@ -14,7 +14,7 @@ import torch
 
 from rectlab import activations as A
 from rectlab.activations import functional as AF
-from rectlab.activations import fused, selfcheck
+from rectlab.activations import fused, ops, selfcheck
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +31,7 @@ def auto_on_cpu(monkeypatch: pytest.MonkeyPatch, has_triton: bool) -> None:
         pytest.skip("triton is not installed")
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     monkeypatch.delenv(selfcheck.BACKEND_ENV, raising=False)
-    monkeypatch.setattr(fused, "_kernel_device", lambda x: True)
+    monkeypatch.setattr(selfcheck, "_kernel_device", lambda x: True)
 
 
 def _kernel_module(family: str):
@@ -66,10 +66,12 @@ def _prelu_reference(weight: torch.Tensor, x: torch.Tensor, g: torch.Tensor):
 
 
 def _combos(op: str) -> list[tuple[torch.dtype, str]]:
-    """Both dtype/layout combinations for the per-channel ops (their tiling depends on the layout), one for the
-    others, alternating between ops so that both dtypes and both layouts are covered (suite time)."""
+    """Both dtype/layout combinations for the ops with a tensor parameter (their tiling depends on the layout)
+    and the random ones, one for the others, alternating between ops so that both dtypes and both layouts are
+    covered (suite time)."""
     both = [(torch.float32, "contiguous"), (torch.bfloat16, "channels_last")]
-    return both if op in ("prelu", "swish", "rrelu") else [both[selfcheck.ops().index(op) % 2]]
+    row = ops.get(op)
+    return both if row.tensor_params or row.random else [both[selfcheck.ops().index(op) % 2]]
 
 
 @pytest.mark.triton
@@ -133,14 +135,14 @@ def test_auto_runs_the_kernel_after_a_passed_check(auto_on_cpu) -> None:
     x = torch.randn(2, 16, 8, 8)
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        assert fused.use_fused(x, "auto", "gelu")
-        assert fused.use_fused(x, "auto", "gelu")  # cached: one check
+        assert selfcheck.use_fused(x, "auto", "gelu")
+        assert selfcheck.use_fused(x, "auto", "gelu")  # cached: one check
     assert not _self_check_warnings(record)
     (result,) = selfcheck.results()
     assert (result.op, result.device, result.dtype, result.layout, result.passed) == (
         "gelu", "cpu", "torch.float32", "contiguous", True
     )  # fmt: skip
-    assert fused.use_fused(x.to(memory_format=torch.channels_last), "auto", "gelu")
+    assert selfcheck.use_fused(x.to(memory_format=torch.channels_last), "auto", "gelu")
     assert len(selfcheck.results()) == 2  # one check per layout family
     assert selfcheck.explain("gelu", "cpu")[0] == "torch"  # explain() speaks of CUDA devices only
 
@@ -176,7 +178,7 @@ def test_a_broken_kernel_falls_back_to_the_reference(auto_on_cpu, monkeypatch: p
         warnings.simplefilter("always")
         first = _prelu_step(module, x, g)
         second = _prelu_step(module, x, g)
-        assert not fused.use_fused(x.to(torch.bfloat16), "auto", "prelu")  # disabled for every dtype
+        assert not selfcheck.use_fused(x.to(torch.bfloat16), "auto", "prelu")  # disabled for every dtype
     messages = _self_check_warnings(record)
     assert len(messages) == 1, messages
     expected = {"raises": "raised RuntimeError: PassManager::run failed", "wrong-forward": "y: max abs error",
@@ -189,12 +191,12 @@ def test_a_broken_kernel_falls_back_to_the_reference(auto_on_cpu, monkeypatch: p
     for got in (first, second):
         for a, b in zip(got, reference):
             torch.testing.assert_close(a, b, rtol=0, atol=0)  # the reference itself ran
-    assert fused.use_fused(x, "auto", "relu")  # other ops keep their kernels
+    assert selfcheck.use_fused(x, "auto", "relu")  # other ops keep their kernels
     backend, why = selfcheck.explain("prelu", "cpu")
     assert backend == "torch"
     assert not selfcheck._FAILED.get(("relu", "cpu"))
     # backend="triton" is explicit: it runs the kernel (here the broken one) as asked
-    assert fused.use_fused(x, "triton", "prelu")
+    assert selfcheck.use_fused(x, "triton", "prelu")
 
 
 def test_failed_check_explained_for_a_cuda_device(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -243,22 +245,22 @@ def test_auto_under_torch_compile_checks_at_trace_time_without_graph_breaks(auto
 def test_backend_env_replaces_auto_at_call_time(auto_on_cpu, monkeypatch: pytest.MonkeyPatch) -> None:
     x = torch.randn(2, 16, 8, 8)
     monkeypatch.setenv(selfcheck.BACKEND_ENV, "torch")
-    assert not fused.use_fused(x, "auto", "gelu")
-    assert fused.use_fused(x, "triton", "gelu")  # an explicit backend is never overridden
+    assert not selfcheck.use_fused(x, "auto", "gelu")
+    assert selfcheck.use_fused(x, "triton", "gelu")  # an explicit backend is never overridden
     assert selfcheck.results() == []
     monkeypatch.setenv(selfcheck.BACKEND_ENV, " Triton ")
-    assert fused.use_fused(x, "auto", "gelu") and selfcheck.results() == []  # forced: no self-check
+    assert selfcheck.use_fused(x, "auto", "gelu") and selfcheck.results() == []  # forced: no self-check
     monkeypatch.setenv(selfcheck.BACKEND_ENV, "auto")
-    assert fused.use_fused(x, "auto", "gelu") and len(selfcheck.results()) == 1
-    assert not fused.use_fused(x, "torch", "gelu")
+    assert selfcheck.use_fused(x, "auto", "gelu") and len(selfcheck.results()) == 1
+    assert not selfcheck.use_fused(x, "torch", "gelu")
     monkeypatch.setenv(selfcheck.BACKEND_ENV, "cuda")
     with pytest.raises(ValueError, match="RECTLAB_BACKEND='cuda' is not valid: use torch, triton or auto"):
-        fused.use_fused(x, "auto", "gelu")
+        selfcheck.use_fused(x, "auto", "gelu")
 
 
 def test_backend_env_torch_gives_the_reference_in_a_model(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(selfcheck.BACKEND_ENV, "torch")
-    monkeypatch.setattr(fused, "_kernel_device", lambda x: True)  # even where auto would pick the kernels
+    monkeypatch.setattr(selfcheck, "_kernel_device", lambda x: True)  # even where auto would pick the kernels
     module = A.PReLU(4)
     x = torch.randn(3, 4, 5)
     torch.testing.assert_close(module(x), AF.prelu(x, module.weight, 1), rtol=0, atol=0)

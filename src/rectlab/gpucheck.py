@@ -162,7 +162,7 @@ def stage_selfcheck(plan: Plan, device: torch.device) -> dict[str, Any]:
 
 def _fused_activations() -> list[str]:
     """The registered activations whose module runs a fused kernel."""
-    return [n for n in activations.names() if getattr(activations.get(n), "op", "") in fused.FUSED_OPS]
+    return [n for n in activations.names() if getattr(activations.get(n), "op", "") in selfcheck.ops()]
 
 
 def _sync(device: torch.device) -> None:

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..errors import InputError, InputTypeError
 from ..registry import UnknownNameError
-from . import functional, selfcheck  # selfcheck: sets the check backend="auto" runs before a kernel
+from . import functional, selfcheck
 from .modules import (
     ACTIVATIONS,
     CELU,

@@ -1,9 +1,10 @@
 """Fast CPU paths: one ``torch.autograd.Function`` per activation whose plain-torch spec is slow on CPU.
 
-On a CPU tensor, ``backend="auto"`` runs these instead of the spec (:mod:`rectlab.activations.functional`)
-for PReLU, RReLU (training), Swish, SmeLU, HeLU, GCU and Mish. The other activations' specs already *are*
-PyTorch's native CPU ops (``F.relu``, ``F.elu``, ``F.gelu``, ``F.silu`` ...), so they need nothing here.
-:func:`use_cpu` decides per call; nothing switches implementations globally.
+On a CPU tensor, ``backend="auto"`` runs these instead of the spec (`rectlab.activations.functional`)
+for the ops whose row of the op table (`rectlab.activations.ops`) has ``cpu``: PReLU, RReLU (training),
+Swish, SmeLU, HeLU, GCU and Mish, each by the function of its name here. The other activations' specs already
+*are* PyTorch's native CPU ops (``F.relu``, ``F.elu``, ``F.gelu``, ``F.silu`` ...), so they need nothing here.
+`use_cpu` decides per call; nothing switches implementations globally.
 
 Why they are faster (measured; see ``docs/activations.md``, "Speed on CPU"): on CPU a fresh output buffer
 for a study-sized tensor can cost as much as a pass over it (page faults), and ``torch.where`` / boolean
@@ -37,6 +38,7 @@ from torch.autograd.function import once_differentiable
 from ..errors import InputError
 from ..kernels import _layout
 from . import functional as AF
+from . import ops as op_table
 from .selfcheck import backend_from_env
 
 __all__ = [
@@ -59,8 +61,8 @@ __all__ = [
     "use_cpu",
 ]
 
-CPU_OPS = frozenset({"prelu", "rrelu", "swish", "smelu", "helu", "gcu", "mish"})
-"""Module ``op`` names with a fast CPU path; the others' specs are PyTorch's native ops already."""
+CPU_OPS = frozenset(op_table.names(cpu=True))
+"""The ops with a fast CPU path (from the op table); the others' specs are PyTorch's native ops already."""
 
 DTYPES = (torch.float32, torch.float64, torch.bfloat16)
 """Input dtypes the CPU paths take (float16 stays on the spec: several CPU kernels lack it on torch 2.4)."""
@@ -91,13 +93,13 @@ def use_cpu(x: Tensor, backend: str, op: str, *params: object) -> bool:
     Args:
         x: the input tensor.
         backend: only ``"auto"`` picks the CPU path (``"torch"`` always runs the spec), unless the
-            ``RECTLAB_BACKEND`` environment variable replaces it (:func:`.selfcheck.backend_from_env`).
-        op: the module's op name (``"prelu"``, ``"smelu"`` ...); see :data:`CPU_OPS`.
+            ``RECTLAB_BACKEND`` environment variable replaces it (`.selfcheck.backend_from_env`).
+        op: the module's op name (``"prelu"``, ``"smelu"`` ...); see `CPU_OPS`.
         *params: the op's parameters; tensors must be CPU tensors of ``x``'s dtype (a mix, as under
             autocast, runs the spec, which promotes like PyTorch does).
 
     Returns:
-        True when ``x`` is a plain CPU tensor of a dtype in :data:`DTYPES`, ``op`` has a CPU path, and
+        True when ``x`` is a plain CPU tensor of a dtype in `DTYPES`, ``op`` has a CPU path, and
         nothing is tracing or transforming the call.
     """
     if op not in CPU_OPS or not x.is_cpu or x.dtype not in DTYPES or backend_from_env(backend) != "auto":
@@ -124,12 +126,15 @@ def _reduce_to(buf: Tensor, param: Tensor, dim: int) -> Tensor:
     return total.reshape(param.shape).to(param.dtype)
 
 
-def _sum_of_products(a: Tensor, b: Tensor, param: Tensor, dim: int) -> Tensor:
-    """``sum(a * b)`` reduced like :func:`_reduce_to`; one dot product, no temporary, for a 1-value
-    ``param`` and two tensors laid out alike."""
-    if param.numel() == 1 and a.dtype in (torch.float32, torch.float64) and _same_dense_layout(a, b):
-        return torch.dot(_flat(a), _flat(b)).reshape(param.shape).to(param.dtype)
-    return _reduce_to(a * b, param, dim)
+def _sum_of_products(a: Tensor, b: Tensor) -> Tensor:
+    """``sum(a * b)`` as a 0-d tensor, in fp32 for low precision: one dot product and no temporary for two float32
+    / float64 tensors laid out alike."""
+    if a.dtype in (torch.float32, torch.float64) and a.is_contiguous() and b.is_contiguous():
+        return torch.dot(a.view(-1), b.view(-1))
+    if a.dtype in (torch.float32, torch.float64) and _same_dense_layout(a, b):
+        return torch.dot(_flat(a), _flat(b))
+    acc = torch.float32 if a.dtype in (torch.bfloat16, torch.float16) else a.dtype
+    return (a * b).sum(dtype=acc)
 
 
 def _same_dense_layout(a: Tensor, b: Tensor) -> bool:
@@ -154,7 +159,7 @@ def _prelu_forward(x: Tensor, weight: Tensor, dim: int) -> Tensor:
 
 class PReLUFunction(torch.autograd.Function):
     """PReLU ``y = x if x > 0 else a * x``: ``apply(x, weight, dim)``, with ``a`` the weight viewed to
-    broadcast against ``x`` along ``dim`` (:func:`rectlab.activations.functional.broadcast_param`).
+    broadcast against ``x`` along ``dim`` (`rectlab.activations.functional.broadcast_param`).
 
     Backward, in one buffer ``buf`` (the input gradient's own, so no full-size temporary):
         dL/da[c] = sum over x <= 0 of g * x = sum(g * min(x, 0))   -> buf = min(x, 0); buf *= g; reduce
@@ -333,48 +338,75 @@ def smelu(x: Tensor, beta: float = 1.0) -> Tensor:
 # ----------------------------------------------------------------------------------------------------
 
 
+_SIGMOID_IS_ONE = 40.0
+"""``sigmoid(z)`` rounds to 1 above this even in float64 (``1 - 4e-18``), and ``exp(z)`` is finite below it."""
+
+
+def _times_sigmoid(t: Tensor, x: Tensor, beta: float, out: Tensor | None = None) -> Tensor:
+    """``t * sigmoid(beta * x)`` in one native pass: softplus's derivative, ``softplus_backward``, whose kernel
+    computes ``t * e / (e + 1)`` with one vectorized ``exp(beta x)`` (and ``t`` itself where ``beta x`` is above
+    `_SIGMOID_IS_ONE`); for bf16 in float32, rounded once. ``out`` may be ``t``."""
+    if out is None:
+        return _aten.softplus_backward(t, x, beta, _SIGMOID_IS_ONE)
+    return _aten.softplus_backward.grad_input(t, x, beta, _SIGMOID_IS_ONE, grad_input=out)
+
+
 class SwishFunction(torch.autograd.Function):
-    """Swish ``y = x * s`` with ``s = sigmoid(b x)``: ``apply(x, beta, b, dim)`` with ``b`` the tensor
-    ``beta`` viewed to broadcast against ``x`` along ``dim``.
+    """Swish ``y = x * s`` with ``s = sigmoid(b x)``: ``apply(x, beta, b, dim)`` with ``b`` the tensor ``beta``
+    viewed to broadcast against ``x`` along ``dim``, or for a 1-value ``beta`` its value as a number (then ``s``
+    comes from one native pass, `_times_sigmoid`).
 
     With ``h = s (1 - s)`` (``sigmoid_backward``) and only ``x`` and ``s`` saved, in the buffer of ``g h x``:
-        dL/db[c] = sum(g * x^2 * h) = sum((g h x) * x)     (a dot product for one beta)
+        dL/db[c] = sum(g * x^2 * h) = sum((g h x) * x)     (a dot product for one beta, else a sum per channel)
         dL/dx    = g * (s + b x h)  = b * (g h x) + g * s
+    One ``exp`` in all; three fresh full-size buffers a step (``s``, ``y``, the input gradient).
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, beta: Tensor, b: Tensor, dim: int) -> Tensor:
-        s = torch.mul(x, b).sigmoid_()
-        ctx.save_for_backward(x, s, beta, b)
+    def forward(ctx, x: Tensor, beta: Tensor, b: Tensor | float, dim: int) -> Tensor:
+        if isinstance(b, float):
+            s = _times_sigmoid(x.new_ones(()), x, b)
+            ctx.save_for_backward(x, s, beta)
+        else:
+            s = torch.mul(x, b).sigmoid_()
+            ctx.save_for_backward(x, s, beta, b)
+        ctx.shared_b = b if isinstance(b, float) else None
         ctx.dim = dim
         return x * s
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g: Tensor):
-        x, s, beta, b = ctx.saved_tensors
+        x, s, beta, *view = ctx.saved_tensors
+        b = ctx.shared_b if ctx.shared_b is not None else view[0]
         need_dx, need_db = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         ghx = _aten.sigmoid_backward(g, s).mul_(x)  # g h x
-        db = _sum_of_products(ghx, x, beta, ctx.dim) if need_db else None
+        db = None
+        if need_db and ctx.shared_b is not None:
+            db = _sum_of_products(ghx, x).reshape(beta.shape).to(beta.dtype)
+        elif need_db:
+            db = _reduce_to(ghx * x, beta, ctx.dim)
         dx = ghx.mul_(b).addcmul_(g, s) if need_dx else None
         return dx, db, None, None
 
 
 class _FixedSwishFunction(torch.autograd.Function):
-    """Swish with a fixed number ``beta``: ``apply(x, beta)``; dL/dx = beta * (g h x) + g * s as above."""
+    """Swish with a fixed number ``beta``: ``apply(x, beta)``. Forward one native pass (`_times_sigmoid`),
+    ``x`` saved; backward ``dL/dx = g silu'(u)`` with ``u = beta x``: PyTorch's ``silu_backward`` over ``u``, in
+    ``u``'s buffer."""
 
     @staticmethod
     def forward(ctx, x: Tensor, beta: float) -> Tensor:
-        s = torch.mul(x, beta).sigmoid_()
-        ctx.save_for_backward(x, s)
+        ctx.save_for_backward(x)
         ctx.beta = beta
-        return x * s
+        return _times_sigmoid(x, x, beta)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g: Tensor):
-        x, s = ctx.saved_tensors
-        return _aten.sigmoid_backward(g, s).mul_(x).mul_(ctx.beta).addcmul_(g, s), None
+        (x,) = ctx.saved_tensors
+        u = torch.mul(x, ctx.beta)
+        return _aten.silu_backward.grad_input(g, u, grad_input=u), None
 
 
 def swish(x: Tensor, beta: Tensor | float = 1.0, dim: int = 1) -> Tensor:
@@ -390,11 +422,15 @@ def swish(x: Tensor, beta: Tensor | float = 1.0, dim: int = 1) -> Tensor:
         if beta == 1.0:
             return F.silu(x)
         if not _needs_grad(x):
-            return x * torch.mul(x, beta).sigmoid_()
+            return _times_sigmoid(x, x, beta)
         return _FixedSwishFunction.apply(x, beta)
     b = AF.broadcast_param(beta, x, dim, "Swish beta")
+    if beta.numel() == 1:
+        if not _needs_grad(x, beta):
+            return _times_sigmoid(x, x, beta.item())
+        return SwishFunction.apply(x, beta, beta.item(), dim)
     if not _needs_grad(x, beta):
-        return x * torch.mul(x, b).sigmoid_()
+        return torch.mul(x, b).sigmoid_().mul_(x)
     return SwishFunction.apply(x, beta, b, dim)
 
 
@@ -474,7 +510,7 @@ def _mish_backward(g: Tensor, x: Tensor) -> Tensor:
 
 class MishFunction(torch.autograd.Function):
     """Mish (Misra 2019): ``apply(x)``. Saves ``x``; backward ``g * mish'(x)`` recomputed from it
-    (:func:`_mish_backward`)."""
+    (`_mish_backward`)."""
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:

@@ -4,20 +4,21 @@ Each op is one autograd.Function (Liger-Kernel style: ``forward`` runs the forwa
 the one-pass backward kernel), and the same forward / setup_context / backward are registered as the
 autograd formula of a ``torch.library.custom_op`` (``torch.ops.rectlab.*``), with fake (meta) functions,
 so that ``torch.compile`` traces them as single nodes without graph breaks. The public functions below
-(:func:`relu`, :func:`prelu`, ...) call the custom ops.
+(`relu`, `prelu`, ...) call the custom ops; which ops have them, and which kernel programs they
+launch, is the ``triton`` column of the op table (`rectlab.activations.ops`).
 
-Dispatch is per call (:func:`use_fused`). ``backend="auto"`` runs a kernel only after it passed its
-self-check on that device, dtype and layout (:mod:`rectlab.activations.selfcheck`), and the environment
-variable ``RECTLAB_BACKEND=torch|triton|auto`` replaces ``"auto"`` for a whole program. Kernels are
-imported at the first fused call (``import rectlab`` does not import Triton).
+Dispatch is per call and lives one layer up, in `rectlab.activations.selfcheck.use_fused`:
+``backend="auto"`` runs a kernel only after it passed its self-check on that device, dtype and layout, and
+the environment variable ``RECTLAB_BACKEND=torch|triton|auto`` replaces ``"auto"`` for a whole program.
+Kernels are imported at the first fused call (``import rectlab`` does not import Triton).
 
 Numerics: math in float32 inside the kernels; outputs and input gradients in the input's dtype
 (fp32, bf16, fp16); parameter gradients (PReLU weight, Swish beta) reduced in float32 and returned in
 the parameter's dtype. Under autocast a bf16 input with an fp32 parameter gives a bf16 output and an
 fp32 parameter gradient.
 
-Memory saver: the piecewise-linear ops (:data:`MASK_OPS`) take ``save_mask=True`` to keep a packed
-1-bit mask (``ceil(numel / 8)`` bytes) for the backward instead of the input (``numel * itemsize``
+Memory saver: the piecewise-linear ops marked ``save_mask`` in the op table take ``save_mask=True`` to keep a
+packed 1-bit mask (``ceil(numel / 8)`` bytes) for the backward instead of the input (``numel * itemsize``
 bytes): 16x less for bf16 / fp16, 32x less for fp32. It works where the gradient only needs the side of
 the kink: ReLU, leaky ReLU, HeLU (``x > -alpha``), RReLU (slopes regenerated from the seed) and PReLU
 with a frozen weight. It cannot work for the PReLU weight gradient, which needs ``x`` itself
@@ -27,8 +28,6 @@ depends on the value of ``x``.
 
 import contextlib
 import importlib.util
-import os
-from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -36,13 +35,11 @@ from torch import Tensor
 from .. import kernels
 from ..errors import InputError, InputTypeError, UnavailableError
 from ..kernels import _layout
-from ..kernels import interpret_requested as _interpret_requested
 from . import functional as AF
 
 __all__ = [
     "BACKENDS",
-    "FUSED_OPS",
-    "MASK_OPS",
+    "DTYPES",
     "ElementwiseFunction",
     "PReLUFunction",
     "RReLUFunction",
@@ -64,45 +61,12 @@ __all__ = [
     "softplus",
     "swish",
     "triton_available",
-    "use_fused",
 ]
 
 BACKENDS = ("auto", "torch", "triton")
 
-BACKEND_ENV = "RECTLAB_BACKEND"
-"""Environment variable that replaces ``backend="auto"`` for a whole program (read at each call)."""
-
-FUSED_OPS = frozenset(
-    {
-        "relu",
-        "leaky_relu",
-        "rrelu",
-        "prelu",
-        "elu",
-        "celu",
-        "selu",
-        "gelu",
-        "swish",
-        "silu",
-        "mish",
-        "softplus",
-        "smelu",
-        "helu",
-        "gcu",
-    }
-)
-"""Module ``op`` names that have a fused kernel (``identity`` never needs one)."""
-
-MASK_OPS = ("relu", "leaky_relu", "rrelu", "prelu", "helu")
-"""Ops that accept ``save_mask=True`` (PReLU only with a frozen weight)."""
-
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 """Tensor dtypes the kernels take."""
-
-
-# ----------------------------------------------------------------------------------------------------
-# Dispatch
-# ----------------------------------------------------------------------------------------------------
 
 
 def check_backend(backend: str) -> str:
@@ -117,101 +81,9 @@ def triton_available() -> bool:
     return importlib.util.find_spec("triton") is not None
 
 
-def backend_from_env(backend: str) -> str:
-    """The backend a call runs with: ``backend`` itself, unless it is ``"auto"`` and ``RECTLAB_BACKEND`` is set.
-
-    Raises:
-        ValueError: ``RECTLAB_BACKEND`` holds something other than ``torch``, ``triton`` or ``auto``.
-    """
-    if backend != "auto":
-        return backend
-    value = os.environ.get(BACKEND_ENV, "").strip().lower()
-    if not value:
-        return "auto"
-    if value not in ("auto", "torch", "triton"):
-        raise InputError(
-            f"{BACKEND_ENV}={os.environ[BACKEND_ENV]!r} is not valid: use torch, triton or auto (or unset it)"
-        )
-    return value
-
-
-KernelGate = Callable[[str, Tensor], bool]
-
-
-def _no_kernel(op: str, x: Tensor) -> bool:
-    return False
-
-
-_kernel_gate: KernelGate = _no_kernel
-
-
-def set_kernel_gate(gate: KernelGate) -> None:
-    """Set what ``backend="auto"`` asks before running the kernel of ``op`` on ``x``.
-
-    :mod:`rectlab.activations.selfcheck` sets its ``kernel_ok`` when ``rectlab.activations`` is imported
-    (the self-check runs the kernels of this module, so it sits above it and registers itself here).
-    """
-    global _kernel_gate
-    _kernel_gate = gate
-
-
-def _interpreting() -> bool:
-    return _interpret_requested()
-
-
-def use_fused(x: Tensor, backend: str, op: str) -> bool:
-    """Decide, for one call, whether the fused kernel runs.
-
-    Args:
-        x: the input tensor.
-        backend: ``"torch"`` never; ``"auto"`` when ``x`` is a CUDA tensor of a supported dtype, Triton is
-            installed and the op's kernels passed their self-check for this device, dtype and layout (run
-            on first use, see :mod:`rectlab.activations.selfcheck`; else the plain-torch reference runs);
-            ``"triton"`` always, on CUDA tensors or, with ``TRITON_INTERPRET=1``, on CPU tensors through
-            Triton's interpreter. ``RECTLAB_BACKEND`` (read at each call) replaces ``"auto"``.
-        op: the module's op name (``"prelu"``, ``"gelu"`` ...).
-
-    Raises:
-        RuntimeError / TypeError: for ``backend="triton"`` when the kernel cannot run; the message says
-            what is missing and how to fix it. ValueError: an invalid ``RECTLAB_BACKEND``.
-    """
-    backend = backend_from_env(backend)
-    if backend == "torch" or op == "identity":
-        return False
-    if op not in FUSED_OPS:
-        if backend == "triton":
-            raise InputError(f"no fused kernel for {op!r}; use backend='auto' or 'torch'")
-        return False
-    if backend == "auto":
-        return _kernel_device(x) and x.dtype in DTYPES and triton_available() and _kernel_gate(op, x)
-    check_backend(backend)
-    if not triton_available():
-        raise UnavailableError(
-            f"backend='triton' for {op!r} needs the triton package, which is not installed: install it "
-            "(pip install triton, Linux with a CUDA GPU) or use backend='auto' / 'torch'"
-        )
-    if x.dtype not in DTYPES:
-        raise InputTypeError(
-            f"the fused {op!r} kernel takes float32, bfloat16 or float16 tensors, got {x.dtype}; "
-            "use backend='torch' for other dtypes (e.g. float64 for gradcheck), or backend='auto'"
-        )
-    if x.is_cuda or _interpreting():
-        return True
-    raise UnavailableError(
-        f"backend='triton' for {op!r} got a {x.device.type} tensor, but Triton kernels run on CUDA GPUs: move "
-        "the model and data to a GPU, use backend='auto' (the PyTorch reference off the GPU) or 'torch', or set "
-        "TRITON_INTERPRET=1 to run the kernels in Triton's CPU interpreter (slow; for tests)"
-    )
-
-
-def _kernel_device(x: Tensor) -> bool:
-    """Where ``backend="auto"`` considers the kernels: CUDA tensors (tests widen it to the interpreter)."""
-    return x.is_cuda
-
-
 def _kernels(family: str, x: Tensor):
     """The kernel module for ``family``, after checking that ``x`` can run it."""
-    if not x.is_cuda and not _interpret_requested():
+    if not x.is_cuda and not kernels.interpret_requested():
         raise UnavailableError(
             f"rectlab's Triton kernels need a CUDA tensor, got a {x.device.type} one: use the plain-torch "
             "functions in rectlab.activations.functional (or backend='auto' / 'torch' on modules), or set "
@@ -282,7 +154,7 @@ def _(grad: Tensor, saved: Tensor, op: str, p0: float, p1: float, from_mask: boo
 
 
 class ElementwiseFunction(torch.autograd.Function):
-    """``y = f(x)`` for an elementwise ``op`` of :mod:`rectlab.kernels.elementwise`.
+    """``y = f(x)`` for an elementwise ``op`` of `rectlab.kernels.elementwise`.
 
     ``apply(x, op, p0, p1, save_mask)`` with a dense ``x``; returns ``(y, mask)``.
     """
@@ -310,9 +182,8 @@ _elementwise_op.register_autograd(ElementwiseFunction.backward, setup_context=El
 
 
 def _elementwise(x: Tensor, op: str, p0: float = 0.0, p1: float = 0.0, save_mask: bool = False) -> Tensor:
+    """Program ``op`` of the elementwise family (which refuses ``save_mask`` where its backward needs ``x``)."""
     _check_input(x, op)
-    if save_mask and op not in ("relu", "leaky_relu", "helu"):
-        raise InputError(f"save_mask=True is for piecewise-linear activations ({', '.join(MASK_OPS)}), not {op!r}")
     return torch.ops.rectlab.elementwise(_layout.dense(x), op, float(p0), float(p1), bool(save_mask))[0]
 
 
@@ -323,7 +194,7 @@ def relu(x: Tensor, save_mask: bool = False) -> Tensor:
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01, save_mask: bool = False) -> Tensor:
     """Leaky ReLU, fused (gradient ``negative_slope`` at 0, as PyTorch)."""
-    return _elementwise(x, "leaky_relu", negative_slope, save_mask=save_mask)
+    return _elementwise(x, "leaky-relu", negative_slope, save_mask=save_mask)
 
 
 def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
@@ -339,7 +210,7 @@ def celu(x: Tensor, alpha: float = 1.0) -> Tensor:
 
 
 def selu(x: Tensor) -> Tensor:
-    """SELU, fused, with the self-normalizing constants of :mod:`rectlab.activations.functional`."""
+    """SELU, fused, with the self-normalizing constants of `rectlab.activations.functional`."""
     return _elementwise(x, "selu", AF.SELU_ALPHA, AF.SELU_SCALE)
 
 
@@ -347,7 +218,7 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     """GELU, fused: exact (``approximate="none"``, erf) or the tanh form (``"tanh"``)."""
     if approximate not in ("none", "tanh"):
         raise InputError(f"gelu approximate must be 'none' or 'tanh', got {approximate!r}")
-    return _elementwise(x, "gelu" if approximate == "none" else "gelu_tanh")
+    return _elementwise(x, "gelu" if approximate == "none" else "gelu-tanh")
 
 
 def silu(x: Tensor) -> Tensor:
@@ -459,7 +330,7 @@ def rrelu(
     if not 0 <= lower <= upper:
         raise InputError(f"RReLU needs 0 <= lower <= upper, got lower={lower}, upper={upper}")
     if not training:
-        return _elementwise(x, "leaky_relu", (lower + upper) / 2, save_mask=save_mask)
+        return _elementwise(x, "leaky-relu", (lower + upper) / 2, save_mask=save_mask)
     _check_input(x, "rrelu")
     seed = torch.randint(0, 2**62, (1,), dtype=torch.int64, device=x.device, generator=generator)
     return torch.ops.rectlab.rrelu(_layout.dense(x), seed, float(lower), float(upper), bool(save_mask))[0]
@@ -522,7 +393,7 @@ class PReLUFunction(torch.autograd.Function):
         dim, from_mask = ctx.params
         need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         if need_dw and from_mask:
-            raise RuntimeError("PReLU with save_mask=True cannot give the weight gradient: it needs the input x")
+            raise InputError("PReLU with save_mask=True cannot give the weight gradient: it needs the input x")
         dx, dw = torch.ops.rectlab.prelu_backward(
             _grad_like(grad_y, ctx), saved, weight, dim, from_mask, need_dx, need_dw
         )

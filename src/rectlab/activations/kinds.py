@@ -4,7 +4,9 @@
 `function_op` / `method_op` do the same for functional calls (``F.relu``, ``x.relu()``),
 `GATING_MODULES` lists the gating nonlinearities (sigmoid/tanh: observed by probes, never edited) and
 `negative_slope` gives the negative-side slope of the piecewise-linear rectifiers. Surgery, probes,
-optimizer parameter groups and He init all read them from here.
+optimizer parameter groups and He init all read them from here. The op names are those of rectlab's op table
+(`rectlab.activations.ops`) plus the torch.nn activations rectlab has no op for (``relu6``, ``hardswish``);
+a functional call is recognised by the Python name of its op (`rectlab.activations.ops.ident`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import ops as op_table
 from .modules import ACTIVATIONS, Activation
 
 __all__ = ["GATING_MODULES", "function_op", "method_op", "module_op", "negative_slope", "op_names"]
@@ -39,10 +42,10 @@ def _rrelu_slope(m: nn.Module) -> float | None:
     return (m.lower + m.upper) / 2 if isinstance(m, nn.RReLU) else None
 
 
-# The one table of torch.nn's activation modules: what :func:`module_op` names, what a probe observes and
-# :func:`rectlab.optim.param_groups` keeps out of weight decay, and (for the piecewise-linear rectifiers) the
+# The one table of torch.nn's activation modules: what `module_op` names, what a probe observes and
+# `rectlab.optim.param_groups` keeps out of weight decay, and (for the piecewise-linear rectifiers) the
 # negative-side slope He init's closed-form gain needs. nn.GELU is named from its ``approximate`` argument in
-# :func:`module_op`. rectlab's own :class:`~rectlab.activations.Activation` classes name themselves.
+# `module_op`. rectlab's own `rectlab.activations.Activation` classes name themselves.
 _TORCH_ACTIVATIONS: tuple[_TorchActivation, ...] = (
     # torch.ao's quantized ReLU6 subclasses nn.ReLU, so only nn.ReLU itself has ReLU's slope.
     _TorchActivation(nn.ReLU, "relu", lambda m: 0.0 if type(m) is nn.ReLU else None),
@@ -61,32 +64,20 @@ _TORCH_ACTIVATIONS: tuple[_TorchActivation, ...] = (
 
 GATING_MODULES: tuple[type[nn.Module], ...] = (nn.Tanh, nn.Sigmoid)
 """Gating nonlinearities: not activation sites (they gate LSTMs, attention, squeeze-excitation), but
-nonlinearities a probe still observes (see :func:`rectlab.probes.probe_sites`)."""
+nonlinearities a probe still observes (see `rectlab.probes.probe_sites`)."""
 
 
 def _function_ops() -> dict[Any, str]:
-    pairs = {
-        "relu": ("relu", "relu_"),
-        "relu6": ("relu6",),
-        "leaky-relu": ("leaky_relu", "leaky_relu_"),
-        "prelu": ("prelu",),
-        "rrelu": ("rrelu", "rrelu_"),
-        "elu": ("elu", "elu_"),
-        "celu": ("celu", "celu_"),
-        "selu": ("selu", "selu_"),
-        "gelu": ("gelu",),
-        "silu": ("silu",),
-        "mish": ("mish",),
-        "softplus": ("softplus",),
-        "hardswish": ("hardswish",),
-    }
+    """``torch.nn.functional`` / ``torch`` function -> op: the functions named after an op, and their in-place
+    forms (``F.leaky_relu``, ``F.leaky_relu_``, ``torch.relu_`` ...)."""
     table: dict[Any, str] = {}
-    for op, fnames in pairs.items():
+    for op in (*op_table.names(), *(row.op for row in _TORCH_ACTIVATIONS)):
+        name = op_table.ident(op)
         for namespace in (F, torch):
-            for fname in fnames:
+            for fname in (name, name + "_"):
                 fn = getattr(namespace, fname, None)
                 if fn is not None:
-                    table[fn] = op
+                    table.setdefault(fn, op)
     return table
 
 
@@ -119,7 +110,7 @@ def negative_slope(module: nn.Module) -> float | None:
 
     ReLU 0, LeakyReLU its slope, PReLU the mean of its current slopes, RReLU the mean of its sampling range,
     identities (rectlab's and ``nn.Identity``) 1; rectlab activations answer through
-    :meth:`~rectlab.activations.Activation.negative_slope`. He init (He et al. 2015, arXiv 1502.01852) uses it
+    `rectlab.activations.Activation.negative_slope`. He init (He et al. 2015, arXiv 1502.01852) uses it
     for the closed-form gain ``sqrt(2 / (1 + a^2))``.
     """
     if isinstance(module, Activation):
@@ -146,5 +137,5 @@ def method_op(name: Any) -> str | None:
 
 
 def op_names() -> list[str]:
-    """Every op name a :class:`Site` can carry (rectlab's registered activations plus torch's extras)."""
+    """Every op name a `Site` can carry (rectlab's registered activations plus torch's extras)."""
     return sorted(set(ACTIVATIONS.names()) | {row.op for row in _TORCH_ACTIVATIONS} | set(_FUNCTION_OPS.values()))

@@ -1,10 +1,12 @@
 """``nn.Module`` forms of the activations, registered by name.
 
-Every module accepts ``inplace=False`` (honoured where the operation can be done in place without
-breaking autograd, otherwise documented as ignored) and ``backend="auto"``: ``"auto"`` runs the fused
-Triton kernel on CUDA tensors when Triton is available, the fast CPU path of :mod:`.cpu` on CPU tensors
-where the op has one (PReLU, RReLU, Swish, SmeLU, HeLU, GCU, Mish), and the plain-torch reference otherwise;
-``"torch"`` always runs the reference, ``"triton"`` always runs the kernel (an error if it cannot).
+Each module runs one op of the op table (`rectlab.activations.ops`), named by its ``op`` attribute; the
+table says which fast paths the op has. Every module accepts ``inplace=False`` (honoured where the operation
+can be done in place without breaking autograd, otherwise documented as ignored) and ``backend="auto"``:
+``"auto"`` runs the fused Triton kernel on CUDA tensors when Triton is available (after its self-check,
+`rectlab.activations.selfcheck.use_fused`), the fast CPU path of `rectlab.activations.cpu` on CPU tensors where the
+op has one, and the plain-torch reference otherwise; ``"torch"`` always runs the reference, ``"triton"``
+always runs the kernel (an error if it cannot).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from torch import Tensor, nn
 
 from ..errors import InputError
 from ..registry import Registry
-from . import cpu, fused
+from . import cpu, fused, selfcheck
 from . import functional as AF
 
 __all__ = [
@@ -50,12 +52,13 @@ class Activation(nn.Module):
     """Base class of rectlab's activation modules.
 
     Class attributes:
-        op: name of the operation in :mod:`rectlab.activations.fused`.
+        op: the op the module runs, a name of the op table (`rectlab.activations.ops`); ``""`` for
+            activations outside it (plugins, the activation search), which have no fast path.
         wants_channels: True when the registered default is per-channel and needs the channel count
             (``create(name, channels=C)`` fills ``num_parameters``).
-        rectifier_slope: for piecewise-linear rectifiers, the negative-side slope used by He init.
-        save_mask: set ``module.save_mask = True`` on ReLU, LeakyReLU, RReLU, HeLU and frozen PReLU to have
-            the fused kernel keep a 1-bit mask instead of the input for the backward (see ``fused``).
+        save_mask: set ``module.save_mask = True`` on a module whose op has ``save_mask`` in the op table
+            (ReLU, LeakyReLU, RReLU, HeLU, and PReLU with a frozen weight) to have the fused kernel keep a
+            1-bit mask instead of the input for the backward (see ``fused``).
     """
 
     op: str = ""
@@ -68,7 +71,7 @@ class Activation(nn.Module):
         self.backend = fused.check_backend(backend)
 
     def _use_fused(self, x: Tensor) -> bool:
-        return fused.use_fused(x, self.backend, self.op)
+        return selfcheck.use_fused(x, self.backend, self.op)
 
     def _use_cpu(self, x: Tensor, *params: object) -> bool:
         return cpu.use_cpu(x, self.backend, self.op, *params)
@@ -112,7 +115,7 @@ class LeakyReLU(Activation):
         negative_slope: slope for negative inputs (default 0.01; He et al. 2015 also use 0.25 for "VLReLU").
     """
 
-    op = "leaky_relu"
+    op = "leaky-relu"
 
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False, backend: str = "auto") -> None:
         super().__init__(inplace, backend)
@@ -173,7 +176,7 @@ class PReLU(Activation):
 
     ``a`` is learned: one value shared by all channels (``num_parameters=1``) or one per channel
     (``num_parameters=C``). The paper initializes ``a = 0.25`` and applies no weight decay to it
-    (see :func:`rectlab.optim.param_groups`). The registered name ``prelu`` is channel-wise and needs
+    (see `rectlab.optim.param_groups`). The registered name ``prelu`` is channel-wise and needs
     the channel count (``create("prelu", channels=C)``); ``prelu-shared`` is channel-shared.
 
     Args:
@@ -324,7 +327,7 @@ class Swish(Activation):
 
     Args:
         beta: fixed value, or the initial value when ``learnable``.
-        learnable: learn beta (never weight-decayed; see :func:`rectlab.optim.param_groups`).
+        learnable: learn beta (never weight-decayed; see `rectlab.optim.param_groups`).
         num_parameters: 1 (one beta) or C (one per channel; needs ``learnable=True``).
         dim: channel dimension for per-channel beta.
         inplace: ignored.

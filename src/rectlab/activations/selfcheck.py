@@ -1,12 +1,13 @@
 """Self-checking dispatch: a fused kernel is checked against the plain-torch spec before ``backend="auto"`` uses it.
 
-rectlab's Triton kernels are tested in CI in Triton's CPU interpreter, but a GPU, driver, Triton or torch
-version that CI never saw can still miscompile or reject them. So the first time ``backend="auto"`` would
-run a fused op in a process on a given ``(device, dtype, layout family)``, :func:`kernel_ok` runs that op's
-kernels once on small tensors (a few thousand elements, with the kinks 0, -0, +-0.1, +-0.5 and saturated
-tails among them) and compares the output and every gradient with :mod:`rectlab.activations.functional`
-at the tolerances of :func:`compare`. If a kernel fails to compile, raises, or mismatches, one
-:class:`KernelSelfCheckWarning` names the op, the device, the torch and Triton versions and how to report
+`use_fused` decides, per call, whether a module runs its fused kernel. rectlab's Triton kernels are
+tested in CI in Triton's CPU interpreter, but a GPU, driver, Triton or torch version that CI never saw can
+still miscompile or reject them. So the first time ``backend="auto"`` would run a fused op in a process on a
+given ``(device, dtype, layout family)``, `kernel_ok` runs that op's kernels once on small tensors (a few
+thousand elements, with the kinks 0, -0, +-0.1, +-0.5 and saturated tails among them), in every case the op
+table gives for it (`rectlab.activations.ops.cases`), and compares the output and every gradient with
+the op's reference at the tests' tolerances (`compare`). If a kernel fails to compile, raises, or mismatches, one
+`KernelSelfCheckWarning` names the op, the device, the torch and Triton versions and how to report
 it, and ``backend="auto"`` runs the reference for that op on that device for the rest of the process.
 Results are cached per process; nothing is written to disk (Triton caches its compiled kernels itself).
 
@@ -22,23 +23,24 @@ kernels (no self-check; an error where they cannot run), ``auto`` (or unset) the
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..errors import InputError
-from . import functional as AF
+from ..errors import InputError, InputTypeError, UnavailableError
+from ..kernels import interpret_requested
 from . import fused
-from .fused import BACKEND_ENV, backend_from_env  # re-exported: the dispatch reads them
+from . import ops as op_table
 
 __all__ = [
     "BACKEND_ENV",
+    "EDGES",
     "LAYOUTS",
     "CheckResult",
     "KernelSelfCheckWarning",
@@ -52,7 +54,14 @@ __all__ = [
     "ops",
     "reset",
     "results",
+    "use_fused",
 ]
+
+BACKEND_ENV = "RECTLAB_BACKEND"
+"""Environment variable that replaces ``backend="auto"`` for a whole program (read at each call)."""
+
+_FUSED = frozenset(op_table.names(triton=True))
+"""The ops with a fused kernel."""
 
 LAYOUTS = ("contiguous", "channels_last")
 """Layout families checked separately: per-channel kernels tile NCHW and channels_last memory differently."""
@@ -60,6 +69,74 @@ LAYOUTS = ("contiguous", "channels_last")
 
 class KernelSelfCheckWarning(RuntimeWarning):
     """A fused kernel failed its self-check; ``backend="auto"`` uses the plain-torch reference for that op."""
+
+
+def backend_from_env(backend: str) -> str:
+    """The backend a call runs with: ``backend`` itself, unless it is ``"auto"`` and ``RECTLAB_BACKEND`` is set.
+
+    Raises:
+        ValueError: ``RECTLAB_BACKEND`` holds something other than ``torch``, ``triton`` or ``auto``.
+    """
+    if backend != "auto":
+        return backend
+    value = os.environ.get(BACKEND_ENV, "").strip().lower()
+    if not value:
+        return "auto"
+    if value not in ("auto", "torch", "triton"):
+        raise InputError(
+            f"{BACKEND_ENV}={os.environ[BACKEND_ENV]!r} is not valid: use torch, triton or auto (or unset it)"
+        )
+    return value
+
+
+def use_fused(x: Tensor, backend: str, op: str) -> bool:
+    """Decide, for one call, whether the fused kernel runs.
+
+    Args:
+        x: the input tensor.
+        backend: ``"torch"`` never; ``"auto"`` when ``x`` is a CUDA tensor of a supported dtype, Triton is
+            installed and the op's kernels passed their self-check for this device, dtype and layout (run
+            on first use, `kernel_ok`; else the plain-torch reference runs); ``"triton"`` always, on
+            CUDA tensors or, with ``TRITON_INTERPRET=1``, on CPU tensors through Triton's interpreter.
+            ``RECTLAB_BACKEND`` (read at each call) replaces ``"auto"``.
+        op: the module's op (``"prelu"``, ``"gelu"`` ...); the op table says which have a fused kernel.
+
+    Raises:
+        RuntimeError / TypeError: for ``backend="triton"`` when the kernel cannot run; the message says
+            what is missing and how to fix it. ValueError: an invalid ``RECTLAB_BACKEND``.
+    """
+    backend = backend_from_env(backend)
+    if backend == "torch" or op == "identity":  # the identity never needs a kernel
+        return False
+    if op not in _FUSED:
+        if backend == "triton":
+            raise InputError(f"no fused kernel for {op!r}; use backend='auto' or 'torch'")
+        return False
+    if backend == "auto":
+        return _kernel_device(x) and x.dtype in fused.DTYPES and fused.triton_available() and kernel_ok(op, x)
+    fused.check_backend(backend)
+    if not fused.triton_available():
+        raise UnavailableError(
+            f"backend='triton' for {op!r} needs the triton package, which is not installed: install it "
+            "(pip install triton, Linux with a CUDA GPU) or use backend='auto' / 'torch'"
+        )
+    if x.dtype not in fused.DTYPES:
+        raise InputTypeError(
+            f"the fused {op!r} kernel takes float32, bfloat16 or float16 tensors, got {x.dtype}; "
+            "use backend='torch' for other dtypes (e.g. float64 for gradcheck), or backend='auto'"
+        )
+    if x.is_cuda or interpret_requested():
+        return True
+    raise UnavailableError(
+        f"backend='triton' for {op!r} got a {x.device.type} tensor, but Triton kernels run on CUDA GPUs: move "
+        "the model and data to a GPU, use backend='auto' (the PyTorch reference off the GPU) or 'torch', or set "
+        "TRITON_INTERPRET=1 to run the kernels in Triton's CPU interpreter (slow; for tests)"
+    )
+
+
+def _kernel_device(x: Tensor) -> bool:
+    """Where ``backend="auto"`` considers the kernels: CUDA tensors (tests widen it to the interpreter)."""
+    return x.is_cuda
 
 
 def layout_family(x: Tensor) -> str:
@@ -78,7 +155,7 @@ class CheckResult:
         op: the module op name (``"prelu"``, ``"gelu"`` ...).
         device: e.g. ``"cuda:0"``.
         dtype: e.g. ``"torch.bfloat16"``.
-        layout: one of :data:`LAYOUTS`.
+        layout: one of `LAYOUTS`.
         passed: every case matched the reference.
         problems: what went wrong, one line each (empty when passed).
         seconds: wall time of the check, Triton's compilation of the kernels included.
@@ -116,7 +193,7 @@ def compare(
 ) -> list[str]:
     """Compare a fused op with its reference: output, input gradient and parameter gradients.
 
-    Tolerances: float32 to 1e-5 (the output exactly when ``exact``, for piecewise-linear ops);
+    Tolerances (the tests' too): float32 to 1e-5 (the output exactly when ``exact``, for piecewise-linear ops);
     bfloat16 / float16: the fused error to a float32 reference at most 2x PyTorch's own low-precision error
     plus 1e-6, output and every gradient. Outputs must keep the input's dtype and shape, parameter
     gradients the parameter's dtype.
@@ -166,8 +243,9 @@ def compare(
 # The cases of each op: every kernel the module can launch, on small tensors
 # ----------------------------------------------------------------------------------------------------
 
-_EDGES = (0.0, -0.0, 0.5, -0.5, -0.1, 0.1, 1e-3, -1e-3, 6.0, -6.0, 30.0, -30.0)
-"""Kinks of the ops under test (0; SmeLU beta=0.5; HeLU alpha=0.1) and saturated tails."""
+EDGES = (0.0, -0.0, 0.5, -0.5, -0.1, 0.1, 1e-3, -1e-3, 6.0, -6.0, 30.0, -30.0)
+"""Values every checked tensor starts with (in memory order): 0 and -0, the kinks of SmeLU (beta=0.5) and HeLU
+(alpha=0.1), points beside them, and saturated tails."""
 
 _SHAPES = ((2, 16, 8, 8), (2, 16, 4, 4))
 """NCHW shapes: H*W = 64 and 16 reach both tilings of the per-channel backward (planes, rows); 2048 and 512
@@ -178,59 +256,30 @@ elements, multiples of 16 like most real tensors (Triton specializes on that).""
 class _Case:
     fused: Callable
     ref: Callable
-    params: tuple[tuple[str, float, bool], ...] = ()  # (kind "channel" | "shared", base value, learnable)
+    params: tuple[tuple[str, float, bool], ...] = ()  # (form "channel" | "shared", base value, learnable)
     exact: bool = False
     shapes: tuple[tuple[int, ...], ...] = _SHAPES[:1]
 
 
 def _cases(op: str) -> list[_Case]:
-    F = fused
-
-    lin: dict[str, Any] = dict(exact=True)
-    chan: dict[str, Any] = dict(shapes=_SHAPES)
-    if op == "rrelu":
-        return [
-            _Case(lambda x: F.rrelu(x, 0.1, 0.3), lambda x: AF.rrelu(x, 0.1, 0.3), **lin),
-            _Case(lambda x: F.rrelu(x, 0.1, 0.3, save_mask=True), lambda x: AF.rrelu(x, 0.1, 0.3), **lin),
-        ]  # training mode: _check_rrelu_training
-    table: dict[str, list[_Case]] = {
-        "relu": [_Case(F.relu, AF.relu, **lin), _Case(lambda x: F.relu(x, save_mask=True), AF.relu, **lin)],
-        "leaky_relu": [
-            _Case(lambda x: F.leaky_relu(x, 0.2), lambda x: AF.leaky_relu(x, 0.2), **lin),
-            _Case(lambda x: F.leaky_relu(x, 0.2, save_mask=True), lambda x: AF.leaky_relu(x, 0.2), **lin),
-        ],
-        "prelu": [
-            _Case(F.prelu, AF.prelu, (("channel", 0.25, True),), **lin, **chan),
-            _Case(F.prelu, AF.prelu, (("shared", 0.25, True),), **lin),
-            _Case(lambda x, w: F.prelu(x, w, save_mask=True), AF.prelu, (("channel", 0.25, False),), **lin),
-        ],
-        "elu": [_Case(lambda x: F.elu(x, 1.3), lambda x: AF.elu(x, 1.3))],
-        "celu": [_Case(lambda x: F.celu(x, 0.7), lambda x: AF.celu(x, 0.7))],
-        "selu": [_Case(F.selu, AF.selu)],
-        "gelu": [_Case(F.gelu, AF.gelu), _Case(lambda x: F.gelu(x, "tanh"), lambda x: AF.gelu(x, "tanh"))],
-        "swish": [
-            _Case(lambda x: F.swish(x, 1.7), lambda x: AF.swish(x, 1.7)),
-            _Case(F.swish, AF.swish, (("shared", 1.0, True),)),
-            _Case(F.swish, AF.swish, (("channel", 1.0, True),), **chan),
-        ],
-        "silu": [_Case(F.silu, AF.silu)],
-        "mish": [_Case(F.mish, AF.mish)],
-        "softplus": [_Case(lambda x: F.softplus(x, 2.0, 3.0), lambda x: AF.softplus(x, 2.0, 3.0))],
-        "smelu": [_Case(lambda x: F.smelu(x, 0.5), lambda x: AF.smelu(x, 0.5))],
-        "helu": [
-            _Case(lambda x: F.helu(x, 0.1), lambda x: AF.helu(x, 0.1), **lin),
-            _Case(lambda x: F.helu(x, 0.1, save_mask=True), lambda x: AF.helu(x, 0.1), **lin),
-        ],
-        "gcu": [_Case(F.gcu, AF.gcu)],
-    }
-    if op not in table:
+    """The cases of ``op`` in the op table, run through ``fused.<op>`` and compared with the op's reference
+    (RReLU's training mode: `_check_rrelu_training`)."""
+    if op not in _FUSED:
         raise InputError(f"no self-check for {op!r}; checked ops: {', '.join(ops())}")
-    return table[op]
+    row = op_table.get(op)
+    fast = getattr(fused, row.ident)
+    out = []
+    for case in op_table.cases(row):
+        params = tuple((form, value, learnable) for _, form, value, learnable in case.tensors)
+        per_channel = any(form == "channel" for form, _, _ in params)
+        shapes = _SHAPES if per_channel else _SHAPES[:1]
+        out.append(_Case(case.bind(fast), case.spec(), params, row.piecewise_linear, shapes))
+    return out
 
 
 def ops() -> list[str]:
-    """The module op names that have fused kernels (and a self-check)."""
-    return sorted(fused.FUSED_OPS)
+    """The op names that have fused kernels (and a self-check), in the op table's order."""
+    return op_table.names(triton=True)
 
 
 def _example(shape: tuple[int, ...], layout: str, dtype: torch.dtype, device: torch.device, seed: int) -> Tensor:
@@ -240,7 +289,7 @@ def _example(shape: tuple[int, ...], layout: str, dtype: torch.dtype, device: to
         x = torch.randn(n, h, w, c, generator=g) * 2
     else:
         x = torch.randn(*shape, generator=g) * 2
-    x.view(-1)[: len(_EDGES)] = torch.tensor(_EDGES)  # the kinks, first in memory
+    x.view(-1)[: len(EDGES)] = torch.tensor(EDGES)  # the kinks, first in memory
     if layout == "channels_last":
         x = x.permute(0, 3, 1, 2)  # NCHW shape, NHWC memory
     return x.to(dtype).to(device)  # .to keeps the strides of dense tensors
@@ -264,14 +313,13 @@ def _run_case(case: _Case, layout: str, dtype: torch.dtype, device: torch.device
 
 def _check_rrelu_training(layout: str, dtype: torch.dtype, device: torch.device) -> list[str]:
     """RReLU's training slopes are random (not torch's draws): check y, dx against the slopes y / x."""
-    F = fused
     lower, upper = 0.1, 0.3
     rel = {torch.float32: 0.0, torch.bfloat16: 2.0**-8, torch.float16: 2.0**-11}[dtype]
     problems = []
     for save_mask in (False, True):
         x = _example(_SHAPES[0], layout, dtype, device, seed=0).requires_grad_(True)
         gen = torch.Generator(device=device).manual_seed(0)
-        y = F.rrelu(x, lower, upper, training=True, save_mask=save_mask, generator=gen)
+        y = fused.rrelu(x, lower, upper, training=True, save_mask=save_mask, generator=gen)
         g = torch.randn(x.shape, generator=torch.Generator().manual_seed(1)).to(dtype).to(device)
         (dx,) = torch.autograd.grad(y, x, g)
         xs, ys, gs, dxs = (t.detach().float().cpu() for t in (x, y, g, dx))
@@ -291,13 +339,13 @@ def check(op: str, device: str | torch.device, dtype: torch.dtype, layout: str =
     """Run the self-check of one op now (uncached): every case of the op on small tensors of that dtype and layout.
 
     Args:
-        op: a module op name with a fused kernel (see :func:`ops`).
+        op: a module op name with a fused kernel (see `ops`).
         device: where the kernels run: a CUDA device, or ``"cpu"`` under ``TRITON_INTERPRET=1``.
         dtype: float32, bfloat16 or float16.
-        layout: one of :data:`LAYOUTS`.
+        layout: one of `LAYOUTS`.
 
     Returns:
-        A :class:`CheckResult`; an exception raised by a kernel (compilation included) is a failed check.
+        A `CheckResult`; an exception raised by a kernel (compilation included) is a failed check.
     """
     device = torch.device(device)
     if layout not in LAYOUTS:
@@ -310,7 +358,7 @@ def check(op: str, device: str | torch.device, dtype: torch.dtype, layout: str =
         with torch.inference_mode(False), torch.enable_grad(), torch.autocast(device.type, enabled=False):
             for case in _cases(op):
                 problems += _run_case(case, layout, dtype, device)
-            if op == "rrelu":
+            if op_table.get(op).random:
                 problems += _check_rrelu_training(layout, dtype, device)
     except Exception as e:  # compilation errors, launch failures, anything: the kernel is not usable here
         first = (str(e).strip().splitlines() or [""])[0][:300]
@@ -452,7 +500,7 @@ def explain(op: str, device: str | torch.device) -> tuple[str, str]:
 
 
 def results() -> list[CheckResult]:
-    """Every self-check this process has run (through ``backend="auto"`` or :func:`kernel_ok`)."""
+    """Every self-check this process has run (through ``backend="auto"`` or `kernel_ok`)."""
     return list(_RESULTS.values())
 
 
@@ -461,5 +509,3 @@ def reset() -> None:
     _RESULTS.clear()
     _FAILED.clear()
 
-
-fused.set_kernel_gate(kernel_ok)  # backend="auto" runs a kernel only once kernel_ok passed it

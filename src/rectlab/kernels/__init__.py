@@ -1,11 +1,12 @@
 """Triton kernels for rectlab's activations, one module per family.
 
-Nothing here is imported by ``import rectlab``: :mod:`rectlab.activations.fused` calls :func:`load` at
+Nothing here is imported by ``import rectlab``: `rectlab.activations.fused` calls `load` at
 the first fused call, which imports Triton and the family module then.
 
-Families:
-    ``elementwise``  relu, leaky-relu, rrelu (eval), elu, celu, selu, gelu (erf / tanh), silu, mish,
-                     softplus, smelu, helu, gcu: one forward and one backward kernel, the op a constexpr.
+Families (which op launches which program of which family is the ``triton`` column of the op table,
+`rectlab.activations.ops`; each family lists its programs in ``PROGRAMS``):
+    ``elementwise``  activations without a tensor parameter: one forward and one backward kernel, the
+                     program a constexpr.
     ``channel``      activations with a per-channel or shared parameter: PReLU and Swish ``x * sigmoid(beta x)``
                      (fixed or learnable beta); the parameter gradient reduced in the same backward pass.
     ``rrelu``        RReLU in training mode: per-element slopes from a counter-based RNG (Philox),
@@ -17,19 +18,19 @@ planning and the host loops every family uses), ``_layout`` (memory layouts; no 
 **Interpreter or compiler, and the family contract.** The Triton interpreter (``TRITON_INTERPRET=1``, CPU
 tensors) is decided per kernel *object*: ``triton.jit`` returns an interpreted function when the variable
 is set at decoration time, and a kernel calls the helper objects that were current when its module ran.
-:func:`load` therefore re-executes ``_jit`` and then a family module whenever the variable changed since
+`load` therefore re-executes ``_jit`` and then a family module whenever the variable changed since
 they ran. To take part, a family module ``rectlab/kernels/<family>.py`` must
 
-1. be listed in :data:`FAMILIES`;
+1. be listed in `FAMILIES`;
 2. take its shared ``@triton.jit`` helpers from ``_jit`` (``from ._jit import _sigmoid, ...``), never from
    another family, and use only Triton builtins (no ``tl.sum`` / ``tl.sigmoid`` / ``tl.rand``: those are
    ``@triton.jit`` functions fixed when ``triton`` was first imported);
-3. end with ``BUILD = build_of(<one of its kernels>)`` (:func:`rectlab.kernels._jit.build_of`), which
+3. end with ``BUILD = build_of(<one of its kernels>)`` (`rectlab.kernels._jit.build_of`), which
    records whether its kernels are interpreted and which ``_jit`` execution they call.
 
-:func:`load` checks 3 (and that every kernel of the module agrees with ``BUILD``) each time it (re)loads a
+`load` checks 3 (and that every kernel of the module agrees with ``BUILD``) each time it (re)loads a
 family, and refuses a module that breaks it with a message that says what is missing. Import families
-through :func:`load`, not directly, so that they always match the current ``TRITON_INTERPRET``.
+through `load`, not directly, so that they always match the current ``TRITON_INTERPRET``.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def load(family: str) -> ModuleType:
     """Import the kernel module of ``family``, built for the current ``TRITON_INTERPRET`` setting.
 
     Args:
-        family: one of :data:`FAMILIES`.
+        family: one of `FAMILIES`.
 
     Returns:
         The module ``rectlab.kernels.<family>``; its kernels are interpreted when ``TRITON_INTERPRET=1``
@@ -94,10 +95,10 @@ def load(family: str) -> ModuleType:
 
 
 def check_family(module: ModuleType) -> Build:
-    """Check that a family module keeps the contract above; return its :class:`Build`.
+    """Check that a family module keeps the contract above; return its `Build`.
 
     Raises:
-        TypeError: ``BUILD`` is missing or is not a :class:`Build`, or one of the module's kernels was built
+        TypeError: ``BUILD`` is missing or is not a `Build`, or one of the module's kernels was built
             for the other mode than ``BUILD`` says.
     """
     build = getattr(module, "BUILD", None)
@@ -128,4 +129,4 @@ def _is_current(module: ModuleType, want: bool) -> bool:
 
 
 _LOADED: dict[str, ModuleType] = {}
-"""Modules :func:`load` returned, checked against the mode at each call (a cache, not a setting)."""
+"""Modules `load` returned, checked against the mode at each call (a cache, not a setting)."""

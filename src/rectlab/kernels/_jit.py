@@ -1,13 +1,13 @@
 """The ``@triton.jit`` helpers shared by the kernel families, and what a family's kernels were built with.
 
 Kernels use only Triton builtins so that the interpreter works whatever was imported first (see
-:mod:`rectlab.kernels`): reductions go through ``tl.reduce(..., tl.standard._sum_combine)``, which is
+`rectlab.kernels`): reductions go through ``tl.reduce(..., tl.standard._sum_combine)``, which is
 what ``tl.sum`` does and what the interpreter recognises and runs with NumPy.
 
-Each execution of this module (a first import, or a reload by :func:`rectlab.kernels.load` when
-``TRITON_INTERPRET`` changed) builds new helper objects; :data:`EXECUTION` identifies that execution, and
-every family module records the :class:`~rectlab.kernels.Build` its kernels were made with (the contract in
-:mod:`rectlab.kernels`).
+Each execution of this module (a first import, or a reload by `rectlab.kernels.load` when
+``TRITON_INTERPRET`` changed) builds new helper objects; `EXECUTION` identifies that execution, and
+every family module records the `rectlab.kernels.Build` its kernels were made with (the contract in
+`rectlab.kernels`).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def _store_cast(y, ptr):
 
 
 class _Execution:
-    """A unique object per execution of this module (see :data:`EXECUTION`)."""
+    """A unique object per execution of this module (see `EXECUTION`)."""
 
     def __init__(self, interpret: bool) -> None:
         self.interpret = interpret
@@ -104,6 +104,6 @@ EXECUTION = _Execution(INTERPRET)
 
 
 def build_of(kernel: object) -> Build:
-    """The :class:`~rectlab.kernels.Build` of a family whose kernels include ``kernel``: write
+    """The `rectlab.kernels.Build` of a family whose kernels include ``kernel``: write
     ``BUILD = build_of(<a kernel>)`` at the end of the family module."""
     return Build(interpreted(kernel), EXECUTION)

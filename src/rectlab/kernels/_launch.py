@@ -1,10 +1,10 @@
 """Launch planning and the host loops shared by the kernel families (no ``@triton.jit`` code here).
 
-* :func:`flat_config`, :func:`chunks`, :func:`magic_divisor`: the flat 1-D launches over a dense tensor's
+* `flat_config`, `chunks`, `magic_divisor`: the flat 1-D launches over a dense tensor's
   memory, split into int32-indexable pieces.
-* :class:`ReducePlan`, :func:`reduce_plan`, :func:`reduce_partial`: how a backward that also reduces a
+* `ReducePlan`, `reduce_plan`, `reduce_partial`: how a backward that also reduces a
   per-channel parameter gradient tiles the tensor, and the small final sum.
-* :func:`launch_flat` and :func:`channel_backward`: the host loops themselves, one place for every family
+* `launch_flat` and `channel_backward`: the host loops themselves, one place for every family
   (elementwise, RReLU, the PReLU / Swish forwards; the PReLU / Swish backwards).
 
 Kernel signatures follow one convention so that these loops can launch any family's kernels:
@@ -14,7 +14,7 @@ Kernel signatures follow one convention so that these loops can launch any famil
   the launch, ``extra`` whatever else the kernel takes (parameters, seeds, scalars);
 * per-channel backward kernels: ``kernel(g_ptr, saved_ptr, param_ptr, dx_ptr, partial_ptr, rows, width,
   <C | inner, rows_per_program>, HAS_DX=, HAS_DP=, TILE_R=, TILE_W=, **constexprs)`` (the ``planes`` kernel
-  takes ``C``, the ``rows`` kernel ``inner, rows_per_program``; see :class:`ReducePlan`).
+  takes ``C``, the ``rows`` kernel ``inner, rows_per_program``; see `ReducePlan`).
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def chunks(n: int, period: int = 1, max_chunk: int = MAX_CHUNK) -> Iterator[tupl
 
 @dataclass(frozen=True)
 class Packed:
-    """An operand of :func:`launch_flat` that holds 1 bit an element (8 a byte): sliced at ``start // 8``."""
+    """An operand of `launch_flat` that holds 1 bit an element (8 a byte): sliced at ``start // 8``."""
 
     tensor: Tensor
 
@@ -136,16 +136,16 @@ def launch_flat(
     max_chunk: int = MAX_CHUNK,
     **constexprs: Any,
 ) -> None:
-    """Launch a flat kernel over ``n`` elements, in pieces of at most ``max_chunk`` (see :func:`chunks`).
+    """Launch a flat kernel over ``n`` elements, in pieces of at most ``max_chunk`` (see `chunks`).
 
     Args:
         kernel: a ``@triton.jit`` kernel called as ``kernel(*operands, n, *extra, BLOCK=, **constexprs)``.
         n: elements to cover.
-        operands: flat (1-D, memory-order) tensors of ``n`` elements, and :class:`Packed` masks.
+        operands: flat (1-D, memory-order) tensors of ``n`` elements, and `Packed` masks.
         extra: the remaining arguments, or a function of the piece's start that returns them (RReLU's
             counter offset depends on it).
         period: a channel period that every piece must start on (``C * inner`` for per-channel kernels).
-        block: elements a program (default :func:`flat_config`); tests use small ones.
+        block: elements a program (default `flat_config`); tests use small ones.
         max_chunk: elements a launch.
     """
     blk, warps = flat_config(n)
@@ -204,7 +204,7 @@ class ReducePlan:
 
 
 def reduce_plan(numel: int, channels: int, inner: int, planes_min_inner: int = PLANES_MIN_INNER) -> ReducePlan:
-    """Choose the tiling of a per-channel backward over ``numel`` elements (see :class:`ReducePlan`)."""
+    """Choose the tiling of a per-channel backward over ``numel`` elements (see `ReducePlan`)."""
     tile = 2048
     if channels == 1 and inner == 1:  # shared parameter: one row, flat blocks
         width = numel
@@ -254,7 +254,7 @@ def channel_backward(
     """The one-pass backward of an activation with a per-channel (or shared) parameter.
 
     Args:
-        planes_kernel, rows_kernel: the family's two tilings (see :class:`ReducePlan` and the module docstring
+        planes_kernel, rows_kernel: the family's two tilings (see `ReducePlan` and the module docstring
             for their signature).
         grad: gradient of the output, dense, in the forward input's memory order.
         saved: the forward's input (same layout as ``grad``), or the packed mask when ``from_mask``.

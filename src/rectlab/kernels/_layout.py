@@ -1,4 +1,4 @@
-"""Memory-layout helpers shared by the kernel hosts and :mod:`rectlab.activations.fused` (no Triton here).
+"""Memory-layout helpers shared by the kernel hosts and `rectlab.activations.fused` (no Triton here).
 
 Kernels walk a *dense* tensor's memory directly: contiguous, channels_last, or any permutation of a
 contiguous tensor. Other inputs (stepped slices, expanded views) are copied to contiguous first.

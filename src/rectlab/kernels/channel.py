@@ -12,8 +12,8 @@ Forward: a flat 1-D grid over the dense tensor's memory; the channel of memory o
 ``(N, C)`` and ``(N, L, C)``), so no layout is copied.
 
 Backward: one pass that writes the input gradient and, per program, partial sums of the parameter
-gradient into a small float32 buffer, reduced afterwards (:class:`~rectlab.kernels._launch.ReducePlan`;
-the host loop is :func:`~rectlab.kernels._launch.channel_backward`). PReLU can save a packed 1-bit mask
+gradient into a small float32 buffer, reduced afterwards (`rectlab.kernels._launch.ReducePlan`;
+the host loop is `rectlab.kernels._launch.channel_backward`). PReLU can save a packed 1-bit mask
 instead of ``x`` when its weight is frozen (its weight gradient needs ``x``).
 """
 
@@ -35,10 +35,11 @@ from ._launch import (
 )
 from ._layout import channel_geometry, flat
 
-__all__ = ["BUILD", "OPS", "backward", "forward"]
+__all__ = ["BUILD", "PROGRAMS", "backward", "forward"]
 
-OPS = ("prelu", "swish")
-"""Ops of this family."""
+PROGRAMS = ("prelu", "swish")
+"""The programs of this family (named like the ops of `rectlab.activations.ops`), one branch each in
+`_act_fwd` / `_act_grads`."""
 
 
 @triton.jit
@@ -145,8 +146,8 @@ def _channel_bwd_rows_kernel(
 
 
 def _check_op(op: str, mask: bool) -> None:
-    if op not in OPS:
-        raise ValueError(f"unknown per-channel op {op!r}; known: {', '.join(OPS)}")
+    if op not in PROGRAMS:
+        raise ValueError(f"unknown per-channel program {op!r}; known: {', '.join(PROGRAMS)}")
     if mask and op != "prelu":
         raise ValueError(f"a packed mask works for PReLU only, not {op!r}")
 
@@ -160,7 +161,7 @@ def forward(
     block: int | None = None,
     max_chunk: int = MAX_CHUNK,
 ) -> tuple[Tensor, Tensor]:
-    """``op`` (:data:`OPS`) of a dense ``x`` with ``param`` of 1 value (shared) or ``x.shape[dim]`` values.
+    """Program ``op`` (`PROGRAMS`) of a dense ``x`` with ``param`` of 1 value (shared) or ``x.shape[dim]`` values.
 
     Args:
         save_mask: PReLU only: also return the packed ``x > 0`` bits for a backward without ``x``.
@@ -201,7 +202,7 @@ def backward(
         saved: the forward's input (same layout as ``grad``), or PReLU's packed mask when ``from_mask``
             (then the weight gradient cannot be computed: it needs ``x``).
         param: 1 or ``C`` values.
-        op: one of :data:`OPS`.
+        op: one of `PROGRAMS`.
         dim: the channel dimension.
         need_dx, need_dp: which gradients to produce.
         planes_min_inner, max_chunk: tiling knobs (tests use them to reach every code path).
@@ -220,4 +221,4 @@ def backward(
 
 
 BUILD = build_of(_channel_fwd_kernel)
-"""What these kernels were built with (the family contract of :mod:`rectlab.kernels`)."""
+"""What these kernels were built with (the family contract of `rectlab.kernels`)."""

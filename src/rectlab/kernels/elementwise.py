@@ -6,8 +6,11 @@ Each activation is a pair of ``@triton.jit`` functions, ``_<op>_fwd(x, p0, p1)``
 the result is stored in the tensor's dtype (fp32, bf16, fp16). The kernels walk a dense tensor's memory
 on a flat 1-D grid, so the layout (NCHW, channels_last, transposed) does not matter.
 
-Piecewise-linear ops (:data:`MASK_OPS`) can save a packed 1-bit mask (8 elements a byte) instead of the
-input: their gradient only needs to know which side of the kink each element was on.
+The programs (`PROGRAMS`, the ``OP`` constexpr) are named like the ops of rectlab's op table
+(`rectlab.activations.ops`), whose ``triton`` column says which programs each op launches (GELU two, RReLU
+in evaluation leaky ReLU's). The piecewise-linear programs (`MASK_PROGRAMS`) can save a packed 1-bit mask
+(8 elements a byte) instead of the input: their gradient only needs to know which side of the kink each
+element was on.
 """
 
 from __future__ import annotations
@@ -20,16 +23,16 @@ from ._jit import _pack_bits, _sigmoid, _store_cast, _unpack_bit, build_of
 from ._launch import MAX_CHUNK, Packed, empty_outputs, launch_flat
 from ._layout import flat
 
-__all__ = ["BUILD", "MASK_OPS", "OPS", "backward", "forward"]
+__all__ = ["BUILD", "MASK_PROGRAMS", "PROGRAMS", "backward", "forward"]
 
-OPS = (
+PROGRAMS = (
     "relu",
-    "leaky_relu",
+    "leaky-relu",
     "elu",
     "celu",
     "selu",
     "gelu",
-    "gelu_tanh",
+    "gelu-tanh",
     "silu",
     "mish",
     "softplus",
@@ -37,10 +40,10 @@ OPS = (
     "helu",
     "gcu",
 )
-"""Ops of this family (``rrelu`` in evaluation is ``leaky_relu`` with the mean slope)."""
+"""The programs of this family, one branch each in `_act_fwd` / `_act_bwd`."""
 
-MASK_OPS = ("relu", "leaky_relu", "helu")
-"""Ops whose backward can run from a packed 1-bit mask instead of the input."""
+MASK_PROGRAMS = ("relu", "leaky-relu", "helu")
+"""The programs whose backward can run from a packed 1-bit mask instead of the input (`_mask_bit`)."""
 
 GELU_TANH_K0 = tl.constexpr(0.7978845608028654)  # sqrt(2 / pi)
 GELU_TANH_K1 = tl.constexpr(0.044715)
@@ -239,17 +242,17 @@ def _gcu_bwd(x, g, p0, p1):
 
 @triton.jit
 def _mask_bit(x, p0, OP: tl.constexpr):
-    # The side of the kink each element is on; the backward of a MASK_OPS op needs nothing else.
+    # The side of the kink each element is on; the backward of a MASK_PROGRAMS program needs nothing else.
     if OP == "helu":
         bit = x > -p0
-    else:  # relu, leaky_relu
+    else:  # relu, leaky-relu
         bit = x > 0.0
     return bit
 
 
 @triton.jit
 def _bwd_from_bit(bit, g, p0, OP: tl.constexpr):
-    if OP == "leaky_relu":
+    if OP == "leaky-relu":
         dx = tl.where(bit, g, p0 * g)
     else:  # relu, helu
         dx = tl.where(bit, g, 0.0)
@@ -260,7 +263,7 @@ def _bwd_from_bit(bit, g, p0, OP: tl.constexpr):
 def _act_fwd(x, p0, p1, OP: tl.constexpr):
     if OP == "relu":
         y = _relu_fwd(x, p0, p1)
-    elif OP == "leaky_relu":
+    elif OP == "leaky-relu":
         y = _leaky_relu_fwd(x, p0, p1)
     elif OP == "elu":
         y = _elu_fwd(x, p0, p1)
@@ -270,7 +273,7 @@ def _act_fwd(x, p0, p1, OP: tl.constexpr):
         y = _selu_fwd(x, p0, p1)
     elif OP == "gelu":
         y = _gelu_fwd(x, p0, p1)
-    elif OP == "gelu_tanh":
+    elif OP == "gelu-tanh":
         y = _gelu_tanh_fwd(x, p0, p1)
     elif OP == "silu":
         y = _silu_fwd(x, p0, p1)
@@ -292,7 +295,7 @@ def _act_fwd(x, p0, p1, OP: tl.constexpr):
 def _act_bwd(x, g, p0, p1, OP: tl.constexpr):
     if OP == "relu":
         dx = _relu_bwd(x, g, p0, p1)
-    elif OP == "leaky_relu":
+    elif OP == "leaky-relu":
         dx = _leaky_relu_bwd(x, g, p0, p1)
     elif OP == "elu":
         dx = _elu_bwd(x, g, p0, p1)
@@ -302,7 +305,7 @@ def _act_bwd(x, g, p0, p1, OP: tl.constexpr):
         dx = _selu_bwd(x, g, p0, p1)
     elif OP == "gelu":
         dx = _gelu_bwd(x, g, p0, p1)
-    elif OP == "gelu_tanh":
+    elif OP == "gelu-tanh":
         dx = _gelu_tanh_bwd(x, g, p0, p1)
     elif OP == "silu":
         dx = _silu_bwd(x, g, p0, p1)
@@ -345,7 +348,7 @@ def _elementwise_fwd_kernel(
 def _elementwise_bwd_kernel(
     g_ptr, saved_ptr, dx_ptr, n, p0, p1, OP: tl.constexpr, FROM_MASK: tl.constexpr, BLOCK: tl.constexpr
 ):
-    # dx = g * dy/dx, reading the input x (or, for MASK_OPS, the packed mask) saved by the forward
+    # dx = g * dy/dx, reading the input x (or, for MASK_PROGRAMS, the packed mask) saved by the forward
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     in_bounds = offs < n
@@ -364,10 +367,10 @@ def _elementwise_bwd_kernel(
 
 
 def _check_op(op: str, save_mask: bool) -> None:
-    if op not in OPS:
-        raise ValueError(f"unknown elementwise op {op!r}; known: {', '.join(OPS)}")
-    if save_mask and op not in MASK_OPS:
-        raise ValueError(f"save_mask=True needs a piecewise-linear op ({', '.join(MASK_OPS)}), not {op!r}")
+    if op not in PROGRAMS:
+        raise ValueError(f"unknown elementwise program {op!r}; known: {', '.join(PROGRAMS)}")
+    if save_mask and op not in MASK_PROGRAMS:
+        raise ValueError(f"save_mask=True needs a piecewise-linear program ({', '.join(MASK_PROGRAMS)}), not {op!r}")
 
 
 def forward(
@@ -382,9 +385,9 @@ def forward(
     """Apply ``op`` to a dense tensor ``x``.
 
     Args:
-        x: dense (see :func:`rectlab.kernels._layout.is_dense`) fp32 / bf16 / fp16 tensor.
-        op: one of :data:`OPS`; ``p0`` / ``p1`` its numbers (see each ``_<op>_fwd``).
-        save_mask: also return the packed mask for the backward (``op`` in :data:`MASK_OPS`).
+        x: dense (see `rectlab.kernels._layout.is_dense`) fp32 / bf16 / fp16 tensor.
+        op: one of `PROGRAMS`; ``p0`` / ``p1`` its numbers (see each ``_<op>_fwd``).
+        save_mask: also return the packed mask for the backward (``op`` in `MASK_PROGRAMS`).
         block, max_chunk: elements a program and a launch (tests use small ones to cover many programs
             and launches).
 
@@ -415,7 +418,7 @@ def backward(
     Args:
         grad: gradient of the output, dense and in the memory order of the forward's input.
         saved: the forward's input ``x`` (same layout as ``grad``), or its packed mask when ``from_mask``.
-        op, p0, p1: as in :func:`forward`.
+        op, p0, p1: as in `forward`.
 
     Returns:
         ``dx`` in ``grad``'s dtype and layout.
@@ -430,4 +433,4 @@ def backward(
 
 
 BUILD = build_of(_elementwise_fwd_kernel)
-"""What these kernels were built with (the family contract of :mod:`rectlab.kernels`)."""
+"""What these kernels were built with (the family contract of `rectlab.kernels`)."""

@@ -6,7 +6,7 @@ from the same seed. One Philox call yields four 32-bit numbers, used by four nei
 
     dL/dx = g for x >= 0, a_e * g otherwise
 
-(Evaluation mode is leaky ReLU with the mean slope: :mod:`rectlab.kernels.elementwise`.)
+(Evaluation mode is leaky ReLU with the mean slope: `rectlab.kernels.elementwise`.)
 """
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ from ._jit import _pack_bits, _store_cast, _unpack_bit, build_of
 from ._launch import MAX_CHUNK, Packed, empty_outputs, launch_flat
 from ._layout import flat
 
-__all__ = ["BUILD", "backward", "forward", "philox_reference"]
+__all__ = ["BUILD", "PROGRAMS", "backward", "forward", "philox_reference"]
+
+PROGRAMS = ("rrelu",)
+"""The one program of this family (named like the op of `rectlab.activations.ops`)."""
 
 PHILOX_KEY_A = tl.constexpr(0x9E3779B9)
 PHILOX_KEY_B = tl.constexpr(0xBB67AE85)
@@ -153,4 +156,4 @@ def philox_reference(seed: int, counter: int, rounds: int = 10) -> tuple[int, in
 
 
 BUILD = build_of(_rrelu_fwd_kernel)
-"""What these kernels were built with (the family contract of :mod:`rectlab.kernels`)."""
+"""What these kernels were built with (the family contract of `rectlab.kernels`)."""

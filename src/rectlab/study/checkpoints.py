@@ -29,8 +29,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..errors import DiskError
 from ..files import sha256_file
+from ..training.loop import atomic_save
 from .store import Store
 
 __all__ = ["StoreCheckpoints"]
@@ -99,8 +102,6 @@ class StoreCheckpoints:
         """Write ``state`` (the run after ``epoch`` epochs), then commit ``row`` with its checksum (and
         ``earlier`` rows of epochs logged since the last save, which a user's training function may write
         between checkpoints)."""
-        from ..training.loop import atomic_save
-
         pending = self._pending(epoch)
         digest = atomic_save(state, pending)
         try:
@@ -157,8 +158,6 @@ class StoreCheckpoints:
 def _load(path: Path, trusted: bool) -> tuple[Any, str]:
     """The checkpoint's content, or None and why not. A file that failed its checksum is read as tensors and
     plain values only (``weights_only``): nothing in it is executed."""
-    import torch
-
     try:
         return torch.load(path, map_location="cpu", weights_only=not trusted), ""
     except Exception as e:  # a damaged zip, a truncated pickle, not a torch file: all mean "unreadable"

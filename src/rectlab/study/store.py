@@ -22,6 +22,7 @@ the file read-only and never writes to it.
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 import sqlite3
@@ -30,6 +31,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ..errors import DiskError, RectlabError
 
@@ -181,8 +183,6 @@ class Store:
                              "started, or a database that was emptied: restore it from a backup)")
 
     def _uri(self, immutable: bool = False) -> str:
-        from urllib.parse import quote
-
         return f"file:{quote(str(self.path.resolve()))}?mode=ro" + ("&immutable=1" if immutable else "")
 
     def _identify(self) -> bool:
@@ -267,7 +267,6 @@ class Store:
 
     def _error(self, e: Exception) -> RectlabError:
         """The one-line error of an SQLite failure: disk full and read-only are not corruption."""
-        import errno
 
         message = str(e)
         if "disk is full" in message or "database or disk is full" in message:
