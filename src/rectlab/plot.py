@@ -22,7 +22,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ActivationCurve", "activation", "activation_curve", "dead_neurons", "parse_spec", "slopes"]
+from .activations import parse_spec
+
+__all__ = ["ActivationCurve", "activation", "activation_curve", "dead_neurons", "slopes"]
 
 # Where autograd's gradient and the forward's numerical derivative may differ at isolated kinks (ReLU at 0).
 _KINK_POINTS = 2
@@ -48,31 +50,6 @@ class ActivationCurve:
     grad: Tensor
     forward_derivative: Tensor
     surrogate: bool
-
-
-def parse_spec(text: str) -> tuple[str, dict[str, Any]]:
-    """``"smelu:beta=0.5"`` -> ``("smelu", {"beta": 0.5})``; values are read as numbers or true/false."""
-    name, _, rest = text.partition(":")
-    params: dict[str, Any] = {}
-    for item in filter(None, (p.strip() for p in rest.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise ValueError(f"{text!r}: parameters are key=value pairs, e.g. smelu:beta=0.5 or prelu:init=0.1")
-        params[key.strip()] = _value(value.strip())
-    return name.strip(), params
-
-
-def _value(text: str) -> Any:
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
 
 
 def _module(spec: str | nn.Module, params: Mapping[str, Any]) -> tuple[nn.Module, str]:

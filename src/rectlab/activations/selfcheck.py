@@ -445,8 +445,10 @@ def explain(op: str, device: str | torch.device) -> tuple[str, str]:
     """Which implementation ``backend="auto"`` runs for ``op`` on ``device`` in this process, and why.
 
     Returns:
-        ``(backend, reason)``: ``backend`` is ``"triton"`` or ``"torch"``.
+        ``(backend, reason)``: ``backend`` is ``"triton"`` (the fused kernel), ``"cpu"`` (rectlab's CPU function,
+        :mod:`rectlab.activations.cpu`) or ``"torch"`` (the plain-torch reference).
     """
+    from .cpu import CPU_OPS, DTYPES  # cpu imports this module (backend_from_env)
     from .fused import triton_available
 
     device = torch.device(device)
@@ -459,7 +461,11 @@ def explain(op: str, device: str | torch.device) -> tuple[str, str]:
     if device.type != "cuda":
         if env == "triton":
             return "triton", f"{BACKEND_ENV}=triton (CPU tensors need TRITON_INTERPRET=1, else an error)"
-        return "torch", "not a CUDA device: the plain-torch reference"
+        if op in CPU_OPS:
+            dtypes = "/".join(str(d).replace("torch.", "") for d in DTYPES)
+            return "cpu", (f"rectlab's CPU function (one pass forward, one backward) for {dtypes} tensors; the "
+                           f"plain-torch reference under torch.compile, tracing and vmap")
+        return "torch", "the plain-torch reference: PyTorch's own CPU op is already one pass"
     if not triton_available():
         return "torch", "triton is not installed (pip install triton)"
     if env == "triton":

@@ -1,38 +1,26 @@
-"""``rectlab bench kernels|train|study|gpu``: benchmarks (they measure and print; they are not tests)."""
+"""``rectlab bench kernels|train|study|overhead|gpu``: benchmarks (they measure and print; they are not tests).
+
+The ``bench`` parser (``cli.parsers``) takes the benchmark's name and leaves its options to the benchmark's own
+parser, built here from ``rectlab.bench.<name>.add_arguments`` when the command runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 
-BENCHES = {
-    "kernels": "activation forward/backward time vs PyTorch eager and torch.compile, as a fraction of copy bandwidth",
-    "train": "training-step images/s per activation on ResNet-20/56 at CIFAR shapes, ratio to ReLU",
-    "study": "a small study run concurrently vs sequentially in a plain loop",
-    "overhead": "a command's and a run's time besides training: the smallest study as a fresh process, and one "
-    "5-epoch run split into build, training steps, evaluation and epoch-end work",
-    "gpu": "the whole GPU verification in one call (GPU tests, self-check, kernels, train, study) with a "
-    "PASS/MISS line per target, written to gpu-report.md and gpu-report.json (--device cpu: a reduced form)",
-}
+from .parsers import BENCHES
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="run a benchmark (kernels, train, study, gpu)")
-    bsub = p.add_subparsers(dest="bench", metavar="BENCH")
-    bsub.required = True
-    for name, help_text in BENCHES.items():
-        bp = bsub.add_parser(name, help=help_text, description=help_text)
-        try:
-            module = importlib.import_module(f"rectlab.bench.{name}")
-        except ImportError:
-            bp.set_defaults(func=_missing(name))
-            continue
-        module.add_arguments(bp)
-        bp.set_defaults(func=module.run)
-
-
-def _missing(name: str):
-    def run(args: argparse.Namespace) -> int:
-        raise RuntimeError(f"benchmark {name!r} is not available in this installation")
-
-    return run
+def run(args: argparse.Namespace) -> int:
+    parser = argparse.ArgumentParser(prog=f"rectlab bench {args.bench}", description=BENCHES[args.bench])
+    try:
+        module = importlib.import_module(f"rectlab.bench.{args.bench}")  # the one benchmark asked for
+    except ImportError:
+        raise RuntimeError(f"benchmark {args.bench!r} is not available in this installation") from None
+    module.add_arguments(parser)
+    bench_args = parser.parse_args(args.bench_args)
+    for key, value in vars(args).items():  # --debug, --import ... from the main parser
+        if not hasattr(bench_args, key):
+            setattr(bench_args, key, value)
+    return int(module.run(bench_args) or 0)
