@@ -55,7 +55,8 @@ from torch import Tensor, nn
 
 from .errors import RectlabError
 
-__all__ = ["EXPORTERS", "OnnxExport", "OnnxExportError", "dataset_samples", "export_onnx", "load_run_model", "onnx_ready"]
+__all__ = ["EXPORTERS", "OnnxExport", "OnnxExportError", "dataset_samples", "export_onnx", "load_run_model",
+           "onnx_ready"]
 
 EXPORTERS = ("auto", "torchscript", "dynamo")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import search
 from ..activations import split_specs
-from .common import console
+from .common import console, trackers
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     con = console()
     result = search.run_search(config, out, final=not args.no_final, executor=args.executor, workers=args.workers,
                                device=args.device, data_dir=args.data_dir, progress=not args.no_progress,
-                               console=con)
+                               console=con, trackers=trackers(args))
     con.print(f"[bold]winners[/] (of {len(result.ranking)} ranked; {out / 'search.json'}):")
     for rank, text in enumerate(result.winners, 1):
         swish = " [dim](a Swish)[/]" if result.is_swish(text) else ""
