@@ -63,27 +63,47 @@ class Rule:
 
 
 RULES = [
-    Rule(r"^bash scripts/setup\.sh --dev && \.venv/bin/python -m pytest", "skip",
-         "the set-up and the test suite: CI runs exactly this (.ci/run), and this walkthrough is part of it"),
-    Rule(r"^bash scripts/setup\.sh --data && \.venv/bin/rectlab compare", "reduce",
-         "the set-up is CI's own; the main job runs on digits, 1 epoch, 2 seeds, as a fresh process"),
+    Rule(
+        r"^bash scripts/setup\.sh --dev && \.venv/bin/python -m pytest",
+        "skip",
+        "the set-up and the test suite: CI runs exactly this (.ci/run), and this walkthrough is part of it",
+    ),
+    Rule(
+        r"^bash scripts/setup\.sh --data && \.venv/bin/rectlab compare",
+        "reduce",
+        "the set-up is CI's own; the main job runs on digits, 1 epoch, 2 seeds, as a fresh process",
+    ),
     Rule(r"^sudo apt-get install", "skip", "a system package (Fashion-MNIST is found or stood in for here)"),
-    Rule(r"^python -m pip wheel|^pip install \"dist/", "skip",
-         "tests/test_wheel.py builds the wheel and installs it into a fresh virtual environment"),
+    Rule(
+        r"^python -m pip wheel|^pip install \"dist/",
+        "skip",
+        "tests/test_wheel.py builds the wheel and installs it into a fresh virtual environment",
+    ),
     Rule(r"^mkdir try-rectlab && cd try-rectlab$", "run"),
     Rule(r"^tensorboard --logdir", "skip", "a web server"),
     Rule(r"^torchrun ", "skip", "several processes/GPUs; tests/test_scale_out.py runs DDP under torchrun on CPU"),
     Rule(r"--device cuda|--executor ray --address", "skip", "a CUDA GPU and a Ray cluster"),
-    Rule(r"^rectlab bench gpu$|^rectlab bench kernels$|^rectlab bench study --workers 5 --cuda-graphs", "skip",
-         "benchmarks (minutes, GPU targets); tests/test_bench.py runs each one's smoke form"),
+    Rule(
+        r"^rectlab bench gpu$|^rectlab bench kernels$|^rectlab bench study --workers 5 --cuda-graphs",
+        "skip",
+        "benchmarks (minutes, GPU targets); tests/test_bench.py runs each one's smoke form",
+    ),
     Rule(r"^rectlab bench \w+ +\[", "help", "a synopsis: every flag it shows must exist"),
     Rule(r"--dataset cifar10", "reduce", "1 epoch, 1 seed, the first 128 images", needs="cifar10"),
     Rule(r"^rectlab (compare|train) ", "reduce", "digits, 1 epoch, 1 seed"),
     Rule(r"^rectlab reproduce relu-classifier --scale smoke$", "reduce", "in this process"),
-    Rule(r"^rectlab reproduce xor-prelu --scale smoke$", "reduce", "in this process",
-         covered="tests/test_reproduce.py runs this command (test_cli_runs_a_reproduction)"),
-    Rule(r"^rectlab reproduce \S+ --scale|^rectlab reproduce all\b", "reduce", "the smoke scale",
-         covered="tests/test_reproduce.py runs every reproduction at smoke scale"),
+    Rule(
+        r"^rectlab reproduce xor-prelu --scale smoke$",
+        "reduce",
+        "in this process",
+        covered="tests/test_reproduce.py runs this command (test_cli_runs_a_reproduction)",
+    ),
+    Rule(
+        r"^rectlab reproduce \S+ --scale|^rectlab reproduce all\b",
+        "reduce",
+        "the smoke scale",
+        covered="tests/test_reproduce.py runs every reproduction at smoke scale",
+    ),
     Rule(r"^rectlab search ", "reduce", "the smoke preset"),
     Rule(r"^rectlab run study\.toml", "reduce", "the study file of docs/studies.md, validated with --dry-run"),
     Rule(r"^rectlab (plot|export|export-model|env|list|reproduce --list|report)\b", "run"),
@@ -281,8 +301,11 @@ class Walk:
         old, self.cwd = self.cwd, folder
         rc, output = self._process([sys.executable, "block.py"])
         self.cwd = old
-        print(f"{'ok  ' if rc == 0 else 'FAIL'}  {page}: python block {index} on its own "
-              f"({time.perf_counter() - t0:.1f} s)", flush=True)
+        print(
+            f"{'ok  ' if rc == 0 else 'FAIL'}  {page}: python block {index} on its own "
+            f"({time.perf_counter() - t0:.1f} s)",
+            flush=True,
+        )
         if rc != 0:
             print("      " + output[-3000:].replace("\n", "\n      "), flush=True)
             self.failures.append(f"{page}: python block {index} fails on its own")
@@ -290,8 +313,13 @@ class Walk:
 
 def fresh_copy(target: Path) -> Path:
     """The files a fresh clone of this checkout holds (tracked, or new and not ignored), copied to ``target``."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split("\0")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
     for name in filter(None, listed):
         src = ROOT / name
         if src.is_file():
@@ -320,8 +348,9 @@ def stand_in_data(folder: Path) -> dict[str, str]:
 def main(argv: list[str] | None = None, *, say: Callable[[str], None] = print) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-blocks", action="store_true", help="skip the ```python blocks (tests/test_docs.py)")
-    parser.add_argument("--quick", action="store_true",
-                        help="skip the commands whose work another test does (the rules' `covered`)")
+    parser.add_argument(
+        "--quick", action="store_true", help="skip the commands whose work another test does (the rules' `covered`)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
@@ -347,8 +376,10 @@ def main(argv: list[str] | None = None, *, say: Callable[[str], None] = print) -
                 for i, (skip, code) in enumerate(PYTHON.findall(page.read_text()), 1):
                     if not skip:
                         walk.block(page.name, i, code)
-        say(f"\n{len(found)} commands{'' if args.no_blocks else ' and the python blocks'} in "
-            f"{time.perf_counter() - t0:.0f} s; {len(walk.failures)} failed")
+        say(
+            f"\n{len(found)} commands{'' if args.no_blocks else ' and the python blocks'} in "
+            f"{time.perf_counter() - t0:.0f} s; {len(walk.failures)} failed"
+        )
         for failure in walk.failures:
             say(f"  {failure}")
         return 1 if walk.failures else 0

@@ -16,8 +16,14 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_every_documented_command_runs_from_a_fresh_copy() -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the copy's src, not this checkout's
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "first_hour.py"), "--quick", "--no-blocks"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "first_hour.py"), "--quick", "--no-blocks"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     assert "; 0 failed" in done.stdout and "commands" in done.stdout, summary

@@ -20,8 +20,7 @@ from typing import Any
 from ..errors import RectlabError
 from ..registry import UnknownNameError
 
-__all__ = ["PREFIXES", "ActivationSpecError", "format_spec", "parse_kwargs", "parse_spec", "parse_value",
-           "split_specs"]
+__all__ = ["PREFIXES", "ActivationSpecError", "format_spec", "parse_kwargs", "parse_spec", "parse_value", "split_specs"]
 
 # Names with a prefix are built from the name itself by the package that owns the prefix (imported on first
 # use), so worker processes rebuild them without a registration step: ``search:sigmoid(beta*x)*x``.
@@ -77,8 +76,9 @@ def parse_kwargs(text: str, *, what: str | None = None) -> dict[str, Any]:
         key, eq, value = item.partition("=")
         key = key.strip().replace("-", "_")
         if not eq or not key.isidentifier():
-            raise ActivationSpecError(f"{what}: {item!r} is not key=value; write e.g. smelu:beta=0.5 or "
-                                      f"--model-kwargs width=128,depth=3")
+            raise ActivationSpecError(
+                f"{what}: {item!r} is not key=value; write e.g. smelu:beta=0.5 or --model-kwargs width=128,depth=3"
+            )
         if key in params:
             raise ActivationSpecError(f"{what} sets {key!r} twice")
         params[key] = parse_value(value)
@@ -107,9 +107,12 @@ def parse_spec(text: str) -> tuple[str, dict[str, Any]]:
     if not name.strip():
         raise ActivationSpecError(f"activation {text!r} has no name before ':'; write e.g. smelu:beta=0.5")
     if rest.strip() and "=" not in rest:  # NAME:something, no parameters: a prefix rectlab does not know
-        raise UnknownNameError(f"unknown activation prefix {name.strip() + ':'!r} in {text!r} (known: "
-                               + ", ".join(p + ":" for p in PREFIXES) + "); parameters are written NAME:key=value, "
-                               "e.g. smelu:beta=0.5")
+        raise UnknownNameError(
+            f"unknown activation prefix {name.strip() + ':'!r} in {text!r} (known: "
+            + ", ".join(p + ":" for p in PREFIXES)
+            + "); parameters are written NAME:key=value, "
+            "e.g. smelu:beta=0.5"
+        )
     return name.strip(), parse_kwargs(rest, what=f"activation {text!r}")
 
 
@@ -135,8 +138,10 @@ def split_specs(text: str) -> list[str]:
             continue
         if _KEY.match(part) and ":" not in part.split("=", 1)[0]:
             if not items or ":" not in items[-1] or _prefixed(items[-1]):
-                raise ActivationSpecError(f"{text!r}: the parameter {part!r} follows no activation with "
-                                          f"parameters; write NAME:key=value, e.g. smelu:beta=0.5")
+                raise ActivationSpecError(
+                    f"{text!r}: the parameter {part!r} follows no activation with "
+                    f"parameters; write NAME:key=value, e.g. smelu:beta=0.5"
+                )
             items[-1] += "," + part
         else:
             items.append(part)
