@@ -176,10 +176,10 @@ def commands(pages: list[Path]) -> list[tuple[str, str]]:
             if len(span.split()) > 2 and not PLACEHOLDER.search(span.split(" ", 1)[1]) and _parses(span):
                 found.append((page.name, span))
     kept: list[tuple[str, str]] = []
-    for page, command in found:
+    for name, command in found:
         words = set(shlex.split(command))
         if not any(words <= set(shlex.split(other)) for _, other in kept):
-            kept.append((page, command))
+            kept.append((name, command))
     return kept
 
 
@@ -369,8 +369,8 @@ def main(argv: list[str] | None = None, *, say: Callable[[str], None] = print) -
         walk = Walk(source, work, env, quick=args.quick)
         found = commands(pages)
         later = [c for c in found if "<hash>" in c[1]]
-        for page, command in [c for c in found if c not in later] + later:
-            walk.step(page, command)
+        for name, command in [c for c in found if c not in later] + later:
+            walk.step(name, command)
         if not args.no_blocks:
             for page in pages:
                 for i, (skip, code) in enumerate(PYTHON.findall(page.read_text()), 1):

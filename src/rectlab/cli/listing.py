@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import re
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -25,9 +26,17 @@ _COMMON_PARAMS = ("self", "inplace", "backend")
 _REGISTRY_MODULES = ("rectlab.activations", "rectlab.models", "rectlab.data", "rectlab.reproduce")
 
 
+def _plain(text: str) -> str:
+    """Docstring markup as terminal text: ``x``, `x`, [`x`][a.b.x] and :func:`~a.b.x` all become x."""
+    text = re.sub(r":\w+:`~([^`]+)`", lambda m: m.group(1).rsplit(".", 1)[-1], text)
+    text = re.sub(r":\w+:`([^`]+)`", r"\1", text)
+    text = re.sub(r"\[([^\]]+)\]\[[\w.]+\]", r"\1", text)
+    return text.replace("`", "")
+
+
 def _first_line(obj: object) -> str:
-    doc = (inspect.getdoc(obj) or "").strip().replace("``", "")  # reST literals read as plain text in a terminal
-    return " ".join(doc.split("\n\n", 1)[0].split())
+    doc = (inspect.getdoc(obj) or "").strip()
+    return _plain(" ".join(doc.split("\n\n", 1)[0].split()))
 
 
 def _params(cls: Any) -> str:
