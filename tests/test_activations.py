@@ -269,3 +269,55 @@ def test_extra_repr_shows_parameters() -> None:
     assert "negative_slope=0.2" in repr(A.LeakyReLU(0.2))
     assert "num_parameters=16" in repr(A.create("prelu", channels=16))
     assert "beta=1.5" in repr(A.SmeLU(1.5))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Names with parameters: the one syntax of command lines, specs and Python
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_names_carry_parameters_everywhere_a_name_is_read() -> None:
+    assert A.parse_spec("smelu:beta=0.5") == ("smelu", {"beta": 0.5})
+    assert A.parse_spec(" leaky-relu:negative_slope=0.2,inplace=true ") == (
+        "leaky-relu", {"negative_slope": 0.2, "inplace": True})
+    assert A.parse_spec("search:max(x,tanh(x))") == ("search:max(x,tanh(x))", {})  # a prefix takes the rest
+    assert A.split_specs("relu,smelu:beta=0.5,inplace=true,gelu,search:max(x,tanh(x))") == [
+        "relu", "smelu:beta=0.5,inplace=true", "gelu", "search:max(x,tanh(x))"]
+    assert A.format_spec(*A.parse_spec("smelu:beta=0.50")) == "smelu:beta=0.5"
+    assert A.parse_kwargs("hidden=512,batch-norm=true,stem=small") == {"hidden": 512, "batch_norm": True,
+                                                                      "stem": "small"}
+    module = A.create("smelu:beta=0.5")
+    assert isinstance(module, A.SmeLU) and module.beta == 0.5
+    assert A.get("prelu:init=0.1") is A.PReLU
+    assert A.create("prelu:init=0.1", channels=4).weight.tolist() == pytest.approx([0.1] * 4)
+    assert rectlab.get_activation("leaky-relu:negative_slope=0.3").negative_slope() == pytest.approx(0.3)
+    net = rectlab.models.create("mlp", activation="smelu:beta=2", hidden=(8,), in_channels=1, input_size=4)
+    assert [m.beta for m in net.modules() if isinstance(m, A.SmeLU)] == [2.0]
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "match"),
+    [
+        ("smelu:beta", UnknownNameError, r"unknown activation prefix 'smelu:'.*NAME:key=value"),
+        ("smelu:beta=1,beta=2", A.ActivationSpecError, "sets 'beta' twice"),
+        ("smelux:beta=1", UnknownNameError, "Did you mean 'smelu'"),
+        ("smelu:gamma=1", TypeError, "unexpected keyword argument 'gamma'"),
+    ],
+)
+def test_bad_parameters_in_names_are_one_clear_error(text: str, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        A.create(text)
+    with pytest.raises(A.ActivationSpecError, match="follows no activation with parameters"):
+        A.split_specs("relu,beta=1")
+    with pytest.raises(ValueError, match="sets beta and the keyword arguments set it again"):
+        A.create("smelu:beta=1", beta=2)
+
+
+def test_accepts_tells_what_training_may_pass() -> None:
+    class Plain(torch.nn.Module):
+        def __init__(self, alpha: float = 1.0) -> None:
+            super().__init__()
+            self.alpha = alpha
+
+    assert A.accepts("prelu", "backend") and A.accepts("smelu:beta=1", "backend")
+    assert not A.accepts(Plain, "backend") and A.accepts(Plain, "alpha")

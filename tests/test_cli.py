@@ -139,3 +139,90 @@ def test_bad_lists_are_refused_by_the_parser(argv, message, capsys) -> None:
 def test_a_value_twice_is_an_error(capsys) -> None:
     assert main(["compare", "--lr", "0.1,0.1", "--out", "x"]) == 2
     assert "--lr lists a value twice" in capsys.readouterr().err
+
+
+def test_version_help_and_list_answer_without_importing_torch(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import contextlib, io, sys\nfrom rectlab.cli.main import main\n"
+            "for argv in (['--version'], ['--help'], ['compare', '--help'], ['list'], ['list', 'datasets']):\n"
+            "    with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            "        try:\n            main(argv)\n        except SystemExit:\n            pass\n"
+            "    print(argv, len(out.getvalue()) > 0, 'torch' in sys.modules)\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 5 and all(line.endswith("True False") for line in lines), lines
+
+
+def test_parsers_offer_the_librarys_choices_and_the_catalogue_is_current() -> None:
+    import json
+
+    from rectlab.cli import common, listing, parsers
+    from rectlab.study import EXECUTORS
+    from rectlab.study.spec import SCALES
+    from rectlab.training import config, tracking
+
+    assert (common.OPTIMIZERS, common.SCHEDULES, common.AMP_MODES) == (config.OPTIMIZERS, config.SCHEDULES,
+                                                                      config.AMP_MODES)
+    assert (common.EXECUTORS, parsers.SCALES, parsers.INITS) == (EXECUTORS, SCALES, config.INITS)
+    assert common.TRACKERS == tracking.TRACKERS
+    assert json.loads(listing.CATALOG.read_text()) == listing.catalog(), (
+        "src/rectlab/cli/catalog.json is out of date: run python -m rectlab.cli.listing")
+
+
+def test_every_subcommand_help_shows_examples() -> None:
+    from rectlab.cli.main import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert "examples:" in parser.format_help()
+    for name, command in commands.items():
+        text = command.format_help()
+        assert "examples:" in text and f"rectlab {name}" in text.split("examples:")[1], name
+
+
+def test_compare_without_out_writes_a_default_folder_and_takes_parameters(tmp_path, capsys, monkeypatch) -> None:
+    from rectlab.study import Store
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["compare", "--activations", "relu,smelu:beta=0.50", "--model-kwargs", "hidden=32", "--seeds", "1",
+            "--train-limit", "256", "--test-limit", "128", *TINY[2:]]  # mlp (the default) on digits
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    folder = tmp_path / "runs" / "compare-relu-smelu_beta=0.5-mlp-digits"
+    assert "study folder: runs/compare-relu-smelu_beta=0.5-mlp-digits (the default; --out DIR chooses another)" in out
+    assert f"report: {folder / 'report.html'}" in out
+    runs = Store(folder / "results.db").runs()
+    assert sorted(r["config"]["activation"] for r in runs) == ["relu", "smelu:beta=0.5"]
+    assert {r["config"]["model_kwargs"]["hidden"] for r in runs} == {32}
+    assert all((folder / "runs" / r["hash"] / "metrics.csv").is_file() for r in runs)  # a CSV log per run
+
+
+def test_compare_says_did_you_mean_and_list_shows_what_users_need(capsys) -> None:
+    assert main(["compare", "--activations", "relu,prelux", "--out", "x"]) == 2
+    assert "Did you mean 'prelu'?" in capsys.readouterr().err
+    assert main(["compare", "--dataset", "fashion-mnst", "--out", "x"]) == 2
+    assert "Did you mean 'fashion-mnist'?" in capsys.readouterr().err
+    assert main(["list", "datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "Fashion-MNIST" in out and "IDX files" not in out and "``" not in out  # not the loaders' docstrings
+    assert main(["list", "activations"]) == 0
+    assert "beta=1.0" in capsys.readouterr().out  # the parameters NAME:key=value can set
+
+
+def test_env_reports_the_cpu_functions(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("RECTLAB_BACKEND", raising=False)
+    assert main(["env"]) == 0
+    rows = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()
+            if len(line.split()) > 2 and line.split()[1] in ("cpu", "torch", "triton")}
+    from rectlab.activations.cpu import CPU_OPS
+
+    assert {op for op, runs in rows.items() if runs == "cpu"} == set(CPU_OPS)
+    assert rows["gelu"] == "torch" and rows["prelu"] == "cpu" and rows["mish"] == "cpu"

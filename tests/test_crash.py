@@ -106,8 +106,11 @@ def test_sigkill_anywhere_then_resume_gives_the_uninterrupted_rows(tmp_path) -> 
         assert_old_or_new_state(out)
     run_study(load_spec(spec), out, progress=False)
     assert rows(out) == rows(reference)
+    epochs = {r["hash"]: [str(e["epoch"]) for e in r["epochs"]] for r in Store(out / "results.db").runs()}
     for folder in (out / "runs").iterdir():
-        assert [p.name for p in folder.iterdir()] == ["checkpoint.pt"]
+        assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.pt", "metrics.csv"]
+        csv_epochs = [line.split(",")[0] for line in (folder / "metrics.csv").read_text().splitlines()[1:]]
+        assert csv_epochs == epochs[folder.name]  # the CSV log holds each epoch once, as the database does
     assert {r["status"] for r in Store(out / "results.db").runs()} == {"done"}
 
 

@@ -1,10 +1,11 @@
-"""The documentation: the MkDocs site builds with --strict, and every Python example in it runs.
+"""The documentation: the MkDocs site builds with --strict (offline-ready, no raw Sphinx role on the API page),
+and every Python example in it runs on its own.
 
-Examples are the ```python blocks of README.md and docs/*.md. The blocks of one page run in order in one
-namespace (later blocks use names from earlier ones), in a temporary working directory. A block preceded
-by ``<!-- no-run -->`` is shown but not run (it needs a GPU or takes minutes); keep those few. A block
-preceded by ``<!-- file: NAME.py -->`` is a file the page tells the reader to save: it is written to NAME.py
-in the working directory (which is on the import path), not run.
+Examples are the ```python blocks of README.md and docs/*.md. Each block runs alone, in a fresh namespace and
+temporary working directory, as a reader who copies one block runs it: every block has its own imports and
+data. A block preceded by ``<!-- no-run -->`` is shown but not run (it needs a GPU or takes minutes); keep those
+few. A block preceded by ``<!-- file: NAME.py -->`` is a file the page tells the reader to save: it is written
+to NAME.py in the working directory (which is on the import path) before the page's blocks run, not run itself.
 """
 
 from __future__ import annotations
@@ -70,26 +71,41 @@ def test_readme_front_page_is_short_and_opens_with_the_two_commands() -> None:
                                                                                    ""))
 
 
-def test_site_builds_strictly(tmp_path: Path) -> None:
+# A Sphinx role left in a docstring shows on the API page as text: ":func:<code>get</code>".
+RAW_ROLE = re.compile(r":(?:py:)?(?:func|class|mod|data|meth|attr|exc|obj|const|ref):(?:<code>|`)")
+
+
+def test_site_builds_strictly_offline_ready_and_without_raw_roles(tmp_path: Path) -> None:
     mkdocs = shutil.which("mkdocs", path=str(Path(sys.executable).parent))
     assert mkdocs, "mkdocs is part of the dev set-up: bash scripts/setup.sh --dev"
     done = subprocess.run([mkdocs, "build", "--strict", "--site-dir", str(tmp_path / "site")], cwd=ROOT,
                           capture_output=True, text=True, timeout=300, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
-    assert (tmp_path / "site" / "api" / "index.html").is_file()
+    api = (tmp_path / "site" / "api" / "index.html").read_text()
+    raw = sorted(set(RAW_ROLE.findall(api)) | set(re.findall(r":\w+:<code>[^<]*</code>", api)))
+    assert not raw, (f"the API page shows {len(raw)} raw Sphinx roles such as {raw[:5]}: write docstring "
+                     f"cross-references as [name][rectlab.module.name] or `name`")
+    for page in (tmp_path / "site").rglob("*.html"):
+        html = page.read_text()
+        assert "fonts.googleapis" not in html and "fonts.gstatic" not in html, f"{page.name} loads web fonts"
+    home = (tmp_path / "site" / "index.html").read_text()
+    assert "stylesheets/extra.css" in home
+    assert "white-space: pre-wrap" in (tmp_path / "site" / "stylesheets" / "extra.css").read_text()  # no cut code
 
 
-@pytest.mark.parametrize("page", [p for p in PAGES if python_blocks(p)], ids=lambda p: p.name)
-def test_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                      fashion_mnist_somewhere: str | None) -> None:
+def _blocks() -> list[tuple[Path, int, str]]:
+    return [(page, i, code) for page in PAGES for i, code in enumerate(python_blocks(page), 1)]
+
+
+@pytest.mark.parametrize(("page", "index", "code"), _blocks(), ids=[f"{p.name}-{i}" for p, i, _ in _blocks()])
+def test_each_example_runs_on_its_own(page: Path, index: int, code: str, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch, fashion_mnist_somewhere: str | None) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     if fashion_mnist_somewhere:
         monkeypatch.setenv("RECTLAB_DATA", fashion_mnist_somewhere)
     monkeypatch.syspath_prepend(str(tmp_path))
-    namespace: dict = {"__name__": "__docs__"}
-    for i, (name, code) in enumerate(page_blocks(page)):
+    for name, text in page_blocks(page):  # the files the page tells the reader to save
         if name is not None:
-            (tmp_path / name).write_text(code)
-            continue
-        exec(compile(code, f"{page.name} (python block {i + 1})", "exec"), namespace)
+            (tmp_path / name).write_text(text)
+    exec(compile(code, f"{page.name} (python block {index})", "exec"), {"__name__": "__docs__"})

@@ -13,7 +13,8 @@ from rectlab.surgery import activation_sites
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from rectlab.export import export_onnx, onnx_ready  # noqa: E402
+from rectlab.export import dataset_samples, export_onnx, onnx_ready  # noqa: E402
+from rectlab.study.trained import load_run_model  # noqa: E402
 
 X = torch.randn(3, 1, 12, 12)
 
@@ -111,7 +112,9 @@ def test_export_model_from_a_study_checkpoint(tmp_path, capsys):
                  "--no-progress", "--out", str(out)]) == 0
     (checkpoint,) = (out / "runs").glob("*/checkpoint.pt")
     assert main(["export-model", str(checkpoint), "--onnx", str(tmp_path / "m.onnx")]) == 0
-    assert "onnxruntime matches PyTorch" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "torchscript exporter; onnxruntime matches PyTorch on 16 test images of digits" in printed
+    assert "<= tolerance 0.0001" in printed
     state = torch.load(checkpoint, weights_only=False)["model"]
     net = models.create("small-cnn", activation="smelu", num_classes=10, in_channels=1)
     net.load_state_dict(state)
@@ -119,4 +122,38 @@ def test_export_model_from_a_study_checkpoint(tmp_path, capsys):
     with torch.no_grad():
         torch.testing.assert_close(run_onnx(tmp_path / "m.onnx", x), net.eval()(x), atol=1e-4, rtol=1e-4)
     assert main(["export-model", str(tmp_path / "nowhere.pt"), "--onnx", "x.onnx"]) == 2
-    assert "checkpoint.pt of a study run" in capsys.readouterr().err
+    assert "pass a checkpoint.pt that rectlab wrote" in capsys.readouterr().err
+
+
+def test_default_mlp_from_train_out_falls_back_to_dynamo(tmp_path, capsys):
+    """The default model pools 8x8 digits to 28x28, which the TorchScript exporter cannot express: auto falls back
+    to the dynamo exporter, quietly (no TorchScript IR printed), and checks the file on real test images."""
+    pytest.importorskip("onnxscript")
+    run = tmp_path / "one"
+    assert main(["train", "--model", "mlp", "--activation", "prelu", "--dataset", "digits", "--epochs", "1",
+                 "--batch-size", "64", "--train-limit", "128", "--test-limit", "64", "--device", "cpu",
+                 "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["export-model", str(run), "--samples", "8"]) == 0
+    captured = capsys.readouterr()
+    assert "with the dynamo exporter (TorchScript exporter failed: " in captured.out
+    assert "adaptive_avg_pool2d" in captured.out and "Torch IR" not in captured.out + captured.err
+    assert "on 8 test images of digits" in captured.out
+    net, example, config = load_run_model(run)
+    assert config.activation == "prelu" and tuple(example.shape[1:]) == (1, 8, 8)
+    x = dataset_samples(config, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(run_onnx(run / "model.onnx", x), net(x), atol=1e-4, rtol=1e-4)
+    assert main(["export-model", str(run), "--onnx", str(tmp_path / "t.onnx"), "--exporter", "torchscript"]) == 2
+    err = capsys.readouterr().err
+    assert "no ONNX exporter succeeded: torchscript: " in err and len(err.splitlines()) == 2
+
+
+def test_any_module_exports_with_random_inputs_of_a_shape(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5), activations.create("smelu:beta=0.5"),
+                              torch.nn.Linear(5, 3))
+    result = export_onnx(net, tmp_path / "any.onnx", input_shape=(3, 4))
+    assert result.checked_on == "8 random inputs of shape (3, 4)" and result.max_abs_diff <= result.atol == 1e-4
+    assert "tolerance 0.0001" in result.describe() and "Where" in graph_ops(result.path)[0]
+    with pytest.raises(ValueError, match="input_shape"):
+        export_onnx(net, tmp_path / "none.onnx")

@@ -99,7 +99,7 @@ def test_a_restored_older_database_resumes_to_the_uninterrupted_rows(reference, 
     run_study(parse_spec(SPEC), out, progress=False)
     assert rows(out) == rows(reference)
     for run_dir in (out / "runs").iterdir():
-        assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.pt", "checkpoint.pt.stale"]  # kept
+        assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.pt", "checkpoint.pt.stale", "metrics.csv"]
         assert torch.load(run_dir / "checkpoint.pt.stale", weights_only=False)["epoch"] == 3
     results = collect(out)
     first = f"runs/{first_run_dir(out).name}/checkpoint.pt.stale"
@@ -206,6 +206,7 @@ def test_a_damaged_checkpoint_committed_but_not_renamed_is_set_aside(reference, 
         "checkpoint-2.pt.damaged",
         "checkpoint.pt",
         "checkpoint.pt.stale",
+        "metrics.csv",
     ]
 
 
@@ -341,7 +342,7 @@ def test_a_full_disk_at_the_commit_is_not_called_a_corrupt_database(reference, t
         with pytest.raises(DiskError, match=r"cannot write .*results.db: no space left on the device") as caught:
             run_study(parse_spec(SPEC), out, progress=False)
     assert "not a readable" not in str(caught.value) and caught.value.errno == errno.ENOSPC
-    assert sorted(p.name for p in first_run_dir(out).iterdir()) == ["checkpoint.pt"]  # checkpoint-2.pt removed
+    assert sorted(p.name for p in first_run_dir(out).iterdir()) == ["checkpoint.pt", "metrics.csv"]
     run_study(parse_spec(SPEC), out, progress=False)
     assert rows(out) == rows(reference)
 
@@ -475,6 +476,6 @@ def test_a_bug_keeps_its_traceback(reference, monkeypatch) -> None:
     def bug(*args, **kwargs):
         raise ValueError("a bug in rectlab")
 
-    monkeypatch.setattr("rectlab.report.collect", bug)
+    monkeypatch.setattr("rectlab.cli.report.collect", bug)
     with pytest.raises(ValueError, match="a bug in rectlab"):
         main(["report", str(reference)])

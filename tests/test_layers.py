@@ -17,7 +17,13 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "rectlab"
-LAZY_ALLOWED = ("rectlab.cli",)  # subcommand handlers load what they need when they run
+# Modules that load rectlab's own modules (and so torch) only when needed, so that `import rectlab`,
+# `rectlab --version`, `--help` and `rectlab list` answer at once:
+LAZY_ALLOWED = {
+    "rectlab",  # the lazy top-level surface (`rectlab.models`, `rectlab.get_activation`)
+    "rectlab.cli.main",  # imports the handler of the command given, and plugins, when that command runs
+    "rectlab.cli.listing",  # answers from catalog.json unless plugins may add names
+}
 
 
 def module_name(path: Path) -> str:
@@ -154,7 +160,7 @@ def test_the_cycle_check_finds_a_cycle(tmp_path: Path) -> None:
     assert cycles(import_graph(known)) == [["demo.a", "demo.sub", "demo.sub.c"]]
 
 
-@pytest.mark.parametrize("name", sorted(n for n in modules() if not n.startswith(LAZY_ALLOWED)))
+@pytest.mark.parametrize("name", sorted(n for n in modules() if n not in LAZY_ALLOWED))
 def test_rectlab_is_imported_at_module_level(name: str) -> None:
     path = modules()[name]
     lines = path.read_text().splitlines()

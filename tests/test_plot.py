@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from rectlab.activations import functional as AF
+from rectlab.activations import parse_spec
 from rectlab.cli.main import main
-from rectlab.report.plots import activation, activation_curve, parse_spec
+from rectlab.report.plots import activation, activation_curve
 
 
 def test_function_and_autograd_derivative_of_the_modules():
@@ -50,6 +51,8 @@ def test_cli_plot(tmp_path, capsys):
     assert "smelu takes: beta" in capsys.readouterr().err
     assert main(["plot", "reluu", "--out", str(out)]) == 2
     assert "unknown activation 'reluu'" in capsys.readouterr().err
+    # the comma list of compare, with parameters kept with their activation
+    assert main(["plot", "relu,smelu:beta=0.5,gelu", "helu:alpha=0.5", "--out", str(out)]) == 0
 
 
 def test_parse_spec():

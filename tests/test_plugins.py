@@ -105,3 +105,35 @@ def test_entry_point_plugins_load_on_first_lookup(tmp_path):
     first, listing = done.stdout.split("\n", 1)
     assert first.split() == ["torch.Size([2,", "3])", "True"]
     assert "ep-tinynet" in listing and "two-layer MLP from a plugin" in listing
+
+
+PLAIN_PLUGIN = textwrap.dedent('''
+    import torch
+    from torch import nn
+    from rectlab.activations import ACTIVATIONS
+
+    @ACTIVATIONS.register("plain-softsign")
+    class PlainSoftsign(nn.Module):
+        """x / (1 + |x|) / scale: a plain nn.Module that knows nothing of rectlab's backend= or inplace=."""
+        def __init__(self, scale=1.0):
+            super().__init__()
+            self.scale = scale
+
+        def forward(self, x):
+            return x / (1 + x.abs()) / self.scale
+''')
+
+
+def test_a_plain_module_plugin_works_in_a_study_with_parameters(tmp_path):
+    """The user's path: a plain nn.Module registered by a plugin file, named with a parameter, in `compare` run as
+    a fresh process (training passes backend= only to activations that take it)."""
+    (tmp_path / "softsign_plugin.py").write_text(PLAIN_PLUGIN)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src"), "COLUMNS": "150"}
+    cmd = [sys.executable, "-m", "rectlab", "--import", "softsign_plugin.py", "compare", "--activations",
+           "relu,plain-softsign:scale=2", "--model", "mlp", "--model-kwargs", "hidden=16", "--executor", "local",
+           "--out", "study", *TINY]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    runs = Store(tmp_path / "study" / "results.db").runs()
+    assert {r["config"]["activation"]: r["status"] for r in runs} == {"relu": "done", "plain-softsign:scale=2": "done"}
+    assert all(r["config"]["model_kwargs"] == {"hidden": 16} for r in runs)

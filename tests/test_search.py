@@ -215,3 +215,14 @@ def test_cli_search_prints_the_winners_by_name(tmp_path, capsys) -> None:
     assert not (tmp_path / "final").exists()
     assert main(["search", "--preset", "smoke", "--strategy", "random", "--out", str(tmp_path / "r")]) == 2
     assert "needs candidates" in capsys.readouterr().err
+
+
+def test_search_baselines_take_activation_parameters() -> None:
+    import dataclasses
+
+    from rectlab.training.config import ConfigError
+
+    config = search.load_config(search.default_config(), scale="smoke")
+    assert dataclasses.replace(config, baselines=("relu", "smelu:beta=0.5")).baselines[1] == "smelu:beta=0.5"
+    with pytest.raises((ConfigError, LookupError), match="Did you mean 'smelu'"):
+        dataclasses.replace(config, baselines=("relu", "smelux:beta=0.5"))

@@ -193,7 +193,7 @@ def test_a_broken_kernel_falls_back_to_the_reference(auto_on_cpu, monkeypatch: p
             torch.testing.assert_close(a, b, rtol=0, atol=0)  # the reference itself ran
     assert selfcheck.use_fused(x, "auto", "relu")  # other ops keep their kernels
     backend, why = selfcheck.explain("prelu", "cpu")
-    assert backend == "torch"
+    assert backend == "cpu"  # backend="auto" on CPU tensors: rectlab's CPU function, never the kernel
     assert not selfcheck._FAILED.get(("relu", "cpu"))
     # backend="triton" is explicit: it runs the kernel (here the broken one) as asked
     assert selfcheck.use_fused(x, "triton", "prelu")

@@ -55,7 +55,7 @@ def test_scale_overrides_base_and_seeds() -> None:
     [
         ("epochs = 2", "epocs = 2", r"line 10\).*unknown key 'epocs'.*Did you mean 'epochs'"),
         ('activation = ["relu", "prelu", "gelu"]', 'activation = ["relu", "prelux"]',
-         r"line 13\).*unknown activation 'prelux'.*valid values: .*smelu"),
+         r"line 13\).*unknown activation 'prelux'.*Known activations: .*smelu"),
         ('model = "small-cnn"', 'model = "resnet9000"', r"line 8\).*unknown model 'resnet9000'"),
         ("[grid]", "[grids]", r"unknown section \[grids\]"),
         ("seeds = 2", "seeds = 0", "seeds must be >= 1"),
@@ -113,3 +113,12 @@ def test_grid_size_is_bounded() -> None:
     text = "[study]\nseeds = 10000\n[grid]\nlr = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]\n"
     with pytest.raises(SpecError, match="110000 runs, more than the limit of 100000"):
         parse_spec(text)
+
+
+def test_spec_activations_take_parameters_and_typos_get_a_suggestion() -> None:
+    spec = parse_spec('[base]\nmodel = "mlp"\ndataset = "digits"\n[grid]\nactivation = ["relu", "smelu:beta=0.5"]\n')
+    assert spec.grid["activation"] == ("relu", "smelu:beta=0.5")
+    with pytest.raises(SpecError, match=r"line 5.*unknown activation 'smelux'. Did you mean 'smelu'\?"):
+        parse_spec('[base]\nmodel = "mlp"\ndataset = "digits"\n[grid]\nactivation = ["relu", "smelux:beta=0.5"]\n')
+    with pytest.raises(SpecError, match=r"unknown model 'resnet21'. Did you mean"):
+        parse_spec('[base]\nmodel = "resnet21"\n')

@@ -142,8 +142,26 @@ def test_failed_run_is_listed_and_retrained_only_with_retry_failed(tmp_path, mon
     assert sorted(r["status"] for r in Store(tmp_path / "results.db").runs()) == ["done", "done"]
 
 
-def test_process_executor_gives_the_same_results_as_local(study_dir, tmp_path) -> None:
-    run_study(parse_spec(SPEC), tmp_path, executor="processes", workers=2, progress=False)
+def test_process_executor_gives_the_same_results_as_local_and_reports_epochs(study_dir, tmp_path,
+                                                                            monkeypatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    from rectlab.study import executors
+
+    monkeypatch.setattr(executors._Display, "PLAIN_EVERY", 0.0)  # every epoch line (normally one per 10 s)
+    log = io.StringIO()  # not a terminal: plain lines
+    run_study(parse_spec(SPEC), tmp_path, executor="processes", workers=2, console=Console(file=log, width=200))
+    lines = log.getvalue().splitlines()
+    # the workers report each epoch of each run to the parent, which prints it with the study's ETA
+    for activation in ("relu", "prelu-shared"):
+        for seed in (0, 1):
+            for epoch in (1, 2):
+                assert any(line.strip().startswith(f"{activation}, seed {seed}: epoch {epoch}/2") for line in lines)
+    assert any("study: 8/8 epochs" in line or "ETA" in line for line in lines)
+    finished = [line.split(":")[0] for line in lines if line.startswith("run ")]
+    assert finished == [f"run {i}/4 done" for i in (1, 2, 3, 4)]
 
     def finals(path):
         return {(r["cell"]["activation"], r["seed"]): [{k: v for k, v in e.items() if k != "seconds"}

@@ -168,5 +168,8 @@ def test_a_crash_between_checkpoint_and_row_loses_nothing(reference, tmp_path, m
     assert (run_dir / "checkpoint-2.pt").exists()
     run_study(parse_spec(SPEC), tmp_path, progress=False)
     assert rows(tmp_path) == rows(reference)
-    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.pt"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.pt", "metrics.csv"]
     assert {r["status"] for r in Store(tmp_path / "results.db").runs()} == {"done"}
+    run = next(r for r in Store(tmp_path / "results.db").runs() if r["hash"] == run_dir.name)
+    csv_epochs = [line.split(",")[0] for line in (run_dir / "metrics.csv").read_text().splitlines()[1:]]
+    assert csv_epochs == [str(e["epoch"]) for e in run["epochs"]]  # the CSV log, too, holds each epoch once

@@ -65,6 +65,49 @@ def test_unknown_tracker_fails_before_training(tmp_path):
     from rectlab.study import parse_spec, run_study
 
     spec = parse_spec('[base]\nmodel = "mlp"\ndataset = "digits"\n[grid]\nactivation = ["relu"]\n')
-    with pytest.raises(ValueError, match="unknown tracker.*'wandb'.*known: tensorboard"):
+    with pytest.raises(ValueError, match="unknown tracker.*'wandb'.*known: tensorboard, mlflow"):
         run_study(spec, tmp_path, trackers=["wandb"])
     assert not (tmp_path / "runs").exists()
+
+
+def test_train_logs_tensorboard_mlflow_and_csv_and_resumes_them(tmp_path, capsys):
+    """`rectlab train --out` with both trackers: one TensorBoard run, one MLflow run (file store, offline) with the
+    config as parameters, and metrics.csv; a longer re-run resumes all three without repeating an epoch."""
+    pytest.importorskip("mlflow")
+    import csv
+
+    from mlflow.tracking import MlflowClient
+
+    from rectlab.cli.main import main
+
+    out = tmp_path / "one"
+    argv = ["train", "--model", "mlp", "--model-kwargs", "hidden=32", "--activation", "smelu:beta=0.5", "--dataset",
+            "digits", "--batch-size", "64", "--train-limit", "256", "--test-limit", "128", "--device", "cpu",
+            "--tensorboard", "--mlflow", "--out", str(out)]
+    assert main([*argv, "--epochs", "2"]) == 0
+    assert "metrics.csv, tensorboard logs, mlflow logs" in capsys.readouterr().out
+    assert [e.step for e in events(out / "tensorboard" / "mlp-smelu_beta=0.5-seed0").Scalars("error/test")] == [1, 2]
+    with open(out / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1", "2"] and float(rows[1]["test_error"]) >= 0
+    client = MlflowClient(tracking_uri=(out / "mlruns").resolve().as_uri())
+    (experiment,) = [e for e in client.search_experiments() if e.name == "train one"]
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.data.params["activation"] == "smelu:beta=0.5" and run.data.params["model_kwargs"] == '{"hidden": 32}'
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "test_error")] == [1, 2]
+
+
+def test_compare_mlflow_one_run_per_cell_and_seed(tmp_path, capsys):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from rectlab.cli.main import main
+
+    out = tmp_path / "study"
+    assert main(["compare", "--activations", "relu,prelu", "--model", "mlp", "--dataset", "digits", "--epochs", "1",
+                 "--batch-size", "64", "--train-limit", "128", "--test-limit", "64", "--seeds", "1", "--device", "cpu",
+                 "--no-progress", "--mlflow", "--name", "tiny", "--executor", "local", "--out", str(out)]) == 0
+    client = MlflowClient(tracking_uri=(out / "mlruns").resolve().as_uri())
+    (experiment,) = [e for e in client.search_experiments() if e.name == "tiny"]
+    names = sorted(r.info.run_name for r in client.search_runs([experiment.experiment_id]))
+    assert names == ["prelu-seed0", "relu-seed0"]

@@ -80,3 +80,21 @@ def test_wheel_installs_reproduces_and_loads_a_dataframe(tmp_path):
     assert info["rows"] == sum(len(s["setup"]["lrs"]) * len(s["success"]) for s in saved) > 0
     assert {"model", "lr", "successes", "success_rate"} <= set(info["columns"])
     assert set(info["best"]) == {m for s in saved for m in s["success"]}
+
+
+def test_the_documented_install_brings_what_the_walkthrough_needs() -> None:
+    """docs/reproductions.md installs the wheel with extras, then reproduces on digits (scikit-learn) and reads the
+    results with pandas: the extras it names must bring both."""
+    import re
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    page = (ROOT / "docs" / "reproductions.md").read_text()
+    (extras,) = re.findall(r'pip install "dist/rectlab-[^"]*\.whl\[([^\]]+)\]"', page)
+    optional = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    brought = {re.split(r"[<>=\[ ;]", req)[0] for extra in extras.split(",") for req in optional[extra.strip()]}
+    assert {"scikit-learn", "pandas", "pyarrow"} <= brought, extras

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import importlib
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
-from . import activations
 from .errors import InputError, RectlabError
 from .registry import Registry, UnknownNameError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 try:
     __version__ = metadata.version("rectlab")  # the one place it is written: pyproject.toml
@@ -19,16 +19,20 @@ except metadata.PackageNotFoundError:  # a source tree on sys.path that was neve
 
 
 def get_activation(name: str, channels: int | None = None, **kwargs: Any) -> nn.Module:
-    """Create the activation registered as ``name`` (see :func:`rectlab.activations.create`)."""
+    """Create the activation registered as ``name`` (see :func:`rectlab.activations.create`); parameters
+    may be given in the name (``"smelu:beta=0.5"``) or as keyword arguments."""
+    from . import activations  # torch: `import rectlab` (and `rectlab --version`) stay free of it
+
     module = activations.create(name, channels=channels, **kwargs)
     if module is None:
         raise InputError("get_activation needs a name; see rectlab.activations.names()")
     return module
 
 
-# Every public submodule but `activations` (imported above). They load on first use
-# (`rectlab.models.create(...)` after a plain `import rectlab`), so importing rectlab stays cheap.
+# Every public submodule. They load on first use (`rectlab.models.create(...)` after a plain `import rectlab`),
+# so importing rectlab stays cheap: it does not import torch.
 _SUBMODULES = (
+    "activations",
     "data",
     "errors",
     "export",
@@ -65,6 +69,6 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "RectlabError", "Registry", "UnknownNameError", "__version__", "activations", "get_activation",
+    "RectlabError", "Registry", "UnknownNameError", "__version__", "get_activation",
     *_SUBMODULES, *_ATTRIBUTES,
 ]

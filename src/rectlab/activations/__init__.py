@@ -1,19 +1,26 @@
 """Rectifier-family activations: reference functionals, modules, a registry and factories.
 
 Follows timm's ``create_act`` style: :func:`get` returns a class, :func:`create` an instance,
-``None`` / ``""`` give ``None``, and a class passes through.
+``None`` / ``""`` give ``None``, and a class passes through. A name may carry constructor parameters,
+``"smelu:beta=0.5"`` (see :mod:`rectlab.activations.params`, the one parser of that syntax).
+
+Plugins register their own classes in ``ACTIVATIONS``. A registered class is built with the keyword arguments
+of the name (``"my-act:alpha=2"``) or of ``activation_kwargs``, plus ``num_parameters=C`` (the call site's
+channel count) when it sets ``wants_channels = True``. Subclasses of :class:`Activation` also accept
+``inplace`` and ``backend``; a plain ``nn.Module`` need not: training passes ``backend=`` only to classes
+whose constructor takes it (see :func:`accepts`).
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any, Literal, overload
 
 from torch import nn
 
 from ..errors import InputError, InputTypeError
-from ..registry import UnknownNameError
 from . import functional, selfcheck
 from .modules import (
     ACTIVATIONS,
@@ -40,6 +47,7 @@ from .modules import (
     SwishChannelwise,
     SwishLearnable,
 )
+from .params import PREFIXES, ActivationSpecError, format_spec, parse_kwargs, parse_spec, split_specs
 
 ActivationSpec = str | type[nn.Module] | Callable[..., nn.Module] | None
 
@@ -47,6 +55,7 @@ __all__ = [
     "ACTIVATIONS",
     "Activation",
     "ActivationSpec",
+    "ActivationSpecError",
     "CELU",
     "ELU",
     "GCU",
@@ -68,23 +77,23 @@ __all__ = [
     "Swish",
     "SwishChannelwise",
     "SwishLearnable",
+    "accepts",
     "create",
     "factory",
+    "format_spec",
     "functional",
     "get",
     "names",
     "selfcheck",
+    "parse_kwargs",
+    "parse_spec",
+    "split_specs",
 ]
 
 
 def names() -> list[str]:
     """Registered activation names, sorted."""
     return ACTIVATIONS.names()
-
-
-# Names with a prefix are built from the name itself by the package that owns the prefix (imported on first
-# use), so worker processes rebuild them without a registration step: ``search:sigmoid(beta*x)*x``.
-PREFIXES = {"search": "rectlab.search.activation"}
 
 
 @overload
@@ -95,22 +104,38 @@ def get(name: str | type[nn.Module] | None) -> type[nn.Module] | None:
     """Return the activation class for ``name``; a class passes through, ``None``/``""`` give ``None``.
 
     Besides the registered names, ``search:<expression>`` and ``search:<RUN>/<k>`` name activations of the
-    activation search (see :mod:`rectlab.search`).
+    activation search (see :mod:`rectlab.search`). Parameters in the name (``"smelu:beta=0.5"``) are checked
+    for syntax and otherwise ignored here (:func:`create` applies them).
     """
     if name is None or name == "":
         return None
     if isinstance(name, type):
         return name
-    if isinstance(name, str) and ":" in name:
-        return _prefixed(name)
-    return ACTIVATIONS.get(name)
+    if not isinstance(name, str):
+        raise InputTypeError(f"an activation is a name or an nn.Module class, got {type(name).__name__}")
+    base, _ = parse_spec(name)
+    if ":" in base:
+        return _prefixed(base)
+    return ACTIVATIONS.get(base)
+
+
+def accepts(name: ActivationSpec, argument: str) -> bool:
+    """Whether the activation's constructor takes ``argument`` (by name, or through ``**kwargs``).
+
+    Training passes ``backend=`` only where this is True, so a plugin's plain ``nn.Module`` works in studies.
+    """
+    cls = get(name) if isinstance(name, (str, type)) else None
+    if cls is None:
+        return False
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+    return argument in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def _prefixed(name: str) -> type[nn.Module]:
     prefix = name.split(":", 1)[0].strip().lower()
-    if prefix not in PREFIXES:
-        raise UnknownNameError(f"unknown activation prefix {prefix + ':'!r} in {name!r}; known prefixes: "
-                               + ", ".join(p + ":" for p in PREFIXES))
     return importlib.import_module(PREFIXES[prefix]).activation_class(name)
 
 
@@ -122,21 +147,30 @@ def create(name: str | type[nn.Module] | None, channels: int | None = None, **kw
     """Create an activation module.
 
     Args:
-        name: a registered name (see :func:`names`), an ``nn.Module`` class, or ``None``.
+        name: a registered name (see :func:`names`), optionally with parameters (``"smelu:beta=0.5"``), an
+            ``nn.Module`` class, or ``None``.
         channels: channel count at the call site; fills ``num_parameters`` for per-channel
             activations (``prelu``, ``swish-channelwise``) and is ignored by the others.
-        **kwargs: constructor arguments (e.g. ``negative_slope=0.2``, ``beta=1.5``).
+        **kwargs: constructor arguments (e.g. ``negative_slope=0.2``, ``beta=1.5``); one the name sets too is
+            an error.
 
     Returns:
         The module, or ``None`` when ``name`` is ``None`` or ``""``.
 
     Raises:
         UnknownNameError: for an unknown name (the message lists the known ones).
-        ValueError: when a per-channel activation gets no channel count.
+        ValueError: when a per-channel activation gets no channel count, or a parameter is given twice.
     """
     cls = get(name)
     if cls is None:
         return None
+    if isinstance(name, str):
+        _, params = parse_spec(name)
+        twice = sorted(set(params) & set(kwargs))
+        if twice:
+            raise ValueError(f"activation {name!r} sets {', '.join(twice)} and the keyword arguments set it again; "
+                             f"give each parameter once")
+        kwargs = {**params, **kwargs}
     if getattr(cls, "wants_channels", False) and "num_parameters" not in kwargs:
         if channels is None:
             label = name if isinstance(name, str) else cls.__name__

@@ -39,7 +39,7 @@ from ..errors import InputError
 from ..kernels import _layout
 from . import functional as AF
 from . import ops as op_table
-from .selfcheck import backend_from_env
+from .backend import backend_from_env
 
 __all__ = [
     "CPU_OPS",
@@ -93,7 +93,7 @@ def use_cpu(x: Tensor, backend: str, op: str, *params: object) -> bool:
     Args:
         x: the input tensor.
         backend: only ``"auto"`` picks the CPU path (``"torch"`` always runs the spec), unless the
-            ``RECTLAB_BACKEND`` environment variable replaces it (`.selfcheck.backend_from_env`).
+            ``RECTLAB_BACKEND`` environment variable replaces it (`rectlab.activations.backend.backend_from_env`).
         op: the module's op name (``"prelu"``, ``"smelu"`` ...); see `CPU_OPS`.
         *params: the op's parameters; tensors must be CPU tensors of ``x``'s dtype (a mix, as under
             autocast, runs the spec, which promotes like PyTorch does).

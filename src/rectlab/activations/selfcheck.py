@@ -23,7 +23,6 @@ kernels (no self-check; an error where they cannot run), ``auto`` (or unset) the
 
 from __future__ import annotations
 
-import os
 import platform
 import time
 import warnings
@@ -37,6 +36,8 @@ from ..errors import InputError, InputTypeError, UnavailableError
 from ..kernels import interpret_requested
 from . import fused
 from . import ops as op_table
+from .backend import BACKEND_ENV, backend_from_env  # re-exported: the dispatch reads them
+from .cpu import CPU_OPS, DTYPES
 
 __all__ = [
     "BACKEND_ENV",
@@ -57,8 +58,7 @@ __all__ = [
     "use_fused",
 ]
 
-BACKEND_ENV = "RECTLAB_BACKEND"
-"""Environment variable that replaces ``backend="auto"`` for a whole program (read at each call)."""
+
 
 _FUSED = frozenset(op_table.names(triton=True))
 """The ops with a fused kernel."""
@@ -69,24 +69,6 @@ LAYOUTS = ("contiguous", "channels_last")
 
 class KernelSelfCheckWarning(RuntimeWarning):
     """A fused kernel failed its self-check; ``backend="auto"`` uses the plain-torch reference for that op."""
-
-
-def backend_from_env(backend: str) -> str:
-    """The backend a call runs with: ``backend`` itself, unless it is ``"auto"`` and ``RECTLAB_BACKEND`` is set.
-
-    Raises:
-        ValueError: ``RECTLAB_BACKEND`` holds something other than ``torch``, ``triton`` or ``auto``.
-    """
-    if backend != "auto":
-        return backend
-    value = os.environ.get(BACKEND_ENV, "").strip().lower()
-    if not value:
-        return "auto"
-    if value not in ("auto", "torch", "triton"):
-        raise InputError(
-            f"{BACKEND_ENV}={os.environ[BACKEND_ENV]!r} is not valid: use torch, triton or auto (or unset it)"
-        )
-    return value
 
 
 def use_fused(x: Tensor, backend: str, op: str) -> bool:
@@ -472,7 +454,8 @@ def explain(op: str, device: str | torch.device) -> tuple[str, str]:
     """Which implementation ``backend="auto"`` runs for ``op`` on ``device`` in this process, and why.
 
     Returns:
-        ``(backend, reason)``: ``backend`` is ``"triton"`` or ``"torch"``.
+        ``(backend, reason)``: ``backend`` is ``"triton"`` (the fused kernel), ``"cpu"`` (rectlab's CPU function,
+        :mod:`rectlab.activations.cpu`) or ``"torch"`` (the plain-torch reference).
     """
     device = torch.device(device)
     try:
@@ -484,7 +467,11 @@ def explain(op: str, device: str | torch.device) -> tuple[str, str]:
     if device.type != "cuda":
         if env == "triton":
             return "triton", f"{BACKEND_ENV}=triton (CPU tensors need TRITON_INTERPRET=1, else an error)"
-        return "torch", "not a CUDA device: the plain-torch reference"
+        if op in CPU_OPS:
+            dtypes = "/".join(str(d).replace("torch.", "") for d in DTYPES)
+            return "cpu", (f"rectlab's CPU function (one pass forward, one backward) for {dtypes} tensors; the "
+                           f"plain-torch reference under torch.compile, tracing and vmap")
+        return "torch", "the plain-torch reference: PyTorch's own CPU op is already one pass"
     if not fused.triton_available():
         return "torch", "triton is not installed (pip install triton)"
     if env == "triton":

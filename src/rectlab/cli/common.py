@@ -1,4 +1,8 @@
-"""Helpers shared by subcommands: argument types, the training and execution flags, the console."""
+"""Helpers shared by subcommands: argument types, the training and execution flags, the console.
+
+Light on purpose: the parsers (``cli.parsers``) use it, and building them must not import torch. The choice
+lists below are the library's (``rectlab.training.config``, ``rectlab.study``); a test checks they agree.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,12 @@ import math
 from typing import Any
 
 from ..errors import InputError
-from ..training.config import AMP_MODES, OPTIMIZERS, SCHEDULES
+
+OPTIMIZERS = ("sgd", "adamw")  # rectlab.training.config.OPTIMIZERS
+SCHEDULES = ("cosine", "step", "constant")  # rectlab.training.config.SCHEDULES
+AMP_MODES = ("auto", "bf16", "off")  # rectlab.training.config.AMP_MODES
+EXECUTORS = ("local", "processes", "ray")  # rectlab.study.EXECUTORS
+TRACKERS = ("tensorboard", "mlflow")  # rectlab.training.tracking.TRACKERS, less the csv log every run writes
 
 
 def csv_list(text: str) -> list[str]:
@@ -60,7 +69,7 @@ NUMERIC_TRAINING_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "warmup
 
 def add_training_args(p: argparse.ArgumentParser, lists: bool = False, *, epochs: int = 10, batch_size: int = 128,
                       sgd_lr: float = 0.05, augment: bool = True) -> None:
-    """The optimisation flags of one run (`compare` and `train`); :func:`training_fields` reads them back.
+    """The optimisation flags of one run (`compare` and `train`); `training_fields` reads them back.
 
     With ``lists=True`` every numeric flag takes a comma list (``--lr 0.01,0.05``) and holds a list. The
     keyword arguments are the command's defaults (`compare` picks ones that reach a plateau in minutes).
@@ -94,8 +103,7 @@ def add_training_args(p: argparse.ArgumentParser, lists: bool = False, *, epochs
 
 
 def training_fields(args: argparse.Namespace) -> dict[str, Any]:
-    """The :class:`rectlab.training.config.TrainConfig` fields set by :func:`add_training_args` (lists where the flags
-    take lists)."""
+    """The `TrainConfig` fields set by `add_training_args` (lists where the flags take lists)."""
     lr = args.lr if args.lr is not None else (args.default_sgd_lr if args.optimizer == "sgd" else 1e-3)
     if args.lr is None and isinstance(args.epochs, list):
         lr = [lr]
@@ -114,9 +122,8 @@ def training_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_execution_args(p: argparse.ArgumentParser, dry_run: bool = True) -> None:
-    """How a study runs: device, data, executor and re-run policy (`compare`, `run`, `reproduce`)."""
-    from ..study import EXECUTORS
-
+    """How a study runs: device, data, executor, re-run policy and trackers (`compare`, `run`, `reproduce`,
+    `search`)."""
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the spec's, else auto)")
     p.add_argument("--data-dir", default=None,
                    help="the folder that holds the dataset (an error if it does not; also $RECTLAB_DATA)")
@@ -140,14 +147,17 @@ def add_execution_args(p: argparse.ArgumentParser, dry_run: bool = True) -> None
     if dry_run:
         p.add_argument("--dry-run", action="store_true",
                        help="validate everything and say what would run, train nothing")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-progress", action="store_true", help="no progress display (bars or per-epoch lines)")
     p.add_argument("--tensorboard", action="store_true",
                    help="log every run to OUT/tensorboard/<cell>-seed<N> (metrics, learned slopes, dead neurons); "
                         "view with: tensorboard --logdir OUT/tensorboard")
+    p.add_argument("--mlflow", action="store_true",
+                   help="log every run to the MLflow file store OUT/mlruns (one experiment per study; offline); "
+                        "view with: mlflow ui --backend-store-uri OUT/mlruns")
 
 
 def execution_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments of :func:`rectlab.study.run_study` set by :func:`add_execution_args`."""
+    """The keyword arguments of `run_study` set by `add_execution_args`."""
     if args.gpus_per_run is not None and args.gpus_per_run < 0:
         raise InputError(f"--gpus-per-run must be >= 0, got {args.gpus_per_run}")
     if getattr(args, "out", None) is not None and not str(args.out).strip():
@@ -156,13 +166,18 @@ def execution_options(args: argparse.Namespace) -> dict[str, Any]:
             "data_dir": args.data_dir, "extend": args.extend, "retry_failed": args.retry_failed,
             "retry_diverged": args.retry_diverged, "allow_numerics_change": args.allow_numerics_change,
             "address": args.address, "gpus_per_run": args.gpus_per_run,
-            "progress": not args.no_progress, "trackers": ["tensorboard"] if args.tensorboard else [],
+            "progress": not args.no_progress, "trackers": trackers(args),
             "imports": list(getattr(args, "imports", None) or [])}
+
+
+def trackers(args: argparse.Namespace) -> list[str]:
+    """The trackers the flags ask for (``--tensorboard``, ``--mlflow``)."""
+    return [name for name in TRACKERS if getattr(args, name, False)]
 
 
 def console() -> Any:
     """A rich console; when output goes to a file or pipe, wide enough for the results table."""
-    from rich.console import Console
+    from rich.console import Console  # 0.2 s to import: cli.parsers imports this module for --help
 
     con = Console()
     if not con.is_terminal:

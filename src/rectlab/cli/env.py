@@ -1,37 +1,25 @@
-"""``rectlab env``: versions, devices, Triton, which backend each fused op uses and why, and the data found."""
+"""``rectlab env``: versions, devices, Triton, which implementation each activation runs and why, and the data
+found (the parser is in ``cli.parsers``)."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 
+import torch
+from rich.console import Console
+from rich.table import Table
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "env", help="show versions, device, fused-kernel backends and the data found",
-        description="Show versions, the device, which implementation each activation uses with backend='auto' "
-        "(and why), and where each dataset was found. --check runs the fused kernels' self-check now.",
-    )  # fmt: skip
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--check", action="store_true",
-                   help="self-check every fused kernel now (fp32 and bf16, NCHW and channels_last) on the GPU, "
-                        "or on the CPU in Triton's interpreter when TRITON_INTERPRET=1")  # fmt: skip
-    p.set_defaults(func=run)
+from .. import __version__
+from .. import data as rdata
+from ..activations import selfcheck
+from ..activations.cpu import CPU_OPS
+from ..activations.fused import triton_available
+from ..kernels import interpret_requested
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-    import platform
-
-    import torch
-    from rich.console import Console
-    from rich.table import Table
-
-    from .. import __version__
-    from .. import data as rdata
-    from ..activations import selfcheck
-    from ..activations.fused import triton_available
-    from ..kernels import interpret_requested
-
     con = Console()
     t = Table(show_header=False, box=None)
     t.add_row("rectlab", __version__)
@@ -70,18 +58,21 @@ def run(args: argparse.Namespace) -> int:
                 ct.add_row(r.op, r.dtype.replace("torch.", ""), r.layout, verdict, f"{r.seconds:.2f}")
                 failed += not r.passed
             con.print(ct)
-    bt = Table(title=f"backend='auto' on {device}", box=None)
-    bt.add_column("op")
-    bt.add_column("runs")
-    bt.add_column("why")
-    for op in selfcheck.ops():
-        backend, why = selfcheck.explain(op, device)
-        bt.add_row(op, backend, why)
-    con.print(bt)
+    devices = [device] if device.type == "cpu" else [device, torch.device("cpu")]
+    ops = sorted(set(selfcheck.ops()) | CPU_OPS)
+    for on in devices:
+        bt = Table(title=f"backend='auto' on {on}", box=None)
+        bt.add_column("op")
+        bt.add_column("runs")
+        bt.add_column("why")
+        for op in ops:
+            backend, why = selfcheck.explain(op, on)
+            bt.add_row(op, backend, why)
+        con.print(bt)
     return 1 if failed else 0
 
 
 def _triton_version() -> str:
-    import triton
+    import triton  # optional (GPU kernels); only asked when it is installed
 
     return triton.__version__

@@ -1,25 +1,31 @@
-"""``rectlab`` entry point: builds the parser from the subcommand modules and turns expected errors
-into one clear line instead of a traceback (``--debug`` shows the traceback)."""
+"""``rectlab`` entry point: builds the parser (``cli.parsers``, which imports nothing of the library), imports
+the handler module of the command given, and turns expected errors into one clear line instead of a traceback
+(``--debug`` shows the traceback). ``rectlab --version`` and ``--help`` never import torch."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from .. import __version__
 from ..errors import RectlabError, disk_error
-from . import analyze, bench, compare, env, export, listing, plot, report, reproduce, run, search, train
-
-SUBCOMMANDS = (compare, run, train, report, analyze, reproduce, search, export, plot, listing, env, bench)
+from .parsers import add_all
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
-
     parser = argparse.ArgumentParser(
         prog="rectlab",
         description="Use, study and compare rectifier-family activation functions.",
+        epilog="examples:\n"
+        "  rectlab compare --activations relu,prelu,gelu --out runs/quickstart\n"
+        "  rectlab train --model mlp --activation smelu:beta=0.5 --dataset digits --epochs 5\n"
+        "  rectlab reproduce prelu --scale quick\n"
+        "  rectlab list activations\n"
+        "  rectlab COMMAND --help          # each command's options and examples",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"rectlab {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
@@ -27,8 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=IMPORT_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in SUBCOMMANDS:
-        module.add_parser(sub)
+    add_all(sub)
     for command in sub.choices.values():
         command.add_argument("--import", dest="imports", action="append", metavar="MODULE", default=None,
                              help=IMPORT_HELP)
@@ -80,7 +85,7 @@ def _main(argv: Sequence[str] | None) -> int:
         load_entry_points()
         args.imports = normalize_imports((args.global_imports or []) + (getattr(args, "imports", None) or []))
         import_modules(args.imports)
-        return int(args.func(args) or 0)
+        return int(handler(args.handler)(args) or 0)
     except KeyboardInterrupt:
         print("\nrectlab: interrupted; finished epochs are saved, run the same command again to resume.",
               file=sys.stderr)
@@ -92,6 +97,12 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"rectlab: error: {message}", file=sys.stderr)
         print("(run with --debug for the full traceback)", file=sys.stderr)
         return 2
+
+
+def handler(name: str) -> Callable[[argparse.Namespace], int | None]:
+    """The function ``"rectlab.cli.compare:run"`` names, its module imported now (commands import the library)."""
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 if __name__ == "__main__":  # pragma: no cover

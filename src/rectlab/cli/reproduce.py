@@ -1,43 +1,22 @@
-"""``rectlab reproduce NAME --scale quick|full``: test a paper's claim and report a verdict; ``--list`` lists them."""
+"""``rectlab reproduce NAME --scale quick|full``: test a paper's claim and report a verdict; ``--list`` lists them
+(the parser is in ``cli.parsers``)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
+from .. import reproduce
 from ..errors import InputError
-from ..study.spec import SCALES
-from .common import add_execution_args, execution_options
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "reproduce",
-        help="reproduce a paper's claim about rectifiers (see --list)",
-        description="Run the study specs of a paper reproduction (rectlab/specs/*.toml) at a scale, then write "
-        "OUT/reproduction.md and OUT/reproduction.html: the claim with its published numbers, our results "
-        "(n seeds, mean, std, 95%% CI, differences and p-values) and a verdict (reproduced / not reproduced / "
-        "inconclusive) with its reason. Re-running the same command skips finished runs.",
-    )
-    p.add_argument("name", nargs="?", help="the reproduction (see --list), or 'all'")
-    p.add_argument("--list", action="store_true", help="list the reproductions with one line each")
-    p.add_argument("--scale", default="quick", choices=SCALES,
-                   help="quick: CPU, minutes (default); full: GPU-sized, the paper's setting; smoke: a test run")
-    p.add_argument("--out", default=None, help="output directory (default runs/repro-NAME-SCALE)")
-    p.add_argument("--dataset", default=None,
-                   help="run on this dataset instead of the spec's (e.g. fashion-mnist when CIFAR is missing)")
-    p.add_argument("--studies", default=None,
-                   help="folder of the study specs (default: the specs shipped with rectlab)")
-    add_execution_args(p, dry_run=False)
-    # both cores of a 2-core machine: two single-threaded worker processes (the quick budgets assume them)
-    p.set_defaults(func=run, executor="processes", workers=2)
+from ..reproduce.papers import ALL
+from ..reproduce.summary import load_records, summary_markdown
+from .common import console, execution_options
 
 
 def _list() -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    from ..reproduce.papers import ALL
-
     table = Table(title="reproductions (rectlab reproduce NAME --scale quick|full)", show_header=False, box=None)
     table.add_column("name", style="bold")
     table.add_column("summary")
@@ -48,11 +27,6 @@ def _list() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from .. import reproduce
-    from .common import console
-
     if args.list:
         return _list()
     if not args.name:
@@ -73,8 +47,6 @@ def run(args: argparse.Namespace) -> int:
         con.print(f"report: {report.html.resolve()} ({report.seconds:.0f} s)")
         outs.append(report.out)
     if len(names) > 1:
-        from ..reproduce.summary import load_records, summary_markdown
-
         table = summary_markdown(load_records(outs))
         path = (Path(args.out) if args.out else Path("runs")) / f"summary-{args.scale}.md"
         path.parent.mkdir(parents=True, exist_ok=True)

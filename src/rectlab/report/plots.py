@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import activations
+from ..activations import parse_spec
 from ..errors import InputError
 from ..files import atomic_path
 from ..study.spec import METRICS
@@ -43,7 +44,6 @@ __all__ = [
     "layer_curves",
     "layer_profile",
     "make_plots",
-    "parse_spec",
     "points_with_ci",
     "pyplot",
     "save_figure",
@@ -327,31 +327,6 @@ class ActivationCurve:
     grad: Tensor
     forward_derivative: Tensor
     surrogate: bool
-
-
-def parse_spec(text: str) -> tuple[str, dict[str, Any]]:
-    """``"smelu:beta=0.5"`` -> ``("smelu", {"beta": 0.5})``; values are read as numbers or true/false."""
-    name, _, rest = text.partition(":")
-    params: dict[str, Any] = {}
-    for item in filter(None, (p.strip() for p in rest.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise InputError(f"{text!r}: parameters are key=value pairs, e.g. smelu:beta=0.5 or prelu:init=0.1")
-        params[key.strip()] = _value(value.strip())
-    return name.strip(), params
-
-
-def _value(text: str) -> Any:
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
 
 
 def _module(spec: str | nn.Module, params: Mapping[str, Any]) -> tuple[nn.Module, str]:

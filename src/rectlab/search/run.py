@@ -25,7 +25,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,14 +144,14 @@ def _say(console: Any, text: str) -> None:
 
 def run_search(config: SearchConfig, out: str | Path, *, final: bool = True, executor: str = "local",
                workers: int = 1, device: str | None = None, data_dir: str | None = None, progress: bool = True,
-               console: Any = None) -> SearchResult:
+               console: Any = None, trackers: Sequence[str] = ()) -> SearchResult:
     """Screen, score and rank the candidates of ``config``; then compare the winners with the baselines.
 
     Args:
         config: the search (see :func:`rectlab.search.load_config`).
         out: output folder (``search.json``, ``rung<i>/``, ``final/``).
         final: run the final comparison (``OUT/final``, several seeds on the test split, with its report).
-        executor, workers, device, data_dir, progress, console: as :func:`rectlab.study.run_study`.
+        executor, workers, device, data_dir, progress, console, trackers: as :func:`rectlab.study.run_study`.
 
     Returns:
         A :class:`SearchResult`.
@@ -166,7 +166,7 @@ def run_search(config: SearchConfig, out: str | Path, *, final: bool = True, exe
     _say(console, f"search: {config.space.describe()}; {screened.seen} examined, {len(screened.accepted)} distinct "
                   f"kept, {len(screened.rejected)} rejected, {sum(map(len, screened.aliases.values()))} merged")
     run_kwargs = {"executor": executor, "workers": workers, "device": device, "data_dir": data_dir,
-                  "progress": progress, "console": console}
+                  "progress": progress, "console": console, "trackers": list(trackers)}
     budgets = list(config.rungs) if config.strategy == "halving" else [config.rungs[-1]]
     alive = [c.text for c in screened.accepted]
     rungs: list[RungResult] = []

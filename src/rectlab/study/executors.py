@@ -1,7 +1,7 @@
 """How a study's runs are executed.
 
 ``local``
-    One run after another in this process, with progress bars for runs and epochs.
+    One run after another in this process.
 ``processes``
     ``workers`` runs at a time in spawned worker processes. A worker is handed its next run only when it
     is idle, so nothing is queued where Ctrl-C cannot reach it. Workers die with their parent (Linux's
@@ -11,6 +11,9 @@
 ``ray``
     One Ray task per run, on the local machine or a cluster (``address="auto"``), each asking for
     ``threads`` CPUs and ``gpus_per_run`` GPUs.
+
+Progress: in a terminal, a live line for the study (epochs and runs done, ETA) and one per run in progress
+(its epoch; workers of ``processes`` report each epoch to the parent); in a log file, plain lines.
 
 Every executor runs each run with the same number of intra-op threads (``Job.threads``, set with
 ``torch.set_num_threads``) and the same seeds, so a study gives bit-identical metrics on CPU whichever
@@ -35,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import data as rdata
 from .. import probes
@@ -67,8 +71,9 @@ class Job:
         callbacks: list[Any] = []
         if self.probes:
             callbacks += probes.epoch_callbacks(list(self.probes))
-        if self.trackers:
-            callbacks += tracking.callbacks(self.trackers, self.out_dir, run.cell.label, run.seed)
+        # the trackers asked for, and every run's CSV log in its own folder
+        callbacks += tracking.callbacks(self.trackers, self.out_dir, run.cell.label, run.seed,
+                                        run_dir=Path(self.out_dir) / "runs" / run.hash, experiment=self.study)
         return callbacks
 
     def run(self, run: Run, data: Any = None, reporter: Any = None) -> str:
@@ -106,12 +111,117 @@ def execute(executor: str, job: Job, todo: list[Run], *, workers: int = 1, addre
         _run_local(job, todo, dict(loaded or {}), progress, console)
 
 
-def _progress(console: Any, enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        # A live bar in a terminal; in a log file only the plain "run i/n ..." lines.
-        console=console, disable=not enabled or (console is not None and not console.is_terminal), transient=False,
-    )
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class _Display:
+    """Progress of a study for a person watching it, as Lightning and tqdm users expect.
+
+    In a terminal: a live line for the whole study (epochs and runs done, elapsed time, ETA) and one per run in
+    progress (its epoch, and its steps when the run trains in this process). Otherwise (a log file, a pipe, CI):
+    plain lines, "run i/n" when a run ends and an epoch line at most every ``PLAIN_EVERY`` seconds. The ETA
+    assumes the epochs still to train cost what the epochs already trained did (wall time, all workers together).
+    """
+
+    PLAIN_EVERY = 10.0
+
+    def __init__(self, console: Any, enabled: bool, todo: list[Run], title: str) -> None:
+        self.console = console if console is not None else Console()
+        self.enabled = enabled
+        self.live = enabled and self.console.is_terminal
+        self.n_runs = len(todo)
+        self.total = sum(r.config.epochs for r in todo)
+        self.title = title
+        self.done: dict[str, int] = {}  # run hash -> epochs done (trained now or before, when resumed)
+        self.trained = 0  # epochs trained since the study started, for the rate
+        self.finished = 0
+        self.t0: float | None = None  # the first epoch's start: worker start-up and data loading are not epochs
+        self.last_line = time.perf_counter()
+        self.bars: Any = None
+        self.rows: dict[int, Any] = {}
+
+    def __enter__(self) -> _Display:
+        if self.live:
+            self.bars = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+                                 TimeElapsedColumn(), console=self.console, transient=False)
+            self.bars.__enter__()
+            self.study_row = self.bars.add_task(self.title, total=max(1, self.total), info="")
+            self._update_study()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bars is not None:
+            for row in self.rows.values():
+                self.bars.update(row, visible=False)
+            self.bars.__exit__(*exc)
+
+    def eta(self) -> str:
+        """``"ETA 2m10s"`` for the whole study, or ``"ETA –"`` before the first epoch ends."""
+        remaining = self.total - sum(self.done.values())
+        if self.trained < 2 or self.t0 is None:
+            return "ETA –"
+        return f"ETA {_duration((time.perf_counter() - self.t0) / self.trained * max(0, remaining))}"
+
+    def _summary(self) -> str:
+        return f"{sum(self.done.values())}/{self.total} epochs, {self.finished}/{self.n_runs} runs, {self.eta()}"
+
+    def _update_study(self) -> None:
+        if self.bars is not None:
+            self.bars.update(self.study_row, completed=sum(self.done.values()), info=self._summary())
+
+    def started(self, slot: int, run: Run) -> None:
+        if self.bars is not None:
+            label = f"  {run.cell.label}, seed {run.seed}"
+            if slot in self.rows:
+                self.bars.reset(self.rows[slot], total=1, description=label, info="starting", visible=True)
+            else:
+                self.rows[slot] = self.bars.add_task(label, total=1, info="starting")
+
+    def epoch_start(self, slot: int, run: Run, epoch: int, steps: int | None = None) -> None:
+        self.done[run.hash] = max(self.done.get(run.hash, 0), epoch - 1)  # a resumed run starts past epoch 1
+        if self.t0 is None:
+            self.t0 = time.perf_counter()
+        if self.bars is not None and slot in self.rows:
+            if steps:  # steps are reported in this process: the row follows them
+                self.bars.reset(self.rows[slot], total=steps, info=f"epoch {epoch}/{run.config.epochs}")
+            else:
+                self.bars.update(self.rows[slot], total=run.config.epochs, completed=epoch - 1,
+                                 info=f"epoch {epoch}/{run.config.epochs}")
+            self._update_study()
+
+    def step(self, slot: int) -> None:
+        if self.bars is not None and slot in self.rows:
+            self.bars.advance(self.rows[slot])
+
+    def epoch_end(self, slot: int, run: Run, epoch: int, test_error: float | None = None) -> None:
+        self.done[run.hash] = max(self.done.get(run.hash, 0), epoch)
+        self.trained += 1
+        if self.bars is not None:
+            self._update_study()
+            return
+        now = time.perf_counter()
+        if self.enabled and now - self.last_line >= self.PLAIN_EVERY:
+            self.last_line = now
+            error = "" if test_error is None else f", test error {test_error:.2f}%"
+            self.console.print(f"  {run.cell.label}, seed {run.seed}: epoch {epoch}/{run.config.epochs}{error}; "
+                               f"study: {self._summary()}", soft_wrap=True)
+
+    def finished_run(self, slot: int | None, run: Run, status: str, seconds: float | None = None) -> None:
+        self.finished += 1
+        self.done[run.hash] = run.config.epochs
+        took = "" if seconds is None else f" ({seconds:.0f} s)"
+        eta = f"; {self.eta()}" if self.enabled and self.finished < self.n_runs else ""
+        self.console.print(f"run {self.finished}/{self.n_runs} {status}: {run.cell.label}, seed {run.seed}{took}{eta}",
+                           soft_wrap=True)
+        self.last_line = time.perf_counter()
+        if self.bars is not None:
+            if slot is not None and slot in self.rows:
+                self.bars.update(self.rows[slot], visible=False)
+            self._update_study()
 
 
 def _load(loaded: dict, run: Run) -> Any:
@@ -125,27 +235,22 @@ def _load(loaded: dict, run: Run) -> Any:
 
 # -- local ------------------------------------------------------------------------------------------
 def _run_local(job: Job, todo: list[Run], loaded: dict, progress: bool, console: Any) -> None:
-    with _progress(console, progress) as bars:
-        runs_bar = bars.add_task("runs", total=len(todo))
-        epoch_bar = bars.add_task("epoch", total=1, visible=False)
+    with _Display(console, progress, todo, "study") as display:
         for run in todo:
             data = _load(loaded, run)
-            bars.update(runs_bar, description=f"runs [dim]({run.cell.label}, seed {run.seed})[/]")
+            display.started(0, run)
 
-            def reporter(event: str, epochs: int = run.config.epochs, **info: Any) -> None:
+            def reporter(event: str, run: Run = run, **info: Any) -> None:
                 if event == "epoch_start":
-                    bars.reset(epoch_bar, total=info["steps"], visible=True,
-                               description=f"epoch {info['epoch']}/{epochs}")
+                    display.epoch_start(0, run, info["epoch"], info["steps"])
                 elif event == "step":
-                    bars.advance(epoch_bar)
+                    display.step(0)
+                elif event == "epoch_end":
+                    display.epoch_end(0, run, info["epoch"], info["metrics"].get("test_error"))
 
             t0 = time.perf_counter()
             status = job.run(run, data=data, reporter=reporter)
-            bars.advance(runs_bar)
-            done = int(bars.tasks[runs_bar].completed)
-            bars.console.print(f"run {done}/{len(todo)} {status}: {run.cell.label}, seed {run.seed} "
-                               f"({time.perf_counter() - t0:.0f} s)")
-        bars.update(epoch_bar, visible=False)
+            display.finished_run(0, run, status, time.perf_counter() - t0)
 
 
 # -- processes --------------------------------------------------------------------------------------
@@ -172,7 +277,9 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 def _worker_main(conn: Connection, job: Job, parent_pid: int) -> None:
-    """A worker: train the runs it is sent, one at a time, until it is sent None or stopped."""
+    """A worker: train the runs it is sent, one at a time, until it is sent None or stopped. It sends
+    ``("epoch_start", epoch)`` and ``("epoch_end", epoch, test_error)`` while a run trains (the parent's
+    progress display), then ``("done", status)`` (or ``("disk", error)``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which stops workers with SIGTERM
     signal.signal(signal.SIGTERM, _interrupt_once)
     _die_with_parent(parent_pid)
@@ -186,10 +293,17 @@ def _worker_main(conn: Connection, job: Job, parent_pid: int) -> None:
                 data = _load(loaded, run)
             except Exception:  # train_one loads it again and records the error as the run's failure
                 data = None
+
+            def reporter(event: str, **info: Any) -> None:
+                if event == "epoch_start":
+                    conn.send(("epoch_start", info["epoch"]))
+                elif event == "epoch_end":
+                    conn.send(("epoch_end", info["epoch"], info["metrics"].get("test_error")))
+
             try:
-                conn.send(job.run(run, data=data))
+                conn.send(("done", job.run(run, data=data, reporter=reporter)))
             except DiskError as e:  # the disk, not the run: the parent stops the study with this message
-                conn.send(e)
+                conn.send(("disk", e))
                 return
     except (KeyboardInterrupt, EOFError, BrokenPipeError):
         return
@@ -208,9 +322,9 @@ class _Worker:
         self.run = run
         self.conn.send(run)
 
-    def result(self) -> str | DiskError | None:
-        """The status of the run it finished, the error that stopped it (a full or read-only disk), or None
-        when the process died."""
+    def receive(self) -> tuple[Any, ...] | None:
+        """The worker's next message (``("epoch_start", ...)``, ``("epoch_end", ...)``, ``("done", status)`` or
+        ``("disk", error)`` when a full or read-only disk stopped it), or None when the process died."""
         try:
             return self.conn.recv()
         except (EOFError, ConnectionResetError):
@@ -251,29 +365,35 @@ def _run_processes(job: Job, todo: list[Run], workers: int, progress: bool, cons
     pool = [_Worker(ctx, job) for _ in range(min(workers, len(queue)))]
     interrupted = False
     try:
-        with _progress(console, progress) as bars:
-            task = bars.add_task(f"runs ({len(pool)} at a time)", total=len(todo))
-            finished = 0
+        with _Display(console, progress, todo, f"study ({len(pool)} runs at a time)") as display:
             while queue or any(w.run is not None for w in pool):
-                for w in pool:
+                for i, w in enumerate(pool):
                     if w.run is None and queue:
-                        w.send(queue.pop(0))
+                        next_run = queue.pop(0)
+                        w.send(next_run)
+                        display.started(i, next_run)
                 busy = [w for w in pool if w.run is not None]
                 ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy]))
                 for i, w in enumerate(pool):
                     if w.run is None or (w.conn not in ready and w.process.sentinel not in ready):
                         continue
-                    run, status = w.run, w.result()
+                    run, message = w.run, w.receive()
+                    if message is not None and message[0] == "epoch_start":
+                        display.epoch_start(i, run, message[1])
+                        continue
+                    if message is not None and message[0] == "epoch_end":
+                        display.epoch_end(i, run, message[1], message[2])
+                        continue
                     w.run = None
-                    if isinstance(status, DiskError):
-                        raise status
-                    if status is None:
+                    if message is not None and message[0] == "disk":
+                        raise message[1]
+                    if message is None:
                         _died(job, run, w.process.exitcode)
                         status = "failed (worker died)"
                         pool[i] = _Worker(ctx, job)
-                    finished += 1
-                    bars.advance(task)
-                    bars.console.print(f"run {finished}/{len(todo)} {status}: {run.cell.label}, seed {run.seed}")
+                    else:
+                        status = message[1]
+                    display.finished_run(i, run, status)
     except BaseException:  # Ctrl-C (or any error here): stop the running runs now, at their last epoch
         interrupted = True
         raise
@@ -320,8 +440,7 @@ def _run_ray(job: Job, todo: list[Run], workers: int, address: str | None, gpus_
     remote = ray.remote(num_cpus=job.threads, num_gpus=gpus_per_run, max_retries=0)(_ray_task)
     refs = {remote.remote(job, run): run for run in todo}
     try:
-        with _progress(console, progress) as bars:
-            task = bars.add_task("runs (ray)", total=len(todo))
+        with _Display(console, progress, todo, "study (ray)") as display:
             while refs:
                 ready, _ = ray.wait(list(refs), num_returns=1)
                 for ref in ready:
@@ -334,9 +453,7 @@ def _run_ray(job: Job, todo: list[Run], workers: int, address: str | None, gpus_
                             raise cause from None  # a full or read-only disk stops the study
                         _died(job, run, None)
                         status = f"failed ({type(e).__name__})"
-                    bars.advance(task)
-                    bars.console.print(f"run {len(todo) - len(refs)}/{len(todo)} {status}: {run.cell.label}, "
-                                       f"seed {run.seed}")
+                    display.finished_run(None, run, status)
     except KeyboardInterrupt:
         for ref in refs:
             ray.cancel(ref)  # a running task gets KeyboardInterrupt: its run is marked interrupted

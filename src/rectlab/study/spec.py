@@ -198,24 +198,16 @@ def _table(doc: _Doc, raw: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _check_names(doc: _Doc, field_name: str, values: list[Any]) -> None:
-    """Check registry names (activation/model/dataset) so typos fail before any training."""
-    module: Any = {"activation": activations, "model": models, "dataset": data}[field_name]
-    known = module.names()
+    """Check registry names (activation/model/dataset) so typos fail before any training, with the registry's
+    "did you mean" and list of known names."""
+    lookup: Any = {"activation": activations.get, "model": models.check_name, "dataset": data.DATASETS.get}[field_name]
     for v in values:
-        if field_name == "activation" and isinstance(v, str) and ":" in v:  # search:<expression>, built by name
-            try:
-                module.get(v)
-            except (LookupError, ValueError, OSError) as e:
-                raise doc.error(field_name, str(e)) from None
-            continue
-        if field_name == "model" and module.external.is_external(v):  # tv:NAME / timm:NAME
-            try:
-                module.check_name(v)
-            except (LookupError, ImportError) as e:
-                raise doc.error(field_name, str(e)) from None
-            continue
-        if not isinstance(v, str) or v.lower().replace("_", "-") not in known:
-            raise doc.error(field_name, f"unknown {field_name} {v!r}; valid values: {', '.join(known)}")
+        if not isinstance(v, str):
+            raise doc.error(field_name, f"{field_name} must be a name (a string), got {v!r}")
+        try:
+            lookup(v)
+        except (LookupError, ImportError, ValueError, OSError) as e:
+            raise doc.error(field_name, str(e)) from None
 
 
 def _apply_scale(doc: _Doc, raw: dict[str, Any], study: dict[str, Any], base: dict[str, Any],

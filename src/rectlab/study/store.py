@@ -271,10 +271,10 @@ class Store:
         message = str(e)
         if "disk is full" in message or "database or disk is full" in message:
             return DiskError(f"cannot write {self.path}: no space left on the device; free some space and run the "
-                             "same command again (everything finished so far is kept)", errno.ENOSPC, str(self.path))
+                             "same command again (everything already finished is kept)", errno.ENOSPC, str(self.path))
         if "readonly" in message or "read-only" in message:
             return DiskError(f"cannot write {self.path}: it is read-only ({message}); make the study directory "
-                             "writable or use another --out (everything finished so far is kept)", errno.EROFS,
+                             "writable or use another --out (everything already finished is kept)", errno.EROFS,
                              str(self.path))
         if "unable to open" in message:
             return DiskError(f"cannot open {self.path} ({message}); make the study directory readable and "
@@ -289,7 +289,7 @@ class Store:
                 free = -1
             if 0 <= free < 1 << 20:
                 return DiskError(f"cannot write {self.path}: no space left on the device ({message}); free some "
-                                 "space and run the same command again (everything finished so far is kept)",
+                                 "space and run the same command again (everything already finished is kept)",
                                  errno.ENOSPC, str(self.path))
             return StoreError(f"cannot read or write {self.path}: {message} (a failing disk or a network file "
                               "system?); check the disk and run the same command again (the file was not changed "
@@ -456,7 +456,7 @@ class Store:
                        (path, run_hash, reason, time.time()))
 
     def set_aside(self) -> list[dict[str, Any]]:
-        """Files set aside so far: ``{"path" (relative to the study directory), "hash", "reason", "time"}``."""
+        """Every file set aside: ``{"path" (relative to the study directory), "hash", "reason", "time"}``."""
         if not self._has("set_aside"):
             return []
         with self._connect() as db:

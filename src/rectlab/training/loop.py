@@ -241,7 +241,10 @@ def resolve_device(spec: str) -> torch.device:
 
 def build_model(config: TrainConfig, num_classes: int, in_channels: int, example: Tensor) -> tuple[nn.Module, dict]:
     """Create the model, apply transforms (EraseReLU) and initialization; return it with a report."""
-    make_act = activations.factory(config.activation, backend=config.backend, **config.activation_kwargs)
+    act_kwargs = dict(config.activation_kwargs)
+    if activations.accepts(config.activation, "backend"):  # rectlab's activations; a plugin's plain nn.Module need not
+        act_kwargs["backend"] = config.backend
+    make_act = activations.factory(config.activation, **act_kwargs)
     kwargs = dict(config.model_kwargs)
     if config.head != "linear":
         kwargs["head"] = config.head
@@ -253,7 +256,7 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int, example
     if config.erase_relu > 0:
         model, erased = surgery.erase_relu(
             model, location=config.erase_location, proportion=config.erase_relu, seed=config.seed,
-            example_input=example, match=config.activation,
+            example_input=example, match=activations.parse_spec(config.activation)[0],
         )
         report["erased_sites"] = [str(s) for s in erased.erased]
     if config.init in ("he", "he-fan-out"):
@@ -439,11 +442,13 @@ def _resume(checkpoints: Checkpoints | None, digest: str, model: nn.Module, opti
 
 def _checkpoint(checkpoints: Checkpoints | None, digest: str, model: nn.Module, optimizer: torch.optim.Optimizer,
                 generator: torch.Generator, device: torch.device, metrics: list[dict[str, Any]],
-                extras: dict[str, Any], dist: Distributed) -> None:
-    """Save the run after ``len(metrics)`` epochs (one process of a torchrun job writes; all wait for it)."""
+                extras: dict[str, Any], dist: Distributed, about: dict[str, Any]) -> None:
+    """Save the run after ``len(metrics)`` epochs (one process of a torchrun job writes; all wait for it).
+    ``about`` (the run's config and its data's shape) makes the file enough to rebuild the model (ONNX export)."""
     if checkpoints is not None and dist.is_main:
         state = {
             "config_hash": digest,
+            **about,
             "epoch": len(metrics),
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -540,6 +545,8 @@ def train_one(
     extras = saved_extras if saved_extras is not None else extras
     if config.prune_sparsity and start_epoch >= config.prune_epoch:
         pruning.restore_(model)  # the checkpoint holds the pruned weights as zeros
+    about = {"config": config.to_dict(), "data": {"num_classes": data.num_classes, "in_channels": data.in_channels,
+                                                  "image_size": list(data.image_size)}}
 
     for epoch in range(start_epoch, config.epochs):
         report("epoch_start", epoch=epoch + 1, steps=steps_per_epoch)
@@ -587,7 +594,7 @@ def train_one(
             for callback in callbacks or ():
                 callback(EpochState(epoch + 1, model, row, config, data, device, extras))
         metrics.append(row)
-        _checkpoint(checkpoints, digest, model, optimizer, generator, device, metrics, extras, dist)
+        _checkpoint(checkpoints, digest, model, optimizer, generator, device, metrics, extras, dist, about)
         report("epoch_end", epoch=epoch + 1, metrics=row)
 
     extras["slopes"] = learned_slopes(model)
