@@ -19,8 +19,8 @@ except metadata.PackageNotFoundError:  # a source tree on sys.path that was neve
 
 
 def get_activation(name: str, channels: int | None = None, **kwargs: Any) -> nn.Module:
-    """Create the activation registered as ``name`` (see :func:`rectlab.activations.create`); parameters
-    may be given in the name (``"smelu:beta=0.5"``) or as keyword arguments."""
+    """Create the activation registered as ``name`` (see [`rectlab.activations.create`][rectlab.activations.create]);
+    parameters may be given in the name (``"smelu:beta=0.5"``) or as keyword arguments."""
     from . import activations  # torch: `import rectlab` (and `rectlab --version`) stay free of it
 
     module = activations.create(name, channels=channels, **kwargs)

@@ -1,7 +1,7 @@
 """ONNX export of models with rectlab activations, in standard ONNX operators only.
 
-:func:`export_onnx` exports a copy of the model in which every rectlab activation runs its plain-torch
-reference form (never a fused Triton kernel or a ``rectlab::*`` custom op), so the file holds only
+[`export_onnx`][rectlab.export.export_onnx] exports a copy of the model in which every rectlab activation runs its
+plain-torch reference form (never a fused Triton kernel or a ``rectlab::*`` custom op), so the file holds only
 operators of the default ONNX domain:
 
 * channel-wise PReLU (He et al. 2015) becomes ONNX ``PRelu`` with its slope shaped ``[C, 1, 1]`` (``[1]``
@@ -107,7 +107,7 @@ def onnx_ready(model: nn.Module) -> nn.Module:
 
 @dataclass(frozen=True)
 class OnnxExport:
-    """What :func:`export_onnx` wrote.
+    """What [`export_onnx`][rectlab.export.export_onnx] wrote.
 
     Attributes:
         path: the ``.onnx`` file.
@@ -255,7 +255,7 @@ def export_onnx(
         seed: seeds the random inputs.
 
     Returns:
-        An :class:`OnnxExport` (``describe()`` gives the one-line summary).
+        An [`OnnxExport`][rectlab.export.OnnxExport] (``describe()`` gives the one-line summary).
 
     Raises:
         ValueError: no input given and no ``input_shape``, or an unknown ``exporter``.

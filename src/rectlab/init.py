@@ -9,10 +9,10 @@ layer ``y_l = W_l x_l + b_l`` with ``x_l = f(y_{l-1})``, zero-mean weights indep
 same ``(1 + a^2) / 2`` for every rectifier.
 
 For activations that are not positively homogeneous (ELU, GELU, Swish, Mish, SELU, SmeLU, softplus, GCU,
-...) ``E[f(y)^2] / Var[y]`` depends on the scale of ``y``. :func:`gain` evaluates it at the fixed point we
-want, ``y ~ N(0, 1)``: ``gain^2 = 1 / E_{z~N(0,1)}[f(z)^2]`` (fan-in) or ``1 / E[f'(z)^2]`` (fan-out), so a
+...) ``E[f(y)^2] / Var[y]`` depends on the scale of ``y``. [`gain`][rectlab.init.gain] evaluates it at the fixed point
+we want, ``y ~ N(0, 1)``: ``gain^2 = 1 / E_{z~N(0,1)}[f(z)^2]`` (fan-in) or ``1 / E[f'(z)^2]`` (fan-out), so a
 unit-variance pre-activation stays unit-variance from layer to layer. The expectations are computed by
-composite Gauss-Legendre quadrature against the normal density (see :func:`_quadrature`; exact to
+composite Gauss-Legendre quadrature against the normal density (see `_quadrature`; exact to
 rounding for kinks at 0 and at multiples of 1/8, about 1e-8 elsewhere). For rectifiers this reproduces
 ``2 / (1 + a^2)``, and SELU gets gain 1 (the self-normalizing fixed point of Klambauer et al. 2017).
 """
@@ -47,14 +47,14 @@ _WEIGHT_LAYERS = (
 
 @dataclass(frozen=True)
 class LayerInit:
-    """How :func:`he_init_` initializes one layer.
+    """How [`he_init_`][rectlab.init.he_init_] initializes one layer.
 
     Attributes:
         layer: module path of the conv/linear layer.
         kind: its class name.
         activation: op name of the activation site that consumes its output, ``None`` when none does
             (the classifier, or a layer followed by another linear layer).
-        site: index of that :class:`rectlab.surgery.Site`, or ``None``.
+        site: index of that [`rectlab.surgery.Site`][rectlab.surgery.Site], or ``None``.
         gain: the gain used (1 without an activation).
         fan: the fan-in or fan-out used.
         std: ``gain / sqrt(fan)``.
@@ -90,19 +90,19 @@ def he_plan(
     *,
     example_input: Tensor | tuple[Tensor, ...] | None = None,
 ) -> list[LayerInit]:
-    """Which gain :func:`he_init_` gives each conv/linear layer, without changing the model.
+    """Which gain [`he_init_`][rectlab.init.he_init_] gives each conv/linear layer, without changing the model.
 
     Each layer gets the gain of the first activation call site that consumes its output, following the
     torch.fx call graph through BatchNorm, pooling, additions, concatenations and reshapes, and stopping at
     the next conv/linear layer; a layer whose output reaches no activation (the classifier) gets gain 1.
 
     Args:
-        model: any model :func:`rectlab.surgery.activation_sites` can analyse.
+        model: any model [`rectlab.surgery.activation_sites`][rectlab.surgery.activation_sites] can analyse.
         mode: ``"fan_in"`` or ``"fan_out"``.
         example_input: optional; only needed when parts of the model cannot be traced.
 
     Returns:
-        One :class:`LayerInit` per conv/linear module, in registration order.
+        One [`LayerInit`][rectlab.init.LayerInit] per conv/linear module, in registration order.
     """
     check_mode(mode)
     analysis = analyze(model, example_input)
@@ -214,9 +214,9 @@ def he_init_(
     """Initialize every conv/linear layer as He et al. 2015 (arXiv 1502.01852), eq. 10 or eq. 14.
 
     ``W ~ N(0, gain^2 / fan)`` where ``gain`` is that of the activation consuming the layer's output (see
-    :func:`he_plan` and :func:`gain`) and ``fan`` is the fan-in ``k^2 c_in`` (``mode="fan_in"``, forward
-    signal) or fan-out ``k^2 c_out`` (``"fan_out"``, backward signal). Biases are set to zero; normalization
-    layers are left alone. The last layer (no activation after it) gets gain 1.
+    [`he_plan`][rectlab.init.he_plan] and [`gain`][rectlab.init.gain]) and ``fan`` is the fan-in ``k^2 c_in``
+    (``mode="fan_in"``, forward signal) or fan-out ``k^2 c_out`` (``"fan_out"``, backward signal). Biases are set to
+    zero; normalization layers are left alone. The last layer (no activation after it) gets gain 1.
 
     Args:
         model: the model, changed in place.
@@ -224,7 +224,7 @@ def he_init_(
         example_input: optional; only needed when parts of the model cannot be traced by torch.fx.
         distribution: ``"normal"`` (the paper) or ``"uniform"`` (same variance).
         generator: a ``torch.Generator`` for reproducible draws.
-        return_report: also return the list of :class:`LayerInit` (which gain each layer got).
+        return_report: also return the list of [`LayerInit`][rectlab.init.LayerInit] (which gain each layer got).
 
     Returns:
         ``model``, or ``(model, report)`` with ``return_report=True``.

@@ -22,8 +22,8 @@ _NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalRe
 
 
 def is_activation_module(module: nn.Module) -> bool:
-    """True for activation modules as :func:`rectlab.surgery.module_op` defines them: rectlab's activations
-    and torch's (``nn.PReLU`` is the only one of torch's with parameters)."""
+    """True for activation modules as [`rectlab.surgery.module_op`][rectlab.surgery.module_op] defines them: rectlab's
+    activations and torch's (``nn.PReLU`` is the only one of torch's with parameters)."""
     return module_op(module) is not None
 
 

@@ -52,7 +52,7 @@ def load_entry_points() -> list[str]:
     """Load every ``rectlab.plugins`` entry point once per process; returns the names loaded by this call.
 
     An entry point naming a module is imported; one naming a callable (``module:function``) is called with no
-    arguments. A plugin that fails to load is reported with a :class:`RuntimeWarning` naming it and the error,
+    arguments. A plugin that fails to load is reported with a `RuntimeWarning` naming it and the error,
     and the others still load.
     """
     global _scanned

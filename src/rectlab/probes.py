@@ -1,25 +1,28 @@
 """Probes: what the activations of a network do, measured with forward hooks on its activation call sites.
 
-* :class:`DeadNeurons` — per layer, the units that never fire over a data pass (the dead neuron rate) and
+* [`DeadNeurons`][rectlab.probes.DeadNeurons] — per layer, the units that never fire over a data pass (the dead neuron
+  rate) and
   the *dynamic* dead neuron rate: the fraction of units not firing for a given input, averaged over
   inputs (Liu et al. 2022, "AP: Selective Activation for De-sparsifying Pruned Neural Networks",
   arXiv 2212.06145).
-* :class:`ActivationStats` — per layer, the mean and variance of the activations and the mean absolute
-  per-channel mean: the "bias shift" of Clevert et al. 2015 (ELU, arXiv 1511.07289).
-* :func:`slope_table` — the learned PReLU slopes / Swish betas per layer (He et al. 2015, Table 1).
-* :func:`prediction_difference` — how much two models' predictions differ (Shamir et al. 2020,
-  arXiv 2010.09931).
-* :func:`epoch_callbacks` — the probes as epoch callbacks of :func:`rectlab.training.loop.train_one`.
+* [`ActivationStats`][rectlab.probes.ActivationStats] — per layer, the mean and variance of the activations and the mean
+  absolute per-channel mean: the "bias shift" of Clevert et al. 2015 (ELU, arXiv 1511.07289).
+* [`slope_table`][rectlab.probes.slope_table] — the learned PReLU slopes / Swish betas per layer (He et al. 2015, Table
+  1).
+* [`prediction_difference`][rectlab.probes.prediction_difference] — how much two models' predictions differ (Shamir et
+  al. 2020, arXiv 2010.09931).
+* [`epoch_callbacks`][rectlab.probes.epoch_callbacks] — the probes as epoch callbacks of
+  [`rectlab.training.loop.train_one`][rectlab.training.loop.train_one].
 
 A probe hooks only while it is attached (``with DeadNeurons(model) as probe: ...``): a model without
 an attached probe runs untouched, at no cost. Statistics accumulate on the model's device; the host is
-only synchronised when :meth:`Probe.result` is read.
+only synchronised when `Probe.result` is read.
 
 Call sites. A hook sits on an activation *module*. rectlab's models give every call site its own
 module; when one module is called several times per forward (torchvision's ``self.relu``), each
 call is counted as its own site (``layer1.0.relu``, ``layer1.0.relu#2``). Functional calls inside
 ``forward`` (``F.relu(x)``) have no module to hook: turn them into modules first with
-:func:`rectlab.surgery.swap_activations`, or pass ``sites={name: module}`` explicitly.
+[`rectlab.surgery.swap_activations`][rectlab.surgery.swap_activations], or pass ``sites={name: module}`` explicitly.
 """
 
 from __future__ import annotations
@@ -60,11 +63,13 @@ __all__ = [
 def probe_sites(model: nn.Module) -> dict[str, nn.Module]:
     """The modules a probe hooks by default: the nonlinearities of ``model`` by qualified name, in registration order.
 
-    Recognised: every activation module :func:`rectlab.surgery.module_op` names (rectlab's and torch's:
+    Recognised: every activation module [`rectlab.surgery.module_op`][rectlab.surgery.module_op] names (rectlab's and
+        torch's:
     ``nn.ReLU``, ``nn.PReLU``, ``nn.GELU``, ...) except identities (an erased site has no nonlinearity left to
     probe), and the gating modules ``nn.Tanh`` and ``nn.Sigmoid``
-    (:data:`rectlab.surgery.sites.GATING_MODULES`). A module registered under two names appears once.
-    Unlike :func:`rectlab.surgery.activation_sites`, this lists modules, not call sites, and needs no tracing.
+    (`rectlab.surgery.sites.GATING_MODULES`). A module registered under two names appears once.
+    Unlike [`rectlab.surgery.activation_sites`][rectlab.surgery.activation_sites], this lists modules, not call sites,
+    and needs no tracing.
 
     Args:
         model: any ``nn.Module``.
@@ -86,12 +91,12 @@ P = TypeVar("P", bound="Probe")
 class Probe:
     """Base class: forward hooks on activation call sites, attached only inside ``with`` (or attach/detach).
 
-    Subclasses implement :meth:`_observe` (called with the site name, the activation's input and
-    output, under ``torch.no_grad``), :meth:`reset` and :meth:`result`.
+    Subclasses implement `_observe` (called with the site name, the activation's input and
+    output, under ``torch.no_grad``), `reset` and `result`.
 
     Args:
         model: the network to observe.
-        sites: ``{name: module}`` to hook; default :func:`probe_sites` of ``model``.
+        sites: ``{name: module}`` to hook; default [`probe_sites`][rectlab.probes.probe_sites] of ``model``.
 
     Raises:
         ValueError: when there is no site to hook (the message says how to provide one).
@@ -166,7 +171,7 @@ class Probe:
 
     # -- convenience ----------------------------------------------------------------------------------
     def run(self, batches: Iterable[Tensor | Sequence[Tensor]]) -> Any:
-        """One data pass in eval mode without gradients; returns :meth:`result`.
+        """One data pass in eval mode without gradients; returns `result`.
 
         Args:
             batches: input tensors, or ``(x, y, ...)`` tuples whose first item is the input.
@@ -221,7 +226,7 @@ class DeadNeurons(Probe):
     not zero on the negative side.
 
     Args:
-        model, sites: see :class:`Probe`.
+        model, sites: see [`Probe`][rectlab.probes.Probe].
         unit: ``"channel"`` (a feature map is one unit: dead if it never fires at any position of any
             input) or ``"element"`` (every (channel, position) is a unit).
         channel_dim: the channel dimension of the activations (1 for (N, C, ...); -1 for (N, L, C)).
@@ -307,7 +312,7 @@ class ActivationStats(Probe):
     statistics of the concatenated data up to float64 rounding.
 
     Args:
-        model, sites: see :class:`Probe`.
+        model, sites: see [`Probe`][rectlab.probes.Probe].
         which: ``"output"`` (the activations, default) or ``"input"`` (the pre-activations).
         channel_dim: the channel dimension (for the per-channel means).
     """
@@ -434,7 +439,8 @@ def predict_proba(model: nn.Module, batches: Iterable[Tensor | Sequence[Tensor]]
 
 
 def prediction_difference_from_probs(p: Tensor, q: Tensor, labels: Tensor | None = None) -> PredictionDifference:
-    """:class:`PredictionDifference` of two (N, K) probability tensors (rows sum to 1)."""
+    """[`PredictionDifference`][rectlab.probes.PredictionDifference] of two (N, K) probability tensors (rows sum to
+    1)."""
     if p.shape != q.shape or p.dim() != 2:
         raise InputError(f"need two (N, K) probability tensors of the same shape, got {tuple(p.shape)} and "
                          f"{tuple(q.shape)}")
@@ -483,20 +489,21 @@ def probe_batches(data: Any, config: Any, device: torch.device, limit: int = 102
 
 
 def epoch_callbacks(names: Sequence[str], *, limit: int = 1024) -> list[Callable[[Any], None]]:
-    """Probes as :func:`rectlab.training.loop.train_one` epoch callbacks (what a study's ``probes = [...]`` runs).
+    """Probes as [`rectlab.training.loop.train_one`][rectlab.training.loop.train_one] epoch callbacks (what a study's
+    ``probes = [...]`` runs).
 
     After every epoch, the data probes make one pass in eval mode over the first ``limit`` training
     examples and add scalar metrics to that epoch's row:
 
     * ``"dead-neurons"``: ``dnr`` / ``dnr_dynamic`` (whole network) and ``dnr/<site>`` /
-      ``dnr_dynamic/<site>`` per site (channel units; see :class:`DeadNeurons`).
+      ``dnr_dynamic/<site>`` per site (channel units; see [`DeadNeurons`][rectlab.probes.DeadNeurons]).
     * ``"activation-stats"``: ``act_mean/<site>``, ``act_var/<site>``, ``act_abs_channel_mean/<site>``.
     * ``"slopes"``: ``slope/<layer>`` (mean learned PReLU slope or Swish beta of each layer).
 
     After the last epoch the per-layer tables also go into the run's extras under ``"probes"``.
 
     Args:
-        names: probe names from :data:`PROBES`.
+        names: probe names from `PROBES`.
         limit: training examples per probe pass.
 
     Raises:
@@ -568,7 +575,8 @@ def _slopes_callback(state: Any) -> None:
 
 
 def per_site_curves(epochs: Sequence[Mapping[str, Any]], prefix: str) -> dict[str, list[float]]:
-    """``{site: [value per epoch]}`` from epoch rows with ``prefix/<site>`` metrics (see :func:`epoch_callbacks`)."""
+    """``{site: [value per epoch]}`` from epoch rows with ``prefix/<site>`` metrics (see
+    [`epoch_callbacks`][rectlab.probes.epoch_callbacks])."""
     sites = list(dict.fromkeys(itertools.chain.from_iterable(
         [k[len(prefix) + 1:] for k in e if k.startswith(prefix + "/")] for e in epochs)))
     return {s: [float(e.get(f"{prefix}/{s}", math.nan)) for e in epochs] for s in sites}

@@ -1,14 +1,15 @@
 """Rectifier-family activations: reference functionals, modules, a registry and factories.
 
-Follows timm's ``create_act`` style: :func:`get` returns a class, :func:`create` an instance,
-``None`` / ``""`` give ``None``, and a class passes through. A name may carry constructor parameters,
-``"smelu:beta=0.5"`` (see :mod:`rectlab.activations.params`, the one parser of that syntax).
+Follows timm's ``create_act`` style: [`get`][rectlab.activations.get] returns a class,
+[`create`][rectlab.activations.create] an instance, ``None`` / ``""`` give ``None``, and a class passes through. A name
+may carry constructor parameters, ``"smelu:beta=0.5"`` (see `rectlab.activations.params`, the one parser of that
+syntax).
 
 Plugins register their own classes in ``ACTIVATIONS``. A registered class is built with the keyword arguments
 of the name (``"my-act:alpha=2"``) or of ``activation_kwargs``, plus ``num_parameters=C`` (the call site's
-channel count) when it sets ``wants_channels = True``. Subclasses of :class:`Activation` also accept
-``inplace`` and ``backend``; a plain ``nn.Module`` need not: training passes ``backend=`` only to classes
-whose constructor takes it (see :func:`accepts`).
+channel count) when it sets ``wants_channels = True``. Subclasses of [`Activation`][rectlab.activations.Activation] also
+accept ``inplace`` and ``backend``; a plain ``nn.Module`` need not: training passes ``backend=`` only to classes
+whose constructor takes it (see [`accepts`][rectlab.activations.accepts]).
 """
 
 from __future__ import annotations
@@ -104,8 +105,8 @@ def get(name: str | type[nn.Module] | None) -> type[nn.Module] | None:
     """Return the activation class for ``name``; a class passes through, ``None``/``""`` give ``None``.
 
     Besides the registered names, ``search:<expression>`` and ``search:<RUN>/<k>`` name activations of the
-    activation search (see :mod:`rectlab.search`). Parameters in the name (``"smelu:beta=0.5"``) are checked
-    for syntax and otherwise ignored here (:func:`create` applies them).
+    activation search (see [`rectlab.search`][rectlab.search]). Parameters in the name (``"smelu:beta=0.5"``) are
+    checked for syntax and otherwise ignored here ([`create`][rectlab.activations.create] applies them).
     """
     if name is None or name == "":
         return None
@@ -147,8 +148,8 @@ def create(name: str | type[nn.Module] | None, channels: int | None = None, **kw
     """Create an activation module.
 
     Args:
-        name: a registered name (see :func:`names`), optionally with parameters (``"smelu:beta=0.5"``), an
-            ``nn.Module`` class, or ``None``.
+        name: a registered name (see [`names`][rectlab.activations.names]), optionally with parameters
+            (``"smelu:beta=0.5"``), an ``nn.Module`` class, or ``None``.
         channels: channel count at the call site; fills ``num_parameters`` for per-channel
             activations (``prelu``, ``swish-channelwise``) and is ignored by the others.
         **kwargs: constructor arguments (e.g. ``negative_slope=0.2``, ``beta=1.5``); one the name sets too is

@@ -96,7 +96,7 @@ def second_moment(activation: nn.Module | type[nn.Module] | str, mode: str = "fa
 
     Args:
         activation: an activation module instance, class or registered name.
-        mode: which moment, as in :func:`gain`.
+        mode: which moment, as in [`gain`][rectlab.activations.gains.gain].
     """
     check_mode(mode)
     module = _as_module(activation)

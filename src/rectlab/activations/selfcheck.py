@@ -455,7 +455,7 @@ def explain(op: str, device: str | torch.device) -> tuple[str, str]:
 
     Returns:
         ``(backend, reason)``: ``backend`` is ``"triton"`` (the fused kernel), ``"cpu"`` (rectlab's CPU function,
-        :mod:`rectlab.activations.cpu`) or ``"torch"`` (the plain-torch reference).
+        `rectlab.activations.cpu`) or ``"torch"`` (the plain-torch reference).
     """
     device = torch.device(device)
     try:

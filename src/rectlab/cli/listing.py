@@ -27,7 +27,7 @@ _REGISTRY_MODULES = ("rectlab.activations", "rectlab.models", "rectlab.data", "r
 
 
 def _plain(text: str) -> str:
-    """Docstring markup as terminal text: ``x``, `x`, [`x`][a.b.x] and :func:`~a.b.x` all become x."""
+    """Docstring markup as terminal text: ``x``, `x`, [`x`][a.b.x] and `x` all become x."""
     text = re.sub(r":\w+:`~([^`]+)`", lambda m: m.group(1).rsplit(".", 1)[-1], text)
     text = re.sub(r":\w+:`([^`]+)`", r"\1", text)
     text = re.sub(r"\[([^\]]+)\]\[[\w.]+\]", r"\1", text)

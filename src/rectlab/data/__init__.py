@@ -1,4 +1,4 @@
-"""Datasets: a registry of loaders and one entry point, :func:`load`.
+"""Datasets: a registry of loaders and one entry point, [`load`][rectlab.data.load].
 
 >>> data = rectlab.data.load("fashion-mnist")          # doctest: +SKIP
 >>> data.describe()                                      # doctest: +SKIP
@@ -7,8 +7,8 @@
 Registered datasets: ``fashion-mnist`` (the project's default), ``mnist``, ``cifar10``,
 ``cifar100``, ``svhn``, ``digits`` (scikit-learn, offline) and ``imagefolder`` (your own
 ``train/`` + ``val/`` class folders); ``fashion-mnist-val``, ``cifar10-val`` and ``digits-val`` are
-validation splits (see :mod:`rectlab.data.holdout`). Files are searched in ``data_dir``, ``$RECTLAB_DATA``,
-the user cache and system folders (see :mod:`rectlab.data.locate`) and downloaded into the
+validation splits (see `rectlab.data.holdout`). Files are searched in ``data_dir``, ``$RECTLAB_DATA``,
+the user cache and system folders (see `rectlab.data.locate`) and downloaded into the
 cache when missing and a network is available. Importing this package reads no file and
 imports none of scikit-learn, scipy.io, PIL or torchvision.
 """
@@ -61,7 +61,7 @@ def load(name: str, data_dir: str | Path | None = None, download: bool = True, *
     """Load dataset ``name``, downloading it first when it is missing and ``download`` is True.
 
     Args:
-        name: a registered name (see :func:`names`).
+        name: a registered name (see [`names`][rectlab.data.names]).
         data_dir: a folder searched before ``$RECTLAB_DATA``, the cache and system folders; downloads go here.
         download: allow downloading (never attempted when False).
         options: dataset-specific options, e.g. ``image_size=224`` for ``imagefolder``.

@@ -33,7 +33,7 @@ def random_crop_flip(x: Tensor, padding: int, flip: bool, generator: torch.Gener
     indices of the crop window.
 
     Args:
-        x: images of any dtype (uint8 is cheapest: augment before :func:`normalize`).
+        x: images of any dtype (uint8 is cheapest: augment before [`normalize`][rectlab.data.normalize]).
         padding: pixels of zero padding; 0 = no crop.
         flip: whether to flip at random.
         generator: source of randomness (draws: row offsets, column offsets, flip coins, in that order).

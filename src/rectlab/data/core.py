@@ -1,4 +1,4 @@
-"""What every dataset loader returns (:class:`LoadedData`), the errors, and the shared checks.
+"""What every dataset loader returns ([`LoadedData`][rectlab.data.LoadedData]), the errors, and the shared checks.
 
 In-memory datasets are validated once, here, whatever format they came from: a loader that
 returns without raising has handed over complete, well-formed tensors.
@@ -41,7 +41,7 @@ class LoadedData:
 
     Small datasets are ``in_memory``: ``train_x`` / ``test_x`` are uint8 tensors (N, C, H, W) and
     ``train_y`` / ``test_y`` int64 tensors (N,), so a trainer can keep them on the GPU and augment
-    whole batches with :mod:`rectlab.data.augment`. Folder datasets instead carry ``train_set`` /
+    whole batches with `rectlab.data.augment`. Folder datasets instead carry ``train_set`` /
     ``test_set``, torch Datasets that yield normalised float tensors.
 
     Attributes:
@@ -148,7 +148,7 @@ def _evenly_spaced(dataset: Any, n: int | None) -> Any:
 class DatasetSpec:
     """One registered dataset: knows where its files may be and how to load them.
 
-    Subclasses implement :meth:`find` and :meth:`load`. Instances are immutable dataclasses, so a
+    Subclasses implement `find` and `load`. Instances are immutable dataclasses, so a
     variant (other mirrors, another size check) is ``dataclasses.replace(spec, ...)``.
     """
 
@@ -196,7 +196,8 @@ def in_memory_data(
     test: tuple[Tensor, Tensor],
     sizes: tuple[int, int] | None = None,
 ) -> LoadedData:
-    """Validate uint8 images and int64 labels read from ``source`` and wrap them in :class:`LoadedData`.
+    """Validate uint8 images and int64 labels read from ``source`` and wrap them in
+    [`LoadedData`][rectlab.data.LoadedData].
 
     Raises:
         DataError: if a dtype, shape, label or count is not what the dataset defines.

@@ -130,7 +130,7 @@ def idx_spec(
     mirrors: tuple[str, ...],
     **kw,
 ) -> IdxSpec:
-    """An :class:`IdxSpec` with the standard four file names (raw preferred over .gz when both exist)."""
+    """An `IdxSpec` with the standard four file names (raw preferred over .gz when both exist)."""
     return IdxSpec(
         name=name,
         title=title,

@@ -1,7 +1,7 @@
 """The shared life cycle of datasets stored as files: find a complete copy, else download one, then read it.
 
-Format modules (:mod:`.idx`, :mod:`.cifar`, :mod:`.svhn`) subclass :class:`OnDiskSpec` and only
-implement :meth:`OnDiskSpec.read`.
+Format modules (`idx`, `cifar`, `svhn`) subclass `OnDiskSpec` and only
+implement `OnDiskSpec.read`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class Resource:
 
 @dataclass(frozen=True)
 class OnDiskSpec(DatasetSpec):
-    """A dataset made of files in a folder (see :mod:`.locate` for the search order).
+    """A dataset made of files in a folder (see `locate` for the search order).
 
     Attributes:
         required: the files a complete copy has, relative to its folder; each entry is a group of
@@ -99,12 +99,13 @@ class OnDiskSpec(DatasetSpec):
         return self.read(folder)
 
     def read(self, folder: Path) -> LoadedData:
-        """Read a complete copy in ``folder``; raises :class:`DataError` for bad files."""
+        """Read a complete copy in ``folder``; raises [`DataError`][rectlab.data.DataError] for bad files."""
         raise NotImplementedError
 
     def assemble(self, folder: Path, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor],
                  classes: tuple[str, ...] | None = None) -> LoadedData:
-        """Validate tensors read from ``folder`` against this spec and wrap them in :class:`LoadedData`."""
+        """Validate tensors read from ``folder`` against this spec and wrap them in
+        [`LoadedData`][rectlab.data.LoadedData]."""
         return in_memory_data(
             name=self.name, source=folder, num_classes=self.num_classes, image_size=self.image_size,
             in_channels=self.in_channels, flip=self.flip, crop_padding=self.crop_padding,

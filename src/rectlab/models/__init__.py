@@ -1,7 +1,7 @@
 """Model registry: CIFAR ResNets (post/pre-activation), Wide-ResNets, VGG, plain deep nets, an MLP, a small CNN.
 
-Build by name with :func:`create`; every model takes ``activation`` (a registered name, an ``nn.Module``
-class, or ``make(channels) -> nn.Module``), ``num_classes`` and ``in_channels``, works for any image of at
+Build by name with [`create`][rectlab.models.create]; every model takes ``activation`` (a registered name, an
+``nn.Module`` class, or ``make(channels) -> nn.Module``), ``num_classes`` and ``in_channels``, works for any image of at
 least 8x8 (adaptive average pooling before the classifier), and gives every activation site its own module.
 
 Example:
@@ -101,7 +101,7 @@ def names() -> list[str]:
 
 
 def check_name(name: str) -> None:
-    """Raise :class:`~rectlab.registry.UnknownNameError` unless ``name`` is registered or a buildable
+    """Raise [`UnknownNameError`][rectlab.registry.UnknownNameError] unless ``name`` is registered or a buildable
     ``tv:NAME`` / ``timm:NAME`` (the message lists the known names or the closest matches)."""
     if external.is_external(name):
         external.check_name(name)
@@ -121,9 +121,10 @@ def create(
     """Build the model registered as ``name``, or a torchvision / timm model named ``tv:NAME`` / ``timm:NAME``.
 
     Args:
-        name: a registered name (see :func:`names`), e.g. ``"resnet20"``, ``"wrn-16-4"``, ``"vgg16-bn"``,
-            ``"plain"`` (with ``depth=``), ``"mlp"`` (with ``hidden=``), ``"small-cnn"``; or ``"tv:resnet18"``,
-            ``"timm:resnet50"``, ... (see :func:`rectlab.models.external.create`).
+        name: a registered name (see [`names`][rectlab.models.names]), e.g. ``"resnet20"``, ``"wrn-16-4"``,
+            ``"vgg16-bn"``, ``"plain"`` (with ``depth=``), ``"mlp"`` (with ``hidden=``), ``"small-cnn"``; or
+            ``"tv:resnet18"``, ``"timm:resnet50"``, ... (see
+            [`rectlab.models.external.create`][rectlab.models.external.create]).
         activation: a registered activation name, an ``nn.Module`` class, or ``make(channels) -> nn.Module``;
             for ``tv:``/``timm:`` models every activation site is swapped to it (``None`` keeps their own).
         num_classes: classifier outputs.

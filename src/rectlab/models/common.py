@@ -52,14 +52,15 @@ class RecordingFactory:
 def make_activation_factory(
     activation: ActivationSpec, activation_kwargs: Mapping[str, Any] | None
 ) -> RecordingFactory:
-    """``make(channels) -> nn.Module`` for a model's activation spec (see :func:`rectlab.activations.factory`)."""
+    """``make(channels) -> nn.Module`` for a model's activation spec (see
+    [`rectlab.activations.factory`][rectlab.activations.factory])."""
     return RecordingFactory(activations.factory(activation, **dict(activation_kwargs or {})))
 
 
 def make_head(head: str, in_features: int, num_classes: int) -> nn.Module:
     """The classifier: ``"linear"`` (an ``nn.Linear``), ``"relu-classifier"`` (ReLU scores, trained with softmax
     cross-entropy on them) or ``"relu-normalized"`` (Agarap 2018, arXiv 1803.08375, as trained in Keras: the ReLU
-    scores divided by their sum; see :class:`~rectlab.activations.ReLUClassifier`)."""
+    scores divided by their sum; see [`ReLUClassifier`][rectlab.activations.ReLUClassifier])."""
     if head == "linear":
         return nn.Linear(in_features, num_classes)
     if head in ("relu-classifier", "relu-normalized"):
@@ -80,8 +81,8 @@ def init_weights_(model: nn.Module, make_act: RecordingFactory, head: nn.Module)
 
     Every conv/linear layer outside ``head`` is followed by an activation made by ``make_act``, so one gain
     (that of the first activation built) serves them all; the head has no activation after it and gets
-    gain 1. Biases start at zero, norms at (1, 0). This is what :func:`rectlab.init.he_init_` computes
-    from the call graph for rectlab's models, done here without tracing so that building stays cheap.
+    gain 1. Biases start at zero, norms at (1, 0). This is what [`rectlab.init.he_init_`][rectlab.init.he_init_]
+    computes from the call graph for rectlab's models, done here without tracing so that building stays cheap.
     """
     act_gain = gain(make_act.first) if make_act.first is not None else 1.0
     head_layers = {id(m) for m in head.modules()}

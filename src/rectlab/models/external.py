@@ -8,8 +8,9 @@ torchvision's ResNet-18 and then
   convolution gets stride 1 and a max-pool right after it is removed, so a 28x28 image is downsampled
   8x instead of 32x (the CIFAR setting of He et al. 2016); patch-based models (ViT) get ``img_size``
   set to the input size instead;
-* swaps every activation call site to ``activation`` through :func:`rectlab.surgery.swap_activations`
-  (``activation=None`` keeps the model's own activations).
+* swaps every activation call site to ``activation`` through
+  [`rectlab.surgery.swap_activations`][rectlab.surgery.swap_activations] (``activation=None`` keeps the model's own
+  activations).
 
 Pretrained weights stay loadable: ``pretrained=True`` (the library's default weights, from its cache or
 a download), a torchvision weights name (``"IMAGENET1K_V1"``), or the path of a local ``state_dict``
@@ -78,7 +79,8 @@ def available(source: str) -> list[str]:
 
 
 def check_name(name: str) -> None:
-    """Raise :class:`~rectlab.registry.UnknownNameError` (with close matches) unless ``name`` can be built."""
+    """Raise [`UnknownNameError`][rectlab.registry.UnknownNameError] (with close matches) unless ``name`` can be
+    built."""
     source, arch = _split(name)
     if source == "timm":
         timm = _timm()
@@ -183,8 +185,8 @@ def load_adapted_state_dict(model: nn.Module, state_dict: Mapping[str, Tensor], 
     """Load pretrained weights into a model adapted to other data; return the re-initialized keys.
 
     Tensors of equal shape are copied; the first convolution's kernel is adapted to the model's input
-    channels (:func:`adapt_input_conv`); a classifier of another size keeps its fresh initialization.
-    Anything else that does not fit is an error naming the keys.
+    channels ([`adapt_input_conv`][rectlab.models.external.adapt_input_conv]); a classifier of another size keeps its
+    fresh initialization. Anything else that does not fit is an error naming the keys.
     """
     own = model.state_dict()
     first = _first(model, nn.Conv2d)

@@ -1,7 +1,7 @@
 """A residual MLP: the dense analogue of the CIFAR ResNets, a cheap stand-in for them on a CPU.
 
-Each :class:`ResidualDenseBlock` is He et al. 2016a's post-activation basic block with the 3x3
-convolutions replaced by linear layers: ``fc-BN-act-fc-BN``, add the input, ``act``. Its ``act2``
+Each [`ResidualDenseBlock`][rectlab.models.ResidualDenseBlock] is He et al. 2016a's post-activation basic block with the
+3x3 convolutions replaced by linear layers: ``fc-BN-act-fc-BN``, add the input, ``act``. Its ``act2``
 follows the addition, so it is the "last ReLU of the basic module" that EraseReLU (Dong et al. 2017,
 arXiv 1709.07634) removes. The reproductions use it as a stated proxy for conv ResNets at quick scale:
 it keeps the residual structure, BatchNorm and the position of the activations, and drops the
@@ -42,7 +42,7 @@ class ResidualDenseBlock(BasicModule):
 class ResidualMLP(nn.Module):
     """Stem (linear-BN-act), ``blocks`` residual dense blocks of one ``width``, and the head.
 
-    Images are average-pooled to ``input_size x input_size`` and flattened, as in :class:`~rectlab.models.MLP`.
+    Images are average-pooled to ``input_size x input_size`` and flattened, as in [`MLP`][rectlab.models.MLP].
     Weight layers: ``2 * blocks + 2`` (stem, blocks, head), e.g. 14 for ``blocks=6``.
 
     Args:

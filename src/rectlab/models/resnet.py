@@ -215,7 +215,7 @@ class WideResNet(nn.Module):
         depth: ``d``, with ``(d - 4) % 6 == 0`` (16, 22, 28, 40).
         width: ``k``, the widening factor.
         dropout: dropout probability inside each block.
-        activation, num_classes, in_channels, head, activation_kwargs: as :class:`CifarResNet`.
+        activation, num_classes, in_channels, head, activation_kwargs: as [`CifarResNet`][rectlab.models.CifarResNet].
     """
 
     layer1: nn.Sequential  # added by name in __init__

@@ -3,7 +3,7 @@
 The convolutional part is the paper's configurations A (VGG-11) and D (VGG-16); the classifier is the
 single linear layer used for CIFAR after global average pooling, so 1x28x28 and 1x8x8 inputs work too
 (max-pooling uses ``ceil_mode`` and keeps at least 1x1). Each stage between poolings is a
-:class:`VGGStage`, the basic module that EraseReLU (Dong et al. 2017) erases the last ReLU of.
+[`VGGStage`][rectlab.models.VGGStage], the basic module that EraseReLU (Dong et al. 2017) erases the last ReLU of.
 """
 
 from __future__ import annotations

@@ -69,7 +69,8 @@ class CellResult:
 
 
 def site_curves(cell: Any, prefix: str) -> dict[str, np.ndarray]:
-    """``{site: (seeds, epochs) array}`` of the per-site metric ``prefix/<site>`` (see :mod:`rectlab.probes`)."""
+    """``{site: (seeds, epochs) array}`` of the per-site metric ``prefix/<site>`` (see
+    [`rectlab.probes`][rectlab.probes])."""
     if cell is None or not cell.runs:
         return {}
     n = min(len(r["epochs"]) for r in cell.runs)
@@ -84,7 +85,7 @@ class StudyResults:
 
     Attributes:
         name, spec, metric: the study, its saved spec and the compared metric.
-        cells: one :class:`CellResult` per grid cell with done or diverged runs, in grid order.
+        cells: one [`CellResult`][rectlab.report.CellResult] per grid cell with done or diverged runs, in grid order.
         incomplete: runs neither done nor diverged (failed, interrupted, running), with their errors.
         versions, devices: what the runs were trained with.
         set_aside: files set aside instead of being used (a checkpoint newer than the database, damaged or

@@ -1,4 +1,5 @@
-"""Study results as pandas DataFrames: :func:`to_frame`, and CSV / Parquet files (``rectlab export``).
+"""Study results as pandas DataFrames: [`to_frame`][rectlab.report.frame.to_frame], and CSV / Parquet files (``rectlab
+export``).
 
 pandas is optional (``pip install 'rectlab[frames]'``; Parquet also needs pyarrow). Rows hold plain
 values, not JSON: one row per run (``per="run"``) or per finished epoch of every run (``per="epoch"``).
@@ -69,7 +70,7 @@ def _run_columns(root: Path, study_dir: Path, run: dict[str, Any], label: str) -
 
 
 def _label(cell: dict[str, Any], order: list[str]) -> str:
-    """The cell's label as the study names it (:attr:`rectlab.study.Cell.label`: grid order)."""
+    """The cell's label as the study names it (`rectlab.study.Cell.label`: grid order)."""
     keys = [k for k in order if k in cell] + [k for k in cell if k not in order]
     if len(keys) == 1:
         return str(cell[keys[0]])
@@ -81,7 +82,7 @@ def _epoch_values(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def records(path: str | Path, per: str = "run") -> list[dict[str, Any]]:
-    """The rows :func:`to_frame` builds, as plain dicts (no pandas needed)."""
+    """The rows [`to_frame`][rectlab.report.frame.to_frame] builds, as plain dicts (no pandas needed)."""
     if per not in PER:
         raise InputError(f"per must be one of {', '.join(PER)}, got {per!r}")
     root = Path(path)
@@ -167,7 +168,8 @@ def to_frame(path: str | Path, per: str = "run") -> Any:
 
 
 def export(path: str | Path, out: str | Path, fmt: str | None = None, per: str = "run") -> Path:
-    """Write :func:`to_frame` of ``path`` to ``out`` as CSV or Parquet (``fmt``, default from the suffix)."""
+    """Write [`to_frame`][rectlab.report.frame.to_frame] of ``path`` to ``out`` as CSV or Parquet (``fmt``, default from
+    the suffix)."""
     out = Path(out)
     fmt = fmt or out.suffix.lstrip(".").lower()
     if fmt not in FORMATS:

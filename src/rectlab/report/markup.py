@@ -1,9 +1,9 @@
 """One document model for every report: blocks rendered to Markdown and to one self-contained HTML page.
 
 Study reports (``report.md`` / ``report.html``) and reproduction reports (``reproduction.md`` /
-``reproduction.html``) are both built as a :class:`Document`: headings, paragraphs, key/value
+``reproduction.html``) are both built as a `Document`: headings, paragraphs, key/value
 lists, tables (with a verdict column coloured the same way everywhere), notes and images (linked
-from the Markdown, embedded as base64 in the HTML), written side by side by :meth:`Document.write`.
+from the Markdown, embedded as base64 in the HTML), written side by side by `Document.write`.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class Document:
 
     Args:
         title: the page title (the first heading).
-        title_class: a CSS class for the title's verdict (see :func:`verdict_class`).
+        title_class: a CSS class for the title's verdict (see `verdict_class`).
     """
 
     title: str

@@ -471,7 +471,7 @@ def slopes(study: Any, out: str | Path | None = None, *, over_training: bool = F
     """The learned PReLU slope (or Swish beta) per layer, one line per cell (He et al. 2015, Table 1).
 
     Args:
-        study: a study directory (or :func:`rectlab.report.collect`'s result).
+        study: a study directory (or `rectlab.report.collect`'s result).
         out: the image to write (default ``DIR/plots/slopes_per_layer.png`` / ``slopes_over_training.png``).
         over_training: one line per layer over epochs instead (needs the study's ``probes = ["slopes"]``).
 
@@ -506,7 +506,7 @@ def dead_neurons(study: Any, out: str | Path | None = None, *, dynamic: bool = F
     """Dead units per layer over training, one panel per cell (needs the study's ``probes = ["dead-neurons"]``).
 
     Args:
-        study: a study directory (or :func:`rectlab.report.collect`'s result).
+        study: a study directory (or `rectlab.report.collect`'s result).
         out: the image to write (default ``DIR/plots/dead_neurons.png``).
         dynamic: the dynamic dead neuron rate (per input; Liu et al. 2022) instead of never-firing units.
     """

@@ -12,8 +12,8 @@ difference with its 95% CI and a p-value:
 
 Every comparison also reports its **minimum detectable effect** (MDE): the smallest true difference
 the test would detect with 80% power at alpha = 0.05, given the observed spread and n (from the
-noncentral t distribution). :func:`holm` corrects a family of p-values, :func:`judge` applies the
-verdict rule of a claim with an equivalence margin, and :func:`bootstrap_ci` gives percentile
+noncentral t distribution). `holm` corrects a family of p-values, `judge` applies the
+verdict rule of a claim with an equivalence margin, and `bootstrap_ci` gives percentile
 intervals where no closed form fits (e.g. the prediction difference averaged over all pairs of seeds).
 """
 
@@ -170,7 +170,7 @@ def _p_from(null: np.ndarray, observed: float, exact: bool, scale: float) -> flo
 def sign_flip_test(diffs: Sequence[float] | np.ndarray, *, seed: int = 0) -> float:
     """Two-sided p-value of "the paired differences are centred on 0" by flipping their signs.
 
-    Exact (all ``2**n`` sign patterns) up to :data:`EXACT_LIMIT` patterns, else a seeded Monte Carlo
+    Exact (all ``2**n`` sign patterns) up to `EXACT_LIMIT` patterns, else a seeded Monte Carlo
     estimate ``(1 + hits) / (1 + draws)``. The smallest possible p is ``2 / 2**n`` (n = 5: 0.0625),
     so constant differences give an honest p instead of 0.
     """
@@ -184,7 +184,7 @@ def sign_flip_test(diffs: Sequence[float] | np.ndarray, *, seed: int = 0) -> flo
 def permutation_test(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray, *, seed: int = 0) -> float:
     """Two-sided p-value of "x and y have the same mean" by permuting the group labels.
 
-    Exact when the number of splits is at most :data:`EXACT_LIMIT`, else seeded Monte Carlo.
+    Exact when the number of splits is at most `EXACT_LIMIT`, else seeded Monte Carlo.
     """
     a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     pooled = np.concatenate([a, b])
@@ -414,7 +414,7 @@ def bootstrap_ci(groups: Sequence[Sequence[float]] | Sequence[float] | Sequence[
         n_resamples, confidence, seed: the bootstrap's size, level and (fixed) random seed.
 
     Returns:
-        :class:`Bootstrap`; ``p = min(1, 2 min(P*(stat <= 0), P*(stat >= 0)))`` with the ``(1 + k) / (1 + B)``
+        `Bootstrap`; ``p = min(1, 2 min(P*(stat <= 0), P*(stat >= 0)))`` with the ``(1 + k) / (1 + B)``
         correction, so it is never 0.
     """
     several = bool(groups) and isinstance(groups[0], (list, tuple, np.ndarray))

@@ -67,5 +67,5 @@ def get(name: str) -> Reproduction:
 
 
 def run(name: str, scale: str = "quick", out: str | Path | None = None, **options: Any) -> ReproductionReport:
-    """Run the reproduction ``name`` at ``scale``; see :func:`rectlab.reproduce.runner.run_reproduction`."""
+    """Run the reproduction ``name`` at ``scale``; see `rectlab.reproduce.runner.run_reproduction`."""
     return run_reproduction(get(name), scale, out, **options)

@@ -1,8 +1,9 @@
 """What a paper reproduction is: the claim, the study parts that test it, and the verdict rules.
 
-A :class:`Reproduction` names a paper's claim (with its published numbers), the study specs in
-``rectlab/specs/`` that test it (its :class:`Part` s, run at a scale), an ``analyze`` function that turns
-the results into :class:`ClaimCheck` s with explicit rules, and optional extra tables and plots.
+A [`Reproduction`][rectlab.reproduce.Reproduction] names a paper's claim (with its published numbers), the study specs
+in ``rectlab/specs/`` that test it (its [`Part`][rectlab.reproduce.Part] s, run at a scale), an ``analyze`` function
+that turns the results into [`ClaimCheck`][rectlab.reproduce.ClaimCheck] s with explicit rules, and optional extra
+tables and plots.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class ClaimCheck:
         p_holm: ``p`` after Holm's correction over the study's primary checks (NaN for secondary checks).
         mde: the minimum detectable effect (80% power, alpha 0.05) from the observed spread.
         margin: the equivalence margin declared for the claim (the size of effect that matters).
-        expect: the rule (see :func:`rectlab.report.stats.judge`): "lower" / "higher" (the claimed sign of
+        expect: the rule (see `rectlab.report.stats.judge`): "lower" / "higher" (the claimed sign of
             ``estimate``), "not-lower", "equivalent", or "" for a rule of its own (the analysis judged it;
             Holm leaves its verdict alone).
         evidence: the numbers in words, without the verdict (``reason`` = evidence + rule + notes).
@@ -132,7 +133,8 @@ class Part:
         title: what this part tests, for the report.
         scales: the scales it runs at (an ablation too costly for the quick budget runs at full scale only).
 
-    Every part runs through :func:`rectlab.study.run_study` (resume, the process and Ray executors).
+    Every part runs through [`rectlab.study.run_study`][rectlab.study.run_study] (resume, the process and Ray
+    executors).
     """
 
     name: str

@@ -1,25 +1,25 @@
 """Evidence for claims: per-seed values out of study results, the convergence gate, and the verdict rules.
 
 A claim check compares two samples of per-seed values (``other − base``) with
-:func:`rectlab.report.stats.compare` and judges the difference with :func:`rectlab.report.stats.judge`:
+`rectlab.report.stats.compare` and judges the difference with `rectlab.report.stats.judge`:
 
-* :func:`direction_check` — "A is lower (or higher) than B": **reproduced** when the difference has the
+* `direction_check` — "A is lower (or higher) than B": **reproduced** when the difference has the
   claimed sign and is significant after Holm's correction over the study's primary checks; **not
   reproduced** when it is significantly the opposite, or when the 95% CI excludes every effect as large
   as the claim's equivalence ``margin`` in the claimed direction; otherwise **inconclusive**, saying
   what n would decide it.
-* :func:`equivalence_check` — "A is comparable to B (within ±margin)": two one-sided tests.
-* :func:`no_improvement_check` — "A does not improve on B by as much as the margin".
+* `equivalence_check` — "A is comparable to B (within ±margin)": two one-sided tests.
+* `no_improvement_check` — "A does not improve on B by as much as the margin".
 
 **Convergence gate.** Final-accuracy claims are judged only on runs whose training loss reached a
-plateau (:func:`converged`); otherwise the check is inconclusive with the reason "not converged".
-Learning-speed claims use explicit measures instead (:func:`auc`, :func:`steps_to`) and no gate.
+plateau (`converged`); otherwise the check is inconclusive with the reason "not converged".
+Learning-speed claims use explicit measures instead (`auc`, `steps_to`) and no gate.
 
 **Diverged runs are outcomes.** A run whose loss became NaN/Inf is stored with status "diverged";
-:func:`sample` counts it, names it in the reason, and, when the check says what a diverged run is
+`sample` counts it, names it in the reason, and, when the check says what a diverged run is
 worth (e.g. chance-level error, or "never reached the threshold"), includes it with that value.
 
-Checks are built with the uncorrected p; :func:`finalize` applies Holm's correction to the primary
+Checks are built with the uncorrected p; `finalize` applies Holm's correction to the primary
 checks of a study and re-judges them (the runner does this before writing the report).
 """
 
@@ -202,8 +202,8 @@ def sample(cell: Any, value: RunValue, *, label: str = "", diverged: float | Non
     """The per-seed values of ``cell`` with its diverged and unconverged runs.
 
     Args:
-        cell: a :class:`rectlab.report.CellResult` (None gives an empty sample).
-        value: what to take from each run (:func:`final`, :func:`auc`, :func:`steps_to`, ...).
+        cell: a [`rectlab.report.CellResult`][rectlab.report.CellResult] (None gives an empty sample).
+        value: what to take from each run (`final`, `auc`, `steps_to`, ...).
         label: the group's name in reasons (default: the cell's label).
         diverged: the (finite) value a diverged run counts as, e.g. chance-level error, or the budget plus one
             epoch for "never reached a threshold"; ``None`` leaves diverged runs out of the values (they are
@@ -296,7 +296,7 @@ def _check(claim: str, base: Sample | Mapping[int, float], other: Sample | Mappi
 
 
 def judged(check: ClaimCheck, p_holm: float | None = None) -> ClaimCheck:
-    """``check`` with its verdict and reason by :func:`rectlab.report.stats.judge`, from its uncorrected p or,
+    """``check`` with its verdict and reason by `rectlab.report.stats.judge`, from its uncorrected p or,
     when given, its Holm-corrected ``p_holm``. A blocked check stays inconclusive."""
     p_used = check.p if p_holm is None else p_holm
     verdict, why = judge(check.estimate, check.ci, p_used, expect=check.expect, margin=check.margin)
@@ -324,7 +324,7 @@ def direction_check(claim: str, base: Sample | Mapping[int, float], other: Sampl
 
     Args:
         claim: the claim in words.
-        base, other: per-seed values (a :class:`Sample` or ``{seed: value}``).
+        base, other: per-seed values (a `Sample` or ``{seed: value}``).
         expect: "lower" or "higher".
         margin: the equivalence margin (the smallest effect that matters, from the paper's effect): a CI
             that excludes effects this large in the claimed direction makes the claim "not reproduced".
@@ -366,7 +366,7 @@ def estimate_check(claim: str, estimate: float, ci: tuple[float, float], p: floa
     Args:
         estimate, ci, p: the effect, its 95% interval and the two-sided p of "no effect".
         n: the units behind it (e.g. seeds per group); mde: its minimum detectable effect.
-        expect, margin, what, unit, digits, primary: as :func:`direction_check`; test: the method's name.
+        expect, margin, what, unit, digits, primary: as `direction_check`; test: the method's name.
     """
     evidence = f"{what} {estimate:+.{digits}f}{unit} ({fmt_ci(ci[0], ci[1], digits)}, {test}, {_p_text(p)}, n={n})"
     check = ClaimCheck(claim, "inconclusive", "", primary, n=n, estimate=estimate, ci=ci, p=p, mde=mde,

@@ -3,7 +3,7 @@
 Layout: the paper's claim with its published numbers, the scale and how our setting differs, the
 verdict with its reason, every claim check (rule and evidence), the runs (done, diverged, failed),
 our results per part (n, mean ± std, 95% CI, difference to the baseline with its CI, p and MDE),
-extra tables, and the plots. Built with the shared :class:`rectlab.report.markup.Document`.
+extra tables, and the plots. Built with the shared `rectlab.report.markup.Document`.
 """
 
 from __future__ import annotations

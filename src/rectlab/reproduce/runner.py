@@ -24,7 +24,7 @@ __all__ = ["ReproductionReport", "load_part_spec", "run_reproduction", "verdict_
 
 @dataclass
 class ReproductionReport:
-    """What :func:`run_reproduction` produced.
+    """What `run_reproduction` produced.
 
     Attributes:
         name, scale: the reproduction and its scale.
@@ -48,7 +48,8 @@ class ReproductionReport:
 
 def load_part_spec(repro: Reproduction, part_spec: str, scale: str, studies: str | Path | None = None,
                    dataset: str | None = None) -> Any:
-    """The :class:`rectlab.study.StudySpec` of one part at ``scale`` (``dataset`` overrides the spec's)."""
+    """The [`rectlab.study.StudySpec`][rectlab.study.StudySpec] of one part at ``scale`` (``dataset`` overrides the
+    spec's)."""
     spec = load_spec(studies_dir(studies) / part_spec, scale=scale)
     if dataset is not None:
         if "dataset" in spec.grid:
@@ -62,7 +63,7 @@ def verdict_record(repro: Reproduction, ctx: Context, analysis: Analysis, verdic
     """The content of ``verdict.json``: the verdict, every check's evidence, and the runs behind them.
 
     ``runs`` sums ``{"done", "diverged", "failed", ...}`` over the parts; ``converged`` says whether every done
-    run reached a plateau (see :func:`rectlab.report.collect.converged`; true for runners without runs).
+    run reached a plateau (see `rectlab.report.collect.converged`; true for runners without runs).
     """
     counts: dict[str, int] = {"done": 0, "diverged": 0, "failed": 0}
     for p in ctx.parts.values():
@@ -99,15 +100,15 @@ def run_reproduction(
     re-running the same command skips finished runs and resumes interrupted ones.
 
     Args:
-        repro: the reproduction (see :data:`rectlab.reproduce.STUDIES`).
+        repro: the reproduction (see `rectlab.reproduce.STUDIES`).
         scale: "smoke", "quick" or "full".
         out: output directory (default ``runs/repro-<name>-<scale>``).
-        studies: the folder of the study specs (default: see :func:`rectlab.reproduce.core.studies_dir`).
+        studies: the folder of the study specs (default: see `rectlab.reproduce.core.studies_dir`).
         dataset: run on this dataset instead of the spec's (e.g. when CIFAR is not available).
-        device, data_dir, executor, workers, progress, console: as :func:`rectlab.study.run_study`.
+        device, data_dir, executor, workers, progress, console: as [`rectlab.study.run_study`][rectlab.study.run_study].
         command: the command line to record in the report (default: this process's argv).
-        study_options: more keyword arguments of :func:`rectlab.study.run_study` (threads, extend, retry_failed,
-            retry_diverged, address, gpus_per_run, trackers, imports).
+        study_options: more keyword arguments of [`rectlab.study.run_study`][rectlab.study.run_study] (threads, extend,
+            retry_failed, retry_diverged, address, gpus_per_run, trackers, imports).
     """
     if scale not in SCALES:
         raise InputError(f"unknown scale {scale!r}; choose one of: {', '.join(SCALES)}")

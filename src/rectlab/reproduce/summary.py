@@ -1,6 +1,6 @@
 """One table over several reproductions (``rectlab reproduce all``): verdict, primary evidence, runs and time.
 
-Reads the ``verdict.json`` records written by :func:`rectlab.reproduce.runner.run_reproduction`, so the table can
+Reads the ``verdict.json`` records written by `rectlab.reproduce.runner.run_reproduction`, so the table can
 be rebuilt from finished output folders (e.g. to update ``rectlab/specs/RESULTS.md``).
 """
 
@@ -48,5 +48,5 @@ def summary_rows(records: Iterable[Mapping[str, Any]]) -> list[list[str]]:
 
 
 def summary_markdown(records: Iterable[Mapping[str, Any]]) -> str:
-    """The Markdown table of :func:`summary_rows`."""
+    """The Markdown table of `summary_rows`."""
     return md_table(HEADERS, summary_rows(records))

@@ -1,7 +1,7 @@
 """Search candidates as activations usable by name: ``search:<expression>`` or ``search:<RUN>/<k>``.
 
-``rectlab.activations.get("search:sigmoid(beta*x)*x")`` returns a :class:`SearchActivation` subclass
-for that expression, built from the name alone, so every study worker process (spawned, or on a Ray
+``rectlab.activations.get("search:sigmoid(beta*x)*x")`` returns a [`SearchActivation`][rectlab.search.SearchActivation]
+subclass for that expression, built from the name alone, so every study worker process (spawned, or on a Ray
 cluster) rebuilds the same function without pickling a closure or registering anything. The name
 ``search:RUN/k`` reads the k-th winner (1-based) of the search whose output folder is ``RUN``
 (its ``search.json``); prefer the expression form in specs you keep, since it does not depend on a file.
@@ -30,9 +30,10 @@ _RUN_RANK = re.compile(r"^(?P<run>.+)/(?P<rank>\d+)$")
 class SearchActivation(Activation):
     """An activation found by (or written for) the search: ``expression`` applied elementwise.
 
-    Subclasses made by :func:`activation_class` set ``expression`` (canonical text). Each ``beta`` of the
-    expression is a learnable scalar of this module (``self.beta``, one entry per parameter), initialized
-    to ``beta``; as an activation parameter it is never weight-decayed (see :func:`rectlab.optim.param_groups`).
+    Subclasses made by [`activation_class`][rectlab.search.activation_class] set ``expression`` (canonical text). Each
+    ``beta`` of the expression is a learnable scalar of this module (``self.beta``, one entry per parameter),
+    initialized to ``beta``; as an activation parameter it is never weight-decayed (see
+    [`rectlab.optim.param_groups`][rectlab.optim.param_groups]).
 
     Args:
         beta: initial value of every learnable parameter (the search uses 1).

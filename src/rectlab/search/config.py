@@ -125,7 +125,7 @@ def _merge(raw: dict[str, Any], scale: str | None, where: str) -> dict[str, Any]
 
 
 def config_from_dict(raw: dict[str, Any], scale: str | None = None, where: str = "search config") -> SearchConfig:
-    """Validate a parsed search TOML (optionally at ``scale``) into a :class:`SearchConfig`.
+    """Validate a parsed search TOML (optionally at ``scale``) into a [`SearchConfig`][rectlab.search.SearchConfig].
 
     Raises:
         ConfigError: unknown sections or keys, bad values; the message names the file and the valid keys.

@@ -8,7 +8,7 @@ string such as ``sigmoid(beta*x)*x`` or ``max(x,tanh(x))``; it names the activat
 Symbols: ``x`` (the pre-activation), ``beta``, ``beta1``, ``beta2``, ... (learnable scalars, all
 initialized to 1; the same name is the same parameter), ``eps`` (1e-7, the paper's epsilon in
 ``log(|x| + eps)`` and ``x1 / (x2 + eps)``) and numbers. Operators ``+ - * / **`` (integer powers)
-and the functions in :data:`FUNCTIONS`. Parsing walks Python's ``ast`` with a whitelist: nothing is
+and the functions in `FUNCTIONS`. Parsing walks Python's ``ast`` with a whitelist: nothing is
 ever evaluated by Python itself.
 """
 
@@ -272,7 +272,7 @@ def _uses_x(e: Expr) -> bool:
 # -- evaluation --------------------------------------------------------------------------------------------
 
 def evaluate(e: Expr, x: Tensor, betas: Sequence[Tensor | float] = ()) -> Tensor:
-    """``e`` applied elementwise to ``x`` with the parameters ``betas`` (in :func:`param_names` order).
+    """``e`` applied elementwise to ``x`` with the parameters ``betas`` (in `param_names` order).
 
     Plain torch operations, so autograd gives the gradient with respect to ``x`` and every beta.
     """

@@ -1,5 +1,5 @@
 """The unary and binary functions of the activation search space (Ramachandran, Zoph & Le 2017,
-arXiv 1710.05941, section 3), each as a builder of :mod:`rectlab.search.expr` trees.
+arXiv 1710.05941, section 3), each as a builder of `rectlab.search.expr` trees.
 
 Unary functions: x, -x, |x|, x^2, x^3, sqrt(x), beta*x, x + beta, log(|x| + eps), exp(x), sin(x), cos(x),
 sinh(x), cosh(x), tanh(x), sinh^-1(x), tan^-1(x), sinc(x), max(x, 0), min(x, 0), sigma(x), log(1 + e^x),

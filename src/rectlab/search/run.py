@@ -3,8 +3,8 @@
 Every rung is an ordinary study directory (``OUT/rung1/results.db``, ...) whose grid is the candidates'
 ``search:<expression>`` activation names, trained on the validation split; the final comparison
 (``OUT/final``) trains the winners and the baselines with several seeds on the real test split. All
-of it runs through :func:`rectlab.study.run_study`, so re-running the same search skips finished runs,
-resumes interrupted ones and can use the process or Ray executors (workers rebuild each candidate
+of it runs through [`rectlab.study.run_study`][rectlab.study.run_study], so re-running the same search skips finished
+runs, resumes interrupted ones and can use the process or Ray executors (workers rebuild each candidate
 from its name). ``OUT/search.json`` records the screening, every score and the winners.
 
 Strategies (Ramachandran et al. 2017 used exhaustive search for small spaces and an RNN controller
@@ -148,13 +148,14 @@ def run_search(config: SearchConfig, out: str | Path, *, final: bool = True, exe
     """Screen, score and rank the candidates of ``config``; then compare the winners with the baselines.
 
     Args:
-        config: the search (see :func:`rectlab.search.load_config`).
+        config: the search (see [`rectlab.search.load_config`][rectlab.search.load_config]).
         out: output folder (``search.json``, ``rung<i>/``, ``final/``).
         final: run the final comparison (``OUT/final``, several seeds on the test split, with its report).
-        executor, workers, device, data_dir, progress, console, trackers: as :func:`rectlab.study.run_study`.
+        executor, workers, device, data_dir, progress, console, trackers: as
+            [`rectlab.study.run_study`][rectlab.study.run_study].
 
     Returns:
-        A :class:`SearchResult`.
+        A [`SearchResult`][rectlab.search.SearchResult].
     """
     t0 = time.perf_counter()
     out = Path(out)

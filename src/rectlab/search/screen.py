@@ -4,7 +4,8 @@ A candidate is **rejected** when, on a probe grid of inputs (float64, every beta
 
 * it is **non-finite** (``sqrt(x)`` of a negative input, ``exp(cosh(x))`` overflowing), or its derivative is;
 * it is **constant** (``x - x``, ``exp(-beta (x - x)^2)``): no signal passes it;
-* it has no usable **He gain** (``E[f(z)^2]`` over z ~ N(0, 1) zero or infinite: see :func:`rectlab.init.gain`);
+* it has no usable **He gain** (``E[f(z)^2]`` over z ~ N(0, 1) zero or infinite: see
+  [`rectlab.init.gain`][rectlab.init.gain]);
 * it **explodes at initialization**: in a random 8-layer, 64-wide MLP initialized with its He gain, the
   activations' second moment or the input gradient grows more than 10^4-fold, or becomes non-finite.
 
@@ -43,7 +44,7 @@ def _values(c: Candidate, beta: float, x: torch.Tensor) -> torch.Tensor:
 
 
 def fingerprint(c: Candidate) -> np.ndarray:
-    """The candidate's values on :data:`PROBE` at beta = 1 and beta = 0.7 (float64)."""
+    """The candidate's values on `PROBE` at beta = 1 and beta = 0.7 (float64)."""
     with torch.no_grad():
         return torch.cat([_values(c, 1.0, PROBE), _values(c, SECOND_BETA, PROBE)]).numpy()
 
@@ -93,7 +94,7 @@ def reject_reason(c: Candidate) -> str:
 
 @dataclass
 class Screened:
-    """Outcome of :func:`screen`.
+    """Outcome of `screen`.
 
     Attributes:
         accepted: one representative per group of numerically equal candidates, in first-seen order.

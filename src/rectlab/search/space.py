@@ -38,8 +38,8 @@ class SearchSpace:
     """Which unary and binary functions, and how many core units.
 
     Args:
-        unary: names from :data:`rectlab.search.ops.UNARY` (default: all 25 of the paper).
-        binary: names from :data:`rectlab.search.ops.BINARY` (default: all 10 of the paper).
+        unary: names from `rectlab.search.ops.UNARY` (default: all 25 of the paper).
+        binary: names from `rectlab.search.ops.BINARY` (default: all 10 of the paper).
         units: 1 or 2 core units (a list searches both sizes).
     """
 

@@ -1,4 +1,4 @@
-"""Grid expansion: a :class:`StudySpec` -> cells -> runs (cell x seed)."""
+"""Grid expansion: a [`StudySpec`][rectlab.study.StudySpec] -> cells -> runs (cell x seed)."""
 
 from __future__ import annotations
 

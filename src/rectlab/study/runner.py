@@ -2,13 +2,13 @@
 
 A study directory belongs to one spec (its digest is stored): a different spec on the same ``--out`` is
 refused with what differs, unless ``extend=True`` and it only adds seeds or grid values. One process at a
-time works in a directory (:class:`rectlab.study.lock.StudyLock`). The whole grid is validated before the
-first run. Epochs are exactly-once (:class:`StoreCheckpoints`): a process killed at any point leaves each
-run at its last committed epoch, and the next invocation resumes from there.
+time works in a directory (`rectlab.study.lock.StudyLock`). The whole grid is validated before the
+first run. Epochs are exactly-once ([`StoreCheckpoints`][rectlab.study.checkpoints.StoreCheckpoints]): a process killed
+at any point leaves each run at its last committed epoch, and the next invocation resumes from there.
 
 Re-running a study skips ``done`` and ``diverged`` runs (``retry_diverged=True`` trains diverged ones again)
 and ``failed`` runs (``retry_failed=True``), and resumes ``interrupted`` and ``running`` (killed) ones.
-Executors (local, processes, ray) are in :mod:`rectlab.study.executors`.
+Executors (local, processes, ray) are in `rectlab.study.executors`.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ def pending_runs(spec: StudySpec, store: Store, *, retry_failed: bool = False,
 
 @dataclass
 class Plan:
-    """What :func:`run_study` will do: the spec to record (``stored``), the runs to train, and counts."""
+    """What [`run_study`][rectlab.study.run_study] will do: the spec to record (``stored``), the runs to train, and
+    counts."""
 
     spec: StudySpec
     stored: StudySpec
@@ -95,7 +96,7 @@ def _stored_spec(store: Store | None, out_dir: Path) -> StudySpec | None:
 def plan_study(spec: StudySpec, out_dir: str | Path, *, extend: bool = False, retry_failed: bool = False,
                retry_diverged: bool = False, numerics: dict[str, Any] | None = None,
                allow_numerics_change: bool = False) -> Plan:
-    """Decide what :func:`run_study` would do, without writing anything.
+    """Decide what [`run_study`][rectlab.study.run_study] would do, without writing anything.
 
     Args:
         numerics: what the runs would be computed with ([current_numerics][rectlab.study.numerics.current_numerics]);
@@ -157,12 +158,12 @@ def run_study(
     trackers: Sequence[str] = (),
     imports: Sequence[str] = (),
 ) -> Store:
-    """Run every pending run of ``spec`` and return the study's :class:`Store`.
+    """Run every pending run of ``spec`` and return the study's [`Store`][rectlab.study.Store].
 
     Args:
         spec: the study.
         out_dir: the study directory (``results.db``, ``runs/<hash>/checkpoint.pt``, ``.rectlab.lock``).
-        executor: "local", "processes" or "ray" (see :mod:`rectlab.study.executors`).
+        executor: "local", "processes" or "ray" (see `rectlab.study.executors`).
         workers: concurrent runs for "processes" (and the default Ray GPU share: 1/workers of a GPU).
         threads: intra-op CPU threads of every run (``torch.set_num_threads``), whatever the executor, so that
             results do not depend on it: the same spec gives bit-identical metrics on CPU with any executor and
@@ -179,7 +180,7 @@ def run_study(
         progress: show progress bars (rich).
         trackers: experiment trackers for every run (``"tensorboard"``: ``out_dir/tensorboard/<cell>-seed<N>/``).
         imports: plugin modules (names or ``.py`` paths) that worker processes import before training, besides
-            the spec's own ``[study] imports`` (see :mod:`rectlab.plugins`).
+            the spec's own ``[study] imports`` (see [`rectlab.plugins`][rectlab.plugins]).
 
     Raises:
         StudyMismatch, NumericsChanged, StudyLocked, SpecError, StoreError: before anything trains (see

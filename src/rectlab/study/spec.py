@@ -1,4 +1,4 @@
-"""Study specifications: a TOML file (or CLI flags) -> a frozen :class:`StudySpec`.
+"""Study specifications: a TOML file (or CLI flags) -> a frozen [`StudySpec`][rectlab.study.StudySpec].
 
 A study is a grid over any run-config fields (activations x models x datasets x transforms ...)
 times a list of seeds, plus the baseline every cell is compared with::
@@ -163,7 +163,7 @@ class StudySpec:
 
     @property
     def digest(self) -> str:
-        """16-hex-digit hash of :meth:`identity`: a study directory belongs to one digest."""
+        """16-hex-digit hash of `identity`: a study directory belongs to one digest."""
         blob = json.dumps(self.identity(), sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -334,7 +334,7 @@ def _extra(doc: _Doc, study: dict[str, Any]) -> dict[str, Any]:
 
 def spec_from_dict(raw: dict[str, Any], where: str = "study spec", text: str | None = None,
                    scale: str | None = None) -> StudySpec:
-    """Validate a parsed TOML/dict spec and build a :class:`StudySpec`.
+    """Validate a parsed TOML/dict spec and build a [`StudySpec`][rectlab.study.StudySpec].
 
     Args:
         raw: the parsed document with ``study``, ``base``, ``grid`` and optional ``scales`` tables.
@@ -405,7 +405,7 @@ def spec_from_dict(raw: dict[str, Any], where: str = "study spec", text: str | N
 
 
 def parse_spec(text: str, where: str = "study spec", scale: str | None = None) -> StudySpec:
-    """Parse TOML text into a :class:`StudySpec`."""
+    """Parse TOML text into a [`StudySpec`][rectlab.study.StudySpec]."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -430,7 +430,7 @@ def studies_dir(explicit: str | Path | None = None) -> Path:
     """The folder of the study specs.
 
     Looked up in order: ``explicit`` (``--studies DIR``), ``$RECTLAB_STUDIES``, and the specs shipped
-    inside the package (``rectlab/specs/*.toml``, found with :mod:`importlib.resources`, so an installed
+    inside the package (``rectlab/specs/*.toml``, found with `importlib.resources`, so an installed
     wheel reproduces from any folder).
 
     Raises:

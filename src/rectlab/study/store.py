@@ -379,7 +379,7 @@ class Store:
             )
 
     def add_epoch(self, run_hash: str, metrics: dict[str, Any]) -> None:
-        """Record an epoch row of a run trained without checkpoints (see :meth:`commit_epoch` otherwise)."""
+        """Record an epoch row of a run trained without checkpoints (see `commit_epoch` otherwise)."""
         self._write()
         with self._connect() as db:
             db.execute(

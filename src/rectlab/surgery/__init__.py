@@ -17,18 +17,19 @@ edits them by
 Submodules that ``torch.fx`` cannot trace (Python control flow on tensor values, ...) are kept as opaque
 leaves: the activation modules inside them are found by enumerating modules (and, with an
 ``example_input``, by forward hooks that count their calls and see their shapes) and are edited by module
-replacement. Function calls inside such submodules are invisible; a :class:`SurgeryWarning` names them.
-When an edit needs more than module replacement can do there, :class:`SurgeryError` names the submodule
-and says what to pass instead.
+replacement. Function calls inside such submodules are invisible; a [`SurgeryWarning`][rectlab.surgery.SurgeryWarning]
+names them. When an edit needs more than module replacement can do there, [`SurgeryError`][rectlab.surgery.SurgeryError]
+names the submodule and says what to pass instead.
 
 Which calls are sites: the torch.nn modules ReLU, ReLU6, LeakyReLU, PReLU, RReLU, ELU, CELU, SELU, GELU,
-SiLU, Mish, Softplus, Hardswish; every rectlab :class:`~rectlab.activations.Activation`, including
+SiLU, Mish, Softplus, Hardswish; every rectlab [`Activation`][rectlab.activations.Activation], including
 rectlab's ``Identity`` (what EraseReLU leaves behind, so erased sites keep their index and can be swapped
 back); and the functions ``F.relu``/``torch.relu``/``relu_``, ``relu6``, ``leaky_relu``, ``prelu``, ``rrelu``,
 ``elu``, ``celu``, ``selu``, ``gelu``, ``silu``, ``mish``, ``softplus``, ``hardswish`` and the methods
 ``Tensor.relu``/``relu_``. ``torch.nn.Identity`` (used for many non-activation purposes) and gating
-functions (``sigmoid``, ``tanh``; :data:`GATING_MODULES`) are not sites, and neither is the ReLU inside
-:class:`~rectlab.activations.ReLUClassifier`, which is the classification function, not a hidden unit.
+functions (``sigmoid``, ``tanh``; [`GATING_MODULES`][rectlab.surgery.GATING_MODULES]) are not sites, and neither is the
+ReLU inside [`ReLUClassifier`][rectlab.activations.ReLUClassifier], which is the classification function, not a hidden
+unit.
 
 Papers: Dong et al. 2017, "EraseReLU: A Simple Way to Ease the Training of Deep Convolution Neural
 Networks" (arXiv 1709.07634).

@@ -229,7 +229,7 @@ def _trace(model: nn.Module) -> tuple[fx.Graph | None, dict[str, str], str | Non
 
 
 def analyze(model: nn.Module, example_input: ExampleInput = None) -> _Analysis:
-    """Find every activation site of ``model`` (see :func:`activation_sites`)."""
+    """Find every activation site of ``model`` (see [`activation_sites`][rectlab.surgery.activation_sites])."""
     if not isinstance(model, nn.Module):
         raise InputTypeError(f"model must be an nn.Module, got {type(model).__name__}")
     args = _as_args(example_input)
@@ -428,7 +428,7 @@ def activation_sites(model: nn.Module, example_input: ExampleInput = None) -> li
             submodules torch.fx cannot trace.
 
     Returns:
-        A list of :class:`Site`, in the order the forward pass reaches them.
+        A list of [`Site`][rectlab.surgery.Site], in the order the forward pass reaches them.
 
     Example:
         >>> import torch, torchvision

@@ -24,8 +24,8 @@ class BasicModule(nn.Module):
     """Marker base class for a *basic module* in the sense of EraseReLU (Dong et al. 2017, arXiv 1709.07634).
 
     A basic module is the repeated unit of an architecture (a residual block, a VGG stage, one layer of a
-    plain net). :func:`rectlab.surgery.erase_relu` finds the activation sites inside every ``BasicModule``
-    without further configuration; subclass it in your own models to get the same.
+    plain net). [`rectlab.surgery.erase_relu`][rectlab.surgery.erase_relu] finds the activation sites inside every
+    ``BasicModule`` without further configuration; subclass it in your own models to get the same.
     """
 
 
@@ -72,7 +72,7 @@ def _qualname(cls: type) -> str:
 
 @dataclass(frozen=True)
 class EraseReport:
-    """What :func:`erase_relu` did.
+    """What [`erase_relu`][rectlab.surgery.erase_relu] did.
 
     Attributes:
         location: the location asked for.
@@ -266,7 +266,7 @@ def erase_relu(
     the *proportion* of basic modules it is erased in; erasing the last ReLU of every module usually helps.
 
     Basic modules are recognised by built-in rules: rectlab's blocks (any
-    :class:`~rectlab.models.BasicModule`); torchvision ``BasicBlock`` and ``Bottleneck`` (ResNet, Wide-ResNet,
+    [`BasicModule`][rectlab.models.BasicModule]); torchvision ``BasicBlock`` and ``Bottleneck`` (ResNet, Wide-ResNet,
     ResNeXt; the last site is the ``self.relu`` call after the residual addition); VGG stages (the sites in
     ``features`` between two max-poolings); DenseNet ``_DenseLayer``; MobileNetV2 ``InvertedResidual``, which
     is linear at its output by design, so ``location="last"`` erases nothing there (a warning says so); timm's
@@ -285,16 +285,17 @@ def erase_relu(
         select: which modules when ``proportion < 1``: ``"random"`` (seeded by ``seed``), ``"first"`` or
             ``"last"`` (by call order: shallow or deep modules).
         seed: seed for ``select="random"``; the same seed picks the same modules.
-        match: which activations count, as in :func:`swap_activations` (an op name such as ``"relu"``, a
-            list, or a predicate on :class:`Site`); ``None``: all. ``location`` indexes the matching sites of
-            each module (plus its already-erased identity sites).
+        match: which activations count, as in `swap_activations` (an op name such as ``"relu"``, a
+            list, or a predicate on [`Site`][rectlab.surgery.Site]); ``None``: all. ``location`` indexes the matching
+            sites of each module (plus its already-erased identity sites).
         module_types: classes or class names of the basic module, for architectures without a rule.
         predicate: ``f(name, module) -> bool`` marking basic modules by path or anything else.
         example_input: optional; needed only when an erased site lies in a part torch.fx cannot trace.
         inplace: edit ``model`` itself instead of a deep copy (use the returned model either way).
 
     Returns:
-        ``(new_model, report)``: see :class:`EraseReport`; ``report.erased`` lists the erased sites.
+        ``(new_model, report)``: see [`EraseReport`][rectlab.surgery.EraseReport]; ``report.erased`` lists the erased
+        sites.
 
     Raises:
         SurgeryError: no rule for the architecture (the message shows how to name its basic module), a

@@ -1,10 +1,12 @@
 """Training one model: the run configuration, the loop, the step, and what runs beside it.
 
-* :mod:`~rectlab.training.config` — :class:`TrainConfig`, the frozen run configuration, and its hash;
-* :mod:`~rectlab.training.loop` — :func:`train_one`, one run top to bottom, with checkpoints and resume;
-* :mod:`~rectlab.training.step` — the training step, eager or replayed as a CUDA graph;
-* :mod:`~rectlab.training.pruning` — global magnitude pruning as a run option;
-* :mod:`~rectlab.training.tracking` — experiment trackers (TensorBoard) as epoch callbacks.
+* [`config`][rectlab.training.config] — [`TrainConfig`][rectlab.training.TrainConfig], the frozen run configuration, and
+  its hash;
+* [`loop`][rectlab.training.loop] — [`train_one`][rectlab.training.train_one], one run top to bottom, with checkpoints
+  and resume;
+* [`step`][rectlab.training.step] — the training step, eager or replayed as a CUDA graph;
+* [`pruning`][rectlab.training.pruning] — global magnitude pruning as a run option;
+* [`tracking`][rectlab.training.tracking] — experiment trackers (TensorBoard) as epoch callbacks.
 
 Examples:
     >>> from rectlab.training import TrainConfig, train_one

@@ -84,7 +84,8 @@ def _check_type(name: str, value: Any, annotation: str) -> None:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that defines one training run. Unknown keys are rejected by :func:`from_dict`.
+    """Everything that defines one training run. Unknown keys are rejected by
+    [`from_dict`][rectlab.training.config.from_dict].
 
     Attributes (grouped):
         model, activation, activation_kwargs, model_kwargs, head: what is trained
@@ -103,12 +104,14 @@ class TrainConfig:
             test curves; the last epoch always evaluates the whole test set (up to ``test_limit``), which is
             what results and verdicts use. Default 2000: curves at about +-1 point for a tenth of the cost.
         prune_sparsity, prune_epoch: after epoch ``prune_epoch``, prune this fraction of all conv/linear
-            weights by global magnitude and train on with fixed masks (0 = off; see :mod:`rectlab.training.pruning`).
+            weights by global magnitude and train on with fixed masks (0 = off; see
+            [`rectlab.training.pruning`][rectlab.training.pruning]).
         seed: seeds weights, data order, augmentation and stochastic activations.
         device ("auto" | "cpu" | "cuda" | "cuda:N"), amp ("auto" | "bf16" | "off"),
         channels_last ("auto" | "on" | "off"), backend ("auto" | "torch" | "triton"), compile
             (``torch.compile`` the model for training), cuda_graphs (replay each training step from a CUDA
-            graph; GPU only, see :mod:`rectlab.training.step`): execution; they do not change the config hash.
+            graph; GPU only, see [`rectlab.training.step`][rectlab.training.step]): execution; they do not change the
+            config hash.
     """
 
     model: str = "small-cnn"
@@ -218,7 +221,8 @@ def unknown_key_message(key: str, valid: list[str], where: str = "config") -> st
 
 
 def from_dict(d: dict[str, Any], where: str = "config") -> TrainConfig:
-    """Build a :class:`TrainConfig`, rejecting unknown keys with the list of valid ones."""
+    """Build a [`TrainConfig`][rectlab.training.config.TrainConfig], rejecting unknown keys with the list of valid
+    ones."""
     valid = field_names()
     for key in d:
         if key not in valid:

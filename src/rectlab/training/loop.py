@@ -1,12 +1,12 @@
 """One training run, top to bottom: ``train_one(config, run_dir) -> RunResult``.
 
 The loop follows nanoGPT's habit of reading in one function; resuming and checkpointing are the two
-small helpers :func:`_resume` and :func:`_checkpoint`. Small datasets live on the training device as
+small helpers `_resume` and `_checkpoint`. Small datasets live on the training device as
 uint8 tensors and are normalized and augmented in batches (airbench style); large ones go through a
 DataLoader. Every epoch ends with a checkpoint, so an interrupted run resumes where it stopped and, on
 CPU, finishes with exactly the metrics of an uninterrupted run. A loss that becomes NaN or infinite
-stops the run with :class:`Diverged`. Started by ``torchrun``, one run trains across all its processes
-with DistributedDataParallel (see :class:`Distributed`).
+stops the run with [`Diverged`][rectlab.training.loop.Diverged]. Started by ``torchrun``, one run trains across all its
+processes with DistributedDataParallel (see [`Distributed`][rectlab.training.loop.Distributed]).
 """
 
 from __future__ import annotations
@@ -168,8 +168,8 @@ class Distributed:
 
 
 class Checkpoints(Protocol):
-    """Where a run's epoch checkpoints live. :func:`train_one` asks :meth:`latest` once and calls
-    :meth:`save` after every epoch; a study stores them so that the epoch row and the checkpoint commit
+    """Where a run's epoch checkpoints live. [`train_one`][rectlab.training.loop.train_one] asks `latest` once and calls
+    `save` after every epoch; a study stores them so that the epoch row and the checkpoint commit
     together, and verifies a checkpoint against its committed checksum before resuming from it
     ([StoreCheckpoints][rectlab.study.checkpoints.StoreCheckpoints])."""
 
@@ -271,7 +271,8 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int, example
 
 
 def model_for(config: TrainConfig, data: Any) -> tuple[nn.Module, dict]:
-    """The model :func:`train_one` would train on ``data``, built, transformed and initialized on the CPU
+    """The model [`train_one`][rectlab.training.loop.train_one] would train on ``data``, built, transformed and
+    initialized on the CPU
     from two examples: a cheap way to find a bad model, activation or keyword argument before training."""
     config = config.replace(device="cpu", train_limit=2, test_limit=2)
     batches = _Batches(data, config, torch.device("cpu"), False, Distributed())
@@ -493,18 +494,18 @@ def train_one(
         config: the run's configuration.
         run_dir: where ``checkpoint.pt`` is written after every epoch; when it already holds a
             checkpoint of the same config, training resumes from it. ``None``: no checkpoints.
-        data: an already loaded dataset (:class:`rectlab.data.LoadedData`), to share one load
+        data: an already loaded dataset ([`rectlab.data.LoadedData`][rectlab.data.LoadedData]), to share one load
             between runs; loaded from ``config.dataset`` when omitted.
-        callbacks: called after each epoch's evaluation with an :class:`EpochState`; probes use
-            them to add metrics.
+        callbacks: called after each epoch's evaluation with an [`EpochState`][rectlab.training.loop.EpochState]; probes
+            use them to add metrics.
         reporter: progress hook called as ``reporter(event, **info)`` with events ``"epoch_start"``
             (epoch, steps), ``"step"``, ``"evaluated"`` (epoch; the test set is done) and ``"epoch_end"``
             (epoch, metrics; probes ran and the checkpoint is written).
-        checkpoints: where checkpoints go (a :class:`Checkpoints`; studies pass one that commits each
-            checkpoint with its epoch row); given, it replaces the default ``run_dir/checkpoint.pt``.
+        checkpoints: where checkpoints go (a [`Checkpoints`][rectlab.training.loop.Checkpoints]; studies pass one that
+            commits each checkpoint with its epoch row); given, it replaces the default ``run_dir/checkpoint.pt``.
 
     Returns:
-        A :class:`RunResult`.
+        A [`RunResult`][rectlab.training.loop.RunResult].
 
     Raises:
         Diverged: the training loss became NaN or infinite (the epochs before it stay checkpointed).

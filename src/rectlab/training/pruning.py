@@ -1,13 +1,14 @@
 """Global magnitude pruning with fixed masks, as a run option (``TrainConfig.prune_sparsity`` / ``prune_epoch``).
 
-After the evaluation of epoch ``prune_epoch``, :func:`prune_` zeroes the ``sparsity`` fraction of all
-conv and linear weights with the smallest magnitude (global L1, unstructured), and training goes on
+After the evaluation of epoch ``prune_epoch``, [`prune_`][rectlab.training.pruning.prune_] zeroes the ``sparsity``
+fraction of all conv and linear weights with the smallest magnitude (global L1, unstructured), and training goes on
 with those weights held at zero: one-shot magnitude pruning of a trained network followed by
 fine-tuning, the setting where Liu et al. 2022 (arXiv 2212.06145) measure the dynamic dead neuron rate.
 
 The mask is a non-persistent buffer and a forward pre-hook re-applies it before every forward pass, so
 the model's ``state_dict`` (and the optimizer's) keeps its dense layout: checkpoints resume like any
-other run, and :func:`restore_` rebuilds the masks from the zeros a resumed checkpoint holds.
+other run, and [`restore_`][rectlab.training.pruning.restore_] rebuilds the masks from the zeros a resumed checkpoint
+holds.
 """
 
 from __future__ import annotations

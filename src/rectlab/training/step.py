@@ -9,8 +9,9 @@ graph; the optimizer update, whose learning rate changes every step, eagerly aft
 on; with ``compile = True`` as well, ``torch.compile(mode="reduce-overhead")`` (inductor's own CUDA graphs)
 is used instead of the hand-captured graph. Graphs need static shapes: the trainer drops ragged last batches,
 and a batch of another shape (if one ever comes) runs eagerly into the same gradient buffers. The first
-:data:`WARMUP_STEPS` steps run eagerly on a side stream (cuDNN / cuBLAS set-up, Triton compilation and the
-fused kernels' self-check happen there, not during capture); every call is exactly one real training step.
+[`WARMUP_STEPS`][rectlab.training.step.WARMUP_STEPS] steps run eagerly on a side stream (cuDNN / cuBLAS set-up, Triton
+compilation and the fused kernels' self-check happen there, not during capture); every call is exactly one real training
+step.
 
 On a CPU there is nothing to capture: ``cuda_graphs`` with ``device="cpu"`` is refused by the config, and with
 ``device="auto"`` on a machine without a GPU it is a no-op that warns once.
@@ -39,7 +40,7 @@ WARMUP_STEPS = 3
 def use_cuda_graphs(config: Any, device: torch.device, world: int = 1) -> bool:
     """Whether the hand-captured graph step applies: ``config.cuda_graphs`` on a CUDA device, in a single process
     (``world`` = 1: DDP's gradient all-reduce is not captured), without ``compile`` (which uses inductor's
-    graphs, see :func:`compiled_forward`). Warns when it cannot apply."""
+    graphs, see [`compiled_forward`][rectlab.training.step.compiled_forward]). Warns when it cannot apply."""
     if not config.cuda_graphs:
         return False
     if world > 1:
@@ -73,7 +74,8 @@ def compiled_forward(model: nn.Module, config: Any, device: torch.device) -> Cal
 
 
 class Graph(Protocol):
-    """What :class:`TrainStep` needs from a graph: run warm-up work, capture a function, replay it."""
+    """What [`TrainStep`][rectlab.training.step.TrainStep] needs from a graph: run warm-up work, capture a function,
+    replay it."""
 
     def warmup(self, fn: Callable[[], Any]) -> Any: ...
 
@@ -112,9 +114,9 @@ class TrainStep:
 
     Eager: autocast forward, ``criterion(out.float(), y)``, ``zero_grad(set_to_none=True)``, backward,
     ``optimizer.step()``. Graphed (``graph`` given): the same step, forward + loss + backward replayed from a
-    CUDA graph captured at call :data:`WARMUP_STEPS` + 1 (the gradients then live in the graph's buffers, which
-    every replay overwrites), the optimizer update eager. ``out`` and ``loss`` of a graphed step are the
-    graph's static outputs: use them before the next call.
+    CUDA graph captured at call [`WARMUP_STEPS`][rectlab.training.step.WARMUP_STEPS] + 1 (the gradients then live in the
+    graph's buffers, which every replay overwrites), the optimizer update eager. ``out`` and ``loss`` of a graphed step
+    are the graph's static outputs: use them before the next call.
 
     Args:
         forward: the model (or its compiled form).
@@ -122,7 +124,7 @@ class TrainStep:
         optimizer: updates the model's parameters.
         amp_dtype: autocast dtype (``torch.bfloat16``) or None for none.
         device: the training device.
-        graph: a :class:`CudaGraph` to replay the step from, or None for eager steps.
+        graph: a [`CudaGraph`][rectlab.training.step.CudaGraph] to replay the step from, or None for eager steps.
     """
 
     def __init__(

@@ -1,5 +1,5 @@
-"""Experiment trackers as epoch callbacks of :func:`rectlab.training.loop.train_one`: TensorBoard, MLflow and a
-CSV log, all offline.
+"""Experiment trackers as epoch callbacks of [`rectlab.training.loop.train_one`][rectlab.training.loop.train_one]:
+TensorBoard, MLflow and a CSV log, all offline.
 
 ``rectlab compare ... --tensorboard`` (also ``run``, ``reproduce``, ``search`` and ``train --out``) writes one
 TensorBoard run per study run into ``OUT/tensorboard/<cell>-seed<N>/``; look at them with
@@ -16,10 +16,11 @@ writes ``metrics.csv`` (one row per epoch) into its own folder (``OUT/runs/<hash
 Per epoch it logs every scalar metric of the epoch row (losses, errors, learning rate, seconds and whatever
 probes added), the learned activation parameters of every layer as histograms (PReLU slopes, Swish betas;
 He et al. 2015, Table 1) with their means as scalars, and the dead neuron rates (whole network and per
-activation site; Liu et al. 2022's dynamic rate too), measured with :class:`rectlab.probes.DeadNeurons`
-on the first training examples unless the run's own ``dead-neurons`` probe already did. Runs that are
-resumed continue their event files, MLflow runs and CSV files. Any other tracker (W&B, ...) is a callable
-taking an :class:`~rectlab.training.loop.EpochState`: pass it in ``callbacks``.
+activation site; Liu et al. 2022's dynamic rate too), measured with
+[`rectlab.probes.DeadNeurons`][rectlab.probes.DeadNeurons] on the first training examples unless the run's own
+``dead-neurons`` probe already did. Runs that are resumed continue their event files, MLflow runs and CSV files. Any
+other tracker (W&B, ...) is a callable taking an [`EpochState`][rectlab.training.loop.EpochState]: pass it in
+``callbacks``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``activation-search``: search unary/binary compositions scored on a child network, then check that Swish is among
 the winners and beats ReLU (Ramachandran, Zoph & Le 2017, arXiv 1710.05941). A custom runner over
-:mod:`rectlab.search`; its final comparison is an ordinary study part."""
+[`rectlab.search`][rectlab.search]; its final comparison is an ordinary study part."""
 
 from __future__ import annotations
 

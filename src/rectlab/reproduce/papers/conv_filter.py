@@ -1,6 +1,6 @@
 """``conv-filter``: gradient descent from random initializations recovers a planted ReLU convolutional filter for
 Gaussian and non-Gaussian inputs; closeness of patches and a two-stage learning rate (Du, Lee & Tian 2017,
-arXiv 1709.06129). A custom runner: see :mod:`rectlab.reproduce.vectorized.planted_filter`."""
+arXiv 1709.06129). A custom runner: see `rectlab.reproduce.vectorized.planted_filter`."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def _label(tr: Trajectories) -> str:
 
 
 def _recovery_check(setup: ConvSetup, runs: dict[tuple, Trajectories]) -> ClaimCheck:
-    """The least successful non-Gaussian GD condition, judged by :func:`proportion_check` (most inits recover w*)."""
+    """The least successful non-Gaussian GD condition, judged by `proportion_check` (most inits recover w*)."""
     claim = "gradient descent from a random init recovers w* for non-Gaussian inputs (in most inits)"
     rates = {f"{key[1]}, {_label(tr)}": int((tr.final() < setup.success_tol).sum()) for key, tr in runs.items()
              if key[0] == "gd" and key[1] != "gaussian"}

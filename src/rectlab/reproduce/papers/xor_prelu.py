@@ -1,7 +1,7 @@
 """``xor-prelu``: a single PReLU unit (3 parameters) on XOR vs a 2-2-1 MLP and a GCU unit, success rate over
 learning rates (Pinto & Tavares 2024, arXiv 2409.10821).
 
-A custom runner: see :mod:`rectlab.reproduce.vectorized.xor`."""
+A custom runner: see `rectlab.reproduce.vectorized.xor`."""
 
 from __future__ import annotations
 

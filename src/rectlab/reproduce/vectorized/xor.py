@@ -61,7 +61,7 @@ class XorSetup:
         trials: independent initializations per (model, learning rate); the paper uses 100.
         epochs: Adam steps (full batch); the paper uses 300.
         lrs: learning rates to sweep.
-        models: names from :data:`XOR_MODELS`.
+        models: names from `XOR_MODELS`.
         inputs: "bipolar" ({-1, 1}) or "binary" ({0, 1}) input encoding.
         seed: seeds the initial parameter draws.
         betas, eps: Adam's hyperparameters (PyTorch defaults).
@@ -174,7 +174,7 @@ def adam_step(params: dict[str, Tensor], grads: dict[str, Tensor], state: dict[s
 
 @dataclass
 class XorResult:
-    """Outcome of :func:`run_xor`.
+    """Outcome of `run_xor`.
 
     Attributes:
         setup: the experiment.
