@@ -9,8 +9,8 @@ inflate it; the implementations are interleaved round by round. It measures and 
 
 from __future__ import annotations
 
+import argparse
 import statistics
-import sys
 import time
 
 import torch
@@ -67,4 +67,6 @@ def main(rounds: int = 15) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 15)
+    parser = argparse.ArgumentParser(prog="python benchmarks/cpu_step.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("rounds", nargs="?", type=int, default=15, help="measurement rounds (default 15)")
+    main(parser.parse_args().rounds)

@@ -9,7 +9,7 @@ interleaved and the minimum of each is compared (other jobs only ever add time).
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 import torch
 
@@ -33,4 +33,8 @@ def main(model: str = "mlp", rounds: int = 3) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "mlp", int(sys.argv[2]) if len(sys.argv) > 2 else 3)
+    parser = argparse.ArgumentParser(prog="python benchmarks/epoch_time.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", nargs="?", choices=("mlp", "small-cnn"), default="mlp", help="default mlp")
+    parser.add_argument("rounds", nargs="?", type=int, default=3, help="epochs timed per activation (default 3)")
+    args = parser.parse_args()
+    main(args.model, args.rounds)

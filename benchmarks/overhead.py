@@ -138,3 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python benchmarks/overhead.py", description=__doc__)
     add_arguments(p)
     return run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

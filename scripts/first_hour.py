@@ -64,10 +64,13 @@ class Rule:
 
 RULES = [
     Rule(
-        r"^bash scripts/setup\.sh --dev && \.venv/bin/python -m pytest",
+        r"^bash scripts/setup\.sh --dev && (\.venv/bin/python -m pytest|bash scripts/check\.sh)",
         "skip",
-        "the set-up and the test suite: CI runs exactly this (.ci/run), and this walkthrough is part of it",
+        "the set-up and every check: CI runs exactly this (.ci/run), and this walkthrough is part of it",
     ),
+    Rule(r"^python benchmarks/\w+\.py", "script-help", "a benchmark script's synopsis: every flag it shows must exist"),
+    Rule(r"^rectlab run my_loop\.toml", "own-loop", "the page's mytrain.py and my_loop.toml, 1 epoch, 2 seeds"),
+    Rule(r"^rectlab analyze results\.csv", "own-loop", "the results of the study above, exported to results.csv"),
     Rule(
         r"^bash scripts/setup\.sh --data && \.venv/bin/rectlab compare",
         "reduce",
@@ -263,6 +266,14 @@ class Walk:
             if rule.action == "help":
                 rc, output = self._check_synopsis(command)
                 ran = f"{' '.join(tokens[:3])} --help (the synopsis' flags)"
+            elif rule.action == "script-help":
+                script = shlex.split(command)[1]
+                rc, output = self._check_script_synopsis(command, script)
+                ran = f"python {script} --help (the synopsis' flags)"
+            elif rule.action == "own-loop":
+                tokens = self._own_loop(tokens)
+                ran = " ".join(shlex.quote(t) for t in tokens)
+                rc, output = self.rectlab(tokens)
             else:
                 if tokens[1] == "run" and "study.toml" in tokens:
                     self._write_study_file()
@@ -287,6 +298,30 @@ class Walk:
         rc, text = self.rectlab(["rectlab", *tokens[1:3], "--help"])
         missing = [f for f in re.findall(r"--[\w-]+", command) if f not in text]
         return (0 if rc == 0 and not missing else 1), f"flags not in --help: {missing}\n{text}"
+
+    def _check_script_synopsis(self, command: str, script: str) -> tuple[int, str]:
+        rc, text = self._process([sys.executable, str(self.source / script), "--help"])
+        missing = [f for f in re.findall(r"--[\w-]+", command) if f not in text]
+        return (0 if rc == 0 and not missing else 1), f"flags not in --help: {missing}\n{text}"
+
+    def _own_loop(self, tokens: list[str]) -> list[str]:
+        """docs/own-loop.md's study of the reader's own function, smaller: its files are written to the folder it
+        runs in, with 1 epoch and 2 seeds, in this process; ``analyze`` reads that study's exported runs."""
+        page = (self.source / "docs" / "own-loop.md").read_text()
+        if tokens[1] == "run":
+            for name, code in re.findall(r"<!-- file: ([\w.]+) -->\n```python\n(.*?)```", page, re.S):
+                (self.cwd / name).write_text(code)
+            toml = next(b for b in re.findall(r"```toml\n(.*?)```", page, re.S) if "function =" in b)
+            toml = re.sub(r"(?m)^seeds = \d+", "seeds = 2", re.sub(r"(?m)^epochs = \d+", "epochs = 1", toml))
+            (self.cwd / "my_loop.toml").write_text(toml)
+            out = tokens[tokens.index("--out") + 1]
+            self._study_out = out
+            return ["rectlab", "run", "my_loop.toml", "--executor", "local", "--out", out]
+        rc, text = self.rectlab(["rectlab", "export", getattr(self, "_study_out", "runs/my-loop"), "--csv",
+                                 "results.csv"])
+        if rc != 0:
+            raise RuntimeError(f"exporting the study for `rectlab analyze` failed: {text[-2000:]}")
+        return tokens
 
     def _write_study_file(self) -> None:
         studies = (self.source / "docs" / "studies.md").read_text()

@@ -62,3 +62,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def registries_restored():
+    """Names a test registers (a plugin, a docs example's activation) are gone after it, so no test sees
+    another's: the registries of activations, models and datasets are restored as they were."""
+    from rectlab.activations import ACTIVATIONS
+    from rectlab.data import DATASETS
+    from rectlab.models import MODELS
+
+    saved = [(registry, dict(registry._items)) for registry in (ACTIVATIONS, MODELS, DATASETS)]
+    yield
+    for registry, items in saved:
+        registry._items.clear()
+        registry._items.update(items)
