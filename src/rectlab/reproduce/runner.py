@@ -68,6 +68,16 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished child processes (the study workers)."""
+    try:
+        import resource  # POSIX only
+    except ImportError:  # pragma: no cover
+        return time.process_time()
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo`` on Linux, else what the platform says)."""
     try:
@@ -88,13 +98,14 @@ def spec_digest(ctx: Context) -> str:
 
 
 def verdict_record(repro: Reproduction, ctx: Context, analysis: Analysis, verdict: str, reason: str, seconds: float,
-                   command: str) -> dict[str, Any]:
+                   command: str, cpu_seconds: float | None = None) -> dict[str, Any]:
     """The content of ``verdict.json``: the verdict, every check's evidence, and the runs behind them.
 
     ``runs`` sums ``{"done", "diverged", "stalled", "failed", ...}`` over the parts; ``converged`` says whether
     every done run that did not stall reached a plateau (see :func:`rectlab.report.collect.converged`; true for
     runners without runs); ``n_planned`` gives the seeds each part's spec planned per cell; ``spec_digest``
-    identifies the planned design (see :func:`spec_digest`); ``design`` the alpha, stages and margins it used.
+    identifies the planned design (see :func:`spec_digest`); ``design`` the alpha, stages and margins it used;
+    ``seconds`` is wall-clock time and ``cpu_seconds`` the CPU time of the process and its workers.
     """
     counts: dict[str, int] = {"done": 0, "diverged": 0, "stalled": 0, "failed": 0}
     for p in ctx.parts.values():
@@ -103,7 +114,8 @@ def verdict_record(repro: Reproduction, ctx: Context, analysis: Analysis, verdic
     runs_total = {**counts, **analysis.runs} if analysis.runs else counts
     return {
         "name": repro.name, "scale": ctx.scale, "verdict": verdict, "reason": reason, "rule": STUDY_RULE,
-        "seconds": round(seconds, 1), "command": command, "cpu": cpu_model(), "versions": _versions(),
+        "seconds": round(seconds, 1), "cpu_seconds": None if cpu_seconds is None else round(cpu_seconds, 1),
+        "command": command, "cpu": cpu_model(), "versions": _versions(),
         "runs": runs_total,
         "converged": all(p.results.converged for p in ctx.parts.values()),
         "n_planned": {name: len(p.spec.seeds) for name, p in ctx.parts.items()} or analysis.n_planned,
@@ -170,7 +182,7 @@ def run_reproduction(
     """
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose one of: {', '.join(SCALES)}")
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
     out = Path(out) if out is not None else Path("runs") / f"repro-{repro.name}-{scale}"
     out.mkdir(parents=True, exist_ok=True)
     execution = {"device": device, "data_dir": data_dir, "executor": executor, "workers": workers,
@@ -206,5 +218,6 @@ def run_reproduction(
     command = command or " ".join(shlex.quote(a) for a in ["rectlab", *sys.argv[1:]])
     md, html = write_reproduction(repro, ctx, analysis, verdict, reason, seconds, command)
     json_path = out / "verdict.json"
-    json_path.write_text(json.dumps(verdict_record(repro, ctx, analysis, verdict, reason, seconds, command), indent=1))
+    record = verdict_record(repro, ctx, analysis, verdict, reason, seconds, command, _cpu_seconds() - cpu0)
+    json_path.write_text(json.dumps(record, indent=1))
     return ReproductionReport(repro.name, scale, verdict, reason, analysis.checks, out, md, html, json_path, seconds)
