@@ -84,7 +84,7 @@ REPRODUCTION = Reproduction(
           "ReLU outputs by their sum (no softmax) and clips them to [1e-7, 1 − 1e-7]; a 3x512 FFNN with dropout 0.1; "
           "Adam "
           "(lr 1e-3), batch 256, Keras' Glorot-uniform init with zero biases. Differences: a cosine learning-rate "
-          "decay (so runs reach a plateau in 12 epochs), the first 30,000 training images at quick scale, and "
+          "decay (so runs reach a plateau in 12 epochs), the first 20,000 training images at quick scale, and "
           "the FFNN only (his CNN runs at full scale). 'Comparable' is made testable as: the difference in test "
           "error lies within ±1 point (two one-sided tests). An all-zero ReLU output, which Keras would divide 0 by 0 "
           "on, gets the clipped value instead (its gradient is 0 either way).",
