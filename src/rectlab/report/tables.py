@@ -50,7 +50,8 @@ def rows(results: StudyResults) -> list[list[str]]:
         extra = [f"+{len(c.diverged)} diverged"] if c.diverged else []
         extra += [f"{len(c.stalled)} stalled"] if c.stalled else []
         n = str(s.n) + (f" ({', '.join(extra)})" if extra else "")
-        out.append([c.label, n, f"{fmt(s.mean)} ± {fmt(s.std)}", f"[{fmt(s.ci_low)}, {fmt(s.ci_high)}]", delta, p,
+        ci = f"[{fmt(s.ci_low)}, {fmt(s.ci_high)}]" if s.n >= MIN_SEEDS else "–"  # 1 degree of freedom: no use
+        out.append([c.label, n, f"{fmt(s.mean)} ± {fmt(s.std)}", ci, delta, p,
                     mde, test, verdict, f"{c.seconds_per_epoch.mean:.3g}" if s.n else "–"])
     return out
 
