@@ -62,14 +62,35 @@ def test_study_runs_at_smoke_scale_and_reports_a_verdict(name, tmp_path) -> None
         assert runs["done"] + runs["stalled"] > 0 and runs["failed"] == 0
 
 
-def test_rerun_skips_finished_runs(tmp_path) -> None:
-    first = reproduce.run("helu", "smoke", tmp_path, progress=False)
-    db = (tmp_path / "activations" / "results.db").stat().st_mtime_ns
-    runs_before = sorted(p.name for p in (tmp_path / "activations" / "runs").iterdir())
-    second = reproduce.run("helu", "smoke", tmp_path, progress=False)
+def test_rerun_skips_finished_runs_and_shows_the_recorded_budget_check(tmp_path, capsys) -> None:
+    import shutil
+
+    from rectlab.cli.main import main
+    from rectlab.reproduce.budget import BUDGET_FILE, load_budget
+
+    specs = tmp_path / "specs"
+    shutil.copytree(studies_dir(), specs)
+    (specs / BUDGET_FILE).unlink(missing_ok=True)
+    out = tmp_path / "helu"
+    first = reproduce.run("helu", "smoke", out, studies=specs, progress=False)
+    assert "no budget check recorded" in first.markdown.read_text()
+    db = (out / "activations" / "results.db").stat().st_mtime_ns
+    runs_before = sorted(p.name for p in (out / "activations" / "runs").iterdir())
+    args = ["reproduce", "helu", "--scale", "smoke", "--budget-check", "--studies", str(specs), "--out", str(out),
+            "--no-progress", "--executor", "local"]
+    assert main(args) == 0
+    assert "helu.toml@smoke:" in capsys.readouterr().out
+    record = load_budget(specs)["helu.toml@smoke"]
+    assert record["epochs"] == [1, 2] and record["seeds"] == 2 and record["tolerance"] == 0.15
+    assert len(record["cells"]) == 2 and all({"budget", "doubled", "shift", "passed"} <= set(v)
+                                             for v in record["cells"].values())
+    assert not (out / "budget" / "activations" / "x1").exists()  # the budget's own runs were reused
+    second = reproduce.run("helu", "smoke", out, studies=specs, progress=False)
     assert second.verdict == first.verdict and [c.reason for c in second.checks] == [c.reason for c in first.checks]
-    assert sorted(p.name for p in (tmp_path / "activations" / "runs").iterdir()) == runs_before
-    assert db <= (tmp_path / "activations" / "results.db").stat().st_mtime_ns
+    assert sorted(p.name for p in (out / "activations" / "runs").iterdir()) == runs_before
+    assert db <= (out / "activations" / "results.db").stat().st_mtime_ns
+    md = second.markdown.read_text()
+    assert "Budget check:" in md and "at twice the budget" in md
 
 
 def test_every_spec_parses_at_every_scale() -> None:
@@ -464,3 +485,17 @@ def test_summary_table_and_results_file_from_verdict_records(tmp_path) -> None:
     assert "Per-seed numbers differ across CPU types" in text and row in text and "1 weaker than claimed of 1" in text
     for word in ("issue", "helper", "session", "so far"):
         assert word not in text.lower()
+
+
+def test_a_failed_budget_check_blocks_final_accuracy_claims() -> None:
+    from types import SimpleNamespace
+
+    from rectlab.reproduce.evidence import final, sample
+
+    run = {"seed": 0, "config": {}, "epochs": [{"train_loss": v, "test_error": 10.0} for v in (2.0, 0.5, 0.45, 0.44)]}
+    failed = {"passed": False, "shift": -0.9, "metric": "test_error", "tolerance": 0.15}
+    cells = [SimpleNamespace(label=name, runs=[dict(run, seed=s) for s in range(4)], diverged=[], budget=b)
+             for name, b in (("relu", None), ("helu", failed))]
+    check = direction_check("lower", sample(cells[0], final("test_error")), sample(cells[1], final("test_error")),
+                            gate=True)
+    assert check.verdict == "inconclusive" and "not converged within the budget" in check.reason
