@@ -513,8 +513,8 @@ def judged(check: ClaimCheck, level: float | None = None, p_holm: float | None =
     needed = None
     if verdict == "inconclusive" and not check.blocked:
         needed = _needed(check, est, ci_level)
-        if needed is not None and needed > est.n:
-            parts.append(f"about {needed} per group would decide it")
+        if needed is not None and needed > est.n and est.test != "none":
+            parts.append(f"about {needed} {'runs' if _is_rate(check) else 'per group'} would decide it")
     if check.notes:
         parts.append(check.notes)
     return dataclasses.replace(check, verdict=verdict, reason="; ".join(parts), n=est.n, estimate=est.value,

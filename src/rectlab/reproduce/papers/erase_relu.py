@@ -70,7 +70,7 @@ def analyze(ctx: Context) -> Analysis:
     a = Analysis()
     margin = float(ctx.option("margin"))
     conv = _gains(ctx, a, "models", True, margin)
-    dense = _gains(ctx, a, "mlp", False, margin, " (residual MLP)") if "mlp" in ctx.parts else None
+    dense = _gains(ctx, a, "mlp", False, margin) if "mlp" in ctx.parts else None
 
     def ranked_depths(g: dict) -> list[tuple[int, str]]:
         return sorted((d, lab) for lab, d in g["depths"].items() if d is not None and len(g["gains"].get(lab, {})) >= 2)
