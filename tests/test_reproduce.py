@@ -13,11 +13,19 @@ from torch import nn
 from rectlab import reproduce
 from rectlab.report.stats import wilson
 from rectlab.reproduce.core import ClaimCheck, overall_verdict, studies_dir
-from rectlab.reproduce.evidence import direction_check, equivalence_check, finalize, no_improvement_check
+from rectlab.reproduce.evidence import (
+    direction_check,
+    equivalence_check,
+    finalize,
+    no_improvement_check,
+    no_worse_check,
+    rate_check,
+)
 from rectlab.reproduce.papers import ALL
 from rectlab.reproduce.vectorized.xor import XOR_INPUTS, XOR_MODELS, XOR_Y, XorSetup, adam_step, load_setup, run_xor
 from rectlab.study import load_spec, parse_spec
 from rectlab.training.pruning import prune_, restore_, sparsity
+from test_repo_text import FORBIDDEN
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is faster on a shared CPU
 
@@ -39,23 +47,51 @@ def test_study_runs_at_smoke_scale_and_reports_a_verdict(name, tmp_path) -> None
     assert html.count("data:image/png;base64,") >= len(pngs)
     record = json.loads(report.json.read_text())
     assert record["verdict"] == report.verdict and record["command"] == f"rectlab reproduce {name}"
-    assert set(record["runs"]) >= {"done", "diverged", "failed"} and isinstance(record["converged"], bool)
+    assert set(record["runs"]) >= {"done", "diverged", "stalled", "failed"} and isinstance(record["converged"], bool)
+    assert len(record["spec_digest"]) == 16 and record["n_planned"] and record["cpu"]
+    assert record["design"]["alpha"] == 0.05 and record["rule"].startswith("The study's verdict")
     for check in record["checks"]:
-        assert set(check) == {"claim", "primary", "verdict", "reason", "n", "estimate", "ci", "p", "p_holm", "mde",
-                              "margin"}
+        assert set(check) >= {"claim", "primary", "verdict", "reason", "n", "n_planned", "estimate", "ci", "p",
+                              "p_holm", "alpha", "mde", "margin", "stability", "fragile"}
+        assert check["stability"] is None or 0 <= check["stability"] <= 1
     for part in (p for p in repro.parts if "smoke" in p.scales):
+        if part.stage == 2 and record["design"]["decided_at_stage"] == 1:
+            assert part.name not in record["parts"]  # a two-stage design decided at the first look
+            continue
         assert (tmp_path / part.name / "report.html").is_file()
-        assert record["parts"][part.name]["runs"]["done"] > 0 and record["parts"][part.name]["runs"]["failed"] == 0
+        runs = record["parts"][part.name]["runs"]
+        assert runs["done"] + runs["stalled"] > 0 and runs["failed"] == 0
 
 
-def test_rerun_skips_finished_runs(tmp_path) -> None:
-    first = reproduce.run("helu", "smoke", tmp_path, progress=False)
-    db = (tmp_path / "activations" / "results.db").stat().st_mtime_ns
-    runs_before = sorted(p.name for p in (tmp_path / "activations" / "runs").iterdir())
-    second = reproduce.run("helu", "smoke", tmp_path, progress=False)
+def test_rerun_skips_finished_runs_and_shows_the_recorded_budget_check(tmp_path, capsys) -> None:
+    import shutil
+
+    from rectlab.cli.main import main
+    from rectlab.reproduce.budget import BUDGET_FILE, load_budget
+
+    specs = tmp_path / "specs"
+    shutil.copytree(studies_dir(), specs)
+    (specs / BUDGET_FILE).unlink(missing_ok=True)
+    out = tmp_path / "helu"
+    first = reproduce.run("helu", "smoke", out, studies=specs, progress=False)
+    assert "no budget check recorded" in first.markdown.read_text()
+    db = (out / "activations" / "results.db").stat().st_mtime_ns
+    runs_before = sorted(p.name for p in (out / "activations" / "runs").iterdir())
+    args = ["reproduce", "helu", "--scale", "smoke", "--budget-check", "--studies", str(specs), "--out", str(out),
+            "--no-progress", "--executor", "local"]
+    assert main(args) == 0
+    assert "helu.toml@smoke:" in capsys.readouterr().out
+    record = load_budget(specs)["helu.toml@smoke"]
+    assert record["epochs"] == [1, 2] and record["seeds"] == 2 and record["tolerance"] == 0.15
+    assert len(record["cells"]) == 2 and all({"budget", "doubled", "shift", "passed"} <= set(v)
+                                             for v in record["cells"].values())
+    assert not (out / "budget" / "activations" / "x1").exists()  # the budget's own runs were reused
+    second = reproduce.run("helu", "smoke", out, studies=specs, progress=False)
     assert second.verdict == first.verdict and [c.reason for c in second.checks] == [c.reason for c in first.checks]
-    assert sorted(p.name for p in (tmp_path / "activations" / "runs").iterdir()) == runs_before
-    assert db <= (tmp_path / "activations" / "results.db").stat().st_mtime_ns
+    assert sorted(p.name for p in (out / "activations" / "runs").iterdir()) == runs_before
+    assert db <= (out / "activations" / "results.db").stat().st_mtime_ns
+    md = second.markdown.read_text()
+    assert "Budget check:" in md and "at twice the budget" in md
 
 
 def test_every_spec_parses_at_every_scale() -> None:
@@ -101,24 +137,61 @@ def _noisy(n: int, effect: float, sd: float = 0.3, seed: int = 0) -> tuple[dict[
     return base, {s: v + effect + rng.normal(0, sd) for s, v in base.items()}
 
 
-def test_verdict_rules_on_synthetic_seeds() -> None:
+def test_five_labels_on_synthetic_seeds() -> None:
     base, other = _noisy(10, -1.0)  # a known gain of 1 point, margin 0.5
     known = direction_check("gain", base, other, margin=0.5, unit=" points")
     assert known.verdict == "reproduced" and known.n == 10 and known.ci[1] < 0 and known.mde < 1.0
+    base, other = _noisy(30, -0.2, sd=0.2)  # a real gain, smaller than the paper's
+    weaker = direction_check("gain", base, other, margin=0.5)
+    assert weaker.verdict == "weaker than claimed" and weaker.ci[0] > -0.5 and weaker.ci[1] < 0
     base, other = _noisy(40, 0.0)  # no effect, many seeds: the CI rules out a gain of the margin's size
     null = direction_check("gain", base, other, margin=0.5)
-    assert null.verdict == "not reproduced" and "margin" in null.reason and null.ci[0] > -0.5
-    base, other = _noisy(2, -1.0)  # two seeds: no power
-    tiny = direction_check("gain", base, other, margin=0.5)
-    assert tiny.verdict == "inconclusive" and tiny.mde > 1.0
-    base, other = _noisy(4, -0.3, sd=1.0)
-    open_ = direction_check("gain", base, other, margin=0.5)
-    assert open_.verdict == "inconclusive" and "seeds per group would detect" in open_.reason
+    assert null.verdict == "not reproduced" and "not significant" in null.reason and null.ci[0] > -0.5
     base, worse = _noisy(8, 2.0)
     opposite = direction_check("gain", base, worse, margin=0.5)
-    assert opposite.verdict == "not reproduced" and "opposite" in opposite.reason
+    assert opposite.verdict == "contradicted" and "opposite" in opposite.reason
+    base, other = _noisy(6, -0.4, sd=1.0)
+    open_ = direction_check("gain", base, other, margin=0.5)
+    assert open_.verdict == "inconclusive" and "per group would decide it" in open_.reason and open_.needed > 6
+    base, other = _noisy(2, -1.0)  # two seeds: no test at all
+    tiny = direction_check("gain", base, other, margin=0.5)
+    assert tiny.verdict == "inconclusive" and "too small" in tiny.reason and tiny.needed == 3
     with pytest.raises(ValueError, match="expect"):
         direction_check("c", base, other, expect="smaller")
+
+
+def test_significant_on_p_alone_is_now_weaker_than_claimed() -> None:
+    # a gain significant after Holm whose interval excludes the margin: the earlier rule said "reproduced" on p
+    # alone; it is significant, but smaller than the paper's
+    base = {s: 10.0 + 0.5 * s for s in range(8)}
+    other = {s: v - 0.24 + 0.04 * (s % 3) + 0.01 * s for s, v in base.items()}
+    [check] = finalize([direction_check("ELU lowers the error", base, other, margin=0.5)])
+    assert check.p < 0.001 and check.ci[1] < 0 and check.ci[0] > -0.5
+    assert check.verdict == "weaker than claimed"
+
+
+def test_rate_claim_at_fifty_percent() -> None:
+    [half] = finalize([rate_check("most 30-layer Xavier runs stall", 12, 24, threshold=0.5, level=0.9)])
+    assert half.verdict == "not reproduced" and half.estimate == 0.5 and half.ci[0] < 0.5 < half.ci[1] < 0.9
+    assert half.stability is not None and half.stability > 0.5
+    most = finalize([rate_check("stalls", 17, 24, threshold=0.5, level=0.9)])[0]
+    assert most.verdict in ("weaker than claimed", "inconclusive")
+    assert finalize([rate_check("stalls", 24, 24, threshold=0.5, level=0.9)])[0].verdict == "reproduced"
+    assert finalize([rate_check("stalls", 1, 24, threshold=0.5, level=0.9)])[0].verdict == "contradicted"
+    with pytest.raises(ValueError, match="beyond the threshold"):
+        rate_check("c", 1, 2, threshold=0.5, level=0.4)
+
+
+def test_stability_marks_fragile_labels() -> None:
+    base, other = _noisy(12, -1.0, sd=0.3)
+    [solid] = finalize([direction_check("solid", base, other, margin=0.5)])
+    assert solid.stability is not None and solid.stability > 0.9 and not solid.fragile
+    rng = np.random.default_rng(5)
+    base = {s: 10.0 + rng.normal() for s in range(6)}
+    edge = {s: v - 0.35 + rng.normal(0, 0.3) for s, v in base.items()}  # an interval near its boundaries
+    [c] = finalize([direction_check("edge", base, edge, margin=0.5)])
+    assert c.stability is not None and c.fragile == (c.stability < 0.8)
+    assert finalize([direction_check("none", {0: 1.0}, {0: 2.0}, margin=0.5)])[0].stability is None
 
 
 def test_ties_never_give_p_zero() -> None:
@@ -144,6 +217,10 @@ def test_holm_is_applied_across_primary_checks() -> None:
     assert [c.p_holm for c in final_[:2]] == pytest.approx([2 * checks[0].p] * 2)
     assert [c.verdict for c in final_] == ["inconclusive", "inconclusive", "reproduced"]
     assert "Holm p=" in final_[0].reason and math.isnan(final_[2].p_holm)
+    # the interval shown is the one the label used: at Holm's level (97.5%), it includes 0
+    assert [c.alpha for c in final_] == pytest.approx([0.025, 0.025, 0.05])
+    assert final_[0].ci[0] < 0 < final_[0].ci[1] and final_[2].ci[1] < 0
+    assert final_[0].mde > final_[2].mde and "97.5% CI" in final_[0].reason
 
 
 def test_convergence_gate_and_diverged_runs() -> None:
@@ -172,26 +249,56 @@ def test_convergence_gate_and_diverged_runs() -> None:
 
 def test_equivalence_and_no_improvement_rules() -> None:
     base, close = _noisy(12, 0.0, sd=0.2)
-    assert equivalence_check("c", base, close, margin=1.0).verdict == "reproduced"
+    eq = equivalence_check("c", base, close, margin=1.0)
+    assert eq.verdict == "reproduced" and "90% CI" in eq.reason  # one-sided tests: the 1 - 2 alpha interval
     far = {s: v + 3.0 + 0.01 * s for s, v in base.items()}
-    assert equivalence_check("c", base, far, margin=1.0).verdict == "not reproduced"
+    assert equivalence_check("c", base, far, margin=1.0).verdict == "contradicted"
     assert equivalence_check("c", base, {0: 5.0, 1: 15.0, 2: 9.0}, margin=1.0).verdict == "inconclusive"
     assert no_improvement_check("c", base, close, margin=0.5).verdict == "reproduced"
     better = {s: v - 2 + 0.01 * s for s, v in base.items()}
-    assert no_improvement_check("c", base, better, margin=0.5).verdict == "not reproduced"
+    assert no_improvement_check("c", base, better, margin=0.5).verdict == "contradicted"
+    assert no_worse_check("c", base, close, margin=0.5).verdict == "reproduced"
 
 
 def test_overall_verdict() -> None:
-    ok, no, maybe = (ClaimCheck("a", "reproduced", "r"), ClaimCheck("b", "not reproduced", "r"),
-                     ClaimCheck("c", "inconclusive", "r"))
+    ok, weak, no, bad, maybe = (ClaimCheck("a", "reproduced", "r"), ClaimCheck("w", "weaker than claimed", "r"),
+                                ClaimCheck("b", "not reproduced", "r"), ClaimCheck("x", "contradicted", "r"),
+                                ClaimCheck("c", "inconclusive", "r"))
     side = ClaimCheck("d", "not reproduced", "r", primary=False)
     assert overall_verdict([ok, side])[0] == "reproduced"
-    assert overall_verdict([ok, maybe])[0] == "inconclusive"
-    assert "1 of 2 primary claims reproduced" in overall_verdict([ok, maybe])[1]
+    assert overall_verdict([ok, weak])[0] == "weaker than claimed"
+    assert overall_verdict([ok, weak, maybe])[0] == "inconclusive"
+    assert "1 of 3 primary claims reproduced" in overall_verdict([ok, weak, maybe])[1]
     assert overall_verdict([ok, no, maybe])[0] == "not reproduced"
+    assert overall_verdict([ok, no, bad])[0] == "contradicted"
     assert overall_verdict([side])[0] == "inconclusive"
     with pytest.raises(ValueError, match="verdict must be one of"):
         ClaimCheck("x", "maybe", "r")
+
+
+def test_stalled_runs_are_counted_and_never_converged() -> None:
+    from rectlab.report.collect import converged, stalled
+
+    chance = math.log(10)
+    at_chance = {"seed": 0, "extras": {"num_classes": 10},
+                 "epochs": [{"train_loss": chance * f} for f in (1.01, 1.0, 0.99, 0.98)]}
+    learning = {"seed": 1, "extras": {"num_classes": 10}, "epochs": [{"train_loss": v} for v in (2.2, 1.5, 1.4, 1.39)]}
+    assert stalled(at_chance) and not converged(at_chance)
+    assert not stalled(learning) and converged(learning)
+    unknown = {"seed": 2, "extras": {}, "config": {"dataset": "imagefolder"}, "epochs": at_chance["epochs"]}
+    assert not stalled(unknown)  # the number of classes is unknown: no claim of a stall
+
+
+def test_each_claim_is_stated_once_in_its_spec() -> None:
+    import dataclasses
+
+    from rectlab.reproduce.core import Reproduction, claim_table
+
+    assert not {"claim", "paper", "published"} & {f.name for f in dataclasses.fields(Reproduction)}
+    for repro in ALL:
+        table = claim_table(repro.spec)
+        assert repro.claim == table["claim"] and repro.paper == table["paper"] and repro.published
+        assert repro.design().alpha == 0.05
 
 
 # -- XOR ---------------------------------------------------------------------------------------------------
@@ -356,17 +463,39 @@ def test_relu_normalized_head_is_kerass_categorical_crossentropy() -> None:
     assert torch.isfinite(out).all() and torch.allclose(out, torch.full_like(out, math.log(1e-7)))
 
 
-def test_summary_table_from_verdict_records(tmp_path) -> None:
-    from rectlab.reproduce.summary import load_records, summary_markdown
+def test_summary_table_and_results_file_from_verdict_records(tmp_path) -> None:
+    from rectlab.reproduce.summary import load_records, results_markdown, summary_markdown
 
-    record = {"name": "prelu", "verdict": "not reproduced", "seconds": 312.4, "converged": True,
-              "runs": {"done": 40, "diverged": 1, "failed": 0},
-              "checks": [{"claim": "PReLU is lower", "primary": True, "verdict": "not reproduced", "estimate": -0.1,
-                          "ci": [-0.3, 0.1], "mde": 0.25, "margin": 0.5, "n": 8},
+    record = {"name": "prelu", "verdict": "weaker than claimed", "seconds": 312.4, "converged": True,
+              "cpu": "Example CPU 9000", "versions": {"rectlab": "0.1.0", "torch": "2.14.1"},
+              "runs": {"done": 40, "diverged": 1, "stalled": 2, "failed": 0},
+              "checks": [{"claim": "PReLU is lower", "primary": True, "verdict": "weaker than claimed",
+                          "estimate": -0.2, "ci": [-0.39, -0.01], "mde": 0.25, "margin": 0.5, "n": 8, "n_planned": 8,
+                          "null": 0.0, "kind": "lower", "stability": 0.71, "fragile": True},
                          {"claim": "side", "primary": False, "verdict": "reproduced", "estimate": None,
-                          "ci": [None, None], "mde": None, "margin": None, "n": 3}]}
+                          "ci": [None, None], "mde": None, "margin": None, "n": 3, "stability": None}]}
     (tmp_path / "prelu").mkdir()
     (tmp_path / "prelu" / "verdict.json").write_text(json.dumps(record))
-    table = summary_markdown(load_records([tmp_path / "prelu", tmp_path / "missing"]))
-    row = "| prelu | not reproduced | not reproduced: PReLU is lower — -0.10 [-0.30, 0.10], MDE 0.25, margin 0.5, n=8"
-    assert row in table and "40 done, 1 diverged" in table and "312 s" in table and "side" not in table
+    records = load_records([tmp_path / "prelu", tmp_path / "missing"])
+    table = summary_markdown(records)
+    row = ("| prelu | weaker than claimed | weaker than claimed (0.71, fragile): PReLU is lower — -0.20 "
+           "[-0.39, -0.01], MDE 0.25, margin 0.5, n=8/8")
+    assert row in table and "| 40 / 1 / 2 / 0 |" in table and "312 s" in table and "side" not in table
+    text = results_markdown(records, scale="quick", command="rectlab reproduce all --scale quick")
+    assert text.startswith("# Reproduction results (quick scale)") and "Example CPU 9000" in text
+    assert "Per-seed numbers differ across CPU types" in text and row in text and "1 weaker than claimed of 1" in text
+    assert [what for pattern, what in FORBIDDEN if pattern.search(text)] == []
+
+
+def test_a_failed_budget_check_blocks_final_accuracy_claims() -> None:
+    from types import SimpleNamespace
+
+    from rectlab.reproduce.evidence import final, sample
+
+    run = {"seed": 0, "config": {}, "epochs": [{"train_loss": v, "test_error": 10.0} for v in (2.0, 0.5, 0.45, 0.44)]}
+    failed = {"passed": False, "shift": -0.9, "metric": "test_error", "tolerance": 0.15}
+    cells = [SimpleNamespace(label=name, runs=[dict(run, seed=s) for s in range(4)], diverged=[], budget=b)
+             for name, b in (("relu", None), ("helu", failed))]
+    check = direction_check("lower", sample(cells[0], final("test_error")), sample(cells[1], final("test_error")),
+                            gate=True)
+    assert check.verdict == "inconclusive" and "not converged within the budget" in check.reason

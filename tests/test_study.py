@@ -82,7 +82,7 @@ def test_report_has_statistics_and_plots(study_dir) -> None:
     assert [c.label for c in results.cells] == ["relu", "prelu-shared"]
     base, prelu = results.cells
     assert base.is_baseline and base.summary.n == 2
-    assert prelu.comparison is not None and prelu.comparison.test.startswith("paired")
+    assert prelu.comparison is not None and prelu.comparison.too_few  # 2 seeds per cell: no test
     assert prelu.slopes and prelu.slopes[0]["kind"] == "prelu"
     report = write_report(study_dir, results)
     html = report.html.read_text()
@@ -91,7 +91,8 @@ def test_report_has_statistics_and_plots(study_dir) -> None:
     for p in report.plots.values():
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = report.markdown.read_text()
-    assert "| relu | 2 |" in md and "paired t" in md
+    assert "| relu | 2 |" in md and "n too small (need" in md
+    assert "n = 2 seed(s) per cell is too small to compare: no test was run" in md and "--seeds 3" in md
 
 
 def test_diverged_run_is_an_outcome_kept_and_not_retrained(tmp_path) -> None:

@@ -190,8 +190,9 @@ def add_reproduce(sub: argparse._SubParsersAction) -> None:
         help="reproduce a paper's claim about rectifiers (see --list)",
         description="Run the study specs of a paper reproduction (rectlab/specs/*.toml) at a scale, then write "
         "OUT/reproduction.md and OUT/reproduction.html: the claim with its published numbers, our results "
-        "(n seeds, mean, std, 95%% CI, differences and p-values) and a verdict (reproduced / not reproduced / "
-        "inconclusive) with its reason. Re-running the same command skips finished runs.",
+        "(n seeds, mean, std, confidence intervals, differences and p-values) and a verdict (reproduced / weaker "
+        "than claimed / not reproduced / contradicted / inconclusive) with its reason and stability. Re-running the "
+        "same command skips finished runs. 'all --scale quick' also rewrites RESULTS.md beside the specs.",
         examples=(
             "rectlab reproduce --list",
             "rectlab reproduce xor-prelu --scale smoke        # seconds",
@@ -215,6 +216,18 @@ def add_reproduce(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--studies", default=None, help="folder of the study specs (default: the specs shipped with rectlab)"
+    )
+    p.add_argument(
+        "--budget-check",
+        action="store_true",
+        help="instead of the verdict: train the first 3 seeds of every cell at twice the epochs and record in the "
+        "specs folder (budget-checks.json) whether the metric moved by more than half the margin; reports then show it",
+    )
+    p.add_argument(
+        "--results",
+        default=None,
+        help="with 'all': write the RESULTS.md table here (default at quick scale: RESULTS.md in the specs folder; "
+        "'none' skips it)",
     )
     add_execution_args(p, dry_run=False)
     # both cores of a 2-core machine: two single-threaded worker processes (the quick budgets assume them)

@@ -80,6 +80,8 @@ class PlainNet(nn.Module):
             that effect, to check the variance analysis of He et al. 2015 on its own.
         head: ``"linear"`` or ``"relu-classifier"``.
         activation_kwargs: constructor arguments for the activation.
+        input_size: average-pool the images to ``input_size x input_size`` first (None: keep them), e.g. 14 for
+            Fashion-MNIST at a quarter of the cost.
     """
 
     def __init__(
@@ -94,9 +96,11 @@ class PlainNet(nn.Module):
         padding_mode: str = "zeros",
         head: str = "linear",
         activation_kwargs: Mapping[str, Any] | None = None,
+        input_size: int | None = None,
     ) -> None:
         super().__init__()
         check_io(num_classes, in_channels)
+        self.resize = nn.AdaptiveAvgPool2d(input_size) if input_size else None
         if padding_mode not in PADDING_MODES:
             raise InputError(
                 f"padding_mode must be 'zeros', 'circular', 'reflect' or 'replicate', got {padding_mode!r}"
@@ -127,4 +131,6 @@ class PlainNet(nn.Module):
         init_weights_(self, make_act, self.head)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.resize is not None:
+            x = self.resize(x)
         return self.head(self.pool(self.features(x)).flatten(1))

@@ -141,6 +141,8 @@ class CifarResNet(nn.Module):
         widths: the three stage widths.
         head: ``"linear"`` or ``"relu-classifier"``.
         activation_kwargs: constructor arguments for the activation (e.g. ``{"negative_slope": 0.2}``).
+        input_size: average-pool the images to ``input_size x input_size`` first (None: keep them), e.g. 14 for
+            Fashion-MNIST at a quarter of the cost.
     """
 
     layer1: nn.Sequential  # added by name in __init__
@@ -159,9 +161,11 @@ class CifarResNet(nn.Module):
         widths: Sequence[int] = (16, 32, 64),
         head: str = "linear",
         activation_kwargs: Mapping[str, Any] | None = None,
+        input_size: int | None = None,
     ) -> None:
         super().__init__()
         check_io(num_classes, in_channels)
+        self.resize = nn.AdaptiveAvgPool2d(input_size) if input_size else None
         if depth < 8 or (depth - 2) % 6:
             raise InputError(f"CIFAR ResNet depth must be 6n+2 with n >= 1 (20, 32, 44, 56, 110), got {depth}")
         if len(widths) != 3:
@@ -196,6 +200,8 @@ class CifarResNet(nn.Module):
         init_weights_(self, make_act, self.head)
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.resize is not None:
+            x = self.resize(x)
         x = self.conv1(x)
         if not self.preact:
             x = self.act1(self.bn1(x))

@@ -11,28 +11,62 @@ from typing import Any
 
 import numpy as np
 
+from .. import data as rdata
 from ..errors import MissingFileError
 from ..probes import per_site_curves
 from ..study.store import Store
-from .stats import Comparison, Summary, compare, holm_comparisons, summarize
+from .stats import Comparison, Summary, compare_family, summarize
 
-__all__ = ["PLATEAU_TOL", "PLATEAU_WINDOW", "CellResult", "StudyResults", "collect", "converged", "final_value",
-           "has_train_loss", "results_from_runs", "site_curves"]
+__all__ = ["PLATEAU_TOL", "PLATEAU_WINDOW", "STALL_TOL", "CellResult", "StudyResults", "chance_loss", "collect",
+           "converged", "final_value", "has_train_loss", "results_from_runs", "site_curves", "stalled"]
 
 PLATEAU_WINDOW = 0.2  # the last 20% of the epochs (at least one epoch-to-epoch step) ...
 PLATEAU_TOL = 0.1  # ... may bring at most 10% of the training loss's total fall since the first epoch
+STALL_TOL = 0.05  # a run whose training loss stays within 5% of chance (ln C) at every epoch has stalled
+
+
+def chance_loss(run: dict[str, Any]) -> float | None:
+    """ln C, the cross-entropy of a uniform guess over the run's C classes (None when C is unknown).
+
+    C comes from the run's record (``extras["num_classes"]``, written by training) or, for runs recorded
+    without it, from the registered dataset when it declares its class count.
+    """
+    classes = run.get("extras", {}).get("num_classes")
+    if classes is None:
+        name = run.get("config", {}).get("dataset")
+        try:
+            spec = rdata.DATASETS.get(name) if name else None
+        except LookupError:
+            spec = None
+        base = getattr(spec, "base", spec)  # a validation split wraps its dataset
+        classes = getattr(base, "num_classes", None) or len(getattr(base, "classes", ()) or ()) or None
+    return math.log(classes) if classes and classes > 1 else None
+
+
+def stalled(run: dict[str, Any], tol: float = STALL_TOL) -> bool:
+    """Whether a finished run never left chance level: its training loss within ``tol`` x ln C of ln C at every
+    epoch. Such a run is an outcome of its own ("stalled"), counted and shown like a diverged one."""
+    chance = chance_loss(run)
+    losses = [e.get("train_loss") for e in run.get("epochs", [])]
+    if chance is None or not losses or any(v is None or not math.isfinite(v) for v in losses):
+        return False
+    return all(abs(v - chance) <= tol * chance for v in losses)
 
 
 def converged(run: dict[str, Any], window: float = PLATEAU_WINDOW, tol: float = PLATEAU_TOL) -> bool:
     """Whether a run's training loss reached a plateau (the convergence gate of final-accuracy claims).
 
     Plateau: over the last ``window`` of the epochs (at least one epoch-to-epoch step), the training
-    loss fell by at most ``tol`` times its total fall since the end of the first epoch. A run that
-    never learned (flat at chance) has plateaued too: more of the same training would not change it.
-    Runs with fewer than 3 epochs cannot show a plateau and count as not converged.
+    loss fell by at most ``tol`` times its total fall since the end of the first epoch. A run at chance
+    level throughout (`stalled`) never counts as converged: it is an outcome of its own. Runs with
+    fewer than 3 epochs cannot show a plateau and count as not converged. A plateau can come from the
+    learning-rate schedule alone (a cosine schedule ends near zero), so reproductions also record a budget
+    check: the same runs at twice the epochs (see ``rectlab.reproduce.budget``).
     """
     losses = [e.get("train_loss") for e in run.get("epochs", [])]
     if len(losses) < 3 or any(v is None or not math.isfinite(v) for v in losses):
+        return False
+    if stalled(run):
         return False
     k = max(1, round(window * len(losses)))
     recent = losses[-1 - k] - losses[-1]
@@ -56,16 +90,24 @@ class CellResult:
     curves: dict[str, np.ndarray] = field(default_factory=dict)  # metric -> (seeds, epochs)
     slopes: list[dict[str, Any]] = field(default_factory=list)  # per layer, averaged over seeds
     diverged: list[dict[str, Any]] = field(default_factory=list)  # runs whose loss became NaN/Inf
+    planned: int = 0  # the seeds the spec planned for this cell
+    budget: dict[str, Any] | None = None  # the cell's recorded budget check, when a reproduction attached one
 
     @property
     def final_by_seed(self) -> dict[int, float]:
         return {r["seed"]: r["final"] for r in self.runs}
 
     @property
+    def stalled(self) -> list[dict[str, Any]]:
+        """Done runs whose training loss never left chance level (see `stalled`); they stay in ``runs``
+        with their (chance-level) values."""
+        return [r for r in self.runs if stalled(r)]
+
+    @property
     def unconverged(self) -> list[int]:
-        """Seeds of done runs whose training loss had not reached a plateau (see `converged`); runs that
-        logged no training loss (a function study's, results read from a file) are not judged."""
-        return [int(r["seed"]) for r in self.runs if has_train_loss(r) and not converged(r)]
+        """Seeds of done runs, not stalled, whose training loss had not reached a plateau (see `converged`);
+        runs that logged no training loss (a function study's, results read from a file) are not judged."""
+        return [int(r["seed"]) for r in self.runs if has_train_loss(r) and not converged(r) and not stalled(r)]
 
 
 def site_curves(cell: Any, prefix: str) -> dict[str, np.ndarray]:
@@ -121,13 +163,22 @@ class StudyResults:
         return [r for c in self.cells for r in c.diverged]
 
     @property
+    def stalled(self) -> list[dict[str, Any]]:
+        """Done runs whose training loss never left chance level (outcomes, like diverged runs)."""
+        return [r for c in self.cells for r in c.stalled]
+
+    @property
     def converged(self) -> bool:
-        """Whether every done run reached a plateau (diverged runs are outcomes and do not count here)."""
+        """Whether every done run that did not stall reached a plateau (diverged and stalled runs are outcomes
+        and do not count here)."""
         return all(not c.unconverged for c in self.cells) and any(c.runs for c in self.cells)
 
     def run_counts(self) -> dict[str, int]:
-        """``{"done": k, "diverged": k, "failed": k}`` plus any other status present (e.g. "interrupted")."""
-        counts = {"done": sum(len(c.runs) for c in self.cells), "diverged": len(self.diverged), "failed": 0}
+        """``{"done": k, "diverged": k, "stalled": k, "failed": k}`` plus any other status present (e.g.
+        "interrupted"). The first four do not overlap: "done" counts the finished runs that did not stall."""
+        stalled_runs = len(self.stalled)
+        counts = {"done": sum(len(c.runs) for c in self.cells) - stalled_runs, "diverged": len(self.diverged),
+                  "stalled": stalled_runs, "failed": 0}
         for r in self.incomplete:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
         return counts
@@ -237,32 +288,38 @@ def results_from_runs(name: str, spec: dict[str, Any], all_runs: Sequence[dict[s
         return tuple(grid[k].index(cell[k]) if k in grid and cell.get(k) in grid[k] else 0 for k in grid_keys)
 
     order.sort(key=sort_key)
+    seeds = study.get("seeds", [])
+    # a list of seeds or a count; other values (e.g. analyze's "unpaired" rows) plan nothing
+    planned = len(seeds) if isinstance(seeds, list) else seeds if isinstance(seeds, int) else 0
     cells: list[CellResult] = []
+    pairs: list[tuple[dict[int, float], dict[int, float]] | None] = []
     for key in order:
         runs = sorted(by_cell[key], key=lambda r: r["seed"])
         values = json.loads(key)
         base_values = {**values, **baseline}
         base_key = json.dumps(base_values, sort_keys=True)
         is_base = base_key == key
-        comparison = None
+        pair = None
         base_label = None
         if not is_base and by_cell.get(base_key) and runs:
-            base_runs = by_cell[base_key]
-            comparison = compare({r["seed"]: sign * r["final"] for r in base_runs},
-                                 {r["seed"]: sign * r["final"] for r in runs})
+            pair = ({r["seed"]: sign * r["final"] for r in by_cell[base_key]},
+                    {r["seed"]: sign * r["final"] for r in runs})
             base_label = _label(base_values, varying)
+        pairs.append(pair)
         top5_vals = [final_value(r, "test_top5_error") for r in runs]
         cells.append(CellResult(
             label=_label(values, varying), values=values, runs=runs,
             summary=summarize([r["final"] for r in runs]),
             top5=summarize(top5_vals) if runs and all(v is not None for v in top5_vals) else None,
             seconds_per_epoch=summarize([v for v in map(_seconds_per_epoch, runs) if not math.isnan(v)]),
-            comparison=comparison, is_baseline=is_base, baseline_label=base_label,
+            comparison=None, is_baseline=is_base, baseline_label=base_label,
             curves={k: _curves(runs, k) for k in dict.fromkeys(("test_error", "train_loss", "test_loss", metric))}
             if runs else {},
             slopes=_mean_slopes(runs), diverged=sorted(diverged_by_cell.get(key, []), key=lambda r: r["seed"]),
+            planned=planned,
         ))
-    for cell, comparison in zip(cells, holm_comparisons([c.comparison for c in cells])):
+    # Holm over the study's comparisons; each one's CI, MDE and verdict at the level Holm tests it at
+    for cell, comparison in zip(cells, compare_family(pairs)):
         if comparison is not None and sign < 0:  # back to the metric's own direction (verdicts already judged)
             comparison = replace(comparison, diff=-comparison.diff, ci_low=-comparison.ci_high,
                                  ci_high=-comparison.ci_low)

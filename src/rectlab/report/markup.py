@@ -18,7 +18,7 @@ from ..files import write_text
 __all__ = ["Document", "md_table", "verdict_class"]
 
 _GOOD = ("reproduced", "better")
-_BAD = ("not reproduced", "worse")
+_BAD = ("not reproduced", "contradicted", "worse")
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1150px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -44,7 +44,7 @@ def verdict_class(text: str) -> str:
         return "bad"
     if t.startswith(_GOOD):
         return "good"
-    return "open" if t.startswith(("inconclusive", "no significant")) else ""
+    return "open" if t.startswith(("inconclusive", "no significant", "weaker than claimed", "n too small")) else ""
 
 
 def md_table(headers: list[str], rows: list[list[str]]) -> str:

@@ -27,7 +27,10 @@ PLOT_TITLES = {
 }
 STATS_NOTE = ("Statistics: mean ± sample std over seeds; 95% CI from Student's t; differences by a paired t-test when "
               "the seeds match (Welch's t-test otherwise; exact permutation tests when values tie), p-values "
-              "Holm-corrected over the study's comparisons; MDE = minimum detectable effect at 80% power.")
+              "Holm-corrected over the study's comparisons; each difference's CI, MDE (minimum detectable effect "
+              "at 80% power) and verdict use the level Holm tests it at (marked when it is not 95%); fewer than "
+              "3 seeds per cell: no test. Stalled: a run whose training loss stayed within 5% of chance (ln C) "
+              "at every epoch.")
 
 
 @dataclass

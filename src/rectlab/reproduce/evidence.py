@@ -1,26 +1,32 @@
 """Evidence for claims: per-seed values out of study results, the convergence gate, and the verdict rules.
 
-A claim check compares two samples of per-seed values (``other − base``) with
-`rectlab.report.stats.compare` and judges the difference with `rectlab.report.stats.judge`:
+A claim check holds its data (an `Evidence`: per-seed values of two groups, a count of successes, a
+bootstrap, ...) and the kind of claim, and is labelled by `rectlab.report.stats.judge` with one of five
+labels: reproduced, weaker than claimed, not reproduced, contradicted, inconclusive.
 
-* `direction_check` — "A is lower (or higher) than B": **reproduced** when the difference has the
-  claimed sign and is significant after Holm's correction over the study's primary checks; **not
-  reproduced** when it is significantly the opposite, or when the 95% CI excludes every effect as large
-  as the claim's equivalence ``margin`` in the claimed direction; otherwise **inconclusive**, saying
-  what n would decide it.
-* `equivalence_check` — "A is comparable to B (within ±margin)": two one-sided tests.
-* `no_improvement_check` — "A does not improve on B by as much as the margin".
+* `direction_check`: "A is lower (or higher) than B" by at least the claim's margin.
+* `equivalence_check`: "A is comparable to B (within ±margin)": two one-sided tests.
+* `no_improvement_check`: "A does not improve on B by as much as the margin" (and `no_worse_check`, its
+  mirror).
+* `rate_check`: "most runs stall", "always recovers": a rate against a threshold and a claimed level.
+* `estimate_check`: an estimate computed elsewhere (e.g. a seed bootstrap), judged by the same rule.
+
+Checks are built at the study's alpha; `finalize` then applies Holm's correction over the study's
+primary checks and re-evaluates each one at the level Holm tests it at (its interval and MDE too, so that
+the interval shown is the one the label used), and measures each label's **stability**: the share of 1,000
+seed-bootstrap resamples of its data that give the same label (the runner does this before writing the
+report).
 
 **Convergence gate.** Final-accuracy claims are judged only on runs whose training loss reached a
-plateau (`converged`); otherwise the check is inconclusive with the reason "not converged".
+plateau (`converged`) and on cells whose recorded budget check passed (the metric at twice the epochs
+moved by at most half the margin); otherwise the check is inconclusive with the reason "not converged".
 Learning-speed claims use explicit measures instead (`auc`, `steps_to`) and no gate.
 
-**Diverged runs are outcomes.** A run whose loss became NaN/Inf is stored with status "diverged";
-`sample` counts it, names it in the reason, and, when the check says what a diverged run is
-worth (e.g. chance-level error, or "never reached the threshold"), includes it with that value.
-
-Checks are built with the uncorrected p; `finalize` applies Holm's correction to the primary
-checks of a study and re-judges them (the runner does this before writing the report).
+**Diverged and stalled runs are outcomes.** A run whose loss became NaN/Inf is stored with status
+"diverged"; a finished run whose training loss stayed at chance level at every epoch is "stalled" (see
+`rectlab.report.collect.stalled`). `sample` counts both and names them in the reason; a stalled
+run enters with its own (chance-level) values, a diverged one with the value the check gives it (e.g.
+chance-level error, or "never reached the threshold"), or not at all.
 """
 
 from __future__ import annotations
@@ -29,25 +35,50 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from ..report.collect import PLATEAU_TOL, PLATEAU_WINDOW, converged, site_curves  # site_curves re-exported
-from ..report.stats import Comparison, compare, holm, judge, seeds_for, summarize, tost_p, wilson
+from ..report.collect import PLATEAU_TOL, PLATEAU_WINDOW, converged, site_curves, stalled  # site_curves re-exported
+from ..report.stats import (
+    ALPHA,
+    MIN_SEEDS,
+    bootstrap_draws,
+    bootstrap_interval,
+    compare,
+    holm,
+    holm_levels,
+    judge,
+    mde_from_ci,
+    one_sided_p,
+    rate_mde,
+    rate_p,
+    rate_seeds_for,
+    seeds_for,
+    summarize,
+    tost_p,
+    wilson,
+)
 from .core import ClaimCheck
 
 __all__ = [
+    "ONE_SIDED",
     "PLATEAU_TOL",
     "PLATEAU_WINDOW",
+    "RESAMPLES",
+    "Bootstrapped",
+    "Diff",
+    "Estimate",
+    "Evidence",
+    "Rate",
     "Sample",
     "at_epoch",
     "auc",
     "cells_where",
     "converged",
-    "estimate_check",
     "direction_check",
     "equivalence_check",
+    "estimate_check",
     "final",
     "finalize",
     "find_cell",
@@ -56,16 +87,21 @@ __all__ = [
     "metric_curves",
     "missing_check",
     "no_improvement_check",
+    "no_worse_check",
     "per_seed",
-    "proportion_check",
+    "rate_check",
     "sample",
     "site_curves",
     "site_finals",
     "site_mean",
+    "stability",
     "steps_per_epoch",
     "steps_to",
     "summary_text",
 ]
+
+RESAMPLES = 1000  # seed-bootstrap resamples behind each check's stability
+ONE_SIDED = ("equivalent", "not-lower", "not-higher")  # claims tested one-sided: their interval is 1 - 2 alpha
 
 RunValue = Callable[[Mapping[str, Any]], float]
 
@@ -181,25 +217,32 @@ class Sample:
     """Per-seed values of one group of runs, with the runs that did not give an ordinary value.
 
     Attributes:
-        values: ``{seed: value}`` (diverged runs included when the check gave them a value).
+        values: ``{seed: value}`` (stalled runs with their own values; diverged runs included when the check
+            gave them a value).
         label: the group's name in reasons.
         diverged: ``{seed: where}`` of the runs that diverged (loss NaN/Inf), e.g. "epoch 2, step 311".
-        unconverged: seeds of done runs whose training loss had not reached a plateau.
+        stalled: seeds of done runs whose training loss never left chance level.
+        unconverged: seeds of done runs, not stalled, whose training loss had not reached a plateau.
         diverged_value: the value given to diverged runs, or None when they are left out.
+        planned: the seeds the spec planned for the group (0 when unknown).
+        budget: why the cell's recorded budget check failed ("" when it passed or none is recorded).
     """
 
     values: dict[int, float] = field(default_factory=dict)
     label: str = ""
     diverged: dict[int, str] = field(default_factory=dict)
+    stalled: list[int] = field(default_factory=list)
     unconverged: list[int] = field(default_factory=list)
     diverged_value: float | None = None
+    planned: int = 0
+    budget: str = ""
 
     def __len__(self) -> int:
         return len(self.values)
 
 
 def sample(cell: Any, value: RunValue, *, label: str = "", diverged: float | None = None) -> Sample:
-    """The per-seed values of ``cell`` with its diverged and unconverged runs.
+    """The per-seed values of ``cell`` with its diverged, stalled and unconverged runs.
 
     Args:
         cell: a [`rectlab.report.CellResult`][rectlab.report.CellResult] (None gives an empty sample).
@@ -211,13 +254,19 @@ def sample(cell: Any, value: RunValue, *, label: str = "", diverged: float | Non
     """
     if cell is None:
         return Sample(label=label)
-    out = Sample(per_seed(cell, value), label or cell.label, diverged_value=diverged)
+    out = Sample(per_seed(cell, value), label or cell.label, diverged_value=diverged,
+                 planned=int(getattr(cell, "planned", 0) or 0))
     for run in getattr(cell, "diverged", []):
         info = run.get("extras", {}).get("diverged", {})
         out.diverged[int(run["seed"])] = f"epoch {info.get('epoch', '?')}, step {info.get('step', '?')}"
         if diverged is not None:
             out.values[int(run["seed"])] = float(diverged)
-    out.unconverged = [int(r["seed"]) for r in cell.runs if not converged(r)]
+    out.stalled = [int(r["seed"]) for r in cell.runs if stalled(r)]
+    out.unconverged = [int(r["seed"]) for r in cell.runs if not converged(r) and not stalled(r)]
+    budget = getattr(cell, "budget", None)
+    if budget and not budget.get("passed", True):
+        out.budget = (f"{out.label}: at twice the epochs the {budget.get('metric', 'metric')} moved by "
+                      f"{budget.get('shift', math.nan):+.3g} (more than the tolerance {budget.get('tolerance', 0):g})")
     return out
 
 
@@ -225,12 +274,148 @@ def _as_sample(x: Sample | Mapping[int, float]) -> Sample:
     return x if isinstance(x, Sample) else Sample(dict(x))
 
 
+# -- evidence: the data behind a check, at any level, and its resamples ---------------------------------------
+
+@dataclass(frozen=True)
+class Estimate:
+    """An estimate with its interval at a level, the claim's p-value and the MDE at that level."""
+
+    value: float
+    ci: tuple[float, float]
+    p: float
+    mde: float
+    n: int
+    sd: float = math.nan
+    paired: bool = True
+    test: str = ""
+
+
+class Evidence(Protocol):
+    """The data a check is computed from.
+
+    ``estimate(level, kind, margin)`` gives the estimate, its interval at ``1 - level``, the p-value of the
+    claim's test (two-sided for "lower"/"higher", one-sided or TOST for the other kinds) and the MDE at
+    ``level``; ``resample(rng)`` draws a seed-bootstrap resample of the same data (seeds, runs or trials with
+    replacement) for the label's stability.
+    """
+
+    def estimate(self, level: float, kind: str, margin: float | None, *, power: bool = True) -> Estimate: ...
+
+    def resample(self, rng: np.random.Generator) -> Evidence: ...
+
+
+@dataclass(frozen=True)
+class Diff:
+    """``other − base`` of per-seed values: paired by seed when both ran the same seeds, else two groups.
+
+    ``method`` fixes the test family for resamples ("t" or "exact"; None: chosen by the data, see
+    `rectlab.report.stats.compare`).
+    """
+
+    base: Mapping[int, float]
+    other: Mapping[int, float]
+    method: str | None = None
+
+    def estimate(self, level: float, kind: str, margin: float | None, *, power: bool = True) -> Estimate:
+        k = compare(self.base, self.other, alpha=level, method=self.method, power=power)
+        if k.too_few:
+            return Estimate(k.diff, (math.nan, math.nan), math.nan, math.inf, k.n, test="none")
+        p = k.p_value
+        if kind in ONE_SIDED and margin is not None:
+            n, n2 = (k.n, None) if k.paired else (len(self.other), len(self.base))
+            if kind == "equivalent":
+                p = tost_p(k.diff, k.sd, n, margin, n2=n2)
+            else:
+                bound, side = (-margin, "above") if kind == "not-lower" else (margin, "below")
+                p = one_sided_p(k.diff, k.sd, n, bound, side, n2=n2)
+        return Estimate(k.diff, (k.ci_low, k.ci_high), p, k.mde, k.n, k.sd, k.paired, k.test)
+
+    def resample(self, rng: np.random.Generator) -> Diff:
+        # Resamples repeat seeds, so their values always tie: they use the t interval (inverting the exact tests
+        # 1,000 times would cost minutes); a resample without spread still gets the exact test.
+        method = "t"
+        if set(self.base) == set(self.other):
+            seeds = sorted(self.base)
+            pick = [seeds[i] for i in rng.integers(0, len(seeds), len(seeds))]
+            return Diff({i: self.base[s] for i, s in enumerate(pick)}, {i: self.other[s] for i, s in enumerate(pick)},
+                        method)
+        b, o = list(self.base.values()), list(self.other.values())
+        rb, ro = rng.integers(0, len(b), len(b)), rng.integers(0, len(o), len(o))
+        return Diff({i: b[j] for i, j in enumerate(rb)}, {len(b) + i: o[j] for i, j in enumerate(ro)}, method)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``successes`` of ``n`` (runs, trials) against a threshold ``null``: Wilson interval and score test."""
+
+    successes: float
+    n: int
+    null: float
+
+    def estimate(self, level: float, kind: str, margin: float | None, *, power: bool = True) -> Estimate:
+        if self.n == 0:
+            return Estimate(math.nan, (math.nan, math.nan), math.nan, math.inf, 0, test="none")
+        return Estimate(self.successes / self.n, wilson(self.successes, self.n, alpha=level),
+                        rate_p(self.successes, self.n, self.null), rate_mde(self.null, self.n, alpha=level) if power
+                        else math.nan, self.n, test="Wilson score")
+
+    def resample(self, rng: np.random.Generator) -> Rate:
+        return Rate(float(rng.binomial(self.n, self.successes / self.n)) if self.n else 0.0, self.n, self.null)
+
+
+@dataclass(frozen=True)
+class Bootstrapped:
+    """A statistic of resampled units (e.g. seeds whose models enter a mean over all pairs together).
+
+    ``groups`` are independent groups of unit indices; ``statistic(*index_arrays)`` computes the estimate
+    from them. The interval is the percentile bootstrap at ``1 - level`` and the MDE the one it implies
+    (`rectlab.report.stats.mde_from_ci`); the bootstrap draws are made once and reused at every level. A
+    resample for stability (``origin`` set) draws the units again and shifts the original's interval to its own
+    estimate, instead of running a bootstrap inside each resample.
+    """
+
+    groups: tuple[tuple[int, ...], ...]
+    statistic: Callable[..., float]
+    n_resamples: int = 4000
+    origin: Bootstrapped | None = None
+
+    def estimate(self, level: float, kind: str, margin: float | None, *, power: bool = True) -> Estimate:
+        n = min(len(g) for g in self.groups)
+        if self.origin is not None:  # a resample: the original interval's shape around this estimate
+            value = float(self.statistic(*(np.asarray(g) for g in self.groups)))
+            b = bootstrap_interval(*_draws(self.origin), 1 - level)
+            return Estimate(value, (value - (b.estimate - b.low), value + (b.high - b.estimate)), math.nan, math.nan, n,
+                            test="shifted")
+        b = bootstrap_interval(*_draws(self), 1 - level)
+        mde = mde_from_ci(b.low, b.high, alpha=level, confidence=1 - level) if power else math.nan
+        return Estimate(b.estimate, (b.low, b.high), b.p, mde, n, test="seed bootstrap")
+
+    def resample(self, rng: np.random.Generator) -> Bootstrapped:
+        groups = tuple(tuple(int(g[i]) for i in rng.integers(0, len(g), len(g))) for g in self.groups)
+        return Bootstrapped(groups, self.statistic, self.n_resamples, self.origin or self)
+
+
+_DRAWS: dict[int, tuple[Bootstrapped, tuple[float, np.ndarray]]] = {}
+
+
+def _draws(source: Bootstrapped) -> tuple[float, np.ndarray]:
+    """The estimate and bootstrap draws of ``source``, made once per object."""
+    hit = _DRAWS.get(id(source))
+    if hit is None or hit[0] is not source:
+        if len(_DRAWS) > 32:
+            _DRAWS.clear()
+        hit = _DRAWS[id(source)] = (source, bootstrap_draws([np.asarray(g) for g in source.groups], source.statistic,
+                                                            n_resamples=source.n_resamples))
+    return hit[1]
+
+
 # -- statistics in words ---------------------------------------------------------------------------------
 
-def fmt_ci(lo: float, hi: float, digits: int = 2) -> str:
+def fmt_ci(lo: float, hi: float, digits: int = 2, alpha: float = ALPHA) -> str:
+    """``95% CI a to b`` (the level from ``alpha``), or "no CI"."""
     if math.isnan(lo) or math.isnan(hi):
         return "no CI"
-    return f"95% CI {lo:.{digits}f} to {hi:.{digits}f}"
+    return f"{100 * (1 - alpha):.4g}% CI {lo:.{digits}f} to {hi:.{digits}f}"
 
 
 def summary_text(values: Sequence[float], digits: int = 2) -> str:
@@ -247,157 +432,206 @@ def _p_text(p: float) -> str:
     return "p not computable" if math.isnan(p) else f"p={p:.3g}"
 
 
-def _evidence(k: Comparison, what: str, unit: str, digits: int) -> str:
-    ci = fmt_ci(k.ci_low, k.ci_high, digits)
-    return f"{what} {k.diff:+.{digits}f}{unit} ({ci}, {k.test}, {_p_text(k.p_value)}, n={k.n})"
-
-
 def _run_notes(groups: Sequence[Sample]) -> tuple[str, str]:
-    """(notes about diverged runs, the reason a final-value claim is blocked by unconverged runs)."""
-    notes, unconverged = [], []
+    """(notes about diverged and stalled runs, the reason a final-value claim is blocked by unconverged runs or a
+    failed budget check)."""
+    notes, unconverged, budget = [], [], []
     for g in groups:
         if g.diverged:
             where = "; ".join(f"seed {s}: {w}" for s, w in sorted(g.diverged.items()))
             worth = f"counted as {g.diverged_value:g}" if g.diverged_value is not None else "left out of the test"
             notes.append(f"{len(g.diverged)} {g.label} run(s) diverged ({where}), {worth}")
+        if g.stalled:
+            notes.append(f"{len(g.stalled)} {g.label} run(s) stalled at chance level (seeds "
+                         f"{', '.join(map(str, g.stalled))}), counted with their final values")
         if g.unconverged:
             unconverged.append(f"{g.label} seeds {', '.join(map(str, g.unconverged))}")
-    blocked = ("not converged: the training loss of " + "; ".join(unconverged) + " had not reached a plateau "
-               f"(its last {PLATEAU_WINDOW:.0%} of epochs brought more than {PLATEAU_TOL:.0%} of its fall), so the "
-               "final values are not yet the models' final accuracy") if unconverged else ""
-    return "; ".join(notes), blocked
+        if g.budget:
+            budget.append(g.budget)
+    blocked = []
+    if unconverged:
+        blocked.append("not converged: the training loss of " + "; ".join(unconverged) + " had not reached a plateau "
+                       f"(its last {PLATEAU_WINDOW:.0%} of epochs brought more than {PLATEAU_TOL:.0%} of its fall), so "
+                       "the final values are not yet the models' final accuracy")
+    if budget:
+        blocked.append("not converged within the budget (budget check): " + "; ".join(budget))
+    return "; ".join(notes), "; ".join(blocked)
 
 
-def _check(claim: str, base: Sample | Mapping[int, float], other: Sample | Mapping[int, float], *, expect: str,
-           margin: float | None, what: str, unit: str, digits: int, primary: bool, gate: bool) -> ClaimCheck:
-    b, o = _as_sample(base), _as_sample(other)
-    notes, blocked = _run_notes([b, o])
-    if not gate:
-        blocked = ""
-    finite_b = {s: v for s, v in b.values.items() if math.isfinite(v)}
-    finite_o = {s: v for s, v in o.values.items() if math.isfinite(v)}
-    if len(finite_b) < 2 or len(finite_o) < 2:
-        n = min(len(finite_b), len(finite_o))
-        reason = f"needs at least 2 runs per group with a value, got {n}" + (f"; {notes}" if notes else "")
-        return ClaimCheck(claim, "inconclusive", reason, primary, n=n, margin=margin, expect=expect, notes=notes,
-                          blocked=f"too few runs ({n})", unit=unit, digits=digits)
-    k = compare(finite_b, finite_o)
-    p = k.p_value
-    if expect == "equivalent":  # the p of "the difference lies within ±margin": two one-sided tests
-        if margin is None:
-            raise ValueError(f"{claim}: an equivalence claim needs a margin")
-        p = tost_p(k.diff, k.sd, k.n, margin) if k.paired else tost_p(
-            k.diff, k.sd, len(finite_o), margin, n2=len(finite_b))
-        k = dataclasses.replace(k, p_value=p, test=f"two one-sided tests against ±{margin:g} ({k.test})")
-    check = ClaimCheck(claim, "inconclusive", "", primary, n=k.n, estimate=k.diff, ci=(k.ci_low, k.ci_high), p=p,
-                       mde=k.mde, margin=margin, expect=expect, evidence=_evidence(k, what, unit, digits),
-                       notes=notes, blocked=blocked, sd=k.sd, paired=k.paired, unit=unit, digits=digits)
+def _make(claim: str, source: Evidence | None, *, expect: str, margin: float | None, what: str, unit: str,
+          digits: int, primary: bool, notes: str = "", blocked: str = "", null: float = 0.0,
+          n_planned: int | None = None) -> ClaimCheck:
+    check = ClaimCheck(claim, "inconclusive", "", primary, margin=margin, expect=expect, null=null, notes=notes,
+                       blocked=blocked, unit=unit, digits=digits, what=what, n_planned=n_planned or None,
+                       source=source)
     return judged(check)
 
 
-def judged(check: ClaimCheck, p_holm: float | None = None) -> ClaimCheck:
-    """``check`` with its verdict and reason by `rectlab.report.stats.judge`, from its uncorrected p or,
-    when given, its Holm-corrected ``p_holm``. A blocked check stays inconclusive."""
-    p_used = check.p if p_holm is None else p_holm
-    verdict, why = judge(check.estimate, check.ci, p_used, expect=check.expect, margin=check.margin)
+def judged(check: ClaimCheck, level: float | None = None, p_holm: float | None = None) -> ClaimCheck:
+    """``check`` evaluated at ``level`` (default: its current alpha) and labelled by
+    `rectlab.report.stats.judge`; ``p_holm`` is shown when given. A blocked check stays inconclusive.
+
+    Checks without a ``source`` (a rule of their own) keep their label and only record ``p_holm``.
+    """
+    level = check.alpha if level is None else level
+    if check.source is None:
+        return dataclasses.replace(check, p_holm=math.nan if p_holm is None else p_holm, alpha=level)
+    ci_level = 2 * level if check.expect in ONE_SIDED else level
+    est = check.source.estimate(ci_level, check.expect, check.margin)
+    verdict, why = judge(est.value, est.ci, expect=check.expect, margin=check.margin, null=check.null)
+    unit, digits = check.unit, check.digits
+    if est.test == "none":
+        evidence = f"{check.what} {est.value:+.{digits}f}{unit} (no test: n={est.n}, fewer than {MIN_SEEDS} per group)"
+        why = f"n = {est.n} is too small to compare (a test needs at least {MIN_SEEDS} per group)"
+    else:
+        shown = f"{est.value:.{digits}f}" if _is_rate(check) else f"{est.value:+.{digits}f}"
+        evidence = (f"{check.what} {shown}{unit} ({fmt_ci(est.ci[0], est.ci[1], digits, ci_level)}, {est.test}, "
+                    f"{_p_text(est.p)}, n={est.n})")
     if check.blocked:
         verdict, why = "inconclusive", check.blocked
-    unit, digits = check.unit, check.digits
-    power = f"MDE {check.mde:.{digits}f}{unit}" if math.isfinite(check.mde) else "MDE: none (too few runs)"
-    margin = f", margin {check.margin:g}{unit}" if check.margin is not None else ""
     corrected = f", Holm p={p_holm:.3g}" if p_holm is not None and not math.isnan(p_holm) else ""
-    parts = [f"{check.evidence}{corrected}; {power}{margin}: {why}"]
-    if verdict == "inconclusive" and not check.blocked and check.margin is not None:
-        needed = seeds_for(check.margin, check.sd, paired=check.paired)
-        if needed is not None and needed > check.n:
-            parts.append(f"about {needed} seeds per group would detect an effect of the margin's size")
+    power = f"MDE {est.mde:.{digits}f}{unit}" if math.isfinite(est.mde) else "MDE: none (too few runs)"
+    at = f" at alpha {level:.3g}" if abs(level - ALPHA) > 1e-12 else ""
+    margin = ""
+    if check.margin is not None:
+        sign = 1 if check.expect == "higher" else -1
+        margin = (f", threshold {check.null:g}, claimed level {check.null + sign * check.margin:g}" if _is_rate(check)
+                  else f", margin {check.margin:g}{unit}")
+    parts = [f"{evidence}{corrected}; {power}{at}{margin}: {why}"]
+    needed = None
+    if verdict == "inconclusive" and not check.blocked:
+        needed = _needed(check, est, ci_level)
+        if needed is not None and needed > est.n and est.test != "none":
+            parts.append(f"about {needed} {'runs' if _is_rate(check) else 'per group'} would decide it")
     if check.notes:
         parts.append(check.notes)
-    return dataclasses.replace(check, verdict=verdict, reason="; ".join(parts),
-                               p_holm=math.nan if p_holm is None else p_holm)
+    return dataclasses.replace(check, verdict=verdict, reason="; ".join(parts), n=est.n, estimate=est.value,
+                               ci=est.ci, p=est.p, p_holm=math.nan if p_holm is None else p_holm, mde=est.mde,
+                               sd=est.sd, paired=est.paired, alpha=level, evidence=evidence, needed=needed)
+
+
+def _is_rate(check: ClaimCheck) -> bool:
+    """A claim about a rate against a threshold (its estimate is a rate, not a difference)."""
+    return isinstance(check.source, Rate) or (check.null != 0 and check.expect in ("lower", "higher"))
+
+
+def _needed(check: ClaimCheck, est: Estimate, level: float) -> int | None:
+    """The n per group that would decide an inconclusive check (None when unknown)."""
+    if est.test == "none":
+        return MIN_SEEDS
+    if _is_rate(check):
+        if check.margin is None:
+            return rate_seeds_for(est.value, check.null, None, alpha=level)
+        level_value = check.null + check.margin if check.expect == "higher" else check.null - check.margin
+        return rate_seeds_for(est.value, check.null, level_value, alpha=level)
+    if check.margin is None or not math.isfinite(est.sd):
+        return None
+    return seeds_for(check.margin, est.sd, paired=est.paired, alpha=level)
 
 
 def direction_check(claim: str, base: Sample | Mapping[int, float], other: Sample | Mapping[int, float], *,
                     expect: str = "lower", margin: float | None = None, what: str = "difference", unit: str = "",
                     digits: int = 2, primary: bool = True, gate: bool = False) -> ClaimCheck:
-    """Judge "``other`` is {expect} than ``base``" by the rule in the module docstring.
+    """Judge "``other`` is {expect} than ``base``" by the five-label rule (`rectlab.report.stats.judge`).
 
     Args:
         claim: the claim in words.
         base, other: per-seed values (a `Sample` or ``{seed: value}``).
         expect: "lower" or "higher".
-        margin: the equivalence margin (the smallest effect that matters, from the paper's effect): a CI
-            that excludes effects this large in the claimed direction makes the claim "not reproduced".
+        margin: the smallest effect that counts as the paper's (from the paper's effect, declared in the spec).
         what, unit, digits: how the difference is named and printed in the reason.
         primary: whether the check decides the study's verdict (and joins the Holm family).
-        gate: apply the convergence gate (final-accuracy claims): unconverged runs make it inconclusive.
+        gate: apply the convergence gate (final-accuracy claims): unconverged runs, or a failed budget check,
+            make it inconclusive.
     """
     if expect not in ("lower", "higher"):
         raise ValueError(f"expect must be 'lower' or 'higher', got {expect!r}")
-    return _check(claim, base, other, expect=expect, margin=margin, what=what, unit=unit, digits=digits,
-                  primary=primary, gate=gate)
+    return _pair_check(claim, base, other, expect=expect, margin=margin, what=what, unit=unit, digits=digits,
+                       primary=primary, gate=gate)
+
+
+def _pair_check(claim: str, base: Sample | Mapping[int, float], other: Sample | Mapping[int, float], *, expect: str,
+                margin: float | None, what: str, unit: str, digits: int, primary: bool, gate: bool) -> ClaimCheck:
+    b, o = _as_sample(base), _as_sample(other)
+    notes, blocked = _run_notes([b, o])
+    finite_b = {s: v for s, v in b.values.items() if math.isfinite(v)}
+    finite_o = {s: v for s, v in o.values.items() if math.isfinite(v)}
+    planned = min(b.planned, o.planned) if b.planned and o.planned else None
+    return _make(claim, Diff(finite_b, finite_o), expect=expect, margin=margin, what=what, unit=unit, digits=digits,
+                 primary=primary, notes=notes, blocked=blocked if gate else "", n_planned=planned)
 
 
 def equivalence_check(claim: str, base: Sample | Mapping[int, float], other: Sample | Mapping[int, float], *,
                       margin: float, what: str = "difference", unit: str = "", digits: int = 2,
                       primary: bool = True, gate: bool = False) -> ClaimCheck:
-    """Judge "``other`` is comparable to ``base`` (within ±margin)" by two one-sided tests (TOST)."""
-    return _check(claim, base, other, expect="equivalent", margin=margin, what=what, unit=unit, digits=digits,
-                  primary=primary, gate=gate)
+    """Judge "``other`` is comparable to ``base`` (within ±margin)" by two one-sided tests (TOST): reproduced when
+    the ``1 - 2 alpha`` interval lies inside ±margin, contradicted when it lies outside."""
+    return _pair_check(claim, base, other, expect="equivalent", margin=margin, what=what, unit=unit, digits=digits,
+                       primary=primary, gate=gate)
 
 
 def no_improvement_check(claim: str, base: Sample | Mapping[int, float], other: Sample | Mapping[int, float], *,
                          margin: float, what: str = "difference", unit: str = "", digits: int = 2,
                          primary: bool = True, gate: bool = False) -> ClaimCheck:
-    """Judge "``other`` does not improve on ``base``" for a lower-is-better metric.
-
-    **not reproduced** when ``other − base`` is significantly below 0; **reproduced** when its 95% CI
-    excludes an improvement as large as ``margin``; otherwise **inconclusive**.
-    """
-    return _check(claim, base, other, expect="not-lower", margin=margin, what=what, unit=unit, digits=digits,
-                  primary=primary, gate=gate)
+    """Judge "``other`` does not improve on ``base`` by as much as ``margin``" (lower is better): reproduced when
+    the ``1 - 2 alpha`` interval of ``other − base`` lies above ``-margin``, contradicted when below it."""
+    return _pair_check(claim, base, other, expect="not-lower", margin=margin, what=what, unit=unit, digits=digits,
+                       primary=primary, gate=gate)
 
 
-def estimate_check(claim: str, estimate: float, ci: tuple[float, float], p: float, n: int, *, expect: str,
-                   margin: float | None, what: str, test: str, mde: float, unit: str = "", digits: int = 2,
-                   primary: bool = True, notes: str = "") -> ClaimCheck:
-    """A check from an estimate computed elsewhere (e.g. a bootstrap), judged by the same rule as the others.
+def no_worse_check(claim: str, base: Sample | Mapping[int, float], other: Sample | Mapping[int, float], *,
+                   margin: float, what: str = "difference", unit: str = "", digits: int = 2,
+                   primary: bool = True, gate: bool = False) -> ClaimCheck:
+    """Judge "``other`` is not worse than ``base`` by more than ``margin``" (lower is better): reproduced when the
+    ``1 - 2 alpha`` interval of ``other − base`` lies below ``margin``, contradicted when above it."""
+    return _pair_check(claim, base, other, expect="not-higher", margin=margin, what=what, unit=unit, digits=digits,
+                       primary=primary, gate=gate)
+
+
+def estimate_check(claim: str, source: Evidence, *, expect: str, margin: float | None, what: str, unit: str = "",
+                   digits: int = 2, primary: bool = True, notes: str = "", n_planned: int | None = None,
+                   null: float = 0.0) -> ClaimCheck:
+    """A check on any `Evidence` (e.g. `Bootstrapped`), judged by the same rule as the others.
 
     Args:
-        estimate, ci, p: the effect, its 95% interval and the two-sided p of "no effect".
-        n: the units behind it (e.g. seeds per group); mde: its minimum detectable effect.
-        expect, margin, what, unit, digits, primary: as `direction_check`; test: the method's name.
+        source: the data (re-evaluated at Holm's level and resampled for stability).
+        expect, margin, what, unit, digits, primary: as `direction_check`.
+        notes: shown with the reason; n_planned: the n the spec planned.
+        null: what "no effect" is (0 for a difference; the threshold of a rate claim).
     """
-    evidence = f"{what} {estimate:+.{digits}f}{unit} ({fmt_ci(ci[0], ci[1], digits)}, {test}, {_p_text(p)}, n={n})"
-    check = ClaimCheck(claim, "inconclusive", "", primary, n=n, estimate=estimate, ci=ci, p=p, mde=mde,
-                       margin=margin, expect=expect, evidence=evidence, notes=notes, unit=unit, digits=digits)
-    return judged(check)
+    return _make(claim, source, expect=expect, margin=margin, what=what, unit=unit, digits=digits, primary=primary,
+                 notes=notes, n_planned=n_planned, null=null)
 
 
-def proportion_check(claim: str, successes: int, n: int, *, expect: str = "most", what: str = "runs",
-                     notes: str = "", primary: bool = True) -> ClaimCheck:
-    """Judge a claim about how often something happens (e.g. "He init converges": the runs that converged).
+def rate_check(claim: str, successes: int, n: int, *, threshold: float, level: float | None = None,
+               expect: str = "higher", what: str = "runs", notes: str = "", primary: bool = True,
+               n_planned: int | None = None) -> ClaimCheck:
+    """Judge a claim about how often something happens, against a threshold declared before running.
 
-    Rule, from the Wilson 95% interval of the rate ``successes / n``: for ``expect="most"``, **reproduced**
-    when the interval lies above 1/2, **not reproduced** when it lies below 1/2; ``expect="few"`` swaps them
-    (e.g. "Xavier init stalls": few runs converge); otherwise **inconclusive**. With 8 runs, 7 or 8
-    successes are "most" and 0 or 1 are "few".
+    The rate ``successes / n`` with its Wilson interval is judged as a directional claim with ``null`` =
+    ``threshold`` and the claimed size ``level`` (e.g. "most runs stall": threshold 0.5; "always":
+    level 0.9): **reproduced** when the interval lies on the claimed side of the threshold and reaches the
+    level; **weaker than claimed** when it lies on that side but short of the level; **not reproduced** when it
+    includes the threshold and falls short of the level; **contradicted** when it lies on the other side of
+    the threshold; **inconclusive** otherwise. ``expect="lower"`` ("few runs converge") mirrors it.
+
+    Args:
+        claim: the claim in words.
+        successes, n: how often it happened, out of how many runs (diverged runs included as the claim
+            says).
+        threshold: the rate the claim must exceed ("most": 0.5), or stay below with ``expect="lower"``.
+        level: the rate the paper claims (e.g. 0.9 for "always"); None: no claimed size.
+        what: what ``successes`` counts, for the reason.
+        notes, primary, n_planned: as the other checks.
     """
-    if expect not in ("most", "few"):
-        raise ValueError(f"expect must be 'most' or 'few', got {expect!r}")
-    if n == 0:
-        return ClaimCheck(claim, "inconclusive", f"no {what}", primary, notes=notes, blocked="no runs")
-    lo, hi = wilson(successes, n)
-    above, below = lo > 0.5, hi < 0.5
-    if expect == "most":
-        verdict = "reproduced" if above else "not reproduced" if below else "inconclusive"
-    else:
-        verdict = "reproduced" if below else "not reproduced" if above else "inconclusive"
-    evidence = f"{successes} of {n} {what} (rate {successes / n:.0%}, Wilson 95% CI {lo:.0%} to {hi:.0%})"
-    rule = ("the CI lies above 1/2" if above else "the CI lies below 1/2" if below else "the CI includes 1/2")
-    reason = f"{evidence}: {rule}" + (f"; {notes}" if notes else "")
-    return ClaimCheck(claim, verdict, reason, primary, n=n, estimate=successes / n, ci=(lo, hi), evidence=evidence,
-                      notes=notes, digits=2)
+    if expect not in ("higher", "lower"):
+        raise ValueError(f"expect must be 'higher' or 'lower', got {expect!r}")
+    if level is not None and (level <= threshold if expect == "higher" else level >= threshold):
+        raise ValueError(f"the claimed level {level} must lie beyond the threshold {threshold} on the claimed side")
+    margin = None if level is None else abs(level - threshold)
+    return _make(claim, Rate(float(successes), n, threshold), expect=expect, margin=margin,
+                 what=f"rate of {what}", unit="", digits=2, primary=primary, notes=notes, null=threshold,
+                 n_planned=n_planned)
 
 
 def missing_check(claim: str, why: str, primary: bool = True) -> ClaimCheck:
@@ -407,17 +641,40 @@ def missing_check(claim: str, why: str, primary: bool = True) -> ClaimCheck:
 
 # -- the family of a study's primary claims ----------------------------------------------------------------
 
-def finalize(checks: Sequence[ClaimCheck]) -> list[ClaimCheck]:
-    """Apply Holm's correction over the primary checks that have a p-value, and re-judge them.
+def stability(check: ClaimCheck, resamples: int = RESAMPLES, seed: int = 0) -> float | None:
+    """The share of ``resamples`` seed-bootstrap resamples of the check's data that give its label, at the level
+    the label used (None for checks without data, or blocked ones)."""
+    if check.source is None or check.blocked or not (math.isfinite(check.ci[0]) and math.isfinite(check.ci[1])):
+        return None  # no interval (too few runs, or an exact test that cannot reach the level): nothing to resample
+    rng = np.random.default_rng(seed)
+    ci_level = 2 * check.alpha if check.expect in ONE_SIDED else check.alpha
+    same = 0
+    for _ in range(resamples):
+        est = check.source.resample(rng).estimate(ci_level, check.expect, check.margin, power=False)
+        label, _ = judge(est.value, est.ci, expect=check.expect, margin=check.margin, null=check.null)
+        same += label == check.verdict
+    return same / resamples
 
-    Secondary checks keep their uncorrected p (``p_holm`` NaN). Checks with a rule of their own
-    (``expect == ""``) keep their verdict; their p still counts in the family.
+
+def finalize(checks: Sequence[ClaimCheck], alpha: float = ALPHA, *, resamples: int = RESAMPLES) -> list[ClaimCheck]:
+    """Apply Holm's correction over the primary checks that have a p-value, re-evaluate every check at its level,
+    and measure each label's stability.
+
+    A primary check is evaluated at the level Holm tests it at (`rectlab.report.stats.holm_levels`): its
+    interval, MDE and label use that level (one-sided kinds: their ``1 - 2 level`` interval). Secondary checks
+    use ``alpha``. Checks with a rule of their own (no ``source``) keep their verdict; their p still counts in
+    the family.
+
+    Args:
+        checks: the study's checks.
+        alpha: the family-wise error rate (the stage's alpha in a two-stage design).
+        resamples: seed-bootstrap resamples per check for ``stability`` (0 skips it).
     """
-    family = [i for i, c in enumerate(checks) if c.primary and not math.isnan(c.p)]
-    out = list(checks)
-    for i, p_holm in zip(family, holm([checks[i].p for i in family])):
-        if checks[i].expect:
-            out[i] = judged(checks[i], p_holm)
-        else:
-            out[i] = dataclasses.replace(checks[i], p_holm=p_holm)
+    out = [judged(c, alpha) if c.source is not None else c for c in checks]
+    family = [i for i, c in enumerate(out) if c.primary and not math.isnan(c.p)]
+    pvalues = [out[i].p for i in family]
+    for i, p_holm, level in zip(family, holm(pvalues), holm_levels(pvalues, alpha)):
+        out[i] = judged(out[i], level, p_holm)
+    if resamples:
+        out = [dataclasses.replace(c, stability=stability(c, resamples)) for c in out]
     return out

@@ -22,15 +22,16 @@ T = TypeVar("T")
 def load_setup_table(path: str | Path, section: str, scale: str, cls: type[T]) -> T:
     """``cls(**values)`` from the ``[section]`` table of ``path`` updated with its ``[scales.SCALE]`` table.
 
-    Lists become tuples for the dataclass fields annotated as tuples.
+    Lists become tuples for the dataclass fields annotated as tuples. A ``[study]`` table (the claim and its
+    design, read by the reproduction) is allowed beside them.
 
     Raises:
         ValueError: for unknown sections or keys, or a missing scale (the message lists the valid ones).
     """
     raw = tomllib.loads(Path(path).read_text())
-    unknown = set(raw) - {section, "scales"}
+    unknown = set(raw) - {"study", section, "scales"}
     if unknown:
-        raise InputError(f"{path}: unknown section(s) {sorted(unknown)}; valid: [{section}], [scales.NAME]")
+        raise InputError(f"{path}: unknown section(s) {sorted(unknown)}; valid: [study], [{section}], [scales.NAME]")
     values: dict[str, Any] = dict(raw.get(section, {}))
     scales = raw.get("scales", {})
     if scale not in scales:

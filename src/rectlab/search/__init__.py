@@ -26,7 +26,7 @@ from .activation import PREFIX, SearchActivation, activation_class, canonical_na
 from .config import STRATEGIES, SearchConfig, config_from_dict, load_config
 from .expr import ExprError, parse, render
 from .ops import BINARY, UNARY
-from .run import RungResult, SearchResult, pool, run_search
+from .run import RungResult, SearchResult, pool, run_final, run_search
 from .screen import Screened, reject_reason, screen, swish_fit
 from .space import Candidate, SearchSpace
 
@@ -53,6 +53,7 @@ __all__ = [
     "pool",
     "reject_reason",
     "render",
+    "run_final",
     "run_search",
     "screen",
     "swish_fit",

@@ -130,10 +130,10 @@ def config_from_dict(raw: dict[str, Any], scale: str | None = None, where: str =
     Raises:
         ConfigError: unknown sections or keys, bad values; the message names the file and the valid keys.
     """
-    bad = set(raw) - set(SECTIONS)
+    bad = set(raw) - set(SECTIONS) - {"study"}  # [study]: the claim of `rectlab reproduce activation-search`
     if bad:
-        raise ConfigError(f"{where}: unknown section(s) {sorted(bad)}; valid: {', '.join(SECTIONS)}")
-    d = _merge(raw, scale, where)
+        raise ConfigError(f"{where}: unknown section(s) {sorted(bad)}; valid: {', '.join(SECTIONS)}, study")
+    d = _merge({k: v for k, v in raw.items() if k != "study"}, scale, where)
     search = dict(d.get("search", {}))
     bad = set(search) - set(SEARCH_KEYS)
     if bad:

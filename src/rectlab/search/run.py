@@ -40,7 +40,7 @@ from .config import SearchConfig
 from .screen import Screened, screen, swish_fit
 from .space import Candidate
 
-__all__ = ["SWISH_TOL", "WORST", "RungResult", "SearchResult", "pool", "run_search"]
+__all__ = ["SWISH_TOL", "WORST", "RungResult", "SearchResult", "pool", "run_final", "run_search"]
 
 WORST = 100.0  # the score of a failed or diverged run (test error, %)
 SWISH_TOL = 1e-3  # relative RMS distance to a*x*sigmoid(b*x) below which a candidate counts as Swish
@@ -131,10 +131,21 @@ def _scores(store_dir: Path, rung: RungResult) -> None:
     rung.scores = {t: sum(v.values()) / len(v) for t, v in rung.per_seed.items() if v}
 
 
-def _study(name: str, base: dict[str, Any], activations: list[str], seeds: int, baseline: str) -> Any:
-    raw = {"study": {"name": name, "seeds": seeds, "baseline": {"activation": baseline}},
+def _study(name: str, base: dict[str, Any], activations: list[str], seeds: int, baseline: str,
+           first_seed: int = 0) -> Any:
+    raw = {"study": {"name": name, "seeds": list(range(first_seed, first_seed + seeds)),
+                     "baseline": {"activation": baseline}},
            "base": base, "grid": {"activation": activations}}
     return spec_from_dict(raw, where=name)
+
+
+def run_final(config: SearchConfig, names: list[str], out: str | Path, **run_kwargs: Any) -> Any:
+    """Train ``names`` (activation names, e.g. winners and baselines) with the final budget and ``config.final_seeds``
+    seeds on the test split in ``out`` (a study folder with its report); return the study's spec."""
+    spec = _study("search-final", config.final_config(), names, config.final_seeds, config.baselines[0])
+    run_study(spec, Path(out), **run_kwargs)
+    write_report(Path(out), collect(Path(out)))
+    return spec
 
 
 def _say(console: Any, text: str) -> None:
@@ -179,8 +190,9 @@ def run_search(config: SearchConfig, out: str | Path, *, final: bool = True, exe
         _say(console, f"search rung {i}/{len(budgets)}: {len(alive)} candidates x {seeds} seed(s), "
                       f"{json.dumps(overrides)}")
         start = time.perf_counter()
+        # a search's seed also seeds its child networks: search k trains seeds 1000 k, 1000 k + 1, ...
         spec = _study(f"search-rung{i}", config.run_config(overrides), [PREFIX + t for t in alive], seeds,
-                      PREFIX + alive[0])
+                      PREFIX + alive[0], first_seed=1000 * config.seed)
         run_study(spec, out / f"rung{i}", **run_kwargs)
         _scores(out / f"rung{i}", rung)
         rung.seconds = time.perf_counter() - start
@@ -194,12 +206,9 @@ def run_search(config: SearchConfig, out: str | Path, *, final: bool = True, exe
     _write(result)
     if final:
         names = [PREFIX + w for w in winners] + list(config.baselines)
-        spec = _study("search-final", config.final_config(), names, config.final_seeds, config.baselines[0])
-        _say(console, f"search final: {len(names)} activations x {config.final_seeds} seeds on "
-                      f"{spec.base.dataset}")
-        run_study(spec, out / "final", **run_kwargs)
-        write_report(out / "final", collect(out / "final"))
-        result.final_dir, result.final_spec = out / "final", spec
+        _say(console, f"search final: {len(names)} activations x {config.final_seeds} seeds")
+        result.final_spec = run_final(config, names, out / "final", **run_kwargs)
+        result.final_dir = out / "final"
     result.seconds = time.perf_counter() - t0
     _write(result)
     return result

@@ -74,10 +74,10 @@ __all__ = ["MAX_RUNS", "MAX_SEEDS", "METRICS", "SCALES", "StudySpec", "SpecError
            "parse_spec",
            "spec_differences", "spec_from_dict", "studies_dir"]
 
-STUDY_KEYS = ("name", "description", "seeds", "baseline", "metric", "goal", "claim", "paper", "verdict_rule",
-              "probes", "reproduce", "imports")
+STUDY_KEYS = ("name", "description", "seeds", "baseline", "metric", "goal", "claim", "paper", "published",
+              "verdict_rule", "probes", "reproduce", "imports")
 GOALS = ("min", "max")
-TEXT_KEYS = ("name", "description", "claim", "paper")
+TEXT_KEYS = ("name", "description", "claim", "paper", "published")
 SECTIONS = ("study", "base", "grid", "scales")
 METRICS = ("test_error", "test_top5_error", "test_loss", "train_loss", "train_error")
 # The [scales.NAME] tables every shipped study defines, and the values of `rectlab reproduce --scale`.

@@ -252,7 +252,7 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int, example
         config.model, activation=make_act, num_classes=num_classes, in_channels=in_channels,
         example_input=example.detach().cpu(), **kwargs
     )
-    report: dict[str, Any] = {}
+    report: dict[str, Any] = {"num_classes": num_classes}  # chance level (ln C) for the analysis of stalled runs
     if config.erase_relu > 0:
         model, erased = surgery.erase_relu(
             model, location=config.erase_location, proportion=config.erase_relu, seed=config.seed,

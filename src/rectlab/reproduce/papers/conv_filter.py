@@ -5,19 +5,15 @@ arXiv 1709.06129). A custom runner: see `rectlab.reproduce.vectorized.planted_fi
 from __future__ import annotations
 
 import json
-import math
 import time
 
 import numpy as np
-from scipy import stats as sps
 
 from ...report.plots import pyplot, save_figure
 from ...report.stats import wilson
 from ..core import Analysis, ClaimCheck, Context, Reproduction, Table, studies_dir
-from ..evidence import direction_check, proportion_check
+from ..evidence import direction_check, rate_check
 from ..vectorized.planted_filter import ConvSetup, Trajectories, load_setup, train_students
-
-SPEED_MARGIN = math.log10(1.25)  # a 25% difference in steps (or in the final distance) is the effect that matters
 
 
 def _pooled(runs: dict[tuple, Trajectories], dists: list[str], key, value) -> dict[int, float]:
@@ -40,43 +36,33 @@ def _label(tr: Trajectories) -> str:
     return f"overlap {m['overlap']:.0%}"
 
 
-def _recovery_check(setup: ConvSetup, runs: dict[tuple, Trajectories]) -> ClaimCheck:
-    """The least successful non-Gaussian GD condition, judged by `proportion_check` (most inits recover w*)."""
-    claim = "gradient descent from a random init recovers w* for non-Gaussian inputs (in most inits)"
+def _recovery_check(ctx: Context, setup: ConvSetup, runs: dict[tuple, Trajectories]) -> ClaimCheck:
+    """The least successful non-Gaussian GD condition, as a rate claim: most inits recover w* (the paper: always)."""
+    claim = "gradient descent from a random init recovers w* for non-Gaussian inputs"
     rates = {f"{key[1]}, {_label(tr)}": int((tr.final() < setup.success_tol).sum()) for key, tr in runs.items()
              if key[0] == "gd" and key[1] != "gaussian"}
     if not rates:
         return ClaimCheck(claim, "inconclusive", "no non-Gaussian input distribution at this scale")
     worst = min(rates, key=lambda condition: rates[condition])
-    return proportion_check(
+    return rate_check(
         claim + f" (the least successful of {len(rates)} non-Gaussian conditions: {worst})", rates[worst],
-        setup.trials, what=f"random inits ending within {setup.success_tol:g} of w* (relative) after {setup.gd_steps} "
-                           "GD steps")
+        setup.trials, threshold=ctx.option("recovery_threshold"), level=ctx.option("recovery_level"),
+        what=f"random inits ending within {setup.success_tol:g} of w* (relative) after {setup.gd_steps} GD steps",
+        n_planned=setup.trials)
 
 
-def _distribution_check(setup: ConvSetup, runs: dict[tuple, Trajectories], dists: list[str]) -> ClaimCheck:
-    """Secondary: the steps to converge differ across input distributions (Friedman test, paired by trial)."""
-    claim = "the convergence rate depends on the input distribution"
-    if len(dists) < 2:
-        return ClaimCheck(claim, "inconclusive", "only one input distribution at this scale", primary=False)
-    steps = [runs[("gd", d, setup.filter_size, 0.0)].steps_to(setup.speed_tol).numpy() for d in dists]
-    medians = {d: float(np.median(s)) for d, s in zip(dists, steps)}
-    ratio = max(medians.values()) / max(min(medians.values()), 1.0)
-    if all(np.array_equal(steps[0], x) for x in steps[1:]):
-        p = 1.0  # identical step counts: no test needed (and scipy's tests refuse all-zero differences)
-    else:
-        p = float(sps.friedmanchisquare(*steps).pvalue if len(dists) > 2 else sps.wilcoxon(*steps).pvalue)
-    evidence = (f"median steps to {setup.speed_tol:g}: " + ", ".join(f"{d} {m:.0f}" for d, m in medians.items())
-                + f"; slowest/fastest {ratio:.2f}, {'Friedman' if len(dists) > 2 else 'Wilcoxon'} p={p:.3g}")
-    if p < 0.05 and ratio >= 1.25:
-        verdict = "reproduced"
-    elif ratio < 1.1:
-        verdict = "not reproduced"
-    else:
-        verdict = "inconclusive"
-    return ClaimCheck(claim, verdict, f"{evidence}; rule: reproduced when p < 0.05 and the medians differ by >= 25%, "
-                      "not reproduced when they are all within 10%", primary=False, n=setup.trials, p=p,
-                      evidence=evidence)
+def _smoothness_check(ctx: Context, setup: ConvSetup, runs: dict[tuple, Trajectories], dists: list[str]) -> ClaimCheck:
+    """The convergence rate depends on the smoothness of the input distribution: ±1 inputs (no density at all) need
+    more GD steps than Gaussian ones, paired by init (the same (w*, w0) draw in both)."""
+    claim = ("smoother inputs converge faster: GD on ±1 (Rademacher) inputs needs more steps than on Gaussian inputs "
+             f"(steps to |w - w*|/|w*| < {setup.speed_tol:g}, non-overlapping patches)")
+    if "gaussian" not in dists or "rademacher" not in dists:
+        return ClaimCheck(claim, "inconclusive", "needs Gaussian and Rademacher inputs at this scale")
+    p = setup.filter_size
+    log_steps = _log_steps(setup)
+    gauss, rad = (dict(enumerate(log_steps(runs[("gd", d, p, 0.0)]).tolist())) for d in ("gaussian", "rademacher"))
+    return direction_check(claim, gauss, rad, expect="higher", margin=ctx.option("speed_margin"),
+                           what="log10 steps, Rademacher − Gaussian", digits=3)
 
 
 def _plot(setup: ConvSetup, runs: dict[tuple, Trajectories], path) -> None:
@@ -114,6 +100,8 @@ def _row(setup: ConvSetup, key: tuple, tr: Trajectories) -> list[str]:
 def run(ctx: Context) -> Analysis:
     t0 = time.perf_counter()
     setup = load_setup(studies_dir(ctx.execution.get("studies")) / "conv-filter.toml", ctx.scale)
+    ctx.record_setup("conv", setup)
+    margin = float(ctx.option("speed_margin"))
     p = setup.filter_size
     dists = list(setup.distributions)
     runs: dict[tuple, Trajectories] = {}
@@ -129,8 +117,9 @@ def run(ctx: Context) -> Analysis:
         {"setup": setup.__dict__ | {"strides": list(setup.strides), "distributions": dists,
                                     "closeness": list(setup.closeness)},
          "runs": [{"key": list(k), **tr.to_json()} for k, tr in runs.items()]}))
-    a = Analysis()
-    a.checks.append(_recovery_check(setup, runs))
+    a = Analysis(runs={"done": len(runs) * setup.trials}, n_planned={"trials per condition": setup.trials})
+    a.checks.append(_recovery_check(ctx, setup, runs))
+    a.checks.append(_smoothness_check(ctx, setup, runs, dists))
     log_steps = _log_steps(setup)
     if setup.closeness:
         rho = max(setup.closeness)
@@ -139,16 +128,15 @@ def run(ctx: Context) -> Analysis:
             f"|w - w*|/|w*| < {setup.speed_tol:g}, averaged over the input distributions per init)",
             _pooled(runs, dists, lambda d: ("gd", d, p, 0.0), log_steps),
             _pooled(runs, dists, lambda d: ("gd", d, p, rho), log_steps),
-            expect="lower", margin=SPEED_MARGIN, what="log10 steps, correlated − independent", digits=3))
+            expect="lower", margin=margin, what="log10 steps, correlated − independent", digits=3))
     if len(setup.strides) > 1:
         most = min(setup.strides)
         a.checks.append(direction_check(
             f"overlapping patches ({setup.overlap(most):.0%} overlap) converge faster than non-overlapping ones (GD)",
             _pooled(runs, dists, lambda d: ("gd", d, max(setup.strides), 0.0), log_steps),
             _pooled(runs, dists, lambda d: ("gd", d, most, 0.0), log_steps),
-            expect="lower", margin=SPEED_MARGIN, what="log10 steps, overlapping − non-overlapping", digits=3,
+            expect="lower", margin=margin, what="log10 steps, overlapping − non-overlapping", digits=3,
             primary=False))
-    a.checks.append(_distribution_check(setup, runs, dists))
     sgd = {s: runs[("sgd", setup.sgd_distribution, s)] for s in ("small", "large", "two-stage")}
 
     def per_trial(values) -> dict[int, float]:
@@ -158,12 +146,15 @@ def run(ctx: Context) -> Analysis:
         f"SGD: the two-stage learning rate ({setup.sgd_lr_large:g} then {setup.sgd_lr_small:g}) converges in fewer "
         f"steps than the small one ({setup.sgd_lr_small:g}) alone",
         per_trial(log_steps(sgd["small"])), per_trial(log_steps(sgd["two-stage"])), expect="lower",
-        margin=SPEED_MARGIN, what="log10 steps, two-stage − small", digits=3))
+        margin=margin, what="log10 steps, two-stage − small", digits=3, primary=False))
     a.checks.append(direction_check(
         f"SGD: the two-stage learning rate ends closer to w* than the large one ({setup.sgd_lr_large:g}) alone",
         per_trial(np.log10(sgd["large"].final().clamp_min(1e-12).numpy())),
         per_trial(np.log10(sgd["two-stage"].final().clamp_min(1e-12).numpy())), expect="lower",
-        margin=SPEED_MARGIN, what="log10 final distance, two-stage − large", digits=3))
+        margin=margin, what="log10 final distance, two-stage − large", digits=3, primary=False))
+    a.notes.append("The two SGD checks are secondary: with label noise (sgd_noise) the large rate alone cannot settle "
+                   "and the small one alone is slow by construction, so they check the set-up rather than the "
+                   "paper's theory.")
     a.tables.append(Table(
         "Recovery of the planted filter per condition",
         ["method", "input", "condition", "success (Wilson 95% CI)", f"steps to {setup.speed_tol:g} (IQR)",
@@ -187,16 +178,7 @@ REPRODUCTION = Reproduction(
     name="conv-filter",
     summary="teacher-student recovery of a planted ReLU conv filter: Gaussian/non-Gaussian inputs, patch "
             "closeness and overlap, one- vs two-stage SGD learning rate",
-    paper="Du, Lee & Tian 2017, When is a Convolutional Filter Easy To Learn? (ICLR 2018, arXiv 1709.06129)",
-    claim="(Stochastic) gradient descent with random initialization learns a convolutional filter with ReLU and "
-          "average pooling in polynomial time for non-Gaussian inputs; the convergence rate depends on the smoothness "
-          "of the input distribution and the closeness of patches; the theory justifies the two-stage learning rate "
-          "(a large learning rate, then a small one).",
-    published=(("recovery", "a recovery guarantee for random-init (S)GD on non-Gaussian inputs (theorems, no "
-                             "numbers in the abstract)"),
-               ("convergence rate", "depends on the input distribution's smoothness and the patches' closeness "
-                                    "(highly correlated patches are easier)"),
-               ("learning rate", "two stages (large, then small) justified")),
+    spec="conv-filter.toml",
     runner=run,
     notes="a 1-D teacher-student problem (filter size 8, 4 patches at quick scale) with unit-variance i.i.d. inputs; "
           "w* and w0 uniform on the unit sphere; GD on a fixed sample instead of the population loss; 'closeness' is "

@@ -41,7 +41,7 @@ def analyze(ctx: Context) -> Analysis:
     pruned = ctx.parts["pruning"]
     res = pruned.results
     prune_epoch = pruned.spec.base.prune_epoch
-    margin = float(pruned.spec.extra.get("reproduce", {}).get("margin", 0.01))
+    margin = float(ctx.option("margin"))
     by_s = {float(c.values["prune_sparsity"]): c for c in res.cells}
     sparsities = sorted(by_s)
     value = _after_pruning(prune_epoch)
@@ -89,12 +89,7 @@ def analyze(ctx: Context) -> Analysis:
 REPRODUCTION = Reproduction(
     name="dead-neurons",
     summary="dynamic dead neuron rate per layer over training for 5 activations, and after magnitude pruning",
-    paper="Liu, Ghosh, Tan & Motani 2022, AP: Selective Activation for De-sparsifying Pruned Neural Networks "
-          "(Activating-while-Pruning, arXiv 2212.06145)",
-    claim="The sparsity introduced by ReLU, quantified by the dynamic dead neuron rate (DNR), is not beneficial for "
-          "pruned networks; the more a network is pruned, the smaller its dynamic DNR during optimization.",
-    published=(("dynamic DNR vs pruning", "decreases as the network is pruned more (ResNet/VGG, CIFAR-10/100)"),
-               ("AP on top of pruning methods", "+3–4% accuracy on CIFAR, +2–3% on ImageNet")),
+    spec="dead-neurons.toml",
     parts=(Part("activations", "dead-neurons.toml", "DNR per layer over training by activation"),
            Part("pruning", "dead-neurons-pruning.toml", "ReLU nets magnitude-pruned to several sparsities")),
     analyze=analyze,

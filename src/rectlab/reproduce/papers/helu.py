@@ -11,17 +11,17 @@ from ..evidence import direction_check, final, find_cell, per_seed, sample, site
 def analyze(ctx: Context) -> Analysis:
     a = Analysis()
     part = ctx.parts["activations"]
-    res, opts = part.results, part.spec.extra.get("reproduce", {})
+    res = part.results
     relu, helu = find_cell(res, activation="relu"), find_cell(res, activation="helu")
     err = final("test_error")
     a.checks.append(direction_check("HeLU generalizes better than ReLU (test error)",
                                     sample(relu, err, label="ReLU", diverged=90.0),
                                     sample(helu, err, label="HeLU", diverged=90.0), expect="lower",
-                                    margin=opts.get("error_margin", 0.3), what="HeLU − ReLU test error",
+                                    margin=ctx.option("error_margin"), what="HeLU − ReLU test error",
                                     unit=" points", gate=True))
     a.checks.append(direction_check("HeLU has fewer dead neurons than ReLU (units that never fire, final epoch)",
                                     sample(relu, final("dnr"), label="ReLU"), sample(helu, final("dnr"), label="HeLU"),
-                                    expect="lower", margin=opts.get("dead_margin", 0.01),
+                                    expect="lower", margin=ctx.option("dead_margin"),
                                     what="HeLU − ReLU dead-unit rate", digits=4))
     a.checks.append(direction_check("HeLU has a lower dynamic dead neuron rate than ReLU",
                                     per_seed(relu, final("dnr_dynamic")), per_seed(helu, final("dnr_dynamic")),
@@ -44,11 +44,7 @@ def analyze(ctx: Context) -> Analysis:
 REPRODUCTION = Reproduction(
     name="helu",
     summary="HeLU vs ReLU: accuracy and dead neuron rate",
-    paper="Kimhi, Kashani, Mendelson & Baskin 2024, Hysteresis Activation Function for Efficient Inference "
-          "(arXiv 2411.10573)",
-    claim="HeLU (ReLU at inference; in training the gradient also flows for inputs slightly below 0) mitigates the "
-          "dying-ReLU problem and improves generalization over ReLU at no inference cost.",
-    published=(("HeLU vs ReLU", "better generalization across datasets; fewer dying neurons"),),
+    spec="helu.toml",
     parts=(Part("activations", "helu.toml", "ReLU vs HeLU with the dead-neuron probe"),),
     analyze=analyze,
     notes="quick scale: a 14-layer plain MLP without BN (width 128; where dying units are most likely) on 10k "

@@ -25,7 +25,7 @@ def _by_model(results) -> dict[str, dict[str, object]]:
 def analyze(ctx: Context) -> Analysis:
     a = Analysis()
     part = ctx.parts["activations"]
-    margin = float(part.spec.extra.get("reproduce", {}).get("margin", 0.3))
+    margin = float(ctx.option("margin"))
     models = _by_model(part.results)
     if "shallow" in ctx.parts:
         models = {**{f"{k} (shallow)": v for k, v in _by_model(ctx.parts["shallow"].results).items()}, **models}
@@ -68,12 +68,7 @@ def _diff(cells: dict, act: str) -> dict[int, float]:
 REPRODUCTION = Reproduction(
     name="swish-gelu",
     summary="ReLU vs Swish (fixed / learnable beta) vs GELU vs Mish on a deeper and a shallow model",
-    paper="Ramachandran, Zoph & Le 2017, Searching for Activation Functions (arXiv 1710.05941); GELU (Hendrycks & "
-          "Gimpel 2016, arXiv 1606.08415); Mish (Misra 2019, arXiv 1908.08681)",
-    claim="Swish tends to work better than ReLU on deeper models across challenging datasets: replacing ReLU by "
-          "Swish improves ImageNet top-1 accuracy by 0.9% for Mobile NASNet-A and 0.6% for Inception-ResNet-v2.",
-    published=(("Mobile NASNet-A, ImageNet top-1", "+0.9% accuracy with Swish"),
-               ("Inception-ResNet-v2, ImageNet top-1", "+0.6% accuracy with Swish")),
+    spec="swish-gelu.toml",
     parts=(Part("activations", "swish-gelu.toml", "activation x model depth"),
            Part("shallow", "swish-gelu-shallow.toml", "ReLU vs Swish on a one-hidden-layer MLP",
                 scales=("smoke", "quick"))),

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from dataclasses import dataclass
+
+import numpy as np
 
 from ...report.plots import pyplot, save_figure
 from ...report.stats import wilson
 from ..core import Analysis, ClaimCheck, Context, Reproduction, Table, studies_dir
+from ..evidence import Bootstrapped, Estimate, Rate, estimate_check
 from ..vectorized.xor import XOR_MODELS, XorResult, load_setup, run_xor, save
 
 ENCODING = {"binary": "{0, 1}", "bipolar": "{-1, 1}"}
@@ -44,29 +48,56 @@ def _plot(results: dict[str, XorResult], path) -> None:
     save_figure(fig, path)
 
 
-def _claims(result: XorResult, primary: bool, tag: str = "") -> list[ClaimCheck]:
-    """The paper's claims judged on one encoding's success counts (rules: see the reasons)."""
+@dataclass(frozen=True)
+class BestRate:
+    """The success rate at the best learning rate of a grid (picked again in every resample of the trials)."""
+
+    outcomes: np.ndarray  # (learning rates, trials) bool
+    null: float
+
+    def _rate(self) -> Rate:
+        counts = self.outcomes.sum(1)
+        return Rate(float(counts.max()), self.outcomes.shape[1], self.null)
+
+    def estimate(self, level: float, kind: str, margin: float | None, *, power: bool = True) -> Estimate:
+        return self._rate().estimate(level, kind, margin, power=power)
+
+    def resample(self, rng: np.random.Generator) -> BestRate:
+        n = self.outcomes.shape[1]
+        return BestRate(self.outcomes[:, rng.integers(0, n, n)], self.null)
+
+
+def _full_range(outcomes: np.ndarray, idx: np.ndarray) -> int:
+    """How many learning rates solve XOR in every one of the (resampled) trials ``idx``."""
+    return int(outcomes[:, idx].all(1).sum())
+
+
+def _claims(ctx: Context, result: XorResult, primary: bool, tag: str = "") -> list[ClaimCheck]:
+    """The paper's claims judged on one encoding's outcomes (rules: see the reasons)."""
     trials = result.setup.trials
-    prelu = result.full_success_lrs("prelu")
-    best = max(result.success["prelu"])
-    lo, hi = wilson(best, trials)
-    checks = [ClaimCheck(
-        f"{tag}the single PReLU unit (3 parameters) solves XOR with 100% success at some learning rate",
-        "reproduced" if prelu else "not reproduced",
-        f"{trials}/{trials} successes at {_range_text(result, 'prelu')} learning rates; best: {best}/{trials} "
-        f"(Wilson 95% CI {lo:.0%} to {hi:.0%}) (rule: some grid point with every trial solved)", primary,
-        n=trials, estimate=best / trials, ci=(lo, hi))]
+    prelu = np.asarray(result.outcomes["prelu"], dtype=bool)
+    threshold, level = ctx.option("rate_threshold"), ctx.option("rate_level")
+    best = int(prelu.sum(1).argmax())
+    checks = [estimate_check(
+        f"{tag}the single PReLU unit (3 parameters) solves XOR with 100% success at some learning rate (the best "
+        f"of {len(result.setup.lrs)}, here {result.setup.lrs[best]:g}; picked again in each resample)",
+        BestRate(prelu, threshold), expect="higher", margin=level - threshold, null=threshold,
+        what=f"{trials}/{trials} successes at {_range_text(result, 'prelu')} learning rates; success rate at the "
+             "best one", digits=2, primary=primary, n_planned=trials)]
 
     def wider(models: list[str], name: str) -> ClaimCheck:
-        beats = {m: len(prelu) > len(result.full_success_lrs(m)) for m in models if m in result.success}
-        verdict = ("reproduced" if beats and all(beats.values()) else
-                   "not reproduced" if not any(beats.values()) else "inconclusive")
-        ranges = "; ".join(f"{m}: {_range_text(result, m)}" for m in ["prelu", *beats])
-        why = (" (it depends on the MLP's hidden activation, which the paper does not state)"
-               if verdict == "inconclusive" else "")
-        return ClaimCheck(f"{tag}PReLU has a wider range of learning rates with 100% success than {name}", verdict,
-                          f"learning rates with {trials}/{trials} successes — {ranges} (rule: strictly more grid "
-                          f"points than each){why}", primary, n=trials, estimate=float(len(prelu)))
+        others = [np.asarray(result.outcomes[m], dtype=bool) for m in models if m in result.outcomes]
+        units = tuple(range(trials))
+
+        def statistic(idx: np.ndarray) -> float:
+            return float(_full_range(prelu, idx) - max(_full_range(o, idx) for o in others))
+
+        ranges = "; ".join(f"{m}: {_range_text(result, m)}" for m in ["prelu", *models] if m in result.outcomes)
+        return estimate_check(
+            f"{tag}PReLU has a wider range of learning rates with 100% success than {name}",
+            Bootstrapped((units,), statistic), expect="higher", margin=float(ctx.option("range_margin")),
+            what=f"learning rates with {trials}/{trials} successes, PReLU − the best of them ({ranges}); difference",
+            unit=" rates", digits=1, primary=primary, n_planned=trials)
 
     checks.append(wider(["mlp-tanh", "mlp-relu"], "a 2-2-1 MLP (tanh or ReLU hidden units)"))
     checks.append(wider(["gcu"], "a single GCU unit"))
@@ -76,14 +107,16 @@ def _claims(result: XorResult, primary: bool, tag: str = "") -> list[ClaimCheck]
 def run(ctx: Context) -> Analysis:
     t0 = time.perf_counter()
     setup = load_setup(studies_dir(ctx.execution.get("studies")) / "xor-prelu.toml", ctx.scale)
+    ctx.record_setup("xor", setup)
     other = "binary" if setup.inputs == "bipolar" else "bipolar"
     results = {f"inputs {ENCODING[setup.inputs]}": run_xor(setup),
                f"inputs {ENCODING[other]} (sensitivity)": run_xor(dataclasses.replace(setup, inputs=other))}
     main, sens = results.values()
     save(main, ctx.out / "xor.json")
     save(sens, ctx.out / f"xor-{other}.json")
-    a = Analysis()
-    a.checks += _claims(main, primary=True) + _claims(sens, primary=False, tag=f"inputs {ENCODING[other]}: ")
+    a = Analysis(runs={"done": 2 * setup.trials * len(setup.lrs) * len(setup.models)},
+                 n_planned={"trials per learning rate": setup.trials})
+    a.checks += _claims(ctx, main, primary=True) + _claims(ctx, sens, primary=False, tag=f"inputs {ENCODING[other]}: ")
     lr_head = [f"{lr:.3g}" for lr in setup.lrs]
     for title, result in results.items():
         rows = [[m, str(result.n_params[m])] + [f"{s}" for s in result.success[m]] for m in result.success]
@@ -102,12 +135,7 @@ def run(ctx: Context) -> Analysis:
 REPRODUCTION = Reproduction(
     name="xor-prelu",
     summary="single-layer PReLU (3 params) on XOR: success rate over learning rates vs a 2-2-1 MLP and a GCU unit",
-    paper="Pinto & Tavares 2024, PReLU: Yet Another Single-Layer Solution to the XOR Problem (arXiv 2409.10821)",
-    claim="A single-layer network with one PReLU unit and three learnable parameters solves XOR, reaching 100% "
-          "success over 100 trials of 300 epochs with Adam in a wider range of learning rates than a 2-layer MLP "
-          "and a single GCU unit.",
-    published=(("single PReLU unit", "3 parameters; 100% success over the widest range of learning rates"),
-               ("MLP, GCU", "100% success over narrower ranges (Figure 2)")),
+    spec="xor-prelu.toml",
     runner=run,
     notes="inputs in {0, 1} are primary, as in the paper's Figure 1 (w = (1, -1), a = -1 solves XOR exactly); {-1, 1} "
           "is reported beside them. The paper does not state its loss, output threshold or MLP activation; here: MSE "

@@ -181,12 +181,15 @@ class XorResult:
         success: ``{model: [successful trials per learning rate]}``.
         median_loss: ``{model: [median final loss per learning rate]}`` (NaN where training diverged).
         n_params: ``{model: parameter count}``.
+        outcomes: ``{model: [[trial solved XOR] per trial] per learning rate}`` (trial i starts from the same
+            initial draw at every learning rate).
     """
 
     setup: XorSetup
     success: dict[str, list[int]] = field(default_factory=dict)
     median_loss: dict[str, list[float]] = field(default_factory=dict)
     n_params: dict[str, int] = field(default_factory=dict)
+    outcomes: dict[str, list[list[bool]]] = field(default_factory=dict)
 
     def rate(self, model: str) -> list[float]:
         return [s / self.setup.trials for s in self.success[model]]
@@ -223,6 +226,7 @@ def run_xor(setup: XorSetup) -> XorResult:
             loss = ((out - XOR_Y) ** 2).mean(1).view(n_lr, trials)
             correct = ((out > 0.5) == (XOR_Y > 0.5)).all(1) & torch.isfinite(out).all(1)
         result.success[name] = correct.view(n_lr, trials).sum(1).tolist()
+        result.outcomes[name] = correct.view(n_lr, trials).tolist()
         result.median_loss[name] = [float(row.nanmedian()) for row in loss]
         result.n_params[name] = model.n_params
     return result
@@ -235,9 +239,11 @@ def load_setup(path: str | Path, scale: str) -> XorSetup:
         ValueError: for unknown keys or a missing scale (the message lists the valid ones).
     """
     raw = tomllib.loads(Path(path).read_text())
-    unknown_sections = set(raw) - {"xor", "scales"}
+    unknown_sections = set(raw) - {"study", "xor", "scales"}
     if unknown_sections:
-        raise InputError(f"{path}: unknown section(s) {sorted(unknown_sections)}; valid: [xor], [scales.NAME]")
+        raise InputError(
+            f"{path}: unknown section(s) {sorted(unknown_sections)}; valid: [study], [xor], [scales.NAME]"
+        )
     values = dict(raw.get("xor", {}))
     scales = raw.get("scales", {})
     if scale not in scales:
