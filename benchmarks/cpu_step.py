@@ -62,8 +62,10 @@ def main(rounds: int = 15) -> None:
     base = min(times["nn.ReLU"])
     print(f"torch {torch.__version__}, 1 thread, thread CPU time of one SGD step, {rounds} rounds")
     for name, t in times.items():
-        print(f"{name:24s} min {min(t) * 1e3:7.2f} ms  median {statistics.median(t) * 1e3:7.2f} ms  "
-              f"x nn.ReLU {min(t) / base:5.2f}")
+        print(
+            f"{name:24s} min {min(t) * 1e3:7.2f} ms  median {statistics.median(t) * 1e3:7.2f} ms  "
+            f"x nn.ReLU {min(t) / base:5.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -115,14 +115,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``benchmarks/gpu.py``."""
     p.add_argument("--device", default="auto", help="auto, cuda, cuda:N, or cpu for the reduced form (CI)")
     p.add_argument("--out", default=".", help="folder for gpu-report.md and gpu-report.json (default: here)")
-    p.add_argument("--data-dir", default=None,
-                   help="where Fashion-MNIST is (e.g. .data holding .data/fashion-mnist/*.gz; also $RECTLAB_DATA)")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="where Fashion-MNIST is (e.g. .data holding .data/fashion-mnist/*.gz; also $RECTLAB_DATA)",
+    )
     p.add_argument("--skip", default="", help=f"comma-separated stages to skip: {', '.join(STAGES)}")
-    p.add_argument("--pytest-args", default=None,
-                   help="arguments for the test stage instead of '-m gpu' (e.g. 'tests/test_fused.py -m gpu')")
+    p.add_argument(
+        "--pytest-args",
+        default=None,
+        help="arguments for the test stage instead of '-m gpu' (e.g. 'tests/test_fused.py -m gpu')",
+    )
     p.add_argument("--tests-dir", default=None, help="the checkout's tests/ (default: found from the package)")
-    p.add_argument("--no-cuda-graphs", action="store_true",
-                   help="run the study stage's rectlab runs without CUDA graphs (only --workers concurrency)")
+    p.add_argument(
+        "--no-cuda-graphs",
+        action="store_true",
+        help="run the study stage's rectlab runs without CUDA graphs (only --workers concurrency)",
+    )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -300,8 +309,11 @@ def _target_study(report: dict[str, Any], gpu: bool) -> tuple[str, str, Any]:
     ratio = study.get("ratio")
     if not _finite(ratio):
         return "N/A", "no study timing", None
-    scaled = "" if study["plain_runs"] == study["runs"] else (
-        f" (plain time scaled from {study['plain_runs']} of {study['runs']} runs)")
+    scaled = (
+        ""
+        if study["plain_runs"] == study["runs"]
+        else (f" (plain time scaled from {study['plain_runs']} of {study['runs']} runs)")
+    )
     detail = (f"{study['runs']} runs: rectlab {study['rectlab_seconds']:.1f} s ({study['workers']} at a time) vs plain "
               f"{study['plain_seconds_all']:.1f} s = {ratio:.2f}{scaled}")  # fmt: skip
     return _verdict(ratio <= 1 / 3, gpu), detail, ratio
@@ -480,6 +492,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     if rows:
         lines += ["| activation | dtype | layout | size | mode | ours ms | ours %copy | ours xReLU | eager ms | "
                   "ours/eager |", "|---|---|---|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+
         def key(r: dict[str, Any]) -> tuple:
             return r["activation"], r["dtype"], r["layout"], r["shape"], r["mode"]
 

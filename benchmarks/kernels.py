@@ -92,10 +92,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"{CPU_SHAPES} (study shapes, default on CPU); channels on dim 1; 'none': none")  # fmt: skip
     p.add_argument("--channels-last", action="store_true", help="time 4-D inputs in channels_last memory format")
     p.add_argument("--impls", default=",".join(IMPLS), help=f"comma-separated subset of {', '.join(IMPLS)}")
-    p.add_argument("--backward-mode", choices=("grad", "backward"), default="grad",
-                   help="forward+backward with torch.autograd.grad (default) or .backward() (grad accumulation)")
-    p.add_argument("--repeats", type=int, default=None,
-                   help=f"timed calls per implementation (default 50 GPU / 12 CPU, in blocks of {CPU_BLOCK})")
+    p.add_argument(
+        "--backward-mode",
+        choices=("grad", "backward"),
+        default="grad",
+        help="forward+backward with torch.autograd.grad (default) or .backward() (grad accumulation)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help=f"timed calls per implementation (default 50 GPU / 12 CPU, in blocks of {CPU_BLOCK})",
+    )
     p.add_argument("--warmup", type=int, default=None, help="untimed calls first (default 10 GPU / 2 CPU)")
     p.add_argument("--stat", choices=("median", "min"), default=None,
                    help="which of the timed calls to report (default: median on GPU, min on CPU, where other jobs "
@@ -107,8 +115,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: torch's; 1 gives steadier numbers on a shared machine and "
                         "is what a single-threaded study worker uses)")  # fmt: skip
-    p.add_argument("--copy-mib", type=int, default=None,
-                   help="buffer size of the copy-bandwidth measurement in MiB (default 1024 GPU / 256 CPU)")
+    p.add_argument(
+        "--copy-mib",
+        type=int,
+        default=None,
+        help="buffer size of the copy-bandwidth measurement in MiB (default 1024 GPU / 256 CPU)",
+    )
     p.add_argument("--csv", default=None, help="also write every measurement to this CSV file")
 
 
@@ -321,12 +333,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"torch {torch.__version__}, triton {_triton_version()}, python {platform.python_version()}")
     print(f"copy bandwidth (y.copy_(x) on {copy_mib} MiB): {copy_bw:.1f} GB/s")
     step = "torch.autograd.grad" if args.backward_mode == "grad" else ".backward()"
-    print(f"forward+backward: {step}; {stat} of {repeats} timed calls in interleaved rounds after {warmup} warmup; "
-          f"channels_last={args.channels_last}; clock: {args.clock}")
-    print("xReLU: ratio to PyTorch's nn.ReLU (the eager column's relu; without it, the same implementation's) "
-          "of the same dtype, shape and mode")
-    print(f"ours: rectlab {'backend=triton (fused kernels)' if on_gpu else 'backend=auto (CPU paths)'}; "
-          "spec: rectlab backend=torch; eager: PyTorch's own torch.nn module; compile: torch.compile(spec)\n")
+    print(
+        f"forward+backward: {step}; {stat} of {repeats} timed calls in interleaved rounds after {warmup} warmup; "
+        f"channels_last={args.channels_last}; clock: {args.clock}"
+    )
+    print(
+        "xReLU: ratio to PyTorch's nn.ReLU (the eager column's relu; without it, the same implementation's) "
+        "of the same dtype, shape and mode"
+    )
+    print(
+        f"ours: rectlab {'backend=triton (fused kernels)' if on_gpu else 'backend=auto (CPU paths)'}; "
+        "spec: rectlab backend=torch; eager: PyTorch's own torch.nn module; compile: torch.compile(spec)\n"
+    )
 
     rows: list[Row] = []
     for i, name in enumerate(names, 1):

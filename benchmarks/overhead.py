@@ -48,14 +48,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _command(dataset: str, data_dir: str | None, out: str, executor: str) -> list[str]:
-    cmd = [sys.executable, "-m", "rectlab", "compare", "--activations", "relu", "--seeds", "1", "--epochs", "1",
-           "--model", "small-cnn", "--dataset", dataset, "--train-limit", "1000", "--test-limit", "1000",
-           "--executor", executor, "--no-progress", "--out", out]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rectlab",
+        "compare",
+        "--activations",
+        "relu",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--model",
+        "small-cnn",
+        "--dataset",
+        dataset,
+        "--train-limit",
+        "1000",
+        "--test-limit",
+        "1000",
+        "--executor",
+        executor,
+        "--no-progress",
+        "--out",
+        out,
+    ]
     return cmd + (["--data-dir", data_dir] if data_dir else [])
 
 
-def measure_command(dataset: str = "fashion-mnist", data_dir: str | None = None, repeats: int = 3,
-                    executor: str = "local") -> dict[str, Any]:
+def measure_command(
+    dataset: str = "fashion-mnist", data_dir: str | None = None, repeats: int = 3, executor: str = "local"
+) -> dict[str, Any]:
     """Wall time of the smallest study as a fresh process, with the phases it reports; the fastest of
     ``repeats``."""
     best: dict[str, Any] | None = None
@@ -63,8 +86,9 @@ def measure_command(dataset: str = "fashion-mnist", data_dir: str | None = None,
         with tempfile.TemporaryDirectory() as tmp:
             env = {**os.environ, "RECTLAB_TIMINGS": str(Path(tmp) / "timings.json")}
             t0 = time.perf_counter()
-            proc = subprocess.run(_command(dataset, data_dir, str(Path(tmp) / "study"), executor), env=env,
-                                  capture_output=True, text=True)
+            proc = subprocess.run(
+                _command(dataset, data_dir, str(Path(tmp) / "study"), executor), env=env, capture_output=True, text=True
+            )
             wall = time.perf_counter() - t0
             if proc.returncode != 0:
                 raise RuntimeError(f"the measured command failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
@@ -75,17 +99,32 @@ def measure_command(dataset: str = "fashion-mnist", data_dir: str | None = None,
     return best
 
 
-def measure_run(model: str = "small-cnn", activation: str = "relu", epochs: int = 5, dataset: str = "fashion-mnist",
-                data_dir: str | None = None) -> dict[str, Any]:
+def measure_run(
+    model: str = "small-cnn",
+    activation: str = "relu",
+    epochs: int = 5,
+    dataset: str = "fashion-mnist",
+    data_dir: str | None = None,
+) -> dict[str, Any]:
     """One run as the study runner trains it (results database, checkpoints; one thread), phase by phase."""
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     loaded = rdata.load(dataset, data_dir=data_dir)
     load_s = time.perf_counter() - t0
-    spec = spec_from_dict({"study": {"name": "overhead", "seeds": 1},
-                           "base": {"model": model, "dataset": dataset, "epochs": epochs, "device": "cpu",
-                                    "augment": False, **({"data_dir": data_dir} if data_dir else {})},
-                           "grid": {"activation": [activation]}})
+    spec = spec_from_dict(
+        {
+            "study": {"name": "overhead", "seeds": 1},
+            "base": {
+                "model": model,
+                "dataset": dataset,
+                "epochs": epochs,
+                "device": "cpu",
+                "augment": False,
+                **({"data_dir": data_dir} if data_dir else {}),
+            },
+            "grid": {"activation": [activation]},
+        }
+    )
     (one,) = runs(spec)
     marks: list[tuple[str, float]] = []
 
@@ -105,10 +144,21 @@ def measure_run(model: str = "small-cnn", activation: str = "relu", epochs: int 
     epoch_end = sum(b - a for a, b in zip(times["evaluated"], times["epoch_end"]))
     build = times["epoch_start"][0] - t0
     finish = t0 + total - times["epoch_end"][-1]
-    return {"model": model, "activation": activation, "epochs": epochs, "status": status, "total_s": total,
-            "load_data_s": load_s, "build_s": build, "train_steps_s": steps, "eval_s": evaluate,
-            "epoch_end_s": epoch_end, "finish_s": finish, "overhead_s": total - steps,
-            "overhead_fraction": (total - steps) / steps}
+    return {
+        "model": model,
+        "activation": activation,
+        "epochs": epochs,
+        "status": status,
+        "total_s": total,
+        "load_data_s": load_s,
+        "build_s": build,
+        "train_steps_s": steps,
+        "eval_s": evaluate,
+        "epoch_end_s": epoch_end,
+        "finish_s": finish,
+        "overhead_s": total - steps,
+        "overhead_fraction": (total - steps) / steps,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,17 +168,23 @@ def run(args: argparse.Namespace) -> int:
         c = measure_command(args.dataset, args.data_dir, args.repeats, executor)
         figures[f"command_{executor}"] = c
         phases = ", ".join(f"{k} {v:.2f} s" for k, v in c["phases"].items())
-        print(f"command (1 run, 1 epoch, 1,000 images, --executor {executor}): {c['wall_s']:.2f} s wall; "
-              f"inside: {phases}", flush=True)
+        print(
+            f"command (1 run, 1 epoch, 1,000 images, --executor {executor}): {c['wall_s']:.2f} s wall; "
+            f"inside: {phases}",
+            flush=True,
+        )
     if not args.skip_run:
         r = measure_run(args.model, args.activation, args.epochs, args.dataset, args.data_dir)
         figures["run"] = r
-        print(f"run ({r['model']}, {r['activation']}, {r['epochs']} epochs, full {args.dataset}, 1 thread, "
-              f"{r['status']}): {r['total_s']:.1f} s = build {r['build_s']:.2f} + training steps "
-              f"{r['train_steps_s']:.1f} + evaluation {r['eval_s']:.2f} + epoch ends (probes, checkpoint, commit) "
-              f"{r['epoch_end_s']:.2f} + finish {r['finish_s']:.2f} s; overhead {r['overhead_s']:.2f} s = "
-              f"{100 * r['overhead_fraction']:.1f}% of the training steps (the data load, once per process: "
-              f"{r['load_data_s']:.2f} s)", flush=True)
+        print(
+            f"run ({r['model']}, {r['activation']}, {r['epochs']} epochs, full {args.dataset}, 1 thread, "
+            f"{r['status']}): {r['total_s']:.1f} s = build {r['build_s']:.2f} + training steps "
+            f"{r['train_steps_s']:.1f} + evaluation {r['eval_s']:.2f} + epoch ends (probes, checkpoint, commit) "
+            f"{r['epoch_end_s']:.2f} + finish {r['finish_s']:.2f} s; overhead {r['overhead_s']:.2f} s = "
+            f"{100 * r['overhead_fraction']:.1f}% of the training steps (the data load, once per process: "
+            f"{r['load_data_s']:.2f} s)",
+            flush=True,
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
     return 0

@@ -47,24 +47,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-limit", type=int, default=None, help="default all on GPU, 2000 on CPU")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--workers", "--runs-per-gpu", dest="workers", type=int, default=None,
-                   help="concurrent runs for rectlab (default 5 on GPU, 2 on CPU)")
+    p.add_argument(
+        "--workers",
+        "--runs-per-gpu",
+        dest="workers",
+        type=int,
+        default=None,
+        help="concurrent runs for rectlab (default 5 on GPU, 2 on CPU)",
+    )
     p.add_argument("--compile", action="store_true", help="torch.compile the models in rectlab's runs")
     p.add_argument("--cuda-graphs", action="store_true", help="CUDA graphs for rectlab's training steps (GPU)")
-    p.add_argument("--plain-seeds", type=int, default=None,
-                   help="seeds run in the plain loop (default all); its time is scaled to all the runs")
+    p.add_argument(
+        "--plain-seeds",
+        type=int,
+        default=None,
+        help="seeds run in the plain loop (default all); its time is scaled to all the runs",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--skip-plain", action="store_true", help="only time rectlab's executor")
 
 
-def _plain_run(data, model_name: str, activation: str, seed: int, epochs: int, batch_size: int, lr: float,
-               device: torch.device) -> float:
+def _plain_run(
+    data, model_name: str, activation: str, seed: int, epochs: int, batch_size: int, lr: float, device: torch.device
+) -> float:
     """The reference: a straightforward loop, GPU-resident data, bf16 + channels_last on GPU."""
     gpu = device.type == "cuda"
     torch.manual_seed(seed)
-    model = models.create(model_name, activation=activation, num_classes=data.num_classes,
-                          in_channels=data.in_channels).to(device)
+    model = models.create(
+        model_name, activation=activation, num_classes=data.num_classes, in_channels=data.in_channels
+    ).to(device)
     if gpu:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
@@ -110,8 +122,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     acts = args.activations.split(",")
     n_runs = len(acts) * args.seeds
     plain_seeds = min(args.seeds, args.plain_seeds or args.seeds)
-    print(f"device: {describe_device(device)} | {args.model} on {args.dataset} | {len(acts)} cells x {args.seeds} "
-          f"seeds = {n_runs} runs | {epochs} epochs | train_limit {limit} | rectlab workers {workers}", flush=True)
+    print(
+        f"device: {describe_device(device)} | {args.model} on {args.dataset} | {len(acts)} cells x {args.seeds} "
+        f"seeds = {n_runs} runs | {epochs} epochs | train_limit {limit} | rectlab workers {workers}",
+        flush=True,
+    )
     data = rdata.load(args.dataset, data_dir=args.data_dir).limit(train=limit).to(device)
 
     plain_errors: dict[str, dict[int, float]] = {a: {} for a in acts}
@@ -120,8 +135,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter()
         for seed in range(plain_seeds):
             for act in acts:
-                plain_errors[act][seed] = _plain_run(data, args.model, act, seed, epochs, args.batch_size, args.lr,
-                                                     device)
+                plain_errors[act][seed] = _plain_run(
+                    data, args.model, act, seed, epochs, args.batch_size, args.lr, device
+                )
         if gpu:
             torch.cuda.synchronize(device)
         plain_seconds = time.perf_counter() - t0
@@ -129,19 +145,35 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         print(f"plain sequential loop: {plain_seconds:.1f} s{scaled}", flush=True)
     plain_all = plain_seconds * args.seeds / plain_seeds
 
-    spec = spec_from_dict({
-        "study": {"name": "bench-study", "seeds": args.seeds, "baseline": {"activation": acts[0]}},
-        "base": {"model": args.model, "dataset": args.dataset, "epochs": epochs, "batch_size": args.batch_size,
-                 "lr": args.lr, "device": str(device), "compile": args.compile,
-                 **({"cuda_graphs": True} if args.cuda_graphs else {}),
-                 **({"train_limit": limit} if limit else {})},
-        "grid": {"activation": acts},
-    }, where="bench study")
+    spec = spec_from_dict(
+        {
+            "study": {"name": "bench-study", "seeds": args.seeds, "baseline": {"activation": acts[0]}},
+            "base": {
+                "model": args.model,
+                "dataset": args.dataset,
+                "epochs": epochs,
+                "batch_size": args.batch_size,
+                "lr": args.lr,
+                "device": str(device),
+                "compile": args.compile,
+                **({"cuda_graphs": True} if args.cuda_graphs else {}),
+                **({"train_limit": limit} if limit else {}),
+            },
+            "grid": {"activation": acts},
+        },
+        where="bench study",
+    )
     out = Path(tempfile.mkdtemp(prefix="rectlab-bench-study-"))
     try:
         t0 = time.perf_counter()
-        run_study(spec, out, executor="processes" if workers > 1 else "local", workers=workers,
-                  data_dir=args.data_dir, progress=False)
+        run_study(
+            spec,
+            out,
+            executor="processes" if workers > 1 else "local",
+            workers=workers,
+            data_dir=args.data_dir,
+            progress=False,
+        )
         ours_seconds = time.perf_counter() - t0
         results = collect(out)
     finally:
@@ -161,24 +193,41 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         ours = {r["seed"]: r["final"] for r in cell.runs}
         s_ours = summarize(list(ours.values()))
         plain = plain_errors.get(cell.label, {})
-        row = {"cell": cell.label, "rectlab_errors": list(ours.values()), "plain_errors": list(plain.values()),
-               "rectlab_mean": s_ours.mean, "rectlab_std": s_ours.std}
+        row = {
+            "cell": cell.label,
+            "rectlab_errors": list(ours.values()),
+            "plain_errors": list(plain.values()),
+            "rectlab_mean": s_ours.mean,
+            "rectlab_std": s_ours.std,
+        }
         if len(plain) >= 2 and len(ours) >= 2:
             s_plain = summarize(list(plain.values()))
             shifted = {k + 10_000: v for k, v in plain.items()}  # different runs: force an unpaired test
             p = welch(shifted, ours).p_value
             row.update(plain_mean=s_plain.mean, plain_std=s_plain.std, p_value=p)
-            print(f"{cell.label:<12} {s_plain.mean:>12.2f} ± {s_plain.std:<10.2f} {s_ours.mean:>10.2f} ± "
-                  f"{s_ours.std:<7.2f} {p:>10.3f}")
+            print(
+                f"{cell.label:<12} {s_plain.mean:>12.2f} ± {s_plain.std:<10.2f} {s_ours.mean:>10.2f} ± "
+                f"{s_ours.std:<7.2f} {p:>10.3f}"
+            )
         else:
             plain_text = f"{sum(plain.values()) / len(plain):.2f} (n={len(plain)})" if plain else "-"
             print(f"{cell.label:<12} {plain_text:>26} {s_ours.mean:>10.2f} ± {s_ours.std:<7.2f}")
         cells.append(row)
     return {
-        "device": describe_device(device), "model": args.model, "dataset": args.dataset, "runs": n_runs,
-        "epochs": epochs, "train_limit": limit, "workers": workers, "cuda_graphs": bool(args.cuda_graphs),
-        "plain_runs": 0 if args.skip_plain else plain_seeds * len(acts), "plain_seconds": plain_seconds,
-        "plain_seconds_all": plain_all, "rectlab_seconds": ours_seconds, "ratio": ratio, "cells": cells,
+        "device": describe_device(device),
+        "model": args.model,
+        "dataset": args.dataset,
+        "runs": n_runs,
+        "epochs": epochs,
+        "train_limit": limit,
+        "workers": workers,
+        "cuda_graphs": bool(args.cuda_graphs),
+        "plain_runs": 0 if args.skip_plain else plain_seeds * len(acts),
+        "plain_seconds": plain_seconds,
+        "plain_seconds_all": plain_all,
+        "rectlab_seconds": ours_seconds,
+        "ratio": ratio,
+        "cells": cells,
         "rectlab_not_done": not_done,
     }
 

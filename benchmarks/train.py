@@ -30,8 +30,12 @@ DEFAULT_ACTIVATIONS = "relu,leaky-relu,prelu-shared,prelu,rrelu,elu,gelu,silu,sw
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", default="resnet20,resnet56", help="comma-separated model names")
     p.add_argument("--activations", default=DEFAULT_ACTIVATIONS, help="comma-separated activation names")
-    p.add_argument("--impl", choices=("rectlab", "torch", "both"), default="both",
-                   help="rectlab's modules, torch.nn's, or both side by side")
+    p.add_argument(
+        "--impl",
+        choices=("rectlab", "torch", "both"),
+        default="both",
+        help="rectlab's modules, torch.nn's, or both side by side",
+    )
     p.add_argument("--batch-size", type=int, default=None, help="default 512 on GPU, 64 on CPU")
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--steps", type=int, default=None, help="timed steps (default 30 on GPU, 10 on CPU)")
@@ -49,8 +53,9 @@ def _factory(name: str, impl: str) -> Callable[[int], nn.Module] | None:
     return activations.factory(name)
 
 
-def _time_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, warmup: int,
-                dtype: torch.dtype | None) -> float:
+def _time_steps(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, warmup: int, dtype: torch.dtype | None
+) -> float:
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
     device = x.device
@@ -84,9 +89,12 @@ def measure(args: argparse.Namespace) -> list[dict]:
     dtype = {"bf16": torch.bfloat16, "fp32": None}[args.dtype or ("bf16" if gpu else "fp32")]
     channels_last = args.channels_last == "on" or (args.channels_last == "auto" and gpu)
     impls = ["rectlab", "torch"] if args.impl == "both" else [args.impl]
-    print(f"device: {describe_device(device)} | torch {torch.__version__} | batch {batch} | "
-          f"{args.image_size}x{args.image_size} | dtype {args.dtype or ('bf16' if gpu else 'fp32')} | "
-          f"channels_last {channels_last} | compile {args.compile} | {steps} timed steps", flush=True)
+    print(
+        f"device: {describe_device(device)} | torch {torch.__version__} | batch {batch} | "
+        f"{args.image_size}x{args.image_size} | dtype {args.dtype or ('bf16' if gpu else 'fp32')} | "
+        f"channels_last {channels_last} | compile {args.compile} | {steps} timed steps",
+        flush=True,
+    )
     rows: list[dict] = []
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 3, args.image_size, args.image_size, generator=g).to(device)
@@ -119,9 +127,17 @@ def measure(args: argparse.Namespace) -> list[dict]:
                 if act == "relu":
                     relu_rate = rate
                 ratio = rate / relu_rate if relu_rate else float("nan")
-                rows.append({"device": describe_device(device), "model": model_name, "activation": act,
-                             "impl": impl, "batch": batch, "images_per_s": round(rate, 1),
-                             "ratio_to_relu": round(ratio, 3)})
+                rows.append(
+                    {
+                        "device": describe_device(device),
+                        "model": model_name,
+                        "activation": act,
+                        "impl": impl,
+                        "batch": batch,
+                        "images_per_s": round(rate, 1),
+                        "ratio_to_relu": round(ratio, 3),
+                    }
+                )
                 print(f"{model_name:<10} {act:<16} {impl:<8} {rate:>10.0f} {ratio:>8.2f}", flush=True)
     return rows
 

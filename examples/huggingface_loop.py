@@ -29,8 +29,14 @@ class MLP(nn.Module):
 
     def __init__(self, in_features: int, num_classes: int, width: int = 128) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(in_features, width), nn.ReLU(), nn.Linear(width, width),
-                                 nn.ReLU(), nn.Linear(width, num_classes))
+        self.net = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(in_features, width),
+            nn.ReLU(),
+            nn.Linear(width, width),
+            nn.ReLU(),
+            nn.Linear(width, num_classes),
+        )
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         logits = self.net(x)
@@ -61,13 +67,29 @@ def train(trial: rectlab.study.trial.Trial) -> dict[str, float]:
     model = MLP(features, classes, p.get("width", 128))
     model.net = trial.model_hook(model.net, example_input=test_set[0]["x"][None])
     callback = RectlabTrainerCallback(trial)
-    args = TrainingArguments(output_dir=str(trial.run_dir / "hf"), num_train_epochs=p["epochs"],
-                             per_device_train_batch_size=p.get("batch_size", 64), learning_rate=p.get("lr", 1e-3),
-                             eval_strategy="epoch", save_strategy="epoch", logging_strategy="epoch",
-                             save_total_limit=1, seed=trial.seed, report_to=[], disable_tqdm=True,
-                             use_cpu=trial.device.type == "cpu", remove_unused_columns=False)
-    trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=test_set, compute_metrics=error,
-                      callbacks=[callback])
+    args = TrainingArguments(
+        output_dir=str(trial.run_dir / "hf"),
+        num_train_epochs=p["epochs"],
+        per_device_train_batch_size=p.get("batch_size", 64),
+        learning_rate=p.get("lr", 1e-3),
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        logging_strategy="epoch",
+        save_total_limit=1,
+        seed=trial.seed,
+        report_to=[],
+        disable_tqdm=True,
+        use_cpu=trial.device.type == "cpu",
+        remove_unused_columns=False,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_set,
+        eval_dataset=test_set,
+        compute_metrics=error,
+        callbacks=[callback],
+    )
     trainer.train(resume_from_checkpoint=callback.checkpoint())
     return {"eval_error": trainer.evaluate()["eval_error"]}
 
@@ -81,10 +103,16 @@ def main(function: object) -> None:
     parser.add_argument("--out", default="runs/hf-loop")
     args = parser.parse_args()
     activations = args.activations.split(",")
-    study = rectlab.Study(args.out, grid={"activation": activations}, seeds=args.seeds,
-                          baseline={"activation": activations[0]}, metric="eval_error",
-                          params={"dataset": args.dataset, "epochs": args.epochs}, device="cpu",
-                          name=f"hugging face trainer: {', '.join(activations)} on {args.dataset}")
+    study = rectlab.Study(
+        args.out,
+        grid={"activation": activations},
+        seeds=args.seeds,
+        baseline={"activation": activations[0]},
+        metric="eval_error",
+        params={"dataset": args.dataset, "epochs": args.epochs},
+        device="cpu",
+        name=f"hugging face trainer: {', '.join(activations)} on {args.dataset}",
+    )
     result = study.run(function)
     result.print()
     print(f"report: {result.report().html.resolve()}")

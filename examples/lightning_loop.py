@@ -27,8 +27,14 @@ class Classifier(lightning.LightningModule):
     def __init__(self, in_features: int, num_classes: int, width: int = 128, lr: float = 0.05) -> None:
         super().__init__()
         self.lr = lr
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(in_features, width), nn.ReLU(), nn.Linear(width, width),
-                                 nn.ReLU(), nn.Linear(width, num_classes))
+        self.net = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(in_features, width),
+            nn.ReLU(),
+            nn.Linear(width, width),
+            nn.ReLU(),
+            nn.Linear(width, num_classes),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -55,21 +61,35 @@ def loaders(dataset: str, data_dir: str | None, batch_size: int) -> tuple[DataLo
     mean, std = x.mean(), x.std()
     train = TensorDataset((x - mean) / std, data.train_y)
     test = TensorDataset((test_x - mean) / std, data.test_y)
-    return (DataLoader(train, batch_size=batch_size, shuffle=True), DataLoader(test, batch_size=1024),
-            x[0].numel(), data.num_classes)
+    return (
+        DataLoader(train, batch_size=batch_size, shuffle=True),
+        DataLoader(test, batch_size=1024),
+        x[0].numel(),
+        data.num_classes,
+    )
 
 
 def train(trial: rectlab.study.trial.Trial) -> dict[str, float]:
     """One Lightning run with this trial's parameters; returns the final validation error (%)."""
     p = trial.params
-    train_loader, val_loader, features, classes = loaders(p.get("dataset", "digits"), trial.data_dir,
-                                                          p.get("batch_size", 64))
+    train_loader, val_loader, features, classes = loaders(
+        p.get("dataset", "digits"), trial.data_dir, p.get("batch_size", 64)
+    )
     module = Classifier(features, classes, p.get("width", 128), p.get("lr", 0.05))
     module.net = trial.model_hook(module.net, example_input=next(iter(val_loader))[0][:2])
     callback = RectlabCallback(trial)
-    trainer = lightning.Trainer(max_epochs=p["epochs"], callbacks=[callback], accelerator=trial.device.type,
-                                devices=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                                enable_model_summary=False, num_sanity_val_steps=0, deterministic=True)
+    trainer = lightning.Trainer(
+        max_epochs=p["epochs"],
+        callbacks=[callback],
+        accelerator=trial.device.type,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=True,
+    )
     trainer.fit(module, train_loader, val_loader, ckpt_path=callback.ckpt_path())
     return {"val_error": float(trainer.callback_metrics["val_error"])}
 
@@ -85,10 +105,16 @@ def main(function: object) -> None:
     parser.add_argument("--out", default="runs/lightning-loop")
     args = parser.parse_args()
     activations = args.activations.split(",")
-    study = rectlab.Study(args.out, grid={"activation": activations}, seeds=args.seeds,
-                          baseline={"activation": activations[0]}, metric="val_error",
-                          params={"dataset": args.dataset, "epochs": args.epochs}, device="cpu",
-                          name=f"lightning: {', '.join(activations)} on {args.dataset}")
+    study = rectlab.Study(
+        args.out,
+        grid={"activation": activations},
+        seeds=args.seeds,
+        baseline={"activation": activations[0]},
+        metric="val_error",
+        params={"dataset": args.dataset, "epochs": args.epochs},
+        device="cpu",
+        name=f"lightning: {', '.join(activations)} on {args.dataset}",
+    )
     result = study.run(function, executor=args.executor, workers=args.workers)
     result.print()
     print(f"report: {result.report().html.resolve()}")

@@ -24,8 +24,14 @@ from rectlab import data as rdata
 
 def make_model(in_features: int, num_classes: int, width: int) -> nn.Module:
     """A two-hidden-layer MLP with ReLUs (``trial.model_hook`` swaps them for the cell's activation)."""
-    return nn.Sequential(nn.Flatten(), nn.Linear(in_features, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
-                         nn.Linear(width, num_classes))
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(in_features, width),
+        nn.ReLU(),
+        nn.Linear(width, width),
+        nn.ReLU(),
+        nn.Linear(width, num_classes),
+    )
 
 
 def train(trial: rectlab.study.trial.Trial) -> dict[str, float]:
@@ -60,7 +66,7 @@ def train(trial: rectlab.study.trial.Trial) -> dict[str, float]:
         order = torch.randperm(len(x), device=x.device)
         loss_sum, seen = 0.0, 0
         for i in range(0, len(x) - batch_size + 1 if len(x) > batch_size else 1, batch_size):
-            batch = order[i:i + batch_size]
+            batch = order[i : i + batch_size]
             loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -70,12 +76,20 @@ def train(trial: rectlab.study.trial.Trial) -> dict[str, float]:
         schedule.step()
         model.eval()
         with torch.no_grad():
-            wrong = sum(int((model(test_x[i:i + 1024]).argmax(1) != test_y[i:i + 1024]).sum())
-                        for i in range(0, len(test_x), 1024))
+            wrong = sum(
+                int((model(test_x[i : i + 1024]).argmax(1) != test_y[i : i + 1024]).sum())
+                for i in range(0, len(test_x), 1024)
+            )
         test_error = 100.0 * wrong / len(test_x)
         trial.log(epoch + 1, train_loss=loss_sum / seen, test_error=test_error)
-        trial.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(), "epoch": epoch + 1})
+        trial.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "epoch": epoch + 1,
+            }
+        )
     return {"test_error": test_error}
 
 
@@ -91,10 +105,17 @@ def main(function: object) -> None:
     parser.add_argument("--out", default="runs/own-loop")
     args = parser.parse_args()
     activations = args.activations.split(",")
-    study = rectlab.Study(args.out, grid={"activation": activations}, seeds=args.seeds,
-                          baseline={"activation": activations[0]}, metric="test_error", goal="min",
-                          params={"dataset": args.dataset, "epochs": args.epochs, "train_limit": args.train_limit},
-                          device=args.device, name=f"own loop: {', '.join(activations)} on {args.dataset}")
+    study = rectlab.Study(
+        args.out,
+        grid={"activation": activations},
+        seeds=args.seeds,
+        baseline={"activation": activations[0]},
+        metric="test_error",
+        goal="min",
+        params={"dataset": args.dataset, "epochs": args.epochs, "train_limit": args.train_limit},
+        device=args.device,
+        name=f"own loop: {', '.join(activations)} on {args.dataset}",
+    )
     result = study.run(function, executor="processes", workers=args.workers)
     result.print()
     print(result.comparisons[["cell", "estimate", "ci_low", "ci_high", "p_holm", "verdict"]].to_string(index=False))

@@ -317,8 +317,9 @@ class Walk:
             out = tokens[tokens.index("--out") + 1]
             self._study_out = out
             return ["rectlab", "run", "my_loop.toml", "--executor", "local", "--out", out]
-        rc, text = self.rectlab(["rectlab", "export", getattr(self, "_study_out", "runs/my-loop"), "--csv",
-                                 "results.csv"])
+        rc, text = self.rectlab(
+            ["rectlab", "export", getattr(self, "_study_out", "runs/my-loop"), "--csv", "results.csv"]
+        )
         if rc != 0:
             raise RuntimeError(f"exporting the study for `rectlab analyze` failed: {text[-2000:]}")
         return tokens

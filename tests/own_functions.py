@@ -34,7 +34,7 @@ def tiny(trial):
     for epoch in range(start, p["epochs"]):
         order = torch.randperm(len(x))
         for i in range(0, len(x), 64):
-            batch = order[i:i + 64]
+            batch = order[i : i + 64]
             loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
             opt.zero_grad()
             loss.backward()

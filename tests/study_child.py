@@ -38,8 +38,9 @@ def kill_at(point: str, n: int) -> None:
     if point == "replace":
         wrap(os, "replace")
     else:
-        name = {"commit": "commit_epoch", "committed": "commit_epoch", "finish": "finish_run",
-                "start": "start_run"}[point]
+        name = {"commit": "commit_epoch", "committed": "commit_epoch", "finish": "finish_run", "start": "start_run"}[
+            point
+        ]
         wrap(Store, name, after=point in ("committed", "start"))
 
 

@@ -279,13 +279,22 @@ def test_extra_repr_shows_parameters() -> None:
 def test_names_carry_parameters_everywhere_a_name_is_read() -> None:
     assert A.parse_spec("smelu:beta=0.5") == ("smelu", {"beta": 0.5})
     assert A.parse_spec(" leaky-relu:negative_slope=0.2,inplace=true ") == (
-        "leaky-relu", {"negative_slope": 0.2, "inplace": True})
+        "leaky-relu",
+        {"negative_slope": 0.2, "inplace": True},
+    )
     assert A.parse_spec("search:max(x,tanh(x))") == ("search:max(x,tanh(x))", {})  # a prefix takes the rest
     assert A.split_specs("relu,smelu:beta=0.5,inplace=true,gelu,search:max(x,tanh(x))") == [
-        "relu", "smelu:beta=0.5,inplace=true", "gelu", "search:max(x,tanh(x))"]
+        "relu",
+        "smelu:beta=0.5,inplace=true",
+        "gelu",
+        "search:max(x,tanh(x))",
+    ]
     assert A.format_spec(*A.parse_spec("smelu:beta=0.50")) == "smelu:beta=0.5"
-    assert A.parse_kwargs("hidden=512,batch-norm=true,stem=small") == {"hidden": 512, "batch_norm": True,
-                                                                      "stem": "small"}
+    assert A.parse_kwargs("hidden=512,batch-norm=true,stem=small") == {
+        "hidden": 512,
+        "batch_norm": True,
+        "stem": "small",
+    }
     module = A.create("smelu:beta=0.5")
     assert isinstance(module, A.SmeLU) and module.beta == 0.5
     assert A.get("prelu:init=0.1") is A.PReLU

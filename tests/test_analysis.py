@@ -44,8 +44,25 @@ def test_analyze_on_an_exported_csv_gives_the_builtin_comparison(tmp_path, capsy
             assert getattr(mine.comparison, name) == getattr(theirs.comparison, name), name
     assert analysis.comparisons["estimate"].tolist() == [c.comparison.diff for c in builtin.cells[1:]]
     capsys.readouterr()
-    assert cli(["analyze", str(csv), "--metric", "test_error", "--by", "activation", "--baseline", "relu",
-                "--pair-by", "seed", "--out", str(tmp_path / "report")]) == 0
+    assert (
+        cli(
+            [
+                "analyze",
+                str(csv),
+                "--metric",
+                "test_error",
+                "--by",
+                "activation",
+                "--baseline",
+                "relu",
+                "--pair-by",
+                "seed",
+                "--out",
+                str(tmp_path / "report"),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert analysis.verdict in " ".join(printed.split()) and (tmp_path / "report" / "report.html").is_file()
 
@@ -92,6 +109,7 @@ def test_cli_analyze_reports_a_bad_column_in_one_line(tmp_path, capsys) -> None:
 
 # -- the aggregates, against the definitions ----------------------------------------------------------------------
 
+
 def test_iqm_is_the_mean_of_the_middle_half() -> None:
     assert iqm([1, 2, 3, 4, 5, 6, 7, 8]) == 4.5  # (3 + 4 + 5 + 6) / 4
     assert iqm([100, 1, 3, 2, 4]) == 3.0  # n = 5: int(1.25) = 1 cut from each end -> (2 + 3 + 4) / 3
@@ -135,21 +153,26 @@ def test_across_tasks_aggregates_two_datasets(tmp_path) -> None:
     agg = analysis.across_tasks
     assert agg is not None and agg.tasks == ["a", "b"] and agg.baseline == "relu"
     prelu = next(a for a in agg.algorithms if a.label == "prelu")
-    normalized = [(base - gain + e) / (base + np.mean((0.0, 0.5, -0.5, 0.25)))
-                  for base, gain in ((10.0, 1.0), (40.0, 4.0)) for e in (0.0, 0.5, -0.5, 0.25)]
+    normalized = [
+        (base - gain + e) / (base + np.mean((0.0, 0.5, -0.5, 0.25)))
+        for base, gain in ((10.0, 1.0), (40.0, 4.0))
+        for e in (0.0, 0.5, -0.5, 0.25)
+    ]
     assert prelu.iqm.estimate == pytest.approx(iqm(normalized))
     assert prelu.iqm.high < 1.0  # about 10% fewer errors on both tasks
     # P(a prelu run has a lower error than a relu run on the same task), by hand from the definition
     noise = (0.0, 0.5, -0.5, 0.25)
     tasks = [([9 + e for e in noise], [10 + e for e in noise]), ([36 + e for e in noise], [40 + e for e in noise])]
-    by_hand = np.mean([np.mean([[(p < r) + 0.5 * (p == r) for r in relu] for p in prelu_runs])
-                       for prelu_runs, relu in tasks])
+    by_hand = np.mean(
+        [np.mean([[(p < r) + 0.5 * (p == r) for r in relu] for p in prelu_runs]) for prelu_runs, relu in tasks]
+    )
     assert prelu.improvement.estimate == pytest.approx(by_hand) and prelu.improvement.estimate > 0.9
     report = analysis.report(tmp_path / "agg.html")
     text = report.markdown.read_text()
     assert "## Across tasks" in text and "Agarwal et al. 2021" in text
     assert (tmp_path / "plots" / "profiles.png").is_file()
-    single = rectlab.analyze([r for r in rows if r["dataset"] == "a"], metric="error", by="activation",
-                             baseline="relu", tasks=["dataset"])
+    single = rectlab.analyze(
+        [r for r in rows if r["dataset"] == "a"], metric="error", by="activation", baseline="relu", tasks=["dataset"]
+    )
     assert single.across_tasks is None and across_tasks(single.results) is None
     assert math.isfinite(prelu.improvement.low)

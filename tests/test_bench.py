@@ -87,17 +87,50 @@ def test_bench_kernels_bad_input_says_how_to_fix_it() -> None:
 
 
 def test_bench_train_smoke(capsys) -> None:
-    rc = script("train").main(["--models", "resnet20", "--activations", "relu,prelu", "--steps", "1",
-               "--warmup", "0", "--batch-size", "4", "--device", "cpu"])
+    rc = script("train").main(
+        [
+            "--models",
+            "resnet20",
+            "--activations",
+            "relu,prelu",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--batch-size",
+            "4",
+            "--device",
+            "cpu",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "device: cpu" in out
     assert sum(line.startswith("resnet20") for line in out.splitlines()) == 4  # 2 activations x (rectlab, torch)
 
 
 def test_bench_study_smoke(capsys) -> None:
-    rc = script("study").main(["--activations", "relu,prelu", "--seeds", "2", "--model", "mlp", "--dataset",
-               "digits", "--epochs", "1", "--train-limit", "64", "--batch-size", "32", "--workers", "1",
-               "--device", "cpu"])
+    rc = script("study").main(
+        [
+            "--activations",
+            "relu,prelu",
+            "--seeds",
+            "2",
+            "--model",
+            "mlp",
+            "--dataset",
+            "digits",
+            "--epochs",
+            "1",
+            "--train-limit",
+            "64",
+            "--batch-size",
+            "32",
+            "--workers",
+            "1",
+            "--device",
+            "cpu",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "device: cpu" in out and "2 cells x 2 seeds = 4 runs" in out
     assert "plain sequential loop:" in out and "rectlab (1 concurrent runs):" in out and "time ratio" in out
@@ -107,8 +140,20 @@ def test_bench_study_smoke(capsys) -> None:
 
 
 def test_bench_overhead_smoke(tmp_path, capsys) -> None:
-    rc = script("overhead").main(["--dataset", "digits", "--model", "mlp", "--epochs", "2", "--repeats", "1",
-               "--json", str(tmp_path / "overhead.json")])
+    rc = script("overhead").main(
+        [
+            "--dataset",
+            "digits",
+            "--model",
+            "mlp",
+            "--epochs",
+            "2",
+            "--repeats",
+            "1",
+            "--json",
+            str(tmp_path / "overhead.json"),
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and "--executor local" in out and "--executor processes" in out and "run (mlp, relu, 2 epochs" in out
     figures = json.loads((tmp_path / "overhead.json").read_text())
@@ -166,8 +211,19 @@ def test_benchmarks_gpu_smoke(tmp_path, capsys, has_triton: bool) -> None:
 
 
 def _kernel_row(activation, dtype, layout, shape, mode, impl, ms, frac, to_relu, to_eager, numel=100 << 20):
-    return {"activation": activation, "dtype": dtype, "layout": layout, "shape": shape, "mode": mode, "impl": impl,
-            "ms": ms, "frac_copy_bw": frac, "ratio_to_relu": to_relu, "ratio_to_eager": to_eager, "numel": numel}
+    return {
+        "activation": activation,
+        "dtype": dtype,
+        "layout": layout,
+        "shape": shape,
+        "mode": mode,
+        "impl": impl,
+        "ms": ms,
+        "frac_copy_bw": frac,
+        "ratio_to_relu": to_relu,
+        "ratio_to_eager": to_eager,
+        "numel": numel,
+    }
 
 
 def test_benchmarks_gpu_targets_pass_and_miss_on_a_gpu_report() -> None:
@@ -187,10 +243,25 @@ def test_benchmarks_gpu_targets_pass_and_miss_on_a_gpu_report() -> None:
     report = {
         "stages": {
             "kernels": {"rows": rows},
-            "train": {"rows": [{"model": "resnet56", "impl": "rectlab", "activation": "prelu", "images_per_s": 21000.0,
-                                "ratio_to_relu": 0.96}]},  # fmt: skip
-            "study": {"ratio": 0.4, "runs": 15, "plain_runs": 5, "workers": 5, "rectlab_seconds": 78.0,
-                      "plain_seconds_all": 195.0},  # fmt: skip
+            "train": {
+                "rows": [
+                    {
+                        "model": "resnet56",
+                        "impl": "rectlab",
+                        "activation": "prelu",
+                        "images_per_s": 21000.0,
+                        "ratio_to_relu": 0.96,
+                    }
+                ]
+            },  # fmt: skip
+            "study": {
+                "ratio": 0.4,
+                "runs": 15,
+                "plain_runs": 5,
+                "workers": 5,
+                "rectlab_seconds": 78.0,
+                "plain_seconds_all": 195.0,
+            },  # fmt: skip
         },
         "seconds": {"total": 530.0},
     }
@@ -230,13 +301,16 @@ def test_rectlab_bench_gpu_reduced_form(tmp_path, capsys, has_triton: bool) -> N
         checks = stages["selfcheck"]["results"]
         assert stages["selfcheck"]["status"] == "passed" and {c["op"] for c in checks} == {"relu", "prelu"}
     rows = stages["kernels"]["rows"]
-    assert {(r["activation"], r["impl"]) for r in rows} == {(a, i) for a in ("relu", "prelu")
-                                                            for i in ("rectlab", "torch")}
-    assert {(r["dtype"], r["layout"]) for r in rows} == {(d, lay) for d in ("fp32", "bf16")
-                                                         for lay in ("nchw", "channels_last")}
+    assert {(r["activation"], r["impl"]) for r in rows} == {
+        (a, i) for a in ("relu", "prelu") for i in ("rectlab", "torch")
+    }
+    assert {(r["dtype"], r["layout"]) for r in rows} == {
+        (d, lay) for d in ("fp32", "bf16") for lay in ("nchw", "channels_last")
+    }
     assert all(r["ms"] > 0 for r in rows)
     train = stages["train"]["rows"]
-    assert {(r["activation"], r["impl"]) for r in train} == {(a, i) for a in ("relu", "prelu", "gelu")
-                                                             for i in ("rectlab", "torch")}
+    assert {(r["activation"], r["impl"]) for r in train} == {
+        (a, i) for a in ("relu", "prelu", "gelu") for i in ("rectlab", "torch")
+    }
     md = (tmp_path / "gpu-report.md").read_text()
     assert md.startswith("# rectlab GPU report: cpu") and "Reduced CPU form" in md and "## Training step" in md

@@ -6,8 +6,21 @@ import pytest
 
 from rectlab.cli.main import main
 
-TINY = ["--model", "small-cnn", "--dataset", "digits", "--epochs", "1", "--batch-size", "64", "--device", "cpu",
-        "--no-progress", "--executor", "local"]
+TINY = [
+    "--model",
+    "small-cnn",
+    "--dataset",
+    "digits",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "64",
+    "--device",
+    "cpu",
+    "--no-progress",
+    "--executor",
+    "local",
+]
 
 
 def test_compare_end_to_end_and_rerun(tmp_path, capsys, monkeypatch) -> None:
@@ -26,8 +39,10 @@ def test_compare_end_to_end_and_rerun(tmp_path, capsys, monkeypatch) -> None:
 
 def test_run_spec_file(tmp_path, capsys) -> None:
     spec = tmp_path / "s.toml"
-    spec.write_text('[study]\nseeds = 1\n[base]\nmodel = "mlp"\ndataset = "digits"\nepochs = 1\ndevice = "cpu"\n'
-                    '[grid]\nactivation = ["relu", "elu"]\n')
+    spec.write_text(
+        '[study]\nseeds = 1\n[base]\nmodel = "mlp"\ndataset = "digits"\nepochs = 1\ndevice = "cpu"\n'
+        '[grid]\nactivation = ["relu", "elu"]\n'
+    )
     assert main(["run", str(spec), "--out", str(tmp_path / "o"), "--no-progress"]) == 0
     assert "elu" in capsys.readouterr().out
 
@@ -94,8 +109,21 @@ def test_dry_run_validates_and_trains_nothing(tmp_path, capsys) -> None:
 def test_train_command_trains_one_run_and_resumes(tmp_path, capsys) -> None:
     import json
 
-    argv = ["train", "--model", "mlp", "--dataset", "digits", "--epochs", "2", "--batch-size", "64", "--device",
-            "cpu", "--out", str(tmp_path)]
+    argv = [
+        "train",
+        "--model",
+        "mlp",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "epoch 2/2" in out and "mlp / relu on digits: test error" in out
@@ -111,8 +139,23 @@ def test_numeric_flags_take_comma_lists_that_become_grid_axes() -> None:
     from rectlab.cli.main import build_parser
     from rectlab.study import cells, spec_from_dict
 
-    args = build_parser().parse_args(["compare", "--activations", "relu,prelu", "--lr", "0.01,0.05", "--epochs", "3",
-                                      "--batch-size", "32,64", "--train-limit", "500", "--out", "x"])
+    args = build_parser().parse_args(
+        [
+            "compare",
+            "--activations",
+            "relu,prelu",
+            "--lr",
+            "0.01,0.05",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "32,64",
+            "--train-limit",
+            "500",
+            "--out",
+            "x",
+        ]
+    )
     spec = spec_from_dict(build_spec(args))
     assert spec.grid == {"activation": ("relu", "prelu"), "batch_size": (32, 64), "lr": (0.01, 0.05)}
     assert (spec.base.epochs, spec.base.train_limit) == (3, 500)
@@ -147,14 +190,17 @@ def test_version_help_and_list_answer_without_importing_torch(tmp_path) -> None:
     import sys
     from pathlib import Path
 
-    code = ("import contextlib, io, sys\nfrom rectlab.cli.main import main\n"
-            "for argv in (['--version'], ['--help'], ['compare', '--help'], ['list'], ['list', 'datasets']):\n"
-            "    with contextlib.redirect_stdout(io.StringIO()) as out:\n"
-            "        try:\n            main(argv)\n        except SystemExit:\n            pass\n"
-            "    print(argv, len(out.getvalue()) > 0, 'torch' in sys.modules)\n")
+    code = (
+        "import contextlib, io, sys\nfrom rectlab.cli.main import main\n"
+        "for argv in (['--version'], ['--help'], ['compare', '--help'], ['list'], ['list', 'datasets']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "        try:\n            main(argv)\n        except SystemExit:\n            pass\n"
+        "    print(argv, len(out.getvalue()) > 0, 'torch' in sys.modules)\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 5 and all(line.endswith("True False") for line in lines), lines
@@ -168,12 +214,16 @@ def test_parsers_offer_the_librarys_choices_and_the_catalogue_is_current() -> No
     from rectlab.study.spec import SCALES
     from rectlab.training import config, tracking
 
-    assert (common.OPTIMIZERS, common.SCHEDULES, common.AMP_MODES) == (config.OPTIMIZERS, config.SCHEDULES,
-                                                                      config.AMP_MODES)
+    assert (common.OPTIMIZERS, common.SCHEDULES, common.AMP_MODES) == (
+        config.OPTIMIZERS,
+        config.SCHEDULES,
+        config.AMP_MODES,
+    )
     assert (common.EXECUTORS, parsers.SCALES, parsers.INITS) == (EXECUTORS, SCALES, config.INITS)
     assert common.TRACKERS == tracking.TRACKERS
     assert json.loads(listing.CATALOG.read_text()) == listing.catalog(), (
-        "src/rectlab/cli/catalog.json is out of date: run python -m rectlab.cli.listing")
+        "src/rectlab/cli/catalog.json is out of date: run python -m rectlab.cli.listing"
+    )
 
 
 def test_every_subcommand_help_shows_examples() -> None:
@@ -191,8 +241,20 @@ def test_compare_without_out_writes_a_default_folder_and_takes_parameters(tmp_pa
     from rectlab.study import Store
 
     monkeypatch.chdir(tmp_path)
-    argv = ["compare", "--activations", "relu,smelu:beta=0.50", "--model-kwargs", "hidden=32", "--seeds", "1",
-            "--train-limit", "256", "--test-limit", "128", *TINY[2:]]  # mlp (the default) on digits
+    argv = [
+        "compare",
+        "--activations",
+        "relu,smelu:beta=0.50",
+        "--model-kwargs",
+        "hidden=32",
+        "--seeds",
+        "1",
+        "--train-limit",
+        "256",
+        "--test-limit",
+        "128",
+        *TINY[2:],
+    ]  # mlp (the default) on digits
     assert main(argv) == 0
     out = capsys.readouterr().out
     folder = tmp_path / "runs" / "compare-relu-smelu_beta=0.5-mlp-digits"
@@ -220,8 +282,11 @@ def test_env_reports_the_cpu_functions(capsys, monkeypatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.delenv("RECTLAB_BACKEND", raising=False)
     assert main(["env"]) == 0
-    rows = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()
-            if len(line.split()) > 2 and line.split()[1] in ("cpu", "torch", "triton")}
+    rows = {
+        line.split()[0]: line.split()[1]
+        for line in capsys.readouterr().out.splitlines()
+        if len(line.split()) > 2 and line.split()[1] in ("cpu", "torch", "triton")
+    }
     from rectlab.activations.cpu import CPU_OPS
 
     assert {op for op, runs in rows.items() if runs == "cpu"} == set(CPU_OPS)

@@ -21,8 +21,18 @@ from rectlab.reproduce.vectorized.planted_filter import (
     train_students,
 )
 
-TINY = ConvSetup(trials=16, filter_size=4, patches=3, strides=(4, 1), closeness=(0.9,), gd_steps=150, gd_samples=128,
-                 sgd_steps=400, sgd_stride=4, eval_every=5)
+TINY = ConvSetup(
+    trials=16,
+    filter_size=4,
+    patches=3,
+    strides=(4, 1),
+    closeness=(0.9,),
+    gd_steps=150,
+    gd_samples=128,
+    sgd_steps=400,
+    sgd_stride=4,
+    eval_every=5,
+)
 
 
 @pytest.mark.parametrize("shared", [True, False])

@@ -218,6 +218,7 @@ def test_rrelu_seeded_generator_and_module_modes() -> None:
 # Dispatch
 # ----------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", CPU_MODULES)
 def test_module_auto_runs_the_cpu_path_and_torch_runs_the_spec(name: str) -> None:
     auto, spec = _module(name), _module(name)

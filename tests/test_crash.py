@@ -44,8 +44,13 @@ def assert_old_or_new_state(out: Path) -> None:
 
 
 def child(out: Path, spec: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(CHILD), str(out), str(spec), *extra], env=CHILD_ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(CHILD), str(out), str(spec), *extra],
+        env=CHILD_ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def descendants(pid: int) -> set[int]:

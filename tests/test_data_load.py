@@ -55,8 +55,18 @@ SMALL = dataclasses.replace(FASHION_MNIST, sizes=(20, 10), system_dirs=())
 
 # ------------------------------------------------------------------------------------ registry
 def test_names_and_default() -> None:
-    assert data.names() == ["cifar10", "cifar10-val", "cifar100", "digits", "digits-val", "fashion-mnist",
-                            "fashion-mnist-val", "imagefolder", "mnist", "svhn"]
+    assert data.names() == [
+        "cifar10",
+        "cifar10-val",
+        "cifar100",
+        "digits",
+        "digits-val",
+        "fashion-mnist",
+        "fashion-mnist-val",
+        "imagefolder",
+        "mnist",
+        "svhn",
+    ]
     assert data.DEFAULT_DATASET in data.names()
     assert "fashion_mnist" in data.DATASETS  # registry names are normalised
 

@@ -27,8 +27,11 @@ BLOCK = re.compile(r"(<!-- no-run -->\n|<!-- file: ([\w.]+) -->\n)?```python\n(.
 
 def page_blocks(page: Path) -> list[tuple[str | None, str]]:
     """``(file name or None, code)`` of the ```python blocks of a page that are run or saved, in order."""
-    return [(name or None, code) for marker, name, code in BLOCK.findall(page.read_text())
-            if not marker.startswith("<!-- no-run")]
+    return [
+        (name or None, code)
+        for marker, name, code in BLOCK.findall(page.read_text())
+        if not marker.startswith("<!-- no-run")
+    ]
 
 
 def python_blocks(page: Path) -> list[str]:
@@ -67,8 +70,9 @@ def test_readme_front_page_is_short_and_opens_with_the_two_commands() -> None:
     commands = [line for line in first_block.splitlines() if line and not line.startswith("#")]
     assert commands[0].startswith("bash scripts/setup.sh --data && .venv/bin/rectlab compare")
     assert commands[1] == "bash scripts/setup.sh --dev && bash scripts/check.sh"
-    assert (ROOT / ".ci" / "run").read_text().strip().endswith(commands[1].replace("bash scripts/setup.sh --dev && ",
-                                                                                   ""))
+    assert (
+        (ROOT / ".ci" / "run").read_text().strip().endswith(commands[1].replace("bash scripts/setup.sh --dev && ", ""))
+    )
 
 
 # A Sphinx role left in a docstring shows on the API page as text: ":func:<code>get</code>".
@@ -78,13 +82,21 @@ RAW_ROLE = re.compile(r":(?:py:)?(?:func|class|mod|data|meth|attr|exc|obj|const|
 def test_site_builds_strictly_offline_ready_and_without_raw_roles(tmp_path: Path) -> None:
     mkdocs = shutil.which("mkdocs", path=str(Path(sys.executable).parent))
     assert mkdocs, "mkdocs is part of the dev set-up: bash scripts/setup.sh --dev"
-    done = subprocess.run([mkdocs, "build", "--strict", "--site-dir", str(tmp_path / "site")], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    done = subprocess.run(
+        [mkdocs, "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     api = (tmp_path / "site" / "api" / "index.html").read_text()
     raw = sorted(set(RAW_ROLE.findall(api)) | set(re.findall(r":\w+:<code>[^<]*</code>", api)))
-    assert not raw, (f"the API page shows {len(raw)} raw Sphinx roles such as {raw[:5]}: write docstring "
-                     f"cross-references as [name][rectlab.module.name] or `name`")
+    assert not raw, (
+        f"the API page shows {len(raw)} raw Sphinx roles such as {raw[:5]}: write docstring "
+        f"cross-references as [name][rectlab.module.name] or `name`"
+    )
     for page in (tmp_path / "site").rglob("*.html"):
         html = page.read_text()
         assert "fonts.googleapis" not in html and "fonts.gstatic" not in html, f"{page.name} loads web fonts"
@@ -98,8 +110,14 @@ def _blocks() -> list[tuple[Path, int, str]]:
 
 
 @pytest.mark.parametrize(("page", "index", "code"), _blocks(), ids=[f"{p.name}-{i}" for p, i, _ in _blocks()])
-def test_each_example_runs_on_its_own(page: Path, index: int, code: str, tmp_path: Path,
-                                      monkeypatch: pytest.MonkeyPatch, fashion_mnist_somewhere: str | None) -> None:
+def test_each_example_runs_on_its_own(
+    page: Path,
+    index: int,
+    code: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fashion_mnist_somewhere: str | None,
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     if fashion_mnist_somewhere:

@@ -42,8 +42,16 @@ def graph_ops(path) -> tuple[set[str], set[str]]:
 
 @pytest.mark.parametrize(
     ("activation", "expected_op"),
-    [("prelu", "PRelu"), ("prelu-shared", "PRelu"), ("smelu", "Where"), ("helu", "Relu"),
-     ("swish-learnable", "Sigmoid"), ("swish-channelwise", "Sigmoid"), ("rrelu", "LeakyRelu"), ("gelu", "Erf")],
+    [
+        ("prelu", "PRelu"),
+        ("prelu-shared", "PRelu"),
+        ("smelu", "Where"),
+        ("helu", "Relu"),
+        ("swish-learnable", "Sigmoid"),
+        ("swish-channelwise", "Sigmoid"),
+        ("rrelu", "LeakyRelu"),
+        ("gelu", "Erf"),
+    ],
 )
 def test_standard_ops_and_onnxruntime_matches_eager(tmp_path, activation, expected_op):
     net = trained_like(activation)
@@ -91,8 +99,9 @@ def test_helu_exports_its_forward_and_fused_backends_fall_back(tmp_path):
 
 
 def test_tv_model_with_prelu(tmp_path):
-    net = models.create("tv:resnet18", activation="prelu", num_classes=10, in_channels=1,
-                        example_input=torch.zeros(2, 1, 16, 16)).eval()
+    net = models.create(
+        "tv:resnet18", activation="prelu", num_classes=10, in_channels=1, example_input=torch.zeros(2, 1, 16, 16)
+    ).eval()
     result = export_onnx(net, tmp_path / "r.onnx", torch.randn(2, 1, 16, 16))
     assert result.max_abs_diff < 1e-3 and "PRelu" in graph_ops(result.path)[0]
 
@@ -107,9 +116,35 @@ def test_dynamo_exporter(tmp_path):
 
 def test_export_model_from_a_study_checkpoint(tmp_path, capsys):
     out = tmp_path / "study"
-    assert main(["compare", "--activations", "smelu", "--model", "small-cnn", "--dataset", "digits", "--epochs", "1",
-                 "--batch-size", "64", "--train-limit", "128", "--test-limit", "64", "--seeds", "1", "--device", "cpu",
-                 "--no-progress", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--activations",
+                "smelu",
+                "--model",
+                "small-cnn",
+                "--dataset",
+                "digits",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "64",
+                "--train-limit",
+                "128",
+                "--test-limit",
+                "64",
+                "--seeds",
+                "1",
+                "--device",
+                "cpu",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     (checkpoint,) = (out / "runs").glob("*/checkpoint.pt")
     assert main(["export-model", str(checkpoint), "--onnx", str(tmp_path / "m.onnx")]) == 0
     printed = capsys.readouterr().out
@@ -130,9 +165,32 @@ def test_default_mlp_from_train_out_falls_back_to_dynamo(tmp_path, capsys):
     to the dynamo exporter, quietly (no TorchScript IR printed), and checks the file on real test images."""
     pytest.importorskip("onnxscript")
     run = tmp_path / "one"
-    assert main(["train", "--model", "mlp", "--activation", "prelu", "--dataset", "digits", "--epochs", "1",
-                 "--batch-size", "64", "--train-limit", "128", "--test-limit", "64", "--device", "cpu",
-                 "--out", str(run)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                "mlp",
+                "--activation",
+                "prelu",
+                "--dataset",
+                "digits",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "64",
+                "--train-limit",
+                "128",
+                "--test-limit",
+                "64",
+                "--device",
+                "cpu",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["export-model", str(run), "--samples", "8"]) == 0
     captured = capsys.readouterr()
@@ -150,8 +208,9 @@ def test_default_mlp_from_train_out_falls_back_to_dynamo(tmp_path, capsys):
 
 
 def test_any_module_exports_with_random_inputs_of_a_shape(tmp_path):
-    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 5), activations.create("smelu:beta=0.5"),
-                              torch.nn.Linear(5, 3))
+    net = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(12, 5), activations.create("smelu:beta=0.5"), torch.nn.Linear(5, 3)
+    )
     result = export_onnx(net, tmp_path / "any.onnx", input_shape=(3, 4))
     assert result.checked_on == "8 random inputs of shape (3, 4)" and result.max_abs_diff <= result.atol == 1e-4
     assert "tolerance 0.0001" in result.describe() and "Where" in graph_ops(result.path)[0]

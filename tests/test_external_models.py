@@ -55,8 +55,14 @@ def test_tv_pretrained_weights_from_a_file_are_adapted(tmp_path):
     source = torchvision.models.resnet18(weights=None)
     path = tmp_path / "resnet18.pth"
     torch.save({"state_dict": source.state_dict()}, path)
-    net = models.create("tv:resnet18", activation=None, num_classes=10, in_channels=1, pretrained=str(path),
-                        example_input=torch.zeros(2, 1, 16, 16))
+    net = models.create(
+        "tv:resnet18",
+        activation=None,
+        num_classes=10,
+        in_channels=1,
+        pretrained=str(path),
+        example_input=torch.zeros(2, 1, 16, 16),
+    )
     assert torch.equal(net.layer3[1].conv2.weight, source.layer3[1].conv2.weight)
     assert torch.allclose(net.conv1.weight, source.conv1.weight.sum(1, keepdim=True))  # gray = R + G + B
     assert net.fc.out_features == 10  # the 1000-class head is re-initialized
@@ -70,8 +76,14 @@ def test_timm_pretrained_weights_from_a_file(tmp_path):
     source = timm.create_model("resnet18")
     path = tmp_path / "r18.pth"
     torch.save(source.state_dict(), path)
-    net = models.create("timm:resnet18", activation=None, num_classes=10, in_channels=1, pretrained=str(path),
-                        example_input=torch.zeros(2, 1, 16, 16))
+    net = models.create(
+        "timm:resnet18",
+        activation=None,
+        num_classes=10,
+        in_channels=1,
+        pretrained=str(path),
+        example_input=torch.zeros(2, 1, 16, 16),
+    )
     assert torch.equal(net.layer2[0].conv1.weight, source.layer2[0].conv1.weight)
     assert net.fc.out_features == 10 and net.conv1.in_channels == 1
 
@@ -142,8 +154,18 @@ def test_swap_and_erase_relu_on_timm_models(timm_models, name, native, n_sites, 
 def test_timm_model_with_channelwise_prelu_and_erase_relu_trains_one_epoch():
     from rectlab.training.loop import train_one
 
-    cfg = TrainConfig(model="timm:resnet18", activation="prelu", erase_relu=1.0, dataset="digits", epochs=1,
-                      batch_size=64, train_limit=128, test_limit=64, device="cpu", augment=False)
+    cfg = TrainConfig(
+        model="timm:resnet18",
+        activation="prelu",
+        erase_relu=1.0,
+        dataset="digits",
+        epochs=1,
+        batch_size=64,
+        train_limit=128,
+        test_limit=64,
+        device="cpu",
+        augment=False,
+    )
     result = train_one(cfg)
     assert len(result.extras["erased_sites"]) == 8  # the last ReLU of each of the 8 BasicBlocks
     slopes = result.extras["slopes"]

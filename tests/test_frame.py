@@ -48,8 +48,23 @@ def test_one_row_per_run_with_config_and_final_metrics(study):
     df = to_frame(study)
     runs = Store(study / "results.db").runs()
     assert len(df) == len(runs) == 8
-    assert {"study", "hash", "cell", "seed", "status", "activation", "lr", "model", "model_kwargs.hidden",
-            "test_error", "train_loss", "epoch_lr", "epochs_done", "dnr", "train_seconds"} <= set(df.columns)
+    assert {
+        "study",
+        "hash",
+        "cell",
+        "seed",
+        "status",
+        "activation",
+        "lr",
+        "model",
+        "model_kwargs.hidden",
+        "test_error",
+        "train_loss",
+        "epoch_lr",
+        "epochs_done",
+        "dnr",
+        "train_seconds",
+    } <= set(df.columns)
     assert set(df["status"]) == {"done"} and set(df["epochs_done"]) == {2}
     by_hash = {r["hash"]: r for r in runs}
     for row in df.itertuples():
@@ -83,8 +98,12 @@ def test_a_reproduction_folder_reads_every_part(study, tmp_path):
 
 
 def test_xor_reproduction_gives_its_success_table(tmp_path):
-    result = {"setup": {"trials": 10, "epochs": 5, "lrs": [0.1, 1.0], "inputs": "bipolar"},
-              "success": {"prelu": [10, 7]}, "median_loss": {"prelu": [0.01, 0.2]}, "n_params": {"prelu": 3}}
+    result = {
+        "setup": {"trials": 10, "epochs": 5, "lrs": [0.1, 1.0], "inputs": "bipolar"},
+        "success": {"prelu": [10, 7]},
+        "median_loss": {"prelu": [0.01, 0.2]},
+        "n_params": {"prelu": 3},
+    }
     (tmp_path / "xor.json").write_text(json.dumps(result))
     df = to_frame(tmp_path)
     assert list(df["success_rate"]) == [1.0, 0.7] and list(df["lr"]) == [0.1, 1.0]

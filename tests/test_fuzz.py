@@ -13,8 +13,12 @@ from hypothesis import strategies as st
 
 from rectlab.cli.main import main
 
-FUZZ = settings(max_examples=40, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 counter = itertools.count()
 
 # -- a tiny TOML writer (the standard library only reads TOML) --------------------------------------------
@@ -46,16 +50,65 @@ def toml_document(doc: dict) -> str:
 
 
 scalars = st.one_of(
-    st.integers(-3, 3), st.sampled_from([0, 10**9, 2**63 - 1]), st.floats(allow_nan=True, allow_infinity=True),
-    st.booleans(), st.sampled_from(["relu", "prelu", "elu", "relux", "mlp", "small-cnn", "resnet9", "digits",
-                                    "digitz", "cpu", "cuda", "sgd", "adam", "cosine", "0.1", "", "he", "last"]),
+    st.integers(-3, 3),
+    st.sampled_from([0, 10**9, 2**63 - 1]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.sampled_from(
+        [
+            "relu",
+            "prelu",
+            "elu",
+            "relux",
+            "mlp",
+            "small-cnn",
+            "resnet9",
+            "digits",
+            "digitz",
+            "cpu",
+            "cuda",
+            "sgd",
+            "adam",
+            "cosine",
+            "0.1",
+            "",
+            "he",
+            "last",
+        ]
+    ),
 )
-values = st.one_of(scalars, st.lists(scalars, max_size=3), st.dictionaries(st.sampled_from(["slope", "beta", "x"]),
-                                                                           scalars, max_size=2))
-BASE_KEYS = ["model", "activation", "dataset", "epochs", "batch_size", "lr", "momentum", "weight_decay",
-             "train_limit", "test_limit", "seed", "schedule", "optimizer", "warmup_epochs", "label_smoothing",
-             "erase_relu", "erase_location", "init", "device", "augment", "activation_kwargs", "model_kwargs",
-             "step_milestones", "epocs", "learning_rate"]
+values = st.one_of(
+    scalars,
+    st.lists(scalars, max_size=3),
+    st.dictionaries(st.sampled_from(["slope", "beta", "x"]), scalars, max_size=2),
+)
+BASE_KEYS = [
+    "model",
+    "activation",
+    "dataset",
+    "epochs",
+    "batch_size",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "train_limit",
+    "test_limit",
+    "seed",
+    "schedule",
+    "optimizer",
+    "warmup_epochs",
+    "label_smoothing",
+    "erase_relu",
+    "erase_location",
+    "init",
+    "device",
+    "augment",
+    "activation_kwargs",
+    "model_kwargs",
+    "step_milestones",
+    "epocs",
+    "learning_rate",
+]
 STUDY_KEYS = ["name", "seeds", "baseline", "metric", "probes", "seed", "description"]
 sections = st.fixed_dictionaries(
     {},
@@ -68,8 +121,11 @@ sections = st.fixed_dictionaries(
     },
 )
 # Start from a valid tiny spec and let hypothesis replace parts, so many examples get deep into validation.
-VALID = {"study": {"seeds": 1}, "base": {"model": "mlp", "dataset": "digits", "epochs": 1, "device": "cpu"},
-         "grid": {"activation": ["relu", "elu"]}}
+VALID = {
+    "study": {"seeds": 1},
+    "base": {"model": "mlp", "dataset": "digits", "epochs": 1, "device": "cpu"},
+    "grid": {"activation": ["relu", "elu"]},
+}
 
 
 def one_line_error_or_success(rc: int, err: str) -> None:
@@ -105,27 +161,49 @@ FLAGS = {
     "--model": (["mlp", "mlp,small-cnn"], ["resnet9"]),
     "--dataset": (["digits"], ["digitz"]),
     "--seeds": (["1", "2"], ["0", "-2", "1000000000"]),
-    "--epochs": POSITIVE, "--batch-size": POSITIVE, "--train-limit": POSITIVE, "--test-limit": POSITIVE,
-    "--workers": POSITIVE, "--threads": POSITIVE,
-    "--lr": FLOATS, "--weight-decay": FLOATS, "--warmup-epochs": FLOATS, "--label-smoothing": FLOATS,
+    "--epochs": POSITIVE,
+    "--batch-size": POSITIVE,
+    "--train-limit": POSITIVE,
+    "--test-limit": POSITIVE,
+    "--workers": POSITIVE,
+    "--threads": POSITIVE,
+    "--lr": FLOATS,
+    "--weight-decay": FLOATS,
+    "--warmup-epochs": FLOATS,
+    "--label-smoothing": FLOATS,
     "--gpus-per-run": FLOATS,
-    "--erase-relu": (["0", "0,1"], ["1.5", "nan", "x"]), "--init": (["he", "default,xavier"], ["kaiming"]),
-    "--optimizer": (["sgd", "adamw"], ["adam"]), "--schedule": (["step", "constant"], ["linear"]),
-    "--device": (["cpu"], ["cuda", "tpu", "cuda:7"]), "--executor": (["local", "processes"], ["dask"]),
+    "--erase-relu": (["0", "0,1"], ["1.5", "nan", "x"]),
+    "--init": (["he", "default,xavier"], ["kaiming"]),
+    "--optimizer": (["sgd", "adamw"], ["adam"]),
+    "--schedule": (["step", "constant"], ["linear"]),
+    "--device": (["cpu"], ["cuda", "tpu", "cuda:7"]),
+    "--executor": (["local", "processes"], ["dask"]),
     "--data-dir": ([], ["/nonexistent/data"]),
 }
 
 
 @FUZZ
-@given(flags=st.dictionaries(st.sampled_from(sorted(FLAGS)), st.integers(0, 23), max_size=4),
-       out_is_file=st.integers(0, 9))
+@given(
+    flags=st.dictionaries(st.sampled_from(sorted(FLAGS)), st.integers(0, 23), max_size=4), out_is_file=st.integers(0, 9)
+)
 def test_any_compare_command_line_runs_or_gives_one_line(flags, out_is_file, tmp_path_factory, capsys) -> None:
     folder = tmp_path_factory.mktemp("cli")
     out = folder / "out"
     if out_is_file == 0:
         out.write_text("not a directory")
-    argv = ["compare", "--out", str(out), "--dry-run", "--no-progress", "--dataset", "digits", "--model", "mlp",
-            "--device", "cpu"]
+    argv = [
+        "compare",
+        "--out",
+        str(out),
+        "--dry-run",
+        "--no-progress",
+        "--dataset",
+        "digits",
+        "--model",
+        "mlp",
+        "--device",
+        "cpu",
+    ]
     for flag, i in flags.items():
         valid, invalid = FLAGS[flag]
         choices = invalid if i % 4 == 0 or not valid else valid

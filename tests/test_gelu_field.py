@@ -30,8 +30,9 @@ def test_the_field_is_every_registered_activation_but_duplicates() -> None:
 def _samples(means: dict[str, float], sd: float = 0.05, n: int = 8) -> dict[str, Sample]:
     rng = np.random.default_rng(0)
     seed_effect = rng.normal(0, 1.0, n)  # shared by every activation: pairing by seed removes it
-    return {name: Sample({s: m + seed_effect[s] + rng.normal(0, sd) for s in range(n)}, name)
-            for name, m in means.items()}
+    return {
+        name: Sample({s: m + seed_effect[s] + rng.normal(0, sd) for s in range(n)}, name) for name, m in means.items()
+    }
 
 
 def test_gelu_within_the_margin_of_the_best_or_not() -> None:

@@ -15,8 +15,10 @@ GRID = {"activation": ["relu", "gelu"]}
 
 
 def rows(out) -> dict:
-    return {(r["cell"]["activation"], r["seed"]): [{k: v for k, v in e.items() if k != "seconds"} for e in r["epochs"]]
-            for r in Store(out / "results.db").runs()}
+    return {
+        (r["cell"]["activation"], r["seed"]): [{k: v for k, v in e.items() if k != "seconds"} for e in r["epochs"]]
+        for r in Store(out / "results.db").runs()
+    }
 
 
 def crash_after_save(train, saves: int):
@@ -57,10 +59,13 @@ def examples(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "examples"))
 
 
-@pytest.mark.parametrize(("module", "metric", "crashing"), [
-    ("lightning_loop", "val_error", "test_integrations:lightning_crashing"),
-    ("huggingface_loop", "eval_error", "test_integrations:huggingface_crashing"),
-])
+@pytest.mark.parametrize(
+    ("module", "metric", "crashing"),
+    [
+        ("lightning_loop", "val_error", "test_integrations:lightning_crashing"),
+        ("huggingface_loop", "eval_error", "test_integrations:huggingface_crashing"),
+    ],
+)
 def test_example_runs_and_resumes_after_a_crash(module, metric, crashing, examples, tmp_path) -> None:
     pytest.importorskip("lightning" if module == "lightning_loop" else "accelerate")
     example = __import__(module)

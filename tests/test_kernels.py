@@ -27,6 +27,7 @@ try:  # the kernels below are decorated inside the tests, under the mode the `de
 except ImportError:
     triton = tl = None
 
+
 def _load(family: str):
     from rectlab import kernels
 
@@ -192,11 +193,21 @@ def test_kernels_compile_for_h100(monkeypatch: pytest.MonkeyPatch, dtype: str) -
         sig |= dict.fromkeys(const, "constexpr")
         ptx = _compile_sm90(ck._channel_fwd_kernel, sig, const, ("x_ptr", "y_ptr", "n"), 8)
         assert not re.search(r"(div|rem)\.[su](32|64)", ptx), "integer division per element in a flat forward"
-        for kernel, scalars_ in ((ck._channel_bwd_planes_kernel, {"C": "i32"}),
-                                 (ck._channel_bwd_rows_kernel, {"inner": "i32", "rows_per_program": "i32"})):
+        for kernel, scalars_ in (
+            (ck._channel_bwd_planes_kernel, {"C": "i32"}),
+            (ck._channel_bwd_rows_kernel, {"inner": "i32", "rows_per_program": "i32"}),
+        ):
             planes = "C" in scalars_
-            sig = {"g_ptr": t, "saved_ptr": t, "p_ptr": "*fp32", "dx_ptr": t, "partial_ptr": "*fp32", "rows": "i32",
-                   "width": "i32", **scalars_}
+            sig = {
+                "g_ptr": t,
+                "saved_ptr": t,
+                "p_ptr": "*fp32",
+                "dx_ptr": t,
+                "partial_ptr": "*fp32",
+                "rows": "i32",
+                "width": "i32",
+                **scalars_,
+            }
             const = {"HAS_DX": True, "HAS_DP": True, "OP": op, "FROM_MASK": False}
             const |= {"TILE_R": 2, "TILE_W": 1024} if planes else {"TILE_R": 32, "TILE_W": 64}
             sig |= dict.fromkeys(const, "constexpr")

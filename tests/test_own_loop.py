@@ -34,11 +34,14 @@ EXAMPLES = ROOT / "examples"
 
 def rows(out: Path, key: str = "activation") -> dict:
     """``{(cell value, seed): [epoch rows without seconds]}`` of a study directory."""
-    return {(r["cell"][key], r["seed"]): [{k: v for k, v in e.items() if k != "seconds"} for e in r["epochs"]]
-            for r in Store(out / "results.db").runs()}
+    return {
+        (r["cell"][key], r["seed"]): [{k: v for k, v in e.items() if k != "seconds"} for e in r["epochs"]]
+        for r in Store(out / "results.db").runs()
+    }
 
 
 # -- function references ----------------------------------------------------------------------------------------
+
 
 def test_function_references_and_their_errors(tmp_path) -> None:
     assert function_reference(own_functions.tiny) == "own_functions:tiny"
@@ -76,6 +79,7 @@ def test_a_module_in_the_current_folder_is_found_as_python_m_would(tmp_path, mon
 
 # -- specs --------------------------------------------------------------------------------------------------------
 
+
 def test_the_example_spec_names_the_example_function() -> None:
     spec = load_spec(EXAMPLES / "own_loop.toml", scale="smoke")
     assert spec.base.function == "own_loop:train" and spec.seeds == (0, 1)
@@ -103,21 +107,27 @@ def test_function_spec_digest_is_the_import_path_and_the_grid() -> None:
     assert isinstance(spec.base, FunctionConfig) and spec.base.params == {"epochs": 3}
     assert spec.identity()["base"] == {"function": "own_functions:tiny", "epochs": 3}
     assert parse_spec(SPEC.replace('device = "cpu"', 'device = "auto"')).digest == spec.digest  # execution only
-    others = [SPEC.replace("own_functions:tiny", "own_functions:scores"), SPEC.replace('"elu"]', '"gelu"]'),
-              SPEC.replace("epochs = 3", "epochs = 4")]
+    others = [
+        SPEC.replace("own_functions:tiny", "own_functions:scores"),
+        SPEC.replace('"elu"]', '"gelu"]'),
+        SPEC.replace("epochs = 3", "epochs = 4"),
+    ]
     assert len({spec.digest, *(parse_spec(s).digest for s in others)}) == 4
     # A parameter named like a TrainConfig execution field is still a parameter: in the hash and the digest.
     compiled = parse_spec(SPEC.replace("epochs = 3", "epochs = 3\ncompile = true"))
     assert compiled.digest != spec.digest and compiled.base.params["compile"] is True
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (('activation = ["relu", "elu"]', 'seed = [1, 2]'), r"line 1[0-9]\).*cannot vary 'seed'.*\[study\] seeds"),
-    (('device = "cpu"', 'device = "tpu"'), r"line 1[0-9]\).*device='tpu' is not valid"),
-    (('function = "own_functions:tiny"', 'function = "own_functions.tiny"'), "not an import path"),
-    (('metric = "test_error"', 'metric = "test_error"\ngoal = "best"'), "goal must be"),
-    (('metric = "test_error"', 'metric = "test_error"\nprobes = ["dnr"]'), "probes run inside rectlab's own"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (('activation = ["relu", "elu"]', "seed = [1, 2]"), r"line 1[0-9]\).*cannot vary 'seed'.*\[study\] seeds"),
+        (('device = "cpu"', 'device = "tpu"'), r"line 1[0-9]\).*device='tpu' is not valid"),
+        (('function = "own_functions:tiny"', 'function = "own_functions.tiny"'), "not an import path"),
+        (('metric = "test_error"', 'metric = "test_error"\ngoal = "best"'), "goal must be"),
+        (('metric = "test_error"', 'metric = "test_error"\nprobes = ["dnr"]'), "probes run inside rectlab's own"),
+    ],
+)
 def test_function_spec_errors_name_the_line_and_the_fix(change, message) -> None:
     with pytest.raises(SpecError, match=message):
         parse_spec(SPEC.replace(*change), where="s.toml")
@@ -132,13 +142,20 @@ def test_goal_max_is_for_function_studies_only() -> None:
 
 # -- the trial ----------------------------------------------------------------------------------------------------
 
+
 def make_trial(tmp_path: Path) -> tuple[Trial, Store]:
     config = FunctionConfig("own_functions:tiny", {"epochs": 3})
     store = Store(tmp_path / "results.db")
     store.start_run(config.hash, "s", {}, 0, config.to_dict(), {})
     run_dir = tmp_path / "runs" / config.hash
-    trial = Trial(config, run_hash=config.hash, run_dir=run_dir, store=store,
-                  checkpoints=StoreCheckpoints(store, config.hash, run_dir), device=torch.device("cpu"))
+    trial = Trial(
+        config,
+        run_hash=config.hash,
+        run_dir=run_dir,
+        store=store,
+        checkpoints=StoreCheckpoints(store, config.hash, run_dir),
+        device=torch.device("cpu"),
+    )
     return trial, store
 
 
@@ -195,9 +212,11 @@ def test_model_hook_swaps_activations_erases_and_initializes(tmp_path) -> None:
 
 # -- studies ------------------------------------------------------------------------------------------------------
 
+
 def test_study_records_outcomes_and_refuses_another_function(tmp_path) -> None:
-    study = rectlab.Study(tmp_path / "s", grid={"activation": ["relu", "elu"]}, seeds=2, params={"epochs": 2},
-                          device="cpu")
+    study = rectlab.Study(
+        tmp_path / "s", grid={"activation": ["relu", "elu"]}, seeds=2, params={"epochs": 2}, device="cpu"
+    )
     result = study.run(own_functions.tiny, progress=False)
     assert {r["status"] for r in Store(tmp_path / "s" / "results.db").runs()} == {"done"}
     assert len(result.cells) == 2 and result.cells[1].comparison is not None
@@ -209,8 +228,11 @@ def test_study_records_outcomes_and_refuses_another_function(tmp_path) -> None:
         study.run(own_functions.scores, progress=False)
     with StudyLock(tmp_path / "s"), pytest.raises(StudyLocked, match="in use by another rectlab process"):
         study.run(own_functions.tiny, progress=False)
-    for case, function in [("nan", own_functions.diverging), ("bug", own_functions.failing),
-                           ("list", "own_functions:returns_a_list")]:
+    for case, function in [
+        ("nan", own_functions.diverging),
+        ("bug", own_functions.failing),
+        ("list", "own_functions:returns_a_list"),
+    ]:
         one = rectlab.Study(tmp_path / case, grid={"case": [case]}, seeds=1, device="cpu")
         one.run(function, progress=False)
     statuses = {case: Store(tmp_path / case / "results.db").runs()[0] for case in ("nan", "bug", "list")}
@@ -248,6 +270,7 @@ def test_rectlab_run_takes_a_function_spec(tmp_path, capsys) -> None:
 
 # -- SIGKILL mid-study, two workers ---------------------------------------------------------------------------------
 
+
 def committed_rows(db: Path) -> int:
     try:
         with sqlite3.connect(db, timeout=1) as con:
@@ -264,8 +287,9 @@ def test_own_loop_example_survives_sigkill_and_resumes_to_the_uninterrupted_rows
 
     args = ["--dataset", "digits", "--activations", "relu,elu", "--seeds", "2", "--epochs", "6", "--device", "cpu"]
     params = {"dataset": "digits", "epochs": 6, "train_limit": None}
-    reference = rectlab.Study(tmp_path / "ref", grid={"activation": ["relu", "elu"]}, seeds=2, params=params,
-                              device="cpu")
+    reference = rectlab.Study(
+        tmp_path / "ref", grid={"activation": ["relu", "elu"]}, seeds=2, params=params, device="cpu"
+    )
     reference.run(own_loop.train, progress=False)  # uninterrupted, in this process
     out = tmp_path / "killed"
     env = {**CHILD_ENV, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{EXAMPLES}"}

@@ -18,11 +18,35 @@ import rectlab
 
 # What `import rectlab` may load of rectlab: the activations (with their lazy fused dispatch, which asks
 # rectlab.kernels whether the interpreter is requested, but no kernel family), the registry and its plugin loader.
-LIGHT = ("rectlab", "rectlab.errors", "rectlab.registry", "rectlab.plugins", "rectlab.kernels",
-         "rectlab.kernels._layout")
+LIGHT = (
+    "rectlab",
+    "rectlab.errors",
+    "rectlab.registry",
+    "rectlab.plugins",
+    "rectlab.kernels",
+    "rectlab.kernels._layout",
+)
 LIGHT_PACKAGES = ("rectlab.activations",)
-SUBMODULES = ("data", "errors", "export", "files", "init", "integrations", "kernels", "models", "optim", "plugins",
-              "probes", "registry", "report", "reproduce", "search", "study", "surgery", "training")
+SUBMODULES = (
+    "data",
+    "errors",
+    "export",
+    "files",
+    "init",
+    "integrations",
+    "kernels",
+    "models",
+    "optim",
+    "plugins",
+    "probes",
+    "registry",
+    "report",
+    "reproduce",
+    "search",
+    "study",
+    "surgery",
+    "training",
+)
 
 
 @pytest.fixture(scope="module")

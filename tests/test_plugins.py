@@ -42,8 +42,23 @@ PLUGIN = textwrap.dedent('''
             return self.fc2(self.act(self.fc1(self.flat(x))))
 ''')
 
-TINY = ["--dataset", "digits", "--epochs", "1", "--batch-size", "64", "--train-limit", "128", "--test-limit", "64",
-        "--device", "cpu", "--no-progress", "--seeds", "1"]
+TINY = [
+    "--dataset",
+    "digits",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "64",
+    "--train-limit",
+    "128",
+    "--test-limit",
+    "64",
+    "--device",
+    "cpu",
+    "--no-progress",
+    "--seeds",
+    "1",
+]
 
 
 @pytest.fixture
@@ -56,8 +71,24 @@ def plugin_file(tmp_path: Path) -> Path:
 @pytest.mark.slow
 def test_import_option_reaches_worker_processes(plugin_file, tmp_path, capsys):
     out = tmp_path / "study"
-    rc = main(["compare", "--import", str(plugin_file), "--model", "plugin-tinynet", "--activations",
-               "relu,plugin-cube", "--executor", "processes", "--workers", "1", "--out", str(out), *TINY])
+    rc = main(
+        [
+            "compare",
+            "--import",
+            str(plugin_file),
+            "--model",
+            "plugin-tinynet",
+            "--activations",
+            "relu,plugin-cube",
+            "--executor",
+            "processes",
+            "--workers",
+            "1",
+            "--out",
+            str(out),
+            *TINY,
+        ]
+    )
     assert rc == 0, capsys.readouterr()
     runs = Store(out / "results.db").runs()
     assert sorted(r["config"]["activation"] for r in runs) == ["plugin-cube", "relu"]
@@ -68,8 +99,10 @@ def test_import_option_reaches_worker_processes(plugin_file, tmp_path, capsys):
 def test_spec_imports_register_names_before_they_are_checked(tmp_path, monkeypatch):
     (tmp_path / "rl_spec_plugin.py").write_text(PLUGIN.format(act="spec-cube", model="spec-tinynet"))
     monkeypatch.syspath_prepend(str(tmp_path))
-    spec = parse_spec('[study]\nimports = ["rl_spec_plugin"]\n[base]\nmodel = "spec-tinynet"\n'
-                      '[grid]\nactivation = ["relu", "spec-cube"]\n')
+    spec = parse_spec(
+        '[study]\nimports = ["rl_spec_plugin"]\n[base]\nmodel = "spec-tinynet"\n'
+        '[grid]\nactivation = ["relu", "spec-cube"]\n'
+    )
     assert spec.extra["imports"] == ["rl_spec_plugin"]
     same = parse_spec('[base]\nmodel = "spec-tinynet"\n[grid]\nactivation = ["relu", "spec-cube"]\n')
     assert spec.digest == same.digest  # where the names come from is not what the study computes
@@ -88,18 +121,24 @@ def test_bad_import_is_one_clear_line(capsys):
 
 def test_entry_point_plugins_load_on_first_lookup(tmp_path):
     # An installed distribution, as pip leaves it: a module plus a dist-info folder declaring the entry point.
-    (tmp_path / "rl_ep_plugin.py").write_text(PLUGIN.format(act="ep-cube", model="ep-tinynet")
-                                              + "\nREGISTERED = True\ndef register():\n    pass\n")
+    (tmp_path / "rl_ep_plugin.py").write_text(
+        PLUGIN.format(act="ep-cube", model="ep-tinynet") + "\nREGISTERED = True\ndef register():\n    pass\n"
+    )
     info = tmp_path / "rl_ep_plugin-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: rl-ep-plugin\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("[rectlab.plugins]\nrl_ep = rl_ep_plugin:register\n")
-    code = ("import torch; from rectlab import models, activations\n"
-            "m = models.create('ep-tinynet', activation='ep-cube', num_classes=3)\n"
-            "print(m(torch.randn(2, 1, 8, 8)).shape, 'ep-cube' in activations.names())\n"
-            "from rectlab.cli.main import main; main(['list', 'models'])\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).parents[1] / "src")]),
-           "COLUMNS": "150"}
+    code = (
+        "import torch; from rectlab import models, activations\n"
+        "m = models.create('ep-tinynet', activation='ep-cube', num_classes=3)\n"
+        "print(m(torch.randn(2, 1, 8, 8)).shape, 'ep-cube' in activations.names())\n"
+        "from rectlab.cli.main import main; main(['list', 'models'])\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(Path(__file__).parents[1] / "src")]),
+        "COLUMNS": "150",
+    }
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     first, listing = done.stdout.split("\n", 1)
@@ -129,9 +168,25 @@ def test_a_plain_module_plugin_works_in_a_study_with_parameters(tmp_path):
     a fresh process (training passes backend= only to activations that take it)."""
     (tmp_path / "softsign_plugin.py").write_text(PLAIN_PLUGIN)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src"), "COLUMNS": "150"}
-    cmd = [sys.executable, "-m", "rectlab", "--import", "softsign_plugin.py", "compare", "--activations",
-           "relu,plain-softsign:scale=2", "--model", "mlp", "--model-kwargs", "hidden=16", "--executor", "local",
-           "--out", "study", *TINY]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rectlab",
+        "--import",
+        "softsign_plugin.py",
+        "compare",
+        "--activations",
+        "relu,plain-softsign:scale=2",
+        "--model",
+        "mlp",
+        "--model-kwargs",
+        "hidden=16",
+        "--executor",
+        "local",
+        "--out",
+        "study",
+        *TINY,
+    ]
     done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     runs = Store(tmp_path / "study" / "results.db").runs()

@@ -128,14 +128,23 @@ def test_sites_skip_erased_identity_and_missing_sites_are_explained() -> None:
 
 def test_probe_sites_follow_the_surgery_table_plus_gating_modules() -> None:
     relu = nn.ReLU()
-    model = nn.Sequential(nn.Linear(2, 2), relu, nn.Identity(), nn.Tanh(), nn.Sigmoid(), nn.Hardswish(),
-                          activations.ReLUClassifier(2, 2), nn.Sequential(relu, nn.Softplus()))
+    model = nn.Sequential(
+        nn.Linear(2, 2),
+        relu,
+        nn.Identity(),
+        nn.Tanh(),
+        nn.Sigmoid(),
+        nn.Hardswish(),
+        activations.ReLUClassifier(2, 2),
+        nn.Sequential(relu, nn.Softplus()),
+    )
     assert list(probe_sites(model)) == ["1", "3", "4", "5", "7.1"]  # "7.0" is "1" again
 
 
 def test_slope_table_reports_learned_values() -> None:
-    model = nn.Sequential(activations.PReLUShared(), nn.Conv2d(1, 3, 1), activations.PReLU(3),
-                          activations.SwishLearnable())
+    model = nn.Sequential(
+        activations.PReLUShared(), nn.Conv2d(1, 3, 1), activations.PReLU(3), activations.SwishLearnable()
+    )
     with torch.no_grad():
         model[0].weight.fill_(0.681)
         model[2].weight.copy_(torch.tensor([0.1, 0.2, 0.6]))
@@ -167,10 +176,12 @@ def test_epoch_callbacks_add_metrics_and_tables() -> None:
     from rectlab.training.loop import EpochState
 
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), activations.PReLU(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 3),
-                          activations.ReLU())
-    data = SimpleNamespace(in_memory=True, train_x=torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8),
-                           mean=(0.5,), std=(0.25,))
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3), activations.PReLU(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 3), activations.ReLU()
+    )
+    data = SimpleNamespace(
+        in_memory=True, train_x=torch.randint(0, 256, (40, 1, 8, 8), dtype=torch.uint8), mean=(0.5,), std=(0.25,)
+    )
     config = TrainConfig(epochs=2, train_limit=30)
     callbacks = epoch_callbacks(["dead-neurons", "activation-stats", "slopes"], limit=100)
     rows = []

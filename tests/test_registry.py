@@ -57,9 +57,7 @@ def test_unknown_name_lists_the_known_ones_and_the_closest() -> None:
     with pytest.raises(UnknownNameError) as info:
         reg.get("prelo")
     message = str(info.value)
-    assert message == (
-        "unknown widget 'prelo'. Did you mean 'prelu'? Known widgets: leaky-relu, not-callable, prelu"
-    )
+    assert message == ("unknown widget 'prelo'. Did you mean 'prelu'? Known widgets: leaky-relu, not-callable, prelu")
     assert isinstance(info.value, KeyError) and isinstance(info.value, ValueError)
     with pytest.raises(UnknownNameError, match=r"^unknown widget 'xyz'\. Known widgets"):
         reg.get("xyz")  # nothing close: no suggestion

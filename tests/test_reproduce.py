@@ -32,6 +32,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is
 
 # -- every study at smoke scale ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", [r.name for r in ALL])
 def test_study_runs_at_smoke_scale_and_reports_a_verdict(name, tmp_path) -> None:
     report = reproduce.run(name, "smoke", tmp_path, progress=False, command=f"rectlab reproduce {name}")
@@ -51,8 +52,23 @@ def test_study_runs_at_smoke_scale_and_reports_a_verdict(name, tmp_path) -> None
     assert len(record["spec_digest"]) == 16 and record["n_planned"] and record["cpu"]
     assert record["design"]["alpha"] == 0.05 and record["rule"].startswith("The study's verdict")
     for check in record["checks"]:
-        assert set(check) >= {"claim", "primary", "verdict", "reason", "n", "n_planned", "estimate", "ci", "p",
-                              "p_holm", "alpha", "mde", "margin", "stability", "fragile"}
+        assert set(check) >= {
+            "claim",
+            "primary",
+            "verdict",
+            "reason",
+            "n",
+            "n_planned",
+            "estimate",
+            "ci",
+            "p",
+            "p_holm",
+            "alpha",
+            "mde",
+            "margin",
+            "stability",
+            "fragile",
+        }
         assert check["stability"] is None or 0 <= check["stability"] <= 1
     for part in (p for p in repro.parts if "smoke" in p.scales):
         if part.stage == 2 and record["design"]["decided_at_stage"] == 1:
@@ -77,14 +93,27 @@ def test_rerun_skips_finished_runs_and_shows_the_recorded_budget_check(tmp_path,
     assert "no budget check recorded" in first.markdown.read_text()
     db = (out / "activations" / "results.db").stat().st_mtime_ns
     runs_before = sorted(p.name for p in (out / "activations" / "runs").iterdir())
-    args = ["reproduce", "helu", "--scale", "smoke", "--budget-check", "--studies", str(specs), "--out", str(out),
-            "--no-progress", "--executor", "local"]
+    args = [
+        "reproduce",
+        "helu",
+        "--scale",
+        "smoke",
+        "--budget-check",
+        "--studies",
+        str(specs),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--executor",
+        "local",
+    ]
     assert main(args) == 0
     assert "helu.toml@smoke:" in capsys.readouterr().out
     record = load_budget(specs)["helu.toml@smoke"]
     assert record["epochs"] == [1, 2] and record["seeds"] == 2 and record["tolerance"] == 0.15
-    assert len(record["cells"]) == 2 and all({"budget", "doubled", "shift", "passed"} <= set(v)
-                                             for v in record["cells"].values())
+    assert len(record["cells"]) == 2 and all(
+        {"budget", "doubled", "shift", "passed"} <= set(v) for v in record["cells"].values()
+    )
     assert not (out / "budget" / "activations" / "x1").exists()  # the budget's own runs were reused
     second = reproduce.run("helu", "smoke", out, studies=specs, progress=False)
     assert second.verdict == first.verdict and [c.reason for c in second.checks] == [c.reason for c in first.checks]
@@ -129,6 +158,7 @@ activation = ["relu"]
 
 
 # -- verdict rules -------------------------------------------------------------------------------------------
+
 
 def _noisy(n: int, effect: float, sd: float = 0.3, seed: int = 0) -> tuple[dict[int, float], dict[int, float]]:
     """Synthetic per-seed values: a baseline around 10 and other = baseline + effect + paired noise."""
@@ -210,8 +240,11 @@ def test_holm_is_applied_across_primary_checks() -> None:
     # two primary checks each with p in (0.025, 0.05): significant alone, not after Holm over two checks
     diffs = [-1.0, -0.2, -0.8, -0.5, 0.4, -0.7, 0.1, -0.6]  # paired t: p = 0.044
     a = {s: base[s] + d for s, d in enumerate(diffs)}
-    checks = [direction_check("a", base, a), direction_check("b", base, a),
-              direction_check("side", base, a, primary=False)]
+    checks = [
+        direction_check("a", base, a),
+        direction_check("b", base, a),
+        direction_check("side", base, a, primary=False),
+    ]
     assert all(0.025 < c.p < 0.05 and c.verdict == "reproduced" for c in checks)
     final_ = finalize(checks)
     assert [c.p_holm for c in final_[:2]] == pytest.approx([2 * checks[0].p] * 2)
@@ -234,15 +267,20 @@ def test_convergence_gate_and_diverged_runs() -> None:
     flat = [2.0, 0.6, 0.4, 0.35, 0.34]  # the last epoch brings 0.01 of a 1.66 fall: a plateau
     falling = [2.0, 1.6, 1.2, 0.8, 0.4]  # still falling fast
     base = SimpleNamespace(label="relu", diverged=[], runs=[run(s, flat, 10.0 + 0.1 * s) for s in range(4)])
-    other = SimpleNamespace(label="prelu", runs=[run(s, flat, 9.0 + 0.1 * s) for s in range(3)],
-                            diverged=[{"seed": 3, "extras": {"diverged": {"epoch": 2, "step": 40, "loss": "nan"}}}])
-    checks = direction_check("lower error", sample(base, final("test_error")),
-                             sample(other, final("test_error"), diverged=90.0), gate=True)
+    other = SimpleNamespace(
+        label="prelu",
+        runs=[run(s, flat, 9.0 + 0.1 * s) for s in range(3)],
+        diverged=[{"seed": 3, "extras": {"diverged": {"epoch": 2, "step": 40, "loss": "nan"}}}],
+    )
+    checks = direction_check(
+        "lower error", sample(base, final("test_error")), sample(other, final("test_error"), diverged=90.0), gate=True
+    )
     assert checks.verdict == "inconclusive" and "prelu run(s) diverged (seed 3: epoch 2, step 40)" in checks.reason
     assert checks.n == 4 and checks.estimate > 0  # the diverged run counts as 90% error
     slow = SimpleNamespace(label="relu", diverged=[], runs=[run(s, falling, 10.0) for s in range(4)])
-    gated = direction_check("lower error", sample(slow, final("test_error")), sample(base, final("test_error")),
-                            gate=True)
+    gated = direction_check(
+        "lower error", sample(slow, final("test_error")), sample(base, final("test_error")), gate=True
+    )
     assert gated.verdict == "inconclusive"
     assert "not converged" in gated.reason and "relu seeds 0, 1, 2, 3" in gated.reason
 
@@ -261,9 +299,13 @@ def test_equivalence_and_no_improvement_rules() -> None:
 
 
 def test_overall_verdict() -> None:
-    ok, weak, no, bad, maybe = (ClaimCheck("a", "reproduced", "r"), ClaimCheck("w", "weaker than claimed", "r"),
-                                ClaimCheck("b", "not reproduced", "r"), ClaimCheck("x", "contradicted", "r"),
-                                ClaimCheck("c", "inconclusive", "r"))
+    ok, weak, no, bad, maybe = (
+        ClaimCheck("a", "reproduced", "r"),
+        ClaimCheck("w", "weaker than claimed", "r"),
+        ClaimCheck("b", "not reproduced", "r"),
+        ClaimCheck("x", "contradicted", "r"),
+        ClaimCheck("c", "inconclusive", "r"),
+    )
     side = ClaimCheck("d", "not reproduced", "r", primary=False)
     assert overall_verdict([ok, side])[0] == "reproduced"
     assert overall_verdict([ok, weak])[0] == "weaker than claimed"
@@ -280,8 +322,11 @@ def test_stalled_runs_are_counted_and_never_converged() -> None:
     from rectlab.report.collect import converged, stalled
 
     chance = math.log(10)
-    at_chance = {"seed": 0, "extras": {"num_classes": 10},
-                 "epochs": [{"train_loss": chance * f} for f in (1.01, 1.0, 0.99, 0.98)]}
+    at_chance = {
+        "seed": 0,
+        "extras": {"num_classes": 10},
+        "epochs": [{"train_loss": chance * f} for f in (1.01, 1.0, 0.99, 0.98)],
+    }
     learning = {"seed": 1, "extras": {"num_classes": 10}, "epochs": [{"train_loss": v} for v in (2.2, 1.5, 1.4, 1.39)]}
     assert stalled(at_chance) and not converged(at_chance)
     assert not stalled(learning) and converged(learning)
@@ -303,6 +348,7 @@ def test_each_claim_is_stated_once_in_its_spec() -> None:
 
 # -- XOR ---------------------------------------------------------------------------------------------------
 
+
 def test_batched_adam_matches_torch_adam() -> None:
     torch.manual_seed(0)
     init = {"w": torch.randn(3, 2, dtype=torch.float64), "a": torch.randn(3, dtype=torch.float64)}
@@ -316,14 +362,14 @@ def test_batched_adam_matches_torch_adam() -> None:
         with torch.no_grad():
             adam_step(ours, dict(zip(ours, grads)), state, lrs)
     for row, lr in enumerate(lrs.tolist()):
-        ref = {k: v[row:row + 1].clone().requires_grad_(True) for k, v in init.items()}
+        ref = {k: v[row : row + 1].clone().requires_grad_(True) for k, v in init.items()}
         opt = torch.optim.Adam(ref.values(), lr=lr)
         for _ in range(25):
             opt.zero_grad()
             ((XOR_MODELS["prelu"].forward(ref, x) - XOR_Y) ** 2).mean().backward()
             opt.step()
         for k in init:
-            torch.testing.assert_close(ours[k][row:row + 1].detach(), ref[k].detach(), rtol=1e-10, atol=1e-12)
+            torch.testing.assert_close(ours[k][row : row + 1].detach(), ref[k].detach(), rtol=1e-10, atol=1e-12)
 
 
 def test_prelu_unit_represents_xor_exactly() -> None:
@@ -365,6 +411,7 @@ def test_xor_setup_rejects_unknown_keys(tmp_path) -> None:
 
 # -- pruning -----------------------------------------------------------------------------------------------
 
+
 def test_global_magnitude_pruning_keeps_its_masks_and_resumes() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 4))
@@ -393,8 +440,18 @@ def test_pruned_run_resumes_to_the_same_metrics(tmp_path) -> None:
     from rectlab.training.config import TrainConfig
     from rectlab.training.loop import train_one
 
-    cfg = TrainConfig(model="mlp", model_kwargs={"hidden": [16]}, dataset="digits", epochs=3, batch_size=64,
-                      train_limit=256, test_limit=128, device="cpu", prune_sparsity=0.7, prune_epoch=1)
+    cfg = TrainConfig(
+        model="mlp",
+        model_kwargs={"hidden": [16]},
+        dataset="digits",
+        epochs=3,
+        batch_size=64,
+        train_limit=256,
+        test_limit=128,
+        device="cpu",
+        prune_sparsity=0.7,
+        prune_epoch=1,
+    )
     whole = train_one(cfg, tmp_path / "whole")
     assert [m.get("sparsity") for m in whole.metrics][0] == pytest.approx(0.7, abs=0.01)
     assert whole.metrics[-1]["sparsity"] == pytest.approx(0.7, abs=0.01)
@@ -412,6 +469,7 @@ def test_pruned_run_resumes_to_the_same_metrics(tmp_path) -> None:
 
 
 # -- CLI and errors ----------------------------------------------------------------------------------------
+
 
 def test_cli_lists_reproductions_and_rejects_unknown_names(capsys) -> None:
     from rectlab.cli.main import main
@@ -466,20 +524,51 @@ def test_relu_normalized_head_is_kerass_categorical_crossentropy() -> None:
 def test_summary_table_and_results_file_from_verdict_records(tmp_path) -> None:
     from rectlab.reproduce.summary import load_records, results_markdown, summary_markdown
 
-    record = {"name": "prelu", "verdict": "weaker than claimed", "seconds": 312.4, "converged": True,
-              "cpu": "Example CPU 9000", "versions": {"rectlab": "0.1.0", "torch": "2.14.1"},
-              "runs": {"done": 40, "diverged": 1, "stalled": 2, "failed": 0},
-              "checks": [{"claim": "PReLU is lower", "primary": True, "verdict": "weaker than claimed",
-                          "estimate": -0.2, "ci": [-0.39, -0.01], "mde": 0.25, "margin": 0.5, "n": 8, "n_planned": 8,
-                          "null": 0.0, "kind": "lower", "stability": 0.71, "fragile": True},
-                         {"claim": "side", "primary": False, "verdict": "reproduced", "estimate": None,
-                          "ci": [None, None], "mde": None, "margin": None, "n": 3, "stability": None}]}
+    record = {
+        "name": "prelu",
+        "verdict": "weaker than claimed",
+        "seconds": 312.4,
+        "converged": True,
+        "cpu": "Example CPU 9000",
+        "versions": {"rectlab": "0.1.0", "torch": "2.14.1"},
+        "runs": {"done": 40, "diverged": 1, "stalled": 2, "failed": 0},
+        "checks": [
+            {
+                "claim": "PReLU is lower",
+                "primary": True,
+                "verdict": "weaker than claimed",
+                "estimate": -0.2,
+                "ci": [-0.39, -0.01],
+                "mde": 0.25,
+                "margin": 0.5,
+                "n": 8,
+                "n_planned": 8,
+                "null": 0.0,
+                "kind": "lower",
+                "stability": 0.71,
+                "fragile": True,
+            },
+            {
+                "claim": "side",
+                "primary": False,
+                "verdict": "reproduced",
+                "estimate": None,
+                "ci": [None, None],
+                "mde": None,
+                "margin": None,
+                "n": 3,
+                "stability": None,
+            },
+        ],
+    }
     (tmp_path / "prelu").mkdir()
     (tmp_path / "prelu" / "verdict.json").write_text(json.dumps(record))
     records = load_records([tmp_path / "prelu", tmp_path / "missing"])
     table = summary_markdown(records)
-    row = ("| prelu | weaker than claimed | weaker than claimed (0.71, fragile): PReLU is lower — -0.20 "
-           "[-0.39, -0.01], MDE 0.25, margin 0.5, n=8/8")
+    row = (
+        "| prelu | weaker than claimed | weaker than claimed (0.71, fragile): PReLU is lower — -0.20 "
+        "[-0.39, -0.01], MDE 0.25, margin 0.5, n=8/8"
+    )
     assert row in table and "| 40 / 1 / 2 / 0 |" in table and "312 s" in table and "side" not in table
     text = results_markdown(records, scale="quick", command="rectlab reproduce all --scale quick")
     assert text.startswith("# Reproduction results (quick scale)") and "Example CPU 9000" in text
@@ -494,8 +583,11 @@ def test_a_failed_budget_check_blocks_final_accuracy_claims() -> None:
 
     run = {"seed": 0, "config": {}, "epochs": [{"train_loss": v, "test_error": 10.0} for v in (2.0, 0.5, 0.45, 0.44)]}
     failed = {"passed": False, "shift": -0.9, "metric": "test_error", "tolerance": 0.15}
-    cells = [SimpleNamespace(label=name, runs=[dict(run, seed=s) for s in range(4)], diverged=[], budget=b)
-             for name, b in (("relu", None), ("helu", failed))]
-    check = direction_check("lower", sample(cells[0], final("test_error")), sample(cells[1], final("test_error")),
-                            gate=True)
+    cells = [
+        SimpleNamespace(label=name, runs=[dict(run, seed=s) for s in range(4)], diverged=[], budget=b)
+        for name, b in (("relu", None), ("helu", failed))
+    ]
+    check = direction_check(
+        "lower", sample(cells[0], final("test_error")), sample(cells[1], final("test_error")), gate=True
+    )
     assert check.verdict == "inconclusive" and "not converged within the budget" in check.reason

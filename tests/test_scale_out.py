@@ -32,8 +32,24 @@ def test_ray_executor_on_a_local_ray_instance_gives_the_local_results(tmp_path, 
 
 
 def train(out: Path, processes: int) -> list[dict]:
-    args = ["-m", "rectlab", "train", "--model", "mlp", "--dataset", "digits", "--epochs", "2", "--batch-size", "64",
-            "--device", "cpu", "--no-augment", "--out", str(out)]
+    args = [
+        "-m",
+        "rectlab",
+        "train",
+        "--model",
+        "mlp",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--device",
+        "cpu",
+        "--no-augment",
+        "--out",
+        str(out),
+    ]
     if processes > 1:
         torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
         command = [torchrun, "--standalone", f"--nproc-per-node={processes}", *args]

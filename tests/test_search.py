@@ -20,9 +20,23 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one thread is
 
 # -- expressions -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text", ["x*sigmoid(beta*x)", "max(x,tanh(x))", "cos(x)-x", "atan(x)**2-x", "sinc(x)+x",
-                                  "x*asinh(x)**2", "-(x+beta1)/(abs(x)+eps)", "beta*x+(1-beta)*softplus(x)",
-                                  "exp(-(beta*(x-sin(x))**2))", "x*(-2.5)", "min(x,0)-x**3"])
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x*sigmoid(beta*x)",
+        "max(x,tanh(x))",
+        "cos(x)-x",
+        "atan(x)**2-x",
+        "sinc(x)+x",
+        "x*asinh(x)**2",
+        "-(x+beta1)/(abs(x)+eps)",
+        "beta*x+(1-beta)*softplus(x)",
+        "exp(-(beta*(x-sin(x))**2))",
+        "x*(-2.5)",
+        "min(x,0)-x**3",
+    ],
+)
 def test_render_is_a_fixed_point_of_parse(text) -> None:
     once = render(parse(text))
     assert render(parse(once)) == once
@@ -39,11 +53,20 @@ def test_parse_renumbers_parameters_and_keeps_shared_ones() -> None:
     assert search.expr.num_params(mix) == 1 and render(mix) == "beta*x+(1-beta)*tanh(x)"
 
 
-@pytest.mark.parametrize("text, message", [
-    ("", "non-empty"), ("x +", "not a valid expression"), ("foo(x)", "unknown function 'foo'"),
-    ("y*x", "unknown symbol 'y'"), ("x**beta", "integer powers"), ("max(x)", "takes 2 argument"),
-    ("beta+1", "does not depend on x"), ("__import__('os')", "unknown function"), ("x.real", "not allowed"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "non-empty"),
+        ("x +", "not a valid expression"),
+        ("foo(x)", "unknown function 'foo'"),
+        ("y*x", "unknown symbol 'y'"),
+        ("x**beta", "integer powers"),
+        ("max(x)", "takes 2 argument"),
+        ("beta+1", "does not depend on x"),
+        ("__import__('os')", "unknown function"),
+        ("x.real", "not allowed"),
+    ],
+)
 def test_parse_rejects_anything_outside_the_language(text, message) -> None:
     with pytest.raises(ExprError, match=message):
         parse(text)
@@ -66,6 +89,7 @@ def test_every_op_of_the_paper_builds_an_evaluable_expression() -> None:
 
 # -- activations by name -----------------------------------------------------------------------------------
 
+
 def test_a_search_name_is_an_activation_with_learnable_undecayed_beta() -> None:
     act = activations.create("search:x*sigmoid(beta*x)")
     assert isinstance(act, search.SearchActivation) and act.expression == "x*sigmoid(beta*x)"
@@ -76,8 +100,9 @@ def test_a_search_name_is_an_activation_with_learnable_undecayed_beta() -> None:
     torch.testing.assert_close(act.double()(x), x * torch.sigmoid(1.7 * x))
     xg = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: act(t), (xg,))
-    net = torch.nn.Sequential(torch.nn.Linear(3, 3), activations.create("search:max(x,tanh(x))"),
-                              torch.nn.Linear(3, 3), act)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(3, 3), activations.create("search:max(x,tanh(x))"), torch.nn.Linear(3, 3), act
+    )
     groups = {g["name"]: g["param_names"] for g in optim.param_groups(net, 1e-4)}
     assert groups["no_decay_activation"] == ["3.beta"]
 
@@ -104,6 +129,7 @@ def test_comma_lists_keep_expressions_whole() -> None:
 
 # -- space and screening -----------------------------------------------------------------------------------
 
+
 def test_space_size_counts_what_enumerate_yields() -> None:
     space = SearchSpace(unary=("x", "scale", "sigmoid", "tanh"), binary=("add", "sigmul"), units=(1, 2))
     cands = list(space.enumerate())
@@ -124,8 +150,15 @@ def test_screening_rejects_what_cannot_train_and_merges_equal_candidates() -> No
     assert "constant" in reject_reason(build(("const", "const", "add")))
     assert "explodes" in reject_reason(build(("x", "relu", "mul")))  # x*max(x, 0): the second moment compounds
     assert reject_reason(build(("scale", "x", "sigmul"))) == ""
-    out = screen([build(("x", "scale", "mul")), build(("scale", "x", "sigmul")), build(("x", "sigmoid", "mul")),
-                  build(("x", "x", "sub")), build(("x", "scale", "sigmul"))])
+    out = screen(
+        [
+            build(("x", "scale", "mul")),
+            build(("scale", "x", "sigmul")),
+            build(("x", "sigmoid", "mul")),
+            build(("x", "x", "sub")),
+            build(("x", "scale", "sigmul")),
+        ]
+    )
     texts = [c.text for c in out.accepted]
     # x*(beta*x) and sigmoid(beta*x)*x differ; x*sigmoid(x) differs from Swish with a learnable beta
     assert texts == ["x*(beta*x)", "sigmoid(beta*x)*x", "x*sigmoid(x)", "sigmoid(x)*(beta*x)"]
@@ -148,8 +181,14 @@ def test_swish_fit_recognises_swish_in_any_form() -> None:
 TOY = {
     "search": {"strategy": "exhaustive", "top_k": 2, "validation": "digits-val", "baselines": ["relu"]},
     "space": {"unary": ["x", "sigmoid", "square"], "binary": ["mul"], "units": 1},
-    "child": {"model": "mlp", "model_kwargs": {"hidden": [32]}, "batch_size": 64, "lr": 0.1, "augment": False,
-              "device": "cpu"},
+    "child": {
+        "model": "mlp",
+        "model_kwargs": {"hidden": [32]},
+        "batch_size": 64,
+        "lr": 0.1,
+        "augment": False,
+        "device": "cpu",
+    },
     "rungs": [{"epochs": 4, "seeds": 2}],
     "final": {"dataset": "digits", "epochs": 2, "seeds": 2},
 }
@@ -207,8 +246,7 @@ def test_every_preset_of_the_shipped_settings_loads() -> None:
 
 
 def test_cli_search_prints_the_winners_by_name(tmp_path, capsys) -> None:
-    code = main(["search", "--preset", "smoke", "--out", str(tmp_path), "--no-final", "--no-progress", "--top-k",
-                 "1"])
+    code = main(["search", "--preset", "smoke", "--out", str(tmp_path), "--no-final", "--no-progress", "--top-k", "1"])
     assert code == 0
     out = capsys.readouterr().out
     assert "1. " in out and f"search:{tmp_path}/1" in out

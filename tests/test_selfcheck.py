@@ -152,17 +152,20 @@ def test_a_broken_kernel_falls_back_to_the_reference(auto_on_cpu, monkeypatch: p
     pk = _kernel_module("channel")  # PReLU's kernels (and Swish's)
     forward, backward = pk.forward, pk.backward
     if fault == "raises":
+
         def broken_forward(*args, **kwargs):
             raise RuntimeError("PassManager::run failed (simulated compiler crash)")
 
         monkeypatch.setattr(pk, "forward", broken_forward)
     elif fault == "wrong-forward":
+
         def wrong_forward(*args, **kwargs):
             y, mask = forward(*args, **kwargs)
             return y * 1.001, mask
 
         monkeypatch.setattr(pk, "forward", wrong_forward)
     else:
+
         def wrong_backward(*args, **kwargs):
             dx, dw = backward(*args, **kwargs)
             return dx, None if dw is None else dw + 0.01
@@ -280,8 +283,9 @@ def test_backend_env_triton_on_cpu_says_how_to_fix(monkeypatch: pytest.MonkeyPat
 # ----------------------------------------------------------------------------------------------------
 
 
-def test_env_shows_backends_and_checks_in_the_interpreter(monkeypatch: pytest.MonkeyPatch, capsys, has_triton: bool,
-                                                         cuda: bool) -> None:
+def test_env_shows_backends_and_checks_in_the_interpreter(
+    monkeypatch: pytest.MonkeyPatch, capsys, has_triton: bool, cuda: bool
+) -> None:
     from rectlab.cli.main import main
 
     monkeypatch.setenv("COLUMNS", "200")

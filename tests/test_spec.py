@@ -54,8 +54,11 @@ def test_scale_overrides_base_and_seeds() -> None:
     ("bad", "good", "match"),
     [
         ("epochs = 2", "epocs = 2", r"line 10\).*unknown key 'epocs'.*Did you mean 'epochs'"),
-        ('activation = ["relu", "prelu", "gelu"]', 'activation = ["relu", "prelux"]',
-         r"line 13\).*unknown activation 'prelux'.*Known activations: .*smelu"),
+        (
+            'activation = ["relu", "prelu", "gelu"]',
+            'activation = ["relu", "prelux"]',
+            r"line 13\).*unknown activation 'prelux'.*Known activations: .*smelu",
+        ),
         ('model = "small-cnn"', 'model = "resnet9000"', r"line 8\).*unknown model 'resnet9000'"),
         ("[grid]", "[grids]", r"unknown section \[grids\]"),
         ("seeds = 2", "seeds = 0", "seeds must be >= 1"),
@@ -93,7 +96,7 @@ def test_config_rejects_unknown_keys_and_hash_ignores_device() -> None:
         ("epochs = 2", "train_limit = 0", "0 does not mean 'all'"),
         ("seeds = 2", "seeds = [0, 0]", "lists a seed twice"),
         ("seeds = 2", "seeds = 1000000000", "seeds must be at most 10000"),
-        ('erase_relu = [0.0, 1.0]', "lr = [0.1, inf]", r"\[grid\] lr: lr must be a finite number"),
+        ("erase_relu = [0.0, 1.0]", "lr = [0.1, inf]", r"\[grid\] lr: lr must be a finite number"),
         ("seeds = 2", "seeds = 2\nprobes = ['dead-neuron']", "probes must be a list of: dead-neurons"),
     ],
 )

@@ -206,8 +206,11 @@ def test_compare_family_uses_the_holm_level_for_ci_and_mde() -> None:
     assert first.alpha == pytest.approx(0.025) and second.alpha in (pytest.approx(0.025), pytest.approx(0.05))
     k = first if first.alpha < second.alpha else second
     same = compare(base, a if k is first else b, alpha=k.alpha)
-    assert (k.ci_low, k.ci_high, k.mde) == (pytest.approx(same.ci_low), pytest.approx(same.ci_high),
-                                             pytest.approx(same.mde))
+    assert (k.ci_low, k.ci_high, k.mde) == (
+        pytest.approx(same.ci_low),
+        pytest.approx(same.ci_high),
+        pytest.approx(same.mde),
+    )
     assert mde(alone.sd, alone.n, alpha=0.025) > alone.mde  # a stricter level needs a larger effect
     for c in (first, second):  # the verdict agrees with its interval
         assert (c.verdict == "no significant difference") == (c.ci_low <= 0 <= c.ci_high)

@@ -38,7 +38,11 @@ def test_results_db_has_one_row_per_run_with_config_and_versions(study_dir) -> N
     runs = Store(study_dir / "results.db").runs()
     assert len(runs) == 4 and all(r["status"] == "done" for r in runs)
     assert {(r["cell"]["activation"], r["seed"]) for r in runs} == {
-        ("relu", 0), ("relu", 1), ("prelu-shared", 0), ("prelu-shared", 1)}
+        ("relu", 0),
+        ("relu", 1),
+        ("prelu-shared", 0),
+        ("prelu-shared", 1),
+    }
     for r in runs:
         assert r["config"]["activation"] == r["cell"]["activation"] and r["config"]["epochs"] == 2
         assert r["versions"]["torch"] and r["versions"]["rectlab"] and r["device"].startswith("cpu")
@@ -96,8 +100,9 @@ def test_report_has_statistics_and_plots(study_dir) -> None:
 
 
 def test_diverged_run_is_an_outcome_kept_and_not_retrained(tmp_path) -> None:
-    spec = parse_spec(SPEC.replace('"prelu-shared"]', '"prelu-shared"]\nlr = [0.05, 1e9]').replace("seeds = 2",
-                                                                                                  "seeds = 1"))
+    spec = parse_spec(
+        SPEC.replace('"prelu-shared"]', '"prelu-shared"]\nlr = [0.05, 1e9]').replace("seeds = 2", "seeds = 1")
+    )
     run_study(spec, tmp_path, progress=False)
     runs = Store(tmp_path / "results.db").runs()
     diverged = [r for r in runs if r["status"] == "diverged"]
@@ -143,8 +148,7 @@ def test_failed_run_is_listed_and_retrained_only_with_retry_failed(tmp_path, mon
     assert sorted(r["status"] for r in Store(tmp_path / "results.db").runs()) == ["done", "done"]
 
 
-def test_process_executor_gives_the_same_results_as_local_and_reports_epochs(study_dir, tmp_path,
-                                                                            monkeypatch) -> None:
+def test_process_executor_gives_the_same_results_as_local_and_reports_epochs(study_dir, tmp_path, monkeypatch) -> None:
     import io
 
     from rich.console import Console
@@ -165,8 +169,10 @@ def test_process_executor_gives_the_same_results_as_local_and_reports_epochs(stu
     assert finished == [f"run {i}/4 done" for i in (1, 2, 3, 4)]
 
     def finals(path):
-        return {(r["cell"]["activation"], r["seed"]): [{k: v for k, v in e.items() if k != "seconds"}
-                                                       for e in r["epochs"]] for r in Store(path).runs()}
+        return {
+            (r["cell"]["activation"], r["seed"]): [{k: v for k, v in e.items() if k != "seconds"} for e in r["epochs"]]
+            for r in Store(path).runs()
+        }
 
     ours, local = finals(tmp_path / "results.db"), finals(study_dir / "results.db")
     # Every executor runs each run with the same intra-op threads and seeds: bit-identical metrics.
@@ -184,8 +190,13 @@ def test_processes_executor_trains_a_single_run_without_a_worker_process(tmp_pat
     run_study(spec, tmp_path, executor="processes", workers=2, progress=False)
     assert [r["status"] for r in Store(tmp_path / "results.db").runs()] == ["done"]
     with pytest.raises(AssertionError, match="worker process"):  # two runs: the workers are used
-        run_study(parse_spec(SPEC.replace("seeds = 2", "seeds = 1")), tmp_path / "two", executor="processes",
-                  workers=2, progress=False)
+        run_study(
+            parse_spec(SPEC.replace("seeds = 2", "seeds = 1")),
+            tmp_path / "two",
+            executor="processes",
+            workers=2,
+            progress=False,
+        )
 
 
 def test_ray_executor_without_ray_says_how_to_install(tmp_path) -> None:

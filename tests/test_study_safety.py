@@ -69,15 +69,24 @@ def test_extend_adds_seeds_and_cells_and_trains_only_those(reference, tmp_path) 
 # -- one process per study directory ----------------------------------------------------------------------
 def test_a_second_process_is_refused_naming_the_owner_and_a_dead_owner_is_taken_over(tmp_path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from rectlab.study import StudyLock; "
-                               f"lock = StudyLock({str(tmp_path)!r}).acquire(); print('locked', flush=True); "
-                               "time.sleep(120)"],
-        stdout=subprocess.PIPE, text=True, env=CHILD_ENV,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from rectlab.study import StudyLock; "
+            f"lock = StudyLock({str(tmp_path)!r}).acquire(); print('locked', flush=True); "
+            "time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=CHILD_ENV,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(StudyLocked, match=rf"in use by another rectlab process \(PID {holder.pid} on "
-                                              rf"{socket.gethostname()}\)"):
+        with pytest.raises(
+            StudyLocked,
+            match=rf"in use by another rectlab process \(PID {holder.pid} on "
+            rf"{socket.gethostname()}\)",
+        ):
             run_study(parse_spec(SPEC), tmp_path, progress=False)
         assert not (tmp_path / "results.db").exists()  # nothing was written by the refused process
     finally:
@@ -123,8 +132,11 @@ def test_a_corrupt_results_db_is_named_with_what_to_do(reference, tmp_path, dama
 
 def test_every_cell_is_validated_before_the_first_run(tmp_path) -> None:
     bad = parse_spec(SPEC.replace('"elu"]', '"elu"]\nactivation_kwargs = [{}, { slope = 0.1 }]'))
-    with pytest.raises(SpecError, match=r"cell activation=relu, activation_kwargs=\{'slope': 0.1\}: cannot build "
-                                        r"the model \(TypeError"):
+    with pytest.raises(
+        SpecError,
+        match=r"cell activation=relu, activation_kwargs=\{'slope': 0.1\}: cannot build "
+        r"the model \(TypeError",
+    ):
         run_study(bad, tmp_path, progress=False)
     assert Store(tmp_path / "results.db").runs() == []  # nothing trained, nothing failed
 

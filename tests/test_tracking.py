@@ -14,8 +14,17 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from rectlab.training.tracking import TensorBoardLogger, run_label  # noqa: E402
 
-CFG = TrainConfig(model="mlp", activation="prelu", dataset="digits", epochs=2, batch_size=64, train_limit=256,
-                  test_limit=128, device="cpu", augment=False)
+CFG = TrainConfig(
+    model="mlp",
+    activation="prelu",
+    dataset="digits",
+    epochs=2,
+    batch_size=64,
+    train_limit=256,
+    test_limit=128,
+    device="cpu",
+    augment=False,
+)
 
 
 def events(log_dir: Path) -> EventAccumulator:
@@ -39,8 +48,9 @@ def test_epoch_metrics_slope_histograms_and_dead_neurons(tmp_path):
     last = acc.Histograms(f"prelu_slope/{layers[0]}")[-1]
     assert last.step == 2
     assert last.histogram_value.num == result.extras["slopes"][0]["num_parameters"]  # one value per channel
-    assert last.histogram_value.sum == pytest.approx(result.extras["slopes"][0]["mean"] * last.histogram_value.num,
-                                                     rel=1e-4)
+    assert last.histogram_value.sum == pytest.approx(
+        result.extras["slopes"][0]["mean"] * last.histogram_value.num, rel=1e-4
+    )
     for e in acc.Scalars("dead_neurons/rate"):
         assert 0.0 <= e.value <= 1.0
     assert any(t.startswith("dead_neurons_per_site/") for t in scalars)
@@ -50,9 +60,33 @@ def test_compare_tensorboard_writes_one_run_per_cell_and_seed(tmp_path, capsys):
     from rectlab.cli.main import main
 
     out = tmp_path / "study"
-    rc = main(["compare", "--activations", "relu,prelu", "--model", "mlp", "--dataset", "digits", "--epochs", "1",
-               "--batch-size", "64", "--train-limit", "128", "--test-limit", "64", "--seeds", "1", "--device", "cpu",
-               "--no-progress", "--tensorboard", "--out", str(out)])
+    rc = main(
+        [
+            "compare",
+            "--activations",
+            "relu,prelu",
+            "--model",
+            "mlp",
+            "--dataset",
+            "digits",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "64",
+            "--train-limit",
+            "128",
+            "--test-limit",
+            "64",
+            "--seeds",
+            "1",
+            "--device",
+            "cpu",
+            "--no-progress",
+            "--tensorboard",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0, capsys.readouterr()
     runs = sorted(p.name for p in (out / "tensorboard").iterdir())
     assert runs == ["prelu-seed0", "relu-seed0"]
@@ -81,9 +115,29 @@ def test_train_logs_tensorboard_mlflow_and_csv_and_resumes_them(tmp_path, capsys
     from rectlab.cli.main import main
 
     out = tmp_path / "one"
-    argv = ["train", "--model", "mlp", "--model-kwargs", "hidden=32", "--activation", "smelu:beta=0.5", "--dataset",
-            "digits", "--batch-size", "64", "--train-limit", "256", "--test-limit", "128", "--device", "cpu",
-            "--tensorboard", "--mlflow", "--out", str(out)]
+    argv = [
+        "train",
+        "--model",
+        "mlp",
+        "--model-kwargs",
+        "hidden=32",
+        "--activation",
+        "smelu:beta=0.5",
+        "--dataset",
+        "digits",
+        "--batch-size",
+        "64",
+        "--train-limit",
+        "256",
+        "--test-limit",
+        "128",
+        "--device",
+        "cpu",
+        "--tensorboard",
+        "--mlflow",
+        "--out",
+        str(out),
+    ]
     assert main([*argv, "--epochs", "2"]) == 0
     assert "metrics.csv, tensorboard logs, mlflow logs" in capsys.readouterr().out
     assert [e.step for e in events(out / "tensorboard" / "mlp-smelu_beta=0.5-seed0").Scalars("error/test")] == [1, 2]
@@ -104,9 +158,40 @@ def test_compare_mlflow_one_run_per_cell_and_seed(tmp_path, capsys):
     from rectlab.cli.main import main
 
     out = tmp_path / "study"
-    assert main(["compare", "--activations", "relu,prelu", "--model", "mlp", "--dataset", "digits", "--epochs", "1",
-                 "--batch-size", "64", "--train-limit", "128", "--test-limit", "64", "--seeds", "1", "--device", "cpu",
-                 "--no-progress", "--mlflow", "--name", "tiny", "--executor", "local", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--activations",
+                "relu,prelu",
+                "--model",
+                "mlp",
+                "--dataset",
+                "digits",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "64",
+                "--train-limit",
+                "128",
+                "--test-limit",
+                "64",
+                "--seeds",
+                "1",
+                "--device",
+                "cpu",
+                "--no-progress",
+                "--mlflow",
+                "--name",
+                "tiny",
+                "--executor",
+                "local",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     client = MlflowClient(tracking_uri=(out / "mlruns").resolve().as_uri())
     (experiment,) = [e for e in client.search_experiments() if e.name == "tiny"]
     names = sorted(r.info.run_name for r in client.search_runs([experiment.experiment_id]))

@@ -67,8 +67,16 @@ def test_checkpoint_of_another_config_is_refused(digits, tmp_path) -> None:
 
 
 def test_transforms_and_options_run(digits) -> None:
-    cfg = TrainConfig(**{**TINY, "epochs": 1}, init="he", erase_relu=0.5, optimizer="adamw", label_smoothing=0.1,
-                      schedule="step", warmup_epochs=0.5, nesterov=False)
+    cfg = TrainConfig(
+        **{**TINY, "epochs": 1},
+        init="he",
+        erase_relu=0.5,
+        optimizer="adamw",
+        label_smoothing=0.1,
+        schedule="step",
+        warmup_epochs=0.5,
+        nesterov=False,
+    )
     r = train_one(cfg.replace(lr=1e-3), data=digits)
     assert len(r.extras["erased_sites"]) == 2  # half of small-cnn's 4 basic modules
     gains = {row["layer"]: row for row in r.extras["init_gains"]}

@@ -113,8 +113,16 @@ def test_cuda_graphs_refused_on_cpu_and_a_noop_on_auto_without_a_gpu() -> None:
     from rectlab.data import load
 
     digits = load("digits")
-    cfg = TrainConfig(model="small-cnn", dataset="digits", epochs=1, batch_size=128, device="auto", activation="prelu",
-                      train_limit=512, test_limit=256)
+    cfg = TrainConfig(
+        model="small-cnn",
+        dataset="digits",
+        epochs=1,
+        batch_size=128,
+        device="auto",
+        activation="prelu",
+        train_limit=512,
+        test_limit=256,
+    )
     plain = train_one(cfg, data=digits)
     with pytest.warns(RuntimeWarning, match="cuda_graphs=True has no effect on cpu"):
         graphed = train_one(cfg.replace(cuda_graphs=True), data=digits)

@@ -45,20 +45,36 @@ def test_wheel_installs_reproduces_and_loads_a_dataframe(tmp_path):
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
     shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-          str(tmp_path / "dist"), str(source)], cwd=tmp_path)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(source),
+        ],
+        cwd=tmp_path,
+    )
     (wheel,) = (tmp_path / "dist").glob("rectlab-*.whl")
 
     # 2. A fresh venv that borrows this environment's packages, and the wheel installed into it.
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=tmp_path)
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    purelib = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                        cwd=tmp_path).strip())
+    purelib = Path(
+        _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=tmp_path).strip()
+    )
     borrowed = dict.fromkeys(str(Path(m.__file__).resolve().parents[1]) for m in (torch, pd))
     (purelib / "_borrowed_site_packages.pth").write_text("\n".join(borrowed) + "\n")
-    _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q",
-          str(wheel)], cwd=tmp_path)
+    _run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel)],
+        cwd=tmp_path,
+    )
 
     # 3. From an empty folder, without this checkout on the path: reproduce, then a DataFrame.
     empty = tmp_path / "empty"
@@ -70,10 +86,12 @@ def test_wheel_installs_reproduces_and_loads_a_dataframe(tmp_path):
     assert "xor-prelu (smoke):" in out
     result = empty / "runs" / "repro-xor-prelu-smoke"
     assert (result / "reproduction.html").is_file()
-    code = ("import json, rectlab\nfrom rectlab.report import to_frame\n"
-            "df = to_frame('runs/repro-xor-prelu-smoke')\n"
-            "print(json.dumps({'file': rectlab.__file__, 'rows': len(df), 'columns': list(df.columns),"
-            " 'best': df.groupby('model')['success_rate'].max().to_dict()}))\n")
+    code = (
+        "import json, rectlab\nfrom rectlab.report import to_frame\n"
+        "df = to_frame('runs/repro-xor-prelu-smoke')\n"
+        "print(json.dumps({'file': rectlab.__file__, 'rows': len(df), 'columns': list(df.columns),"
+        " 'best': df.groupby('model')['success_rate'].max().to_dict()}))\n"
+    )
     info = json.loads(_run([str(python), "-c", code], cwd=empty, env=env).strip().splitlines()[-1])
     assert Path(info["file"]).resolve().is_relative_to(venv.resolve()), "rectlab came from the wheel"
     saved = [json.loads(p.read_text()) for p in result.glob("xor*.json")]

@@ -69,6 +69,11 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "RectlabError", "Registry", "UnknownNameError", "__version__", "get_activation",
-    *_SUBMODULES, *_ATTRIBUTES,
+    "RectlabError",
+    "Registry",
+    "UnknownNameError",
+    "__version__",
+    "get_activation",
+    *_SUBMODULES,
+    *_ATTRIBUTES,
 ]

@@ -91,5 +91,8 @@ def disk_error(e: OSError, what: str) -> DiskError | None:
         reason, fix = "permission denied", "make it writable for this user, or use another --out"
     else:
         return None
-    return DiskError(f"cannot write {what}: {reason}; {fix} (everything already finished is kept)", e.errno,
-                     e.filename if isinstance(e.filename, str) else None)
+    return DiskError(
+        f"cannot write {what}: {reason}; {fix} (everything already finished is kept)",
+        e.errno,
+        e.filename if isinstance(e.filename, str) else None,
+    )

@@ -131,8 +131,10 @@ class OnnxExport:
         why = f" (TorchScript exporter failed: {self.fallback})" if self.fallback else ""
         text = f"wrote {self.path} with the {self.exporter} exporter{why}"
         if self.max_abs_diff is not None:
-            text += (f"; onnxruntime matches PyTorch on {self.checked_on}: max |diff| {self.max_abs_diff:.2g} "
-                     f"<= tolerance {self.atol:g}")
+            text += (
+                f"; onnxruntime matches PyTorch on {self.checked_on}: max |diff| {self.max_abs_diff:.2g} "
+                f"<= tolerance {self.atol:g}"
+            )
         return text
 
 
@@ -189,8 +191,7 @@ def _export_dynamo(model: nn.Module, example: Tensor, path: Path, opset: int | N
         import onnxscript  # noqa: F401  (optional: the dynamo exporter writes its graphs with it)
     except ImportError:
         raise MissingPackageError("the dynamo ONNX exporter needs onnxscript: pip install 'rectlab[onnx]'") from None
-    kwargs: dict[str, Any] = {"input_names": ["input"], "output_names": ["output"], "dynamo": True,
-                              "verbose": False}
+    kwargs: dict[str, Any] = {"input_names": ["input"], "output_names": ["output"], "dynamo": True, "verbose": False}
     if opset is not None:
         kwargs["opset_version"] = opset
     if dynamic:
@@ -205,8 +206,9 @@ def _max_abs_diff(path: Path, inputs: Tensor, expected: Tensor) -> float:
     try:
         import onnxruntime as ort  # optional: pip install 'rectlab[onnx]'
     except ImportError:
-        raise MissingPackageError("checking the export needs onnxruntime: pip install 'rectlab[onnx]' (or pass "
-                                  "check=False / --no-check)") from None
+        raise MissingPackageError(
+            "checking the export needs onnxruntime: pip install 'rectlab[onnx]' (or pass check=False / --no-check)"
+        ) from None
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (got,) = session.run(None, {session.get_inputs()[0].name: inputs.numpy()})
     return float((torch.from_numpy(got) - expected).abs().max())
@@ -267,8 +269,10 @@ def export_onnx(
     checked_on = "the inputs given"
     if example_input is None and check_input is None:
         if input_shape is None:
-            raise InputError("export_onnx needs example_input, check_input or input_shape (one input's shape "
-                             "without the batch dimension, e.g. (1, 28, 28))")
+            raise InputError(
+                "export_onnx needs example_input, check_input or input_shape (one input's shape "
+                "without the batch dimension, e.g. (1, 28, 28))"
+            )
         generator = torch.Generator().manual_seed(seed)
         check_input = torch.randn(8, *input_shape, generator=generator)
         checked_on = f"8 random inputs of shape {tuple(input_shape)}"
@@ -309,8 +313,9 @@ def export_onnx(
             return OnnxExport(path, used, diff, atol, checked_on, reasons.get("torchscript"))
         reasons[used] = f"onnxruntime's output differs from PyTorch's by {diff:.3g} (> atol {atol:g})"
     path.unlink(missing_ok=True)
-    raise OnnxExportError(f"{path}: no ONNX exporter succeeded: "
-                          + "; ".join(f"{name}: {why}" for name, why in reasons.items()))
+    raise OnnxExportError(
+        f"{path}: no ONNX exporter succeeded: " + "; ".join(f"{name}: {why}" for name, why in reasons.items())
+    )
 
 
 def dataset_samples(config: Any, n: int = 16, data_dir: str | None = None) -> Tensor:

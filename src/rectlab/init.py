@@ -195,13 +195,25 @@ def _init_tensor_(t: Tensor, std: float, distribution: str, generator: torch.Gen
 
 
 @overload
-def he_init_(model: nn.Module, mode: str = ..., *, example_input: Tensor | tuple[Tensor, ...] | None = ...,
-             distribution: str = ..., generator: torch.Generator | None = ...,
-             return_report: Literal[False] = ...) -> nn.Module: ...
+def he_init_(
+    model: nn.Module,
+    mode: str = ...,
+    *,
+    example_input: Tensor | tuple[Tensor, ...] | None = ...,
+    distribution: str = ...,
+    generator: torch.Generator | None = ...,
+    return_report: Literal[False] = ...,
+) -> nn.Module: ...
 @overload
-def he_init_(model: nn.Module, mode: str = ..., *, example_input: Tensor | tuple[Tensor, ...] | None = ...,
-             distribution: str = ..., generator: torch.Generator | None = ...,
-             return_report: Literal[True]) -> tuple[nn.Module, list[LayerInit]]: ...
+def he_init_(
+    model: nn.Module,
+    mode: str = ...,
+    *,
+    example_input: Tensor | tuple[Tensor, ...] | None = ...,
+    distribution: str = ...,
+    generator: torch.Generator | None = ...,
+    return_report: Literal[True],
+) -> tuple[nn.Module, list[LayerInit]]: ...
 def he_init_(
     model: nn.Module,
     mode: str = "fan_in",

@@ -66,8 +66,11 @@ def load_entry_points() -> list[str]:
             if callable(obj) and not isinstance(obj, ModuleType):
                 obj()
         except Exception as e:  # a broken third-party plugin must not take rectlab down with it
-            warnings.warn(f"rectlab plugin {ep.name!r} ({ep.value}) failed to load: {type(e).__name__}: {e}",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"rectlab plugin {ep.name!r} ({ep.value}) failed to load: {type(e).__name__}: {e}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             continue
         loaded.append(ep.name)
     return loaded

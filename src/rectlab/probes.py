@@ -60,6 +60,7 @@ __all__ = [
     "slope_table",
 ]
 
+
 def probe_sites(model: nn.Module) -> dict[str, nn.Module]:
     """The modules a probe hooks by default: the nonlinearities of ``model`` by qualified name, in registration order.
 
@@ -233,8 +234,15 @@ class DeadNeurons(Probe):
         threshold: the firing threshold on the pre-activation.
     """
 
-    def __init__(self, model: nn.Module, sites: Mapping[str, nn.Module] | None = None, *, unit: str = "channel",
-                 channel_dim: int = 1, threshold: float = 0.0) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        sites: Mapping[str, nn.Module] | None = None,
+        *,
+        unit: str = "channel",
+        channel_dim: int = 1,
+        threshold: float = 0.0,
+    ) -> None:
         if unit not in ("channel", "element"):
             raise InputError(f"unit must be 'channel' or 'element', got {unit!r}")
         self.unit, self.channel_dim, self.threshold = unit, channel_dim, float(threshold)
@@ -254,8 +262,10 @@ class DeadNeurons(Probe):
             ever = fired.any(0)
         if site in self._ever:
             if self._ever[site].shape != ever.shape:
-                raise InputError(f"site {site!r} changed shape between batches ({tuple(self._ever[site].shape)} -> "
-                                 f"{tuple(ever.shape)}); use unit='channel' for variable input sizes")
+                raise InputError(
+                    f"site {site!r} changed shape between batches ({tuple(self._ever[site].shape)} -> "
+                    f"{tuple(ever.shape)}); use unit='channel' for variable input sizes"
+                )
             self._ever[site] |= ever
             self._inactive[site] += (~fired).sum()
         else:
@@ -270,8 +280,9 @@ class DeadNeurons(Probe):
         for site, ever in self._ever.items():
             units = ever.numel()
             dead = units - int(ever.sum())
-            out[site] = LayerDeadNeurons(site, units, dead, dead / units, int(self._inactive[site]) /
-                                         self._elements[site], self._examples[site])
+            out[site] = LayerDeadNeurons(
+                site, units, dead, dead / units, int(self._inactive[site]) / self._elements[site], self._examples[site]
+            )
         return out
 
     def summary(self) -> dict[str, float]:
@@ -281,8 +292,10 @@ class DeadNeurons(Probe):
         if not units:
             return {"dead_rate": math.nan, "dynamic_rate": math.nan}
         inactive = sum(int(self._inactive[s]) for s in res)
-        return {"dead_rate": sum(r.dead for r in res.values()) / units,
-                "dynamic_rate": inactive / sum(self._elements[s] for s in res)}
+        return {
+            "dead_rate": sum(r.dead for r in res.values()) / units,
+            "dynamic_rate": inactive / sum(self._elements[s] for s in res),
+        }
 
 
 @dataclass(frozen=True)
@@ -317,8 +330,14 @@ class ActivationStats(Probe):
         channel_dim: the channel dimension (for the per-channel means).
     """
 
-    def __init__(self, model: nn.Module, sites: Mapping[str, nn.Module] | None = None, *, which: str = "output",
-                 channel_dim: int = 1) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        sites: Mapping[str, nn.Module] | None = None,
+        *,
+        which: str = "output",
+        channel_dim: int = 1,
+    ) -> None:
         if which not in ("output", "input"):
             raise InputError(f"which must be 'output' or 'input', got {which!r}")
         self.which, self.channel_dim = which, channel_dim
@@ -352,8 +371,9 @@ class ActivationStats(Probe):
         """``{site: LayerActivationStats}`` in call order."""
         out = {}
         for site, (count, mean, m2, ch_sum, per_channel) in self._state.items():
-            out[site] = LayerActivationStats(site, float(mean), float(m2) / count,
-                                             float((ch_sum / per_channel).abs().mean()), int(count))
+            out[site] = LayerActivationStats(
+                site, float(mean), float(m2) / count, float((ch_sum / per_channel).abs().mean()), int(count)
+            )
         return out
 
 
@@ -442,8 +462,9 @@ def prediction_difference_from_probs(p: Tensor, q: Tensor, labels: Tensor | None
     """[`PredictionDifference`][rectlab.probes.PredictionDifference] of two (N, K) probability tensors (rows sum to
     1)."""
     if p.shape != q.shape or p.dim() != 2:
-        raise InputError(f"need two (N, K) probability tensors of the same shape, got {tuple(p.shape)} and "
-                         f"{tuple(q.shape)}")
+        raise InputError(
+            f"need two (N, K) probability tensors of the same shape, got {tuple(p.shape)} and {tuple(q.shape)}"
+        )
     top1 = float((p.argmax(1) != q.argmax(1)).double().mean())
     l1 = float(0.5 * (p - q).abs().sum(1).double().mean())
     label_l1 = math.nan
@@ -453,8 +474,9 @@ def prediction_difference_from_probs(p: Tensor, q: Tensor, labels: Tensor | None
     return PredictionDifference(top1, l1, label_l1, p.shape[0])
 
 
-def prediction_difference(model_a: nn.Module, model_b: nn.Module, batches: Iterable[Tensor | Sequence[Tensor]],
-                          labels: Tensor | None = None) -> PredictionDifference:
+def prediction_difference(
+    model_a: nn.Module, model_b: nn.Module, batches: Iterable[Tensor | Sequence[Tensor]], labels: Tensor | None = None
+) -> PredictionDifference:
     """Prediction difference between two models on the same inputs.
 
     Args:
@@ -475,17 +497,20 @@ def prediction_difference(model_a: nn.Module, model_b: nn.Module, batches: Itera
 PROBES = ("dead-neurons", "activation-stats", "slopes")
 
 
-def probe_batches(data: Any, config: Any, device: torch.device, limit: int = 1024,
-                  batch_size: int = 256) -> list[Tensor]:
+def probe_batches(
+    data: Any, config: Any, device: torch.device, limit: int = 1024, batch_size: int = 256
+) -> list[Tensor]:
     """The fixed inputs the epoch probes pass through the model: the first ``limit`` training examples
     the run trains on (``config.train_limit`` respected), normalised, without augmentation."""
     n = min(limit, config.train_limit or limit)
     if getattr(data, "in_memory", True):
         x = data.train_x[:n]
-        return [augment.normalize(x[i:i + batch_size].to(device), data.mean, data.std)
-                for i in range(0, len(x), batch_size)]
+        return [
+            augment.normalize(x[i : i + batch_size].to(device), data.mean, data.std)
+            for i in range(0, len(x), batch_size)
+        ]
     items = [data.train_set[i][0] for i in range(min(n, len(data.train_set)))]
-    return [torch.stack(items[i:i + batch_size]).to(device) for i in range(0, len(items), batch_size)]
+    return [torch.stack(items[i : i + batch_size]).to(device) for i in range(0, len(items), batch_size)]
 
 
 def epoch_callbacks(names: Sequence[str], *, limit: int = 1024) -> list[Callable[[Any], None]]:
@@ -577,6 +602,11 @@ def _slopes_callback(state: Any) -> None:
 def per_site_curves(epochs: Sequence[Mapping[str, Any]], prefix: str) -> dict[str, list[float]]:
     """``{site: [value per epoch]}`` from epoch rows with ``prefix/<site>`` metrics (see
     [`epoch_callbacks`][rectlab.probes.epoch_callbacks])."""
-    sites = list(dict.fromkeys(itertools.chain.from_iterable(
-        [k[len(prefix) + 1:] for k in e if k.startswith(prefix + "/")] for e in epochs)))
+    sites = list(
+        dict.fromkeys(
+            itertools.chain.from_iterable(
+                [k[len(prefix) + 1 :] for k in e if k.startswith(prefix + "/")] for e in epochs
+            )
+        )
+    )
     return {s: [float(e.get(f"{prefix}/{s}", math.nan)) for e in epochs] for s in sites}

@@ -46,9 +46,7 @@ class Registry(Generic[T]):
 
         def add(item: T) -> T:
             if key in self._items and not override:
-                raise InputError(
-                    f"{self.kind} {key!r} is already registered; pass override=True to replace it"
-                )
+                raise InputError(f"{self.kind} {key!r} is already registered; pass override=True to replace it")
             self._items[key] = item
             return item
 

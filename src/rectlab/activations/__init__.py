@@ -169,8 +169,10 @@ def create(name: str | type[nn.Module] | None, channels: int | None = None, **kw
         _, params = parse_spec(name)
         twice = sorted(set(params) & set(kwargs))
         if twice:
-            raise ValueError(f"activation {name!r} sets {', '.join(twice)} and the keyword arguments set it again; "
-                             f"give each parameter once")
+            raise ValueError(
+                f"activation {name!r} sets {', '.join(twice)} and the keyword arguments set it again; "
+                f"give each parameter once"
+            )
         kwargs = {**params, **kwargs}
     if getattr(cls, "wants_channels", False) and "num_parameters" not in kwargs:
         if channels is None:

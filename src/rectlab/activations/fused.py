@@ -118,8 +118,10 @@ def _empty_mask(x: Tensor, save_mask: bool) -> Tensor:
 def _grad_like(grad: Tensor, ctx) -> Tensor:
     """``grad`` in the memory order of the forward's (dense) input, recorded on ``ctx``."""
     shape, stride = ctx.layout
-    if grad.shape == shape and _layout.is_dense(grad) and all(
-        grad.stride(i) == stride[i] for i in range(grad.dim()) if shape[i] != 1
+    if (
+        grad.shape == shape
+        and _layout.is_dense(grad)
+        and all(grad.stride(i) == stride[i] for i in range(grad.dim()) if shape[i] != 1)
     ):
         return grad
     out = torch.empty_strided(shape, stride, dtype=grad.dtype, device=grad.device)
@@ -490,4 +492,3 @@ def swish(x: Tensor, beta: Tensor | float = 1.0, dim: int = 1) -> Tensor:
     AF.broadcast_param(beta, x, dim, "Swish beta")
     b = beta if beta.is_contiguous() else beta.contiguous()
     return torch.ops.rectlab.swish(_layout.dense(x), b, int(dim))
-

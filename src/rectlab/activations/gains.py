@@ -170,5 +170,3 @@ def gain(activation: nn.Module | type[nn.Module] | str, mode: str = "fan_in") ->
     if slope is not None:
         return math.sqrt(2.0 / (1.0 + slope * slope))
     return 1.0 / math.sqrt(second_moment(module, mode))
-
-

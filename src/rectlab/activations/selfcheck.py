@@ -59,7 +59,6 @@ __all__ = [
 ]
 
 
-
 _FUSED = frozenset(op_table.names(triton=True))
 """The ops with a fused kernel."""
 
@@ -469,8 +468,10 @@ def explain(op: str, device: str | torch.device) -> tuple[str, str]:
             return "triton", f"{BACKEND_ENV}=triton (CPU tensors need TRITON_INTERPRET=1, else an error)"
         if op in CPU_OPS:
             dtypes = "/".join(str(d).replace("torch.", "") for d in DTYPES)
-            return "cpu", (f"rectlab's CPU function (one pass forward, one backward) for {dtypes} tensors; the "
-                           f"plain-torch reference under torch.compile, tracing and vmap")
+            return "cpu", (
+                f"rectlab's CPU function (one pass forward, one backward) for {dtypes} tensors; the "
+                f"plain-torch reference under torch.compile, tracing and vmap"
+            )
         return "torch", "the plain-torch reference: PyTorch's own CPU op is already one pass"
     if not fused.triton_available():
         return "torch", "triton is not installed (pip install triton)"
@@ -495,4 +496,3 @@ def reset() -> None:
     """Forget every self-check result of this process (for tests, and after changing Triton settings)."""
     _RESULTS.clear()
     _FAILED.clear()
-

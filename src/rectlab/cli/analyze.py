@@ -12,8 +12,16 @@ from .common import console
 
 def run(args: argparse.Namespace) -> int:
     pair_by = None if args.pair_by.lower() == "none" else args.pair_by
-    result = analyze(args.file, metric=args.metric, by=args.by, baseline=args.baseline, pair_by=pair_by,
-                     tasks=args.tasks, goal=args.goal, name=args.name)
+    result = analyze(
+        args.file,
+        metric=args.metric,
+        by=args.by,
+        baseline=args.baseline,
+        pair_by=pair_by,
+        tasks=args.tasks,
+        goal=args.goal,
+        name=args.name,
+    )
     con = console()
     print_table(result.results, con)
     file = Path(args.file)

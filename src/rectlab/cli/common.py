@@ -63,12 +63,27 @@ def positive_int_list(text: str) -> list[int]:
 
 
 # The numeric training flags; with add_training_args(lists=True) each takes a comma list (`compare`: a grid axis).
-NUMERIC_TRAINING_FIELDS = ("epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "label_smoothing",
-                           "train_limit", "test_limit")
+NUMERIC_TRAINING_FIELDS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "warmup_epochs",
+    "label_smoothing",
+    "train_limit",
+    "test_limit",
+)
 
 
-def add_training_args(p: argparse.ArgumentParser, lists: bool = False, *, epochs: int = 10, batch_size: int = 128,
-                      sgd_lr: float = 0.05, augment: bool = True) -> None:
+def add_training_args(
+    p: argparse.ArgumentParser,
+    lists: bool = False,
+    *,
+    epochs: int = 10,
+    batch_size: int = 128,
+    sgd_lr: float = 0.05,
+    augment: bool = True,
+) -> None:
     """The optimisation flags of one run (`compare` and `train`); `training_fields` reads them back.
 
     With ``lists=True`` every numeric flag takes a comma list (``--lr 0.01,0.05``) and holds a list. The
@@ -80,9 +95,13 @@ def add_training_args(p: argparse.ArgumentParser, lists: bool = False, *, epochs
     p.add_argument("--epochs", type=ints, default=one(epochs), help=f"epochs (default {epochs}){grid}")
     p.add_argument("--batch-size", type=ints, default=one(batch_size), help=f"batch size (default {batch_size}){grid}")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
-    p.add_argument("--lr", type=floats, default=None,
-                   help=f"learning rate (default {sgd_lr:g} for SGD, 1e-3 for AdamW){grid}"
-                   + (", e.g. 0.01,0.05" if lists else ""))
+    p.add_argument(
+        "--lr",
+        type=floats,
+        default=None,
+        help=f"learning rate (default {sgd_lr:g} for SGD, 1e-3 for AdamW){grid}"
+        + (", e.g. 0.01,0.05" if lists else ""),
+    )
     p.set_defaults(default_sgd_lr=sgd_lr)
     p.add_argument("--nesterov", action="store_true")
     p.add_argument("--weight-decay", type=floats, default=one(5e-4), help=f"weight decay (default 5e-4){grid}")
@@ -91,15 +110,26 @@ def add_training_args(p: argparse.ArgumentParser, lists: bool = False, *, epochs
     p.add_argument("--label-smoothing", type=floats, default=one(0.0), help=f"label smoothing (default 0){grid}")
     p.add_argument("--train-limit", type=ints, default=None, help=f"use only the first N training examples{grid}")
     p.add_argument("--test-limit", type=ints, default=None, help=f"use only the first N test examples{grid}")
-    p.add_argument("--curve-test-limit", type=positive_int, default=None,
-                   help="test examples evaluated after each epoch but the last, for the curves (default 2000; the "
-                   "last epoch always uses the whole test set)")
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=augment,
-                   help=f"random crops and flips of the training images (default {'on' if augment else 'off'})")
+    p.add_argument(
+        "--curve-test-limit",
+        type=positive_int,
+        default=None,
+        help="test examples evaluated after each epoch but the last, for the curves (default 2000; the "
+        "last epoch always uses the whole test set)",
+    )
+    p.add_argument(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=augment,
+        help=f"random crops and flips of the training images (default {'on' if augment else 'off'})",
+    )
     p.add_argument("--amp", choices=AMP_MODES, default="auto")
     p.add_argument("--compile", action="store_true", help="torch.compile each model (pays off for long GPU runs)")
-    p.add_argument("--cuda-graphs", action="store_true",
-                   help="replay each training step from a CUDA graph (GPU only; small models train faster)")
+    p.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="replay each training step from a CUDA graph (GPU only; small models train faster)",
+    )
 
 
 def training_fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -108,10 +138,18 @@ def training_fields(args: argparse.Namespace) -> dict[str, Any]:
     if args.lr is None and isinstance(args.epochs, list):
         lr = [lr]
     fields: dict[str, Any] = {
-        "epochs": args.epochs, "batch_size": args.batch_size, "optimizer": args.optimizer, "lr": lr,
-        "nesterov": args.nesterov, "weight_decay": args.weight_decay, "schedule": args.schedule,
-        "warmup_epochs": args.warmup_epochs, "label_smoothing": args.label_smoothing, "augment": args.augment,
-        "amp": args.amp, "compile": args.compile,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "optimizer": args.optimizer,
+        "lr": lr,
+        "nesterov": args.nesterov,
+        "weight_decay": args.weight_decay,
+        "schedule": args.schedule,
+        "warmup_epochs": args.warmup_epochs,
+        "label_smoothing": args.label_smoothing,
+        "augment": args.augment,
+        "amp": args.amp,
+        "compile": args.compile,
     }
     for key in ("train_limit", "test_limit", "curve_test_limit"):
         if getattr(args, key) is not None:
@@ -125,35 +163,70 @@ def add_execution_args(p: argparse.ArgumentParser, dry_run: bool = True) -> None
     """How a study runs: device, data, executor, re-run policy and trackers (`compare`, `run`, `reproduce`,
     `search`)."""
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: the spec's, else auto)")
-    p.add_argument("--data-dir", default=None,
-                   help="the folder that holds the dataset (an error if it does not; also $RECTLAB_DATA)")
-    p.add_argument("--executor", default="local", choices=EXECUTORS,
-                   help="how runs are executed (default local: one after another)")
-    p.add_argument("--workers", "--runs-per-gpu", dest="workers", type=positive_int, default=1,
-                   help="runs at a time with --executor processes/ray (several small runs share one GPU)")
-    p.add_argument("--threads", type=positive_int, default=1,
-                   help="CPU threads per run, the same with every executor so results do not depend on it (default 1)")
-    p.add_argument("--address", default=None,
-                   help="--executor ray: the cluster to join ('auto': the one this machine belongs to)")
-    p.add_argument("--gpus-per-run", type=finite_float, default=None,
-                   help="--executor ray: GPUs each run asks for (default 1/--workers when runs use CUDA)")
-    p.add_argument("--extend", action="store_true",
-                   help="add seeds or grid values to the study in --out (otherwise a different spec is refused)")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="the folder that holds the dataset (an error if it does not; also $RECTLAB_DATA)",
+    )
+    p.add_argument(
+        "--executor",
+        default="local",
+        choices=EXECUTORS,
+        help="how runs are executed (default local: one after another)",
+    )
+    p.add_argument(
+        "--workers",
+        "--runs-per-gpu",
+        dest="workers",
+        type=positive_int,
+        default=1,
+        help="runs at a time with --executor processes/ray (several small runs share one GPU)",
+    )
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=1,
+        help="CPU threads per run, the same with every executor so results do not depend on it (default 1)",
+    )
+    p.add_argument(
+        "--address", default=None, help="--executor ray: the cluster to join ('auto': the one this machine belongs to)"
+    )
+    p.add_argument(
+        "--gpus-per-run",
+        type=finite_float,
+        default=None,
+        help="--executor ray: GPUs each run asks for (default 1/--workers when runs use CUDA)",
+    )
+    p.add_argument(
+        "--extend",
+        action="store_true",
+        help="add seeds or grid values to the study in --out (otherwise a different spec is refused)",
+    )
     p.add_argument("--retry-failed", action="store_true", help="train runs that failed (an error) again")
     p.add_argument("--retry-diverged", action="store_true", help="train runs that diverged (NaN/inf loss) again")
-    p.add_argument("--allow-numerics-change", action="store_true",
-                   help="go on with a study trained with other numerics (--threads, torch version, device kind, "
-                        "determinism flags; otherwise refused, as results change with them)")
+    p.add_argument(
+        "--allow-numerics-change",
+        action="store_true",
+        help="go on with a study trained with other numerics (--threads, torch version, device kind, "
+        "determinism flags; otherwise refused, as results change with them)",
+    )
     if dry_run:
-        p.add_argument("--dry-run", action="store_true",
-                       help="validate everything and say what would run, train nothing")
+        p.add_argument(
+            "--dry-run", action="store_true", help="validate everything and say what would run, train nothing"
+        )
     p.add_argument("--no-progress", action="store_true", help="no progress display (bars or per-epoch lines)")
-    p.add_argument("--tensorboard", action="store_true",
-                   help="log every run to OUT/tensorboard/<cell>-seed<N> (metrics, learned slopes, dead neurons); "
-                        "view with: tensorboard --logdir OUT/tensorboard")
-    p.add_argument("--mlflow", action="store_true",
-                   help="log every run to the MLflow file store OUT/mlruns (one experiment per study; offline); "
-                        "view with: mlflow ui --backend-store-uri OUT/mlruns")
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="log every run to OUT/tensorboard/<cell>-seed<N> (metrics, learned slopes, dead neurons); "
+        "view with: tensorboard --logdir OUT/tensorboard",
+    )
+    p.add_argument(
+        "--mlflow",
+        action="store_true",
+        help="log every run to the MLflow file store OUT/mlruns (one experiment per study; offline); "
+        "view with: mlflow ui --backend-store-uri OUT/mlruns",
+    )
 
 
 def execution_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -162,12 +235,22 @@ def execution_options(args: argparse.Namespace) -> dict[str, Any]:
         raise InputError(f"--gpus-per-run must be >= 0, got {args.gpus_per_run}")
     if getattr(args, "out", None) is not None and not str(args.out).strip():
         raise InputError("--out is empty; pass the study folder, e.g. --out runs/x")
-    return {"executor": args.executor, "workers": args.workers, "threads": args.threads, "device": args.device,
-            "data_dir": args.data_dir, "extend": args.extend, "retry_failed": args.retry_failed,
-            "retry_diverged": args.retry_diverged, "allow_numerics_change": args.allow_numerics_change,
-            "address": args.address, "gpus_per_run": args.gpus_per_run,
-            "progress": not args.no_progress, "trackers": trackers(args),
-            "imports": list(getattr(args, "imports", None) or [])}
+    return {
+        "executor": args.executor,
+        "workers": args.workers,
+        "threads": args.threads,
+        "device": args.device,
+        "data_dir": args.data_dir,
+        "extend": args.extend,
+        "retry_failed": args.retry_failed,
+        "retry_diverged": args.retry_diverged,
+        "allow_numerics_change": args.allow_numerics_change,
+        "address": args.address,
+        "gpus_per_run": args.gpus_per_run,
+        "progress": not args.no_progress,
+        "trackers": trackers(args),
+        "imports": list(getattr(args, "imports", None) or []),
+    }
 
 
 def trackers(args: argparse.Namespace) -> list[str]:

@@ -60,8 +60,11 @@ def build_spec(args: argparse.Namespace) -> dict[str, Any]:
     if baseline not in activations:
         raise InputError(f"--baseline {baseline!r} must be one of --activations {','.join(activations)}")
     name = args.name or f"compare {', '.join(activations)} on {'/'.join(args.model)} / {'/'.join(args.dataset)}"
-    return {"study": {"name": name, "seeds": args.seeds, "baseline": {"activation": baseline}},
-            "base": base, "grid": grid}
+    return {
+        "study": {"name": name, "seeds": args.seeds, "baseline": {"activation": baseline}},
+        "base": base,
+        "grid": grid,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,9 +103,15 @@ def dry_run(spec: Any, out: str, options: dict[str, Any], con: Any) -> int:
     if overrides:
         spec = replace(spec, base=spec.base.replace(**overrides))
     numerics = current_numerics(options["threads"], {r.config.device for r in runs(spec)})
-    plan = plan_study(spec, out, extend=options["extend"], retry_failed=options["retry_failed"],
-                      retry_diverged=options["retry_diverged"], numerics=numerics,
-                      allow_numerics_change=options["allow_numerics_change"])
+    plan = plan_study(
+        spec,
+        out,
+        extend=options["extend"],
+        retry_failed=options["retry_failed"],
+        retry_diverged=options["retry_diverged"],
+        numerics=numerics,
+        allow_numerics_change=options["allow_numerics_change"],
+    )
     validate_runs(plan.todo)
     con.print(f"dry run: {spec.name}: {plan.describe()}; nothing was trained")
     return 0

@@ -35,8 +35,9 @@ def run_export_model(args: argparse.Namespace) -> int:
         except DatasetNotFoundError:
             print(f"{config.dataset} not found: checking on random inputs of shape {tuple(example.shape[1:])}")
     inputs = {"check_input": check_input} if check_input is not None else {"input_shape": tuple(example.shape[1:])}
-    result = export_onnx(model, onnx, **inputs, opset=args.opset, exporter=args.exporter, check=not args.no_check,
-                         atol=args.atol)
+    result = export_onnx(
+        model, onnx, **inputs, opset=args.opset, exporter=args.exporter, check=not args.no_check, atol=args.atol
+    )
     if what and result.max_abs_diff is not None:
         result = dataclasses.replace(result, checked_on=what)
     print(f"{result.describe()} ({config.model}, {config.activation})")

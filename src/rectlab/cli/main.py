@@ -29,19 +29,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rectlab {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    parser.add_argument("--import", dest="global_imports", action="append", metavar="MODULE", default=None,
-                        help=IMPORT_HELP)
+    parser.add_argument(
+        "--import", dest="global_imports", action="append", metavar="MODULE", default=None, help=IMPORT_HELP
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     add_all(sub)
     for command in sub.choices.values():
-        command.add_argument("--import", dest="imports", action="append", metavar="MODULE", default=None,
-                             help=IMPORT_HELP)
+        command.add_argument(
+            "--import", dest="imports", action="append", metavar="MODULE", default=None, help=IMPORT_HELP
+        )
     return parser
 
 
-IMPORT_HELP = ("import a plugin module (a name or a .py path; repeat or comma-separate) that registers models, "
-               "activations or datasets; study worker processes import it too")
+IMPORT_HELP = (
+    "import a plugin module (a name or a .py path; repeat or comma-separate) that registers models, "
+    "activations or datasets; study worker processes import it too"
+)
 
 
 def _one_line(error: BaseException) -> str | None:
@@ -87,8 +91,9 @@ def _main(argv: Sequence[str] | None) -> int:
         import_modules(args.imports)
         return int(handler(args.handler)(args) or 0)
     except KeyboardInterrupt:
-        print("\nrectlab: interrupted; finished epochs are saved, run the same command again to resume.",
-              file=sys.stderr)
+        print(
+            "\nrectlab: interrupted; finished epochs are saved, run the same command again to resume.", file=sys.stderr
+        )
         return 130
     except Exception as e:
         message = _one_line(e)

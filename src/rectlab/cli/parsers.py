@@ -26,8 +26,10 @@ __all__ = ["BENCH_GPU", "COMMANDS", "INITS", "LIST_KINDS", "SCALES", "add_all"]
 INITS = ("default", "he", "he-fan-out", "xavier", "xavier-fan-in")  # rectlab.training.config.INITS
 SCALES = ("smoke", "quick", "full")  # rectlab.study.spec.SCALES
 LIST_KINDS = ("activations", "models", "datasets", "studies")
-BENCH_GPU = ("check rectlab on this GPU: the fused kernels' self-check, their speed beside torch.nn, a training step; "
-             "writes gpu-report.md and gpu-report.json (--device cpu: a reduced form)")
+BENCH_GPU = (
+    "check rectlab on this GPU: the fused kernels' self-check, their speed beside torch.nn, a training step; "
+    "writes gpu-report.md and gpu-report.json (--device cpu: a reduced form)"
+)
 
 ACTIVATION_SYNTAX = (
     "parameters go after the name: NAME:key=value,key=value (e.g. smelu:beta=0.5, "
@@ -438,21 +440,33 @@ def add_analyze(sub: argparse._SubParsersAction) -> None:
         description="Read one row per run from a CSV/TSV/Parquet file (exported from TensorBoard, W&B, MLflow or "
         "`rectlab export`), compare every value of --by with --baseline (paired by --pair-by), print the table "
         "and verdicts of a study, and write OUT/report.md and OUT/report.html.",
-        examples=("rectlab analyze results.csv --metric test_error --by activation --baseline relu",
-                  "rectlab analyze runs.parquet --metric accuracy --goal max --by activation --baseline relu "
-                  "--tasks dataset"),
+        examples=(
+            "rectlab analyze results.csv --metric test_error --by activation --baseline relu",
+            "rectlab analyze runs.parquet --metric accuracy --goal max --by activation --baseline relu --tasks dataset",
+        ),
     )
     p.add_argument("file", help="the table: one row per run (.csv, .tsv or .parquet)")
     p.add_argument("--metric", required=True, help="the column compared, e.g. test_error")
     p.add_argument("--by", required=True, help="the column whose values are compared, e.g. activation")
     p.add_argument("--baseline", required=True, help="the value of --by the others are compared with, e.g. relu")
-    p.add_argument("--pair-by", default="seed",
-                   help="the column that pairs runs across cells (default seed; 'none': unpaired, Welch's t-test)")
-    p.add_argument("--tasks", type=csv_list, default=None,
-                   help="columns whose values are separate tasks (dataset,model): compared within each, and "
-                        "aggregated across them (IQM, probability of improvement, performance profiles)")
-    p.add_argument("--goal", choices=("min", "max"), default="min",
-                   help="min: lower is better (errors, losses; default); max: higher is better (accuracy)")
+    p.add_argument(
+        "--pair-by",
+        default="seed",
+        help="the column that pairs runs across cells (default seed; 'none': unpaired, Welch's t-test)",
+    )
+    p.add_argument(
+        "--tasks",
+        type=csv_list,
+        default=None,
+        help="columns whose values are separate tasks (dataset,model): compared within each, and "
+        "aggregated across them (IQM, probability of improvement, performance profiles)",
+    )
+    p.add_argument(
+        "--goal",
+        choices=("min", "max"),
+        default="min",
+        help="min: lower is better (errors, losses; default); max: higher is better (accuracy)",
+    )
     p.add_argument("--out", default=None, help="where the report goes (default: FILE's folder / FILE's name-analysis)")
     p.add_argument("--name", default=None, help="the report's title")
 

@@ -45,8 +45,9 @@ def run(args: argparse.Namespace) -> int:
         if args.budget_check:
             _budget_check(name, args, out, con)
             continue
-        report = reproduce.run(name, args.scale, out, studies=args.studies, dataset=args.dataset, console=con,
-                               **execution_options(args))
+        report = reproduce.run(
+            name, args.scale, out, studies=args.studies, dataset=args.dataset, console=con, **execution_options(args)
+        )
         style = {"reproduced": "green", "not reproduced": "red", "contradicted": "red"}.get(report.verdict, "yellow")
         con.print(f"[bold]{name}[/] ({args.scale}): [{style}]{report.verdict}[/] — {report.reason}", soft_wrap=True)
         for check in report.checks:
@@ -64,13 +65,22 @@ def _budget_check(name: str, args: argparse.Namespace, out: str | None, con) -> 
     if not repro.parts:
         con.print(f"{name}: a custom runner without an epoch budget; no budget check")
         return
-    made = run_budget_check(repro, args.scale, out or Path("runs") / f"repro-{name}-{args.scale}",
-                            studies=args.studies, console=con, **execution_options(args))
+    made = run_budget_check(
+        repro,
+        args.scale,
+        out or Path("runs") / f"repro-{name}-{args.scale}",
+        studies=args.studies,
+        console=con,
+        **execution_options(args),
+    )
     for key, record in made.items():
         state = "passed" if record["passed"] else "FAILED"
         shifts = ", ".join(f"{v['shift']:+.3f}" for v in record["cells"].values())
-        con.print(f"{key}: {state} ({record['metric']} at {record['epochs'][1]} vs {record['epochs'][0]} epochs, "
-                  f"tolerance ±{record['tolerance']:g}; shifts {shifts})", soft_wrap=True)
+        con.print(
+            f"{key}: {state} ({record['metric']} at {record['epochs'][1]} vs {record['epochs'][0]} epochs, "
+            f"tolerance ±{record['tolerance']:g}; shifts {shifts})",
+            soft_wrap=True,
+        )
 
 
 def _write_summary(args: argparse.Namespace, outs: list, con) -> None:
@@ -81,8 +91,12 @@ def _write_summary(args: argparse.Namespace, outs: list, con) -> None:
     con.print(f"summary of {len(records)} reproductions: {path.resolve()}")
     target = args.results or (str(studies_dir(args.studies) / "RESULTS.md") if args.scale == "quick" else None)
     if target and target != "none":
-        command = " ".join(["rectlab reproduce all", f"--scale {args.scale}"]
-                           + ([f"--out {shlex.quote(args.out)}"] if args.out else []))
-        write_text(Path(target), results_markdown(records, scale=args.scale, command=command,
-                                                 workers=getattr(args, "workers", 1) or 1))
+        command = " ".join(
+            ["rectlab reproduce all", f"--scale {args.scale}"]
+            + ([f"--out {shlex.quote(args.out)}"] if args.out else [])
+        )
+        write_text(
+            Path(target),
+            results_markdown(records, scale=args.scale, command=command, workers=getattr(args, "workers", 1) or 1),
+        )
         con.print(f"results table: {Path(target).resolve()}")

@@ -26,9 +26,15 @@ from .common import trackers, training_fields
 
 def run(args: argparse.Namespace) -> int:
     fields: dict[str, Any] = {
-        **training_fields(args), "model": args.model, "activation": format_spec(*parse_spec(args.activation)),
-        "dataset": args.dataset, "seed": args.seed, "init": args.init, "erase_relu": args.erase_relu,
-        "device": args.device, "data_dir": args.data_dir,
+        **training_fields(args),
+        "model": args.model,
+        "activation": format_spec(*parse_spec(args.activation)),
+        "dataset": args.dataset,
+        "seed": args.seed,
+        "init": args.init,
+        "erase_relu": args.erase_relu,
+        "device": args.device,
+        "data_dir": args.data_dir,
     }
     if args.model_kwargs:
         fields["model_kwargs"] = parse_kwargs(args.model_kwargs, what=f"--model-kwargs {args.model_kwargs!r}")
@@ -46,14 +52,18 @@ def run(args: argparse.Namespace) -> int:
     def report(event: str, **info: Any) -> None:
         if event == "epoch_end" and dist.is_main:
             m = info["metrics"]
-            print(f"epoch {m['epoch']}/{config.epochs}: train loss {m['train_loss']:.4f}, test error "
-                  f"{m['test_error']:.2f}%, {m['seconds']:.1f} s", flush=True)
+            print(
+                f"epoch {m['epoch']}/{config.epochs}: train loss {m['train_loss']:.4f}, test error "
+                f"{m['test_error']:.2f}%, {m['seconds']:.1f} s",
+                flush=True,
+            )
 
     callbacks = []
     if args.out is not None and dist.is_main:
         label = f"{config.model}-{config.activation}"
-        callbacks = tracking.callbacks(wanted, args.out, label, config.seed, run_dir=args.out,
-                                       experiment=f"train {Path(args.out).name}")
+        callbacks = tracking.callbacks(
+            wanted, args.out, label, config.seed, run_dir=args.out, experiment=f"train {Path(args.out).name}"
+        )
     try:
         result = train_one(config, args.out, reporter=report, callbacks=callbacks)
     except Diverged as e:
@@ -64,12 +74,19 @@ def run(args: argparse.Namespace) -> int:
         if dist.world > 1:
             torch.distributed.destroy_process_group()
     if dist.is_main:
-        print(f"{config.model} / {config.activation} on {config.dataset}: test error {result.final['test_error']:.2f}%"
-              f" after {config.epochs} epochs on {result.device}" + (f" x {dist.world} processes" if dist.world > 1
-                                                                      else ""))
+        print(
+            f"{config.model} / {config.activation} on {config.dataset}: test error {result.final['test_error']:.2f}%"
+            f" after {config.epochs} epochs on {result.device}"
+            + (f" x {dist.world} processes" if dist.world > 1 else "")
+        )
         if args.out is not None:
-            record = {"config": config.to_dict(), "metrics": result.metrics, "extras": result.extras,
-                      "device": result.device, "processes": dist.world}
+            record = {
+                "config": config.to_dict(),
+                "metrics": result.metrics,
+                "extras": result.extras,
+                "device": result.device,
+                "processes": dist.world,
+            }
             write_text(Path(args.out) / "metrics.json", json.dumps(record, indent=1, default=str))
             logs = ", ".join(["metrics.csv", *(f"{t} logs" for t in wanted)])
             print(f"run directory: {Path(args.out).resolve()} (checkpoint.pt, metrics.json, {logs})")

@@ -65,8 +65,9 @@ class ImageFolderSpec(DatasetSpec):
         """
         unknown = sorted(set(options) - {"image_size", "mean", "std"})
         if unknown:
-            raise TypeError(f"dataset {self.name!r} takes the options image_size, mean and std, got "
-                            f"{', '.join(unknown)}")
+            raise TypeError(
+                f"dataset {self.name!r} takes the options image_size, mean and std, got {', '.join(unknown)}"
+            )
         image_size: int = options.get("image_size", 224)
         mean: tuple[float, ...] = tuple(options.get("mean", IMAGENET_MEAN))
         std: tuple[float, ...] = tuple(options.get("std", IMAGENET_STD))

@@ -36,13 +36,24 @@ class HoldoutSpec(DatasetSpec):
             raise DataError(f"{self.name}: a validation split needs an in-memory dataset, {data.name} is not")
         n = data.num_train - self.size
         if n < 1:
-            raise DataError(f"{self.name}: {data.name} has {data.num_train} training examples, too few to hold out "
-                            f"{self.size}")
-        return dataclasses.replace(data, name=self.name, train_x=data.train_x[:n], train_y=data.train_y[:n],
-                                   test_x=data.train_x[n:], test_y=data.train_y[n:])
+            raise DataError(
+                f"{self.name}: {data.name} has {data.num_train} training examples, too few to hold out {self.size}"
+            )
+        return dataclasses.replace(
+            data,
+            name=self.name,
+            train_x=data.train_x[:n],
+            train_y=data.train_y[:n],
+            test_x=data.train_x[n:],
+            test_y=data.train_y[n:],
+        )
 
 
 def holdout(base: DatasetSpec, size: int) -> HoldoutSpec:
     """``<base>-val``: the validation split of ``base`` holding out its last ``size`` training examples."""
-    return HoldoutSpec(base, size, f"{base.name}-val",
-                       f"{base.title}: validation split (last {size:,} training examples; trained on the rest)")
+    return HoldoutSpec(
+        base,
+        size,
+        f"{base.name}-val",
+        f"{base.title}: validation split (last {size:,} training examples; trained on the rest)",
+    )

@@ -102,14 +102,27 @@ class OnDiskSpec(DatasetSpec):
         """Read a complete copy in ``folder``; raises [`DataError`][rectlab.data.DataError] for bad files."""
         raise NotImplementedError
 
-    def assemble(self, folder: Path, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor],
-                 classes: tuple[str, ...] | None = None) -> LoadedData:
+    def assemble(
+        self,
+        folder: Path,
+        train: tuple[Tensor, Tensor],
+        test: tuple[Tensor, Tensor],
+        classes: tuple[str, ...] | None = None,
+    ) -> LoadedData:
         """Validate tensors read from ``folder`` against this spec and wrap them in
         [`LoadedData`][rectlab.data.LoadedData]."""
         return in_memory_data(
-            name=self.name, source=folder, num_classes=self.num_classes, image_size=self.image_size,
-            in_channels=self.in_channels, flip=self.flip, crop_padding=self.crop_padding,
-            classes=self.classes if classes is None else classes, train=train, test=test, sizes=self.sizes,
+            name=self.name,
+            source=folder,
+            num_classes=self.num_classes,
+            image_size=self.image_size,
+            in_channels=self.in_channels,
+            flip=self.flip,
+            crop_padding=self.crop_padding,
+            classes=self.classes if classes is None else classes,
+            train=train,
+            test=test,
+            sizes=self.sizes,
         )
 
     def download(self, data_dir: str | Path | None = None) -> Path:

@@ -65,12 +65,17 @@ class RectlabTrainerCallback(TrainerCallback):
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         for key, value in (logs or {}).items():  # the training loss as it goes; logged with the next evaluation
-            if self._training and self._keep(key, value) and not key.startswith("eval_") and \
-                    not key.startswith("train_"):
+            if (
+                self._training
+                and self._keep(key, value)
+                and not key.startswith("eval_")
+                and not key.startswith("train_")
+            ):
                 self._train["train_loss" if key == "loss" else key] = float(value)
 
-    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None,
-                    **kwargs: Any) -> None:
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         if not self._training:
             return
         values = {k: float(v) for k, v in (metrics or {}).items() if self._keep(k, v)}

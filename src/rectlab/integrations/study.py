@@ -47,10 +47,20 @@ class Study:
         rectlab.study.SpecError: a grid, baseline, seeds or metric that is not valid (checked when the study runs).
     """
 
-    def __init__(self, out: str | Path, grid: Mapping[str, Sequence[Any]], *, seeds: int | Sequence[int] = 3,
-                 baseline: Mapping[str, Any] | None = None, metric: str = "test_error", goal: str = "min",
-                 params: Mapping[str, Any] | None = None, name: str | None = None, device: str = "auto",
-                 data_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        out: str | Path,
+        grid: Mapping[str, Sequence[Any]],
+        *,
+        seeds: int | Sequence[int] = 3,
+        baseline: Mapping[str, Any] | None = None,
+        metric: str = "test_error",
+        goal: str = "min",
+        params: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        device: str = "auto",
+        data_dir: str | Path | None = None,
+    ) -> None:
         self.out = Path(out)
         self.grid = {k: list(v) for k, v in grid.items()}
         self.seeds = seeds if isinstance(seeds, int) else list(seeds)
@@ -73,9 +83,21 @@ class Study:
             base["data_dir"] = self.data_dir
         return spec_from_dict({"study": study, "base": base, "grid": self.grid}, where="rectlab.Study")
 
-    def run(self, function: Callable[..., Any] | str, *, executor: str = "local", workers: int = 1, threads: int = 1,
-            extend: bool = False, retry_failed: bool = False, retry_diverged: bool = False, progress: bool = True,
-            address: str | None = None, gpus_per_run: float | None = None, imports: Sequence[str] = ()) -> Analysis:
+    def run(
+        self,
+        function: Callable[..., Any] | str,
+        *,
+        executor: str = "local",
+        workers: int = 1,
+        threads: int = 1,
+        extend: bool = False,
+        retry_failed: bool = False,
+        retry_diverged: bool = False,
+        progress: bool = True,
+        address: str | None = None,
+        gpus_per_run: float | None = None,
+        imports: Sequence[str] = (),
+    ) -> Analysis:
         """Run every pending (cell, seed) of ``function`` and return the study's `rectlab.report.Analysis`.
 
         Args:
@@ -95,9 +117,20 @@ class Study:
         Finished runs are skipped and interrupted ones resume from their last ``trial.save``; a different
         function or grid in the same ``out`` is refused (with ``extend``, seeds and grid values may be added).
         """
-        run_study(self.spec(function), self.out, executor=executor, workers=workers, threads=threads, extend=extend,
-                  retry_failed=retry_failed, retry_diverged=retry_diverged, address=address,
-                  gpus_per_run=gpus_per_run, progress=progress, imports=imports)
+        run_study(
+            self.spec(function),
+            self.out,
+            executor=executor,
+            workers=workers,
+            threads=threads,
+            extend=extend,
+            retry_failed=retry_failed,
+            retry_diverged=retry_diverged,
+            address=address,
+            gpus_per_run=gpus_per_run,
+            progress=progress,
+            imports=imports,
+        )
         return self.results()
 
     def pending(self, function: Callable[..., Any] | str) -> int:

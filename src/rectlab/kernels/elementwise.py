@@ -398,8 +398,16 @@ def forward(
     _check_op(op, save_mask)
     y, mask = empty_outputs(x, save_mask)
     if x.numel() > 0:
-        launch_flat(_elementwise_fwd_kernel, x.numel(), (flat(x), flat(y), Packed(mask)), (float(p0), float(p1)),
-                    block=block, max_chunk=max_chunk, OP=op, SAVE_MASK=save_mask)
+        launch_flat(
+            _elementwise_fwd_kernel,
+            x.numel(),
+            (flat(x), flat(y), Packed(mask)),
+            (float(p0), float(p1)),
+            block=block,
+            max_chunk=max_chunk,
+            OP=op,
+            SAVE_MASK=save_mask,
+        )
     return y, mask
 
 
@@ -427,8 +435,16 @@ def backward(
     dx = empty_outputs(grad, False)[0]
     if grad.numel() > 0:
         s = Packed(saved) if from_mask else flat(saved)
-        launch_flat(_elementwise_bwd_kernel, grad.numel(), (flat(grad), s, flat(dx)), (float(p0), float(p1)),
-                    block=block, max_chunk=max_chunk, OP=op, FROM_MASK=from_mask)
+        launch_flat(
+            _elementwise_bwd_kernel,
+            grad.numel(),
+            (flat(grad), s, flat(dx)),
+            (float(p0), float(p1)),
+            block=block,
+            max_chunk=max_chunk,
+            OP=op,
+            FROM_MASK=from_mask,
+        )
     return dx
 
 

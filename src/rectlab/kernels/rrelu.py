@@ -115,9 +115,15 @@ def forward(
     """
     y, mask = empty_outputs(x, save_mask)
     if x.numel() > 0:
-        launch_flat(_rrelu_fwd_kernel, x.numel(), (flat(x), flat(y), Packed(mask)),
-                    lambda start: (seed, start // 4, float(lower), float(upper)),
-                    block=block, max_chunk=max_chunk, SAVE_MASK=save_mask)
+        launch_flat(
+            _rrelu_fwd_kernel,
+            x.numel(),
+            (flat(x), flat(y), Packed(mask)),
+            lambda start: (seed, start // 4, float(lower), float(upper)),
+            block=block,
+            max_chunk=max_chunk,
+            SAVE_MASK=save_mask,
+        )
     return y, mask
 
 
@@ -135,9 +141,15 @@ def backward(
     dx = empty_outputs(grad, False)[0]
     if grad.numel() > 0:
         s = Packed(saved) if from_mask else flat(saved)
-        launch_flat(_rrelu_bwd_kernel, grad.numel(), (flat(grad), s, flat(dx)),
-                    lambda start: (seed, start // 4, float(lower), float(upper)),
-                    block=block, max_chunk=max_chunk, FROM_MASK=from_mask)
+        launch_flat(
+            _rrelu_bwd_kernel,
+            grad.numel(),
+            (flat(grad), s, flat(dx)),
+            lambda start: (seed, start // 4, float(lower), float(upper)),
+            block=block,
+            max_chunk=max_chunk,
+            FROM_MASK=from_mask,
+        )
     return dx
 
 

@@ -67,8 +67,9 @@ def _variant(cls: Callable[..., nn.Module], **fixed: Any) -> Callable[..., nn.Mo
     def build(**kwargs: Any) -> nn.Module:
         clash = sorted(set(fixed) & set(kwargs))
         if clash:
-            raise InputTypeError(f"{', '.join(clash)} is fixed by the model name ({fixed}); use the generic name "
-                                 "instead")
+            raise InputTypeError(
+                f"{', '.join(clash)} is fixed by the model name ({fixed}); use the generic name instead"
+            )
         return cls(**fixed, **kwargs)
 
     build.fixed = fixed  # type: ignore[attr-defined]

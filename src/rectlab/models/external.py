@@ -51,8 +51,9 @@ def _split(name: str) -> tuple[str, str]:
     source, arch = name.split(":", 1)
     source, arch = source.strip().lower(), arch.strip()
     if source not in SOURCES:
-        raise UnknownNameError(f"unknown model source {source!r} in {name!r}; use one of: "
-                               + ", ".join(f"{s}:NAME" for s in SOURCES))
+        raise UnknownNameError(
+            f"unknown model source {source!r} in {name!r}; use one of: " + ", ".join(f"{s}:NAME" for s in SOURCES)
+        )
     if not arch:
         raise UnknownNameError(f"model name {name!r} has no architecture after the colon, e.g. {source}:resnet18")
     return source, arch
@@ -62,8 +63,9 @@ def _timm() -> Any:
     try:
         import timm  # optional: pip install 'rectlab[timm]'
     except ImportError:
-        raise MissingPackageError("timm: model names need timm: pip install 'rectlab[timm]' (or pip install timm)") \
-            from None
+        raise MissingPackageError(
+            "timm: model names need timm: pip install 'rectlab[timm]' (or pip install timm)"
+        ) from None
     return timm
 
 
@@ -141,8 +143,16 @@ def _replace_input_conv(model: nn.Module, in_channels: int) -> None:
     if conv.groups != 1:
         raise InputError(f"the first convolution {path!r} is grouped; in_channels cannot be adapted, use 3")
     padding = conv.padding if isinstance(conv.padding, str) else _pair(conv.padding)
-    new = nn.Conv2d(in_channels, conv.out_channels, _pair(conv.kernel_size), _pair(conv.stride), padding,
-                    _pair(conv.dilation), bias=conv.bias is not None, padding_mode=conv.padding_mode)
+    new = nn.Conv2d(
+        in_channels,
+        conv.out_channels,
+        _pair(conv.kernel_size),
+        _pair(conv.stride),
+        padding,
+        _pair(conv.dilation),
+        bias=conv.bias is not None,
+        padding_mode=conv.padding_mode,
+    )
     _set(model, path, new)
 
 
@@ -200,8 +210,12 @@ def load_adapted_state_dict(model: nn.Module, state_dict: Mapping[str, Tensor], 
             bad.append(f"{key} (not in the model)")
         elif own[key].shape == value.shape:
             new[key] = value
-        elif key == stem_key and value.dim() == 4 and value.shape[0] == own[key].shape[0] \
-                and value.shape[2:] == own[key].shape[2:]:
+        elif (
+            key == stem_key
+            and value.dim() == 4
+            and value.shape[0] == own[key].shape[0]
+            and value.shape[2:] == own[key].shape[2:]
+        ):
             new[key] = adapt_input_conv(value, own[key].shape[1])
         elif key in head_keys:
             skipped.append(key)
@@ -210,8 +224,10 @@ def load_adapted_state_dict(model: nn.Module, state_dict: Mapping[str, Tensor], 
     missing = [k for k in own if k not in state_dict and not k.endswith("num_batches_tracked") and k not in head_keys]
     if bad or missing:
         problems = bad + [f"{k} (missing)" for k in missing]
-        raise InputError(f"{where} do not fit this model: {', '.join(problems[:6])}"
-                         + (f" and {len(problems) - 6} more" if len(problems) > 6 else ""))
+        raise InputError(
+            f"{where} do not fit this model: {', '.join(problems[:6])}"
+            + (f" and {len(problems) - 6} more" if len(problems) > 6 else "")
+        )
     model.load_state_dict(new, strict=False)
     return skipped
 
@@ -227,18 +243,27 @@ def _tv_weights(arch: str, pretrained: bool | str) -> dict[str, Tensor]:
     try:
         weights = enum.DEFAULT if name == "DEFAULT" else enum[name.replace(enum.__name__ + ".", "")]
     except KeyError:
-        raise InputError(f"tv:{arch} has no weights {name!r} and no such file exists; weights: "
-                         f"{', '.join(w.name for w in enum)}, or the path of a state_dict file") from None
+        raise InputError(
+            f"tv:{arch} has no weights {name!r} and no such file exists; weights: "
+            f"{', '.join(w.name for w in enum)}, or the path of a state_dict file"
+        ) from None
     try:
         return weights.get_state_dict(progress=False)
     except OSError as e:  # URLError and friends: no network and not in the cache
-        raise UnavailableError(f"could not load {weights} ({e}); put the file in torch's hub cache "
-                               f"({torch.hub.get_dir()}/checkpoints) or pass pretrained='/path/to/weights.pth'") \
-            from None
+        raise UnavailableError(
+            f"could not load {weights} ({e}); put the file in torch's hub cache "
+            f"({torch.hub.get_dir()}/checkpoints) or pass pretrained='/path/to/weights.pth'"
+        ) from None
 
 
-def _build_tv(arch: str, num_classes: int, in_channels: int, hw: tuple[int, int] | None, pretrained: bool | str,
-              kwargs: dict[str, Any]) -> tuple[nn.Module, bool]:
+def _build_tv(
+    arch: str,
+    num_classes: int,
+    in_channels: int,
+    hw: tuple[int, int] | None,
+    pretrained: bool | str,
+    kwargs: dict[str, Any],
+) -> tuple[nn.Module, bool]:
     import torchvision.models as tvm  # lazy: torchvision's model zoo is slow to import
 
     patch_based = arch.startswith("vit_")
@@ -254,8 +279,14 @@ def _build_tv(arch: str, num_classes: int, in_channels: int, hw: tuple[int, int]
     return model, patch_based
 
 
-def _build_timm(arch: str, num_classes: int, in_channels: int, hw: tuple[int, int] | None,
-                pretrained: bool | str, kwargs: dict[str, Any]) -> tuple[nn.Module, bool]:
+def _build_timm(
+    arch: str,
+    num_classes: int,
+    in_channels: int,
+    hw: tuple[int, int] | None,
+    pretrained: bool | str,
+    kwargs: dict[str, Any],
+) -> tuple[nn.Module, bool]:
     timm = _timm()
     if hw is not None and "img_size" not in kwargs:
         with torch.device("meta"):  # is it patch-based? find out without allocating or initializing weights
@@ -269,8 +300,9 @@ def _build_timm(arch: str, num_classes: int, in_channels: int, hw: tuple[int, in
         if not path.is_file():
             raise MissingFileError(f"pretrained={pretrained!r}: no such file; pass True for timm's own weights")
         kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
-    model = timm.create_model(arch, pretrained=bool(pretrained), num_classes=num_classes, in_chans=in_channels,
-                              **kwargs)
+    model = timm.create_model(
+        arch, pretrained=bool(pretrained), num_classes=num_classes, in_chans=in_channels, **kwargs
+    )
     return model, patch_based
 
 
@@ -351,6 +383,7 @@ def create(
         path, linear = classifier
         _set(model, path, make_head(head, linear.in_features, num_classes))
     if activation is not None:
-        model = swap_activations(model, activation, example_input=example, inplace=True,
-                                 **dict(activation_kwargs or {}))
+        model = swap_activations(
+            model, activation, example_input=example, inplace=True, **dict(activation_kwargs or {})
+        )
     return model

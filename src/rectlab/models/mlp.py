@@ -17,8 +17,9 @@ __all__ = ["DenseLayer", "MLP"]
 class DenseLayer(BasicModule):
     """``fc`` [``bn``] ``act`` [``dropout``]: one hidden layer of an MLP."""
 
-    def __init__(self, in_features: int, out_features: int, make_act: ActFactory, dropout: float = 0.0,
-                 batch_norm: bool = False) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, make_act: ActFactory, dropout: float = 0.0, batch_norm: bool = False
+    ) -> None:
         super().__init__()
         self.fc = nn.Linear(in_features, out_features, bias=not batch_norm)
         self.bn = nn.BatchNorm1d(out_features) if batch_norm else None
@@ -70,8 +71,9 @@ class MLP(nn.Module):
         check_io(num_classes, in_channels)
         if depth is not None:
             if not isinstance(hidden, int) or not isinstance(depth, int) or depth < 2:
-                raise InputError(f"depth needs an int hidden width and depth >= 2, got hidden={hidden!r}, "
-                                 f"depth={depth!r}")
+                raise InputError(
+                    f"depth needs an int hidden width and depth >= 2, got hidden={hidden!r}, depth={depth!r}"
+                )
             hidden = (hidden,) * (depth - 1)
         if isinstance(hidden, int):
             hidden = (hidden,)

@@ -119,9 +119,7 @@ class PlainNet(nn.Module):
             for j in range(count):
                 stride = 2 if (s > 0 and j == 0) else 1
                 layers.append(
-                    ConvLayer(
-                        in_planes, widths[s], make_act, stride=stride, batch_norm=batch_norm, padding_mode=mode
-                    )
+                    ConvLayer(in_planes, widths[s], make_act, stride=stride, batch_norm=batch_norm, padding_mode=mode)
                 )
                 in_planes = widths[s]
         self.depth = depth

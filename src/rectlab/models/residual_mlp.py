@@ -75,8 +75,11 @@ class ResidualMLP(nn.Module):
         make_act = make_activation_factory(activation, activation_kwargs)
         self.pool = nn.AdaptiveAvgPool2d(input_size) if input_size is not None else None
         in_features = in_channels * input_size * input_size if input_size is not None else in_channels
-        self.stem = nn.Sequential(nn.Linear(in_features, width, bias=not batch_norm),
-                                  nn.BatchNorm1d(width) if batch_norm else nn.Identity(), make_act(width))
+        self.stem = nn.Sequential(
+            nn.Linear(in_features, width, bias=not batch_norm),
+            nn.BatchNorm1d(width) if batch_norm else nn.Identity(),
+            make_act(width),
+        )
         self.blocks = nn.Sequential(*(ResidualDenseBlock(width, make_act, batch_norm) for _ in range(blocks)))
         self.head = make_head(head, width, num_classes)
         init_weights_(self, make_act, self.head)

@@ -36,8 +36,18 @@ from ..errors import InputError
 from .collect import StudyResults
 from .plots import pyplot, save_figure
 
-__all__ = ["AcrossTasks", "AlgorithmAggregate", "Interval", "across_tasks", "aggregate_rows", "iqm",
-           "performance_profile", "plot_profiles", "probability_of_improvement", "stratified_bootstrap"]
+__all__ = [
+    "AcrossTasks",
+    "AlgorithmAggregate",
+    "Interval",
+    "across_tasks",
+    "aggregate_rows",
+    "iqm",
+    "performance_profile",
+    "plot_profiles",
+    "probability_of_improvement",
+    "stratified_bootstrap",
+]
 
 N_RESAMPLES = 2000
 
@@ -58,11 +68,12 @@ def iqm(scores: Sequence[float] | np.ndarray) -> float:
     if x.size == 0:
         return math.nan
     cut = int(0.25 * x.size)
-    return float(x[cut:x.size - cut].mean())
+    return float(x[cut : x.size - cut].mean())
 
 
-def probability_of_improvement(x_tasks: Sequence[Sequence[float]], y_tasks: Sequence[Sequence[float]], *,
-                               higher_is_better: bool = True) -> float:
+def probability_of_improvement(
+    x_tasks: Sequence[Sequence[float]], y_tasks: Sequence[Sequence[float]], *, higher_is_better: bool = True
+) -> float:
     """Average probability that a run of X beats a run of Y on the same task (Agarwal et al. 2021, eq. in sec. 4.2).
 
     Args:
@@ -82,8 +93,9 @@ def probability_of_improvement(x_tasks: Sequence[Sequence[float]], y_tasks: Sequ
     return float(np.mean(per_task))
 
 
-def performance_profile(tasks: Sequence[Sequence[float]], taus: Sequence[float] | np.ndarray, *,
-                        higher_is_better: bool = True) -> np.ndarray:
+def performance_profile(
+    tasks: Sequence[Sequence[float]], taus: Sequence[float] | np.ndarray, *, higher_is_better: bool = True
+) -> np.ndarray:
     """The score distribution ``F(tau)``: the fraction of all runs (every task pooled) with a score above tau
     (below tau when ``higher_is_better`` is False), for each tau."""
     scores = np.concatenate([np.asarray(t, dtype=float).ravel() for t in tasks])
@@ -91,9 +103,13 @@ def performance_profile(tasks: Sequence[Sequence[float]], taus: Sequence[float] 
     return np.mean(scores[None, :] > t, axis=1) if higher_is_better else np.mean(scores[None, :] < t, axis=1)
 
 
-def stratified_bootstrap(statistic: Callable[..., Any], *groups: Sequence[Sequence[float] | np.ndarray],
-                         n_resamples: int = N_RESAMPLES, confidence: float = 0.95,
-                         seed: int = 0) -> tuple[Any, Any, Any]:
+def stratified_bootstrap(
+    statistic: Callable[..., Any],
+    *groups: Sequence[Sequence[float] | np.ndarray],
+    n_resamples: int = N_RESAMPLES,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[Any, Any, Any]:
     """Percentile bootstrap of ``statistic(*groups)``, resampling runs with replacement within each task.
 
     Args:
@@ -202,22 +218,41 @@ def across_tasks(results: StudyResults, *, n_resamples: int = N_RESAMPLES, seed:
         label = _label(algo_values[a])
         interval = None
         if normalized:
-            est, lo, hi = stratified_bootstrap(lambda g: iqm(np.concatenate(g)), norm[a], n_resamples=n_resamples,
-                                               seed=seed + i)
+            est, lo, hi = stratified_bootstrap(
+                lambda g: iqm(np.concatenate(g)), norm[a], n_resamples=n_resamples, seed=seed + i
+            )
             interval = Interval(float(est), float(lo), float(hi))
             profiles[label] = stratified_bootstrap(
-                lambda g: performance_profile(g, taus, higher_is_better=higher), norm[a], n_resamples=n_resamples,
-                seed=seed + i)
+                lambda g: performance_profile(g, taus, higher_is_better=higher),
+                norm[a],
+                n_resamples=n_resamples,
+                seed=seed + i,
+            )
         improvement = None
         if a != base_key:
             est, lo, hi = stratified_bootstrap(
-                lambda x, y: probability_of_improvement(x, y, higher_is_better=higher), per_task[a],
-                per_task[base_key], n_resamples=n_resamples, seed=seed + i)
+                lambda x, y: probability_of_improvement(x, y, higher_is_better=higher),
+                per_task[a],
+                per_task[base_key],
+                n_resamples=n_resamples,
+                seed=seed + i,
+            )
             improvement = Interval(float(est), float(lo), float(hi))
-        algorithms.append(AlgorithmAggregate(label, sum(len(x) for x in per_task[a]), interval, improvement,
-                                             a == base_key))
-    return AcrossTasks(results.metric, compared, task_order, _label(algo_values[base_key]), results.goal,
-                       algorithms, left_out, taus, profiles, normalized)
+        algorithms.append(
+            AlgorithmAggregate(label, sum(len(x) for x in per_task[a]), interval, improvement, a == base_key)
+        )
+    return AcrossTasks(
+        results.metric,
+        compared,
+        task_order,
+        _label(algo_values[base_key]),
+        results.goal,
+        algorithms,
+        left_out,
+        taus,
+        profiles,
+        normalized,
+    )
 
 
 def _interval(i: Interval | None, digits: int = 3) -> str:
@@ -232,20 +267,31 @@ def aggregate_headers(agg: AcrossTasks) -> list[str]:
 
 def aggregate_rows(agg: AcrossTasks) -> list[list[str]]:
     """The table rows: per compared value, its runs, IQM of the normalized metric and probability of improvement."""
-    return [[a.label + (" (baseline)" if a.is_baseline else ""), str(a.runs), _interval(a.iqm),
-             "baseline" if a.is_baseline else _interval(a.improvement, 2)] for a in agg.algorithms]
+    return [
+        [
+            a.label + (" (baseline)" if a.is_baseline else ""),
+            str(a.runs),
+            _interval(a.iqm),
+            "baseline" if a.is_baseline else _interval(a.improvement, 2),
+        ]
+        for a in agg.algorithms
+    ]
 
 
 def aggregate_sentences(agg: AcrossTasks) -> list[str]:
     """How to read the table: the tasks, the normalization, the method; compared values left out."""
     better = "higher" if agg.goal == "max" else "lower"
-    out = [f"Across {len(agg.tasks)} tasks ({'; '.join(agg.tasks)}), after Agarwal et al. 2021: the interquartile "
-           f"mean (IQM) of every run's {agg.metric} divided by the baseline's mean on its task (1 = the baseline; "
-           f"{better} is better), and the probability that a run beats a baseline run on the same task, averaged "
-           f"over tasks (0.5 = no difference); 95% stratified-bootstrap intervals (runs resampled within tasks)."]
+    out = [
+        f"Across {len(agg.tasks)} tasks ({'; '.join(agg.tasks)}), after Agarwal et al. 2021: the interquartile "
+        f"mean (IQM) of every run's {agg.metric} divided by the baseline's mean on its task (1 = the baseline; "
+        f"{better} is better), and the probability that a run beats a baseline run on the same task, averaged "
+        f"over tasks (0.5 = no difference); 95% stratified-bootstrap intervals (runs resampled within tasks)."
+    ]
     if not agg.normalized:
-        out.append("The baseline's mean is 0 (or not finite) on a task, so scores cannot be normalized by it: only "
-                   "the probability of improvement is given.")
+        out.append(
+            "The baseline's mean is 0 (or not finite) on a task, so scores cannot be normalized by it: only "
+            "the probability of improvement is given."
+        )
     if agg.left_out:
         out.append(f"Not aggregated (no runs on every task): {', '.join(agg.left_out)}.")
     return out
@@ -263,8 +309,11 @@ def plot_profiles(agg: AcrossTasks, path: Path) -> Path | None:
         ax.fill_between(agg.taus, low, high, color=line.get_color(), alpha=0.18, lw=0)
     ax.axvline(1.0, color="gray", ls="--", lw=0.8)
     side = ">" if agg.goal == "max" else "<"
-    ax.set(title="Performance profiles across tasks (band: 95% bootstrap CI)",
-           xlabel=f"tau ({agg.metric} / baseline mean on the task)", ylabel=f"fraction of runs with score {side} tau")
+    ax.set(
+        title="Performance profiles across tasks (band: 95% bootstrap CI)",
+        xlabel=f"tau ({agg.metric} / baseline mean on the task)",
+        ylabel=f"fraction of runs with score {side} tau",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path)

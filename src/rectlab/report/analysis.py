@@ -36,8 +36,9 @@ def _pandas() -> Any:
     try:
         import pandas  # optional: rectlab[frames]
     except ImportError:
-        raise MissingPackageError("reading a results table needs pandas: pip install 'rectlab[frames]' (or pip "
-                                  "install pandas)") from None
+        raise MissingPackageError(
+            "reading a results table needs pandas: pip install 'rectlab[frames]' (or pip install pandas)"
+        ) from None
     return pandas
 
 
@@ -99,8 +100,17 @@ def _as_list(value: str | Sequence[str] | None) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def analyze(data: Any, *, metric: str, by: str | Sequence[str], baseline: Any, pair_by: str | None = "seed",
-            tasks: str | Sequence[str] | None = None, goal: str = "min", name: str | None = None) -> Analysis:
+def analyze(
+    data: Any,
+    *,
+    metric: str,
+    by: str | Sequence[str],
+    baseline: Any,
+    pair_by: str | None = "seed",
+    tasks: str | Sequence[str] | None = None,
+    goal: str = "min",
+    name: str | None = None,
+) -> Analysis:
     """Paired statistics and verdicts for results computed elsewhere: one row per run.
 
     Args:
@@ -165,21 +175,37 @@ def analyze(data: Any, *, metric: str, by: str | Sequence[str], baseline: Any, p
         cell = {k: r[k] for k in keys}
         seed = r[pair_by] if pair_by else ("row", i)
         if pair_by and _missing(seed):
-            raise AnalysisError(f"column {pair_by!r} is empty in a row; every run needs a value of it (or pass "
-                                "pair_by=None to compare unpaired)")
+            raise AnalysisError(
+                f"column {pair_by!r} is empty in a row; every run needs a value of it (or pass "
+                "pair_by=None to compare unpaired)"
+            )
         key = (tuple(cell.items()), seed)
         if key in seen:
             where = ", ".join(f"{k}={v}" for k, v in cell.items())
-            raise AnalysisError(f"two rows for {where}, {pair_by}={seed}; give a pair_by column that tells the runs "
-                                "apart, or average them first")
+            raise AnalysisError(
+                f"two rows for {where}, {pair_by}={seed}; give a pair_by column that tells the runs "
+                "apart, or average them first"
+            )
         seen.add(key)
         status = str(r.get("status") or "done")
         extras: dict[str, Any] = {"final": {metric: r[metric]}} if not _missing(r[metric]) else {}
         if status == "diverged":
             extras["diverged"] = {"epoch": r.get("diverged_epoch", "?")}
-        runs.append({"hash": f"row-{i}", "study": name, "cell": cell, "seed": seed, "config": {}, "status": status,
-                     "versions": {}, "device": None, "extras": extras, "epochs": [],
-                     "error": None if _missing(r.get("error")) else r.get("error")})
+        runs.append(
+            {
+                "hash": f"row-{i}",
+                "study": name,
+                "cell": cell,
+                "seed": seed,
+                "config": {},
+                "status": status,
+                "versions": {},
+                "device": None,
+                "extras": extras,
+                "epochs": [],
+                "error": None if _missing(r.get("error")) else r.get("error"),
+            }
+        )
     title = name or f"{metric} by {', '.join(by_cols)}"
     pairs = sorted({r["seed"] for r in runs}, key=str) if pair_by else "unpaired"
     spec = {"study": {"name": title, "metric": metric, "goal": goal, "baseline": base, "seeds": pairs}, "grid": grid}
@@ -193,9 +219,22 @@ def _comparison_rows(results: StudyResults) -> list[dict[str, Any]]:
         if c.comparison is None:
             continue
         k = c.comparison
-        out.append({**c.values, "cell": c.label, "baseline": c.baseline_label, "n": k.n, "estimate": k.diff,
-                    "ci_low": k.ci_low, "ci_high": k.ci_high, "p": k.p_value, "p_holm": k.p_holm, "mde": k.mde,
-                    "test": k.test, "verdict": k.verdict})
+        out.append(
+            {
+                **c.values,
+                "cell": c.label,
+                "baseline": c.baseline_label,
+                "n": k.n,
+                "estimate": k.diff,
+                "ci_low": k.ci_low,
+                "ci_high": k.ci_high,
+                "p": k.p_value,
+                "p_holm": k.p_holm,
+                "mde": k.mde,
+                "test": k.test,
+                "verdict": k.verdict,
+            }
+        )
     return out
 
 
@@ -236,8 +275,9 @@ class Analysis:
         pd = _pandas()
         columns = ["cell", "baseline", "n", "estimate", "ci_low", "ci_high", "p", "p_holm", "mde", "test", "verdict"]
         rows = _comparison_rows(self.results)
-        return pd.DataFrame.from_records(rows, columns=list(dict.fromkeys([*self.results.spec.get("grid", {}),
-                                                                           *columns])))
+        return pd.DataFrame.from_records(
+            rows, columns=list(dict.fromkeys([*self.results.spec.get("grid", {}), *columns]))
+        )
 
     @property
     def across_tasks(self) -> AcrossTasks | None:

@@ -17,8 +17,21 @@ from ..probes import per_site_curves
 from ..study.store import Store
 from .stats import Comparison, Summary, compare_family, summarize
 
-__all__ = ["PLATEAU_TOL", "PLATEAU_WINDOW", "STALL_TOL", "CellResult", "StudyResults", "chance_loss", "collect",
-           "converged", "final_value", "has_train_loss", "results_from_runs", "site_curves", "stalled"]
+__all__ = [
+    "PLATEAU_TOL",
+    "PLATEAU_WINDOW",
+    "STALL_TOL",
+    "CellResult",
+    "StudyResults",
+    "chance_loss",
+    "collect",
+    "converged",
+    "final_value",
+    "has_train_loss",
+    "results_from_runs",
+    "site_curves",
+    "stalled",
+]
 
 PLATEAU_WINDOW = 0.2  # the last 20% of the epochs (at least one epoch-to-epoch step) ...
 PLATEAU_TOL = 0.1  # ... may bring at most 10% of the training loss's total fall since the first epoch
@@ -177,8 +190,12 @@ class StudyResults:
         """``{"done": k, "diverged": k, "stalled": k, "failed": k}`` plus any other status present (e.g.
         "interrupted"). The first four do not overlap: "done" counts the finished runs that did not stall."""
         stalled_runs = len(self.stalled)
-        counts = {"done": sum(len(c.runs) for c in self.cells) - stalled_runs, "diverged": len(self.diverged),
-                  "stalled": stalled_runs, "failed": 0}
+        counts = {
+            "done": sum(len(c.runs) for c in self.cells) - stalled_runs,
+            "diverged": len(self.diverged),
+            "stalled": stalled_runs,
+            "failed": 0,
+        }
         for r in self.incomplete:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
         return counts
@@ -213,8 +230,10 @@ def _curves(runs: list[dict[str, Any]], key: str) -> np.ndarray:
     n = min(len(r["epochs"]) for r in runs)
     if not any(e.get(key) is not None for r in runs for e in r["epochs"][:n]):
         return np.zeros((len(runs), 0))  # not logged
-    return np.array([[e.get(key, math.nan) if e.get(key) is not None else math.nan for e in r["epochs"][:n]]
-                     for r in runs], dtype=float)
+    return np.array(
+        [[e.get(key, math.nan) if e.get(key) is not None else math.nan for e in r["epochs"][:n]] for r in runs],
+        dtype=float,
+    )
 
 
 def _mean_slopes(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -224,8 +243,15 @@ def _mean_slopes(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             by_layer.setdefault(row["layer"], []).append(row)
     out = []
     for layer, rows in by_layer.items():
-        out.append({"layer": layer, "kind": rows[0]["kind"], "num_parameters": rows[0]["num_parameters"],
-                    "mean": float(np.mean([r["mean"] for r in rows])), "n": len(rows)})
+        out.append(
+            {
+                "layer": layer,
+                "kind": rows[0]["kind"],
+                "num_parameters": rows[0]["num_parameters"],
+                "mean": float(np.mean([r["mean"] for r in rows])),
+                "n": len(rows),
+            }
+        )
     return out
 
 
@@ -266,8 +292,14 @@ def results_from_runs(name: str, spec: dict[str, Any], all_runs: Sequence[dict[s
     unusable = [r for r in done if not isinstance(r["final"], (int, float)) or not math.isfinite(r["final"])]
     for r in unusable:  # finished without a usable value of the metric: listed with the failures
         done.remove(r)
-        incomplete.append({**r, "status": "failed", "error": f"finished without a finite {metric} (got "
-                           f"{r['final']!r}); return it from the training function or log it"})
+        incomplete.append(
+            {
+                **r,
+                "status": "failed",
+                "error": f"finished without a finite {metric} (got "
+                f"{r['final']!r}); return it from the training function or log it",
+            }
+        )
     by_cell: dict[str, list[dict[str, Any]]] = {}
     diverged_by_cell: dict[str, list[dict[str, Any]]] = {}
     order: list[str] = []
@@ -302,27 +334,38 @@ def results_from_runs(name: str, spec: dict[str, Any], all_runs: Sequence[dict[s
         pair = None
         base_label = None
         if not is_base and by_cell.get(base_key) and runs:
-            pair = ({r["seed"]: sign * r["final"] for r in by_cell[base_key]},
-                    {r["seed"]: sign * r["final"] for r in runs})
+            pair = (
+                {r["seed"]: sign * r["final"] for r in by_cell[base_key]},
+                {r["seed"]: sign * r["final"] for r in runs},
+            )
             base_label = _label(base_values, varying)
         pairs.append(pair)
         top5_vals = [final_value(r, "test_top5_error") for r in runs]
-        cells.append(CellResult(
-            label=_label(values, varying), values=values, runs=runs,
-            summary=summarize([r["final"] for r in runs]),
-            top5=summarize(top5_vals) if runs and all(v is not None for v in top5_vals) else None,
-            seconds_per_epoch=summarize([v for v in map(_seconds_per_epoch, runs) if not math.isnan(v)]),
-            comparison=None, is_baseline=is_base, baseline_label=base_label,
-            curves={k: _curves(runs, k) for k in dict.fromkeys(("test_error", "train_loss", "test_loss", metric))}
-            if runs else {},
-            slopes=_mean_slopes(runs), diverged=sorted(diverged_by_cell.get(key, []), key=lambda r: r["seed"]),
-            planned=planned,
-        ))
+        cells.append(
+            CellResult(
+                label=_label(values, varying),
+                values=values,
+                runs=runs,
+                summary=summarize([r["final"] for r in runs]),
+                top5=summarize(top5_vals) if runs and all(v is not None for v in top5_vals) else None,
+                seconds_per_epoch=summarize([v for v in map(_seconds_per_epoch, runs) if not math.isnan(v)]),
+                comparison=None,
+                is_baseline=is_base,
+                baseline_label=base_label,
+                curves={k: _curves(runs, k) for k in dict.fromkeys(("test_error", "train_loss", "test_loss", metric))}
+                if runs
+                else {},
+                slopes=_mean_slopes(runs),
+                diverged=sorted(diverged_by_cell.get(key, []), key=lambda r: r["seed"]),
+                planned=planned,
+            )
+        )
     # Holm over the study's comparisons; each one's CI, MDE and verdict at the level Holm tests it at
     for cell, comparison in zip(cells, compare_family(pairs)):
         if comparison is not None and sign < 0:  # back to the metric's own direction (verdicts already judged)
-            comparison = replace(comparison, diff=-comparison.diff, ci_low=-comparison.ci_high,
-                                 ci_high=-comparison.ci_low)
+            comparison = replace(
+                comparison, diff=-comparison.diff, ci_low=-comparison.ci_high, ci_high=-comparison.ci_low
+            )
         cell.comparison = comparison
     versions = done[0].get("versions") or {} if done else {}
     devices = sorted({r["device"] for r in done if r.get("device")})

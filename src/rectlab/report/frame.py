@@ -28,8 +28,9 @@ def _pandas() -> Any:
     try:
         import pandas  # optional: pip install 'rectlab[frames]'
     except ImportError:
-        raise MissingPackageError("to_frame needs pandas: pip install 'rectlab[frames]' (or pip install pandas)") \
-            from None
+        raise MissingPackageError(
+            "to_frame needs pandas: pip install 'rectlab[frames]' (or pip install pandas)"
+        ) from None
     return pandas
 
 
@@ -55,8 +56,14 @@ def _flat(prefix: str, value: Any, out: dict[str, Any]) -> None:
 
 
 def _run_columns(root: Path, study_dir: Path, run: dict[str, Any], label: str) -> dict[str, Any]:
-    row: dict[str, Any] = {"study": run["study"], "dir": str(study_dir.relative_to(root)) if study_dir != root
-                           else ".", "hash": run["hash"], "cell": label, "seed": run["seed"], "status": run["status"]}
+    row: dict[str, Any] = {
+        "study": run["study"],
+        "dir": str(study_dir.relative_to(root)) if study_dir != root else ".",
+        "hash": run["hash"],
+        "cell": label,
+        "seed": run["seed"],
+        "status": run["status"],
+    }
     config = run["config"]
     if "function" in config:  # a function study: the function and its parameters
         for key, value in config.items():
@@ -93,8 +100,7 @@ def records(path: str | Path, per: str = "run") -> list[dict[str, Any]]:
             if per == "epoch":
                 raise InputError(f"{root} holds xor-prelu trial counts, not epochs of runs; use per='run'")
             return _xor_records(xor)
-        raise MissingFileError(f"no results.db in or under {root}: pass the --out folder of compare, run or "
-                               "reproduce")
+        raise MissingFileError(f"no results.db in or under {root}: pass the --out folder of compare, run or reproduce")
     rows: list[dict[str, Any]] = []
     for study_dir in dirs:
         store = Store(study_dir / "results.db", readonly=True)
@@ -110,15 +116,20 @@ def records(path: str | Path, per: str = "run") -> list[dict[str, Any]]:
             extras = run.get("extras") or {}
             final.update(extras.get("final") or {})  # what a user's training function returned
             diverged = extras.get("diverged") or {}
-            rows.append({
-                **base, "epochs_done": len(epochs), **final,
-                "train_seconds": sum(e.get("seconds") or 0.0 for e in epochs),
-                "erased_sites": len(extras.get("erased_sites", [])),
-                "diverged_epoch": diverged.get("epoch"), "device": run.get("device"),
-                "rectlab_version": (run.get("versions") or {}).get("rectlab"),
-                "torch_version": (run.get("versions") or {}).get("torch"),
-                "error": (run.get("error") or "").splitlines()[0] if run.get("error") else None,
-            })
+            rows.append(
+                {
+                    **base,
+                    "epochs_done": len(epochs),
+                    **final,
+                    "train_seconds": sum(e.get("seconds") or 0.0 for e in epochs),
+                    "erased_sites": len(extras.get("erased_sites", [])),
+                    "diverged_epoch": diverged.get("epoch"),
+                    "device": run.get("device"),
+                    "rectlab_version": (run.get("versions") or {}).get("rectlab"),
+                    "torch_version": (run.get("versions") or {}).get("torch"),
+                    "error": (run.get("error") or "").splitlines()[0] if run.get("error") else None,
+                }
+            )
     return rows
 
 
@@ -130,9 +141,19 @@ def _xor_records(files: list[Path]) -> list[dict[str, Any]]:
         setup = data["setup"]
         for model, successes in data["success"].items():
             for lr, ok, loss in zip(setup["lrs"], successes, data["median_loss"][model]):
-                rows.append({"inputs": setup["inputs"], "model": model, "params": data["n_params"][model], "lr": lr,
-                             "trials": setup["trials"], "epochs": setup["epochs"], "successes": ok,
-                             "success_rate": ok / setup["trials"], "median_loss": loss})
+                rows.append(
+                    {
+                        "inputs": setup["inputs"],
+                        "model": model,
+                        "params": data["n_params"][model],
+                        "lr": lr,
+                        "trials": setup["trials"],
+                        "epochs": setup["epochs"],
+                        "successes": ok,
+                        "success_rate": ok / setup["trials"],
+                        "median_loss": loss,
+                    }
+                )
     return rows
 
 

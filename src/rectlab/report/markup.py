@@ -111,13 +111,21 @@ class Document:
         self.blocks.append(_Block("items", items=list(pairs)))
         return self
 
-    def table(self, headers: list[str], rows: list[list[str]], *, verdict_col: int | None = None,
-              note: str = "", empty: str = "no finished runs") -> Document:
+    def table(
+        self,
+        headers: list[str],
+        rows: list[list[str]],
+        *,
+        verdict_col: int | None = None,
+        note: str = "",
+        empty: str = "no finished runs",
+    ) -> Document:
         """A table; rows are coloured by the verdict in column ``verdict_col``; ``empty`` replaces a table
         without rows."""
         if rows:
-            self.blocks.append(_Block("table", headers=list(headers), rows=[list(r) for r in rows],
-                                      verdict_col=verdict_col))
+            self.blocks.append(
+                _Block("table", headers=list(headers), rows=[list(r) for r in rows], verdict_col=verdict_col)
+            )
         else:
             self.blocks.append(_Block("note", empty))
         return self.note(note)
@@ -174,12 +182,16 @@ class Document:
                 body.append(_html_table(b.headers, b.rows, b.verdict_col))
             elif b.kind == "image" and b.path is not None:
                 data = base64.b64encode(b.path.read_bytes()).decode()
-                figures.append(f"<figure><img alt='{_h(b.text)}' src='data:image/png;base64,{data}'>"
-                               f"<figcaption>{_h(b.text)}</figcaption></figure>")
+                figures.append(
+                    f"<figure><img alt='{_h(b.text)}' src='data:image/png;base64,{data}'>"
+                    f"<figcaption>{_h(b.text)}</figcaption></figure>"
+                )
         if figures:
             body.append("<div>" + "".join(figures) + "</div>")
-        return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{_h(self.title)}</title>"
-                f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+        return (
+            f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{_h(self.title)}</title>'
+            f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+        )
 
     def write(self, folder: Path, stem: str) -> tuple[Path, Path]:
         """Write ``folder/stem.md`` and ``folder/stem.html`` (each atomically); return both paths."""

@@ -83,9 +83,18 @@ def save_figure(fig: Any, path: Path) -> Path:
     return path
 
 
-def curves(series: Mapping[str, np.ndarray], path: Path, *, title: str, ylabel: str, xlabel: str = "epoch",
-           log: bool = False, hline: float | None = None, hline_label: str = "",
-           panels: Mapping[str, Sequence[str]] | None = None) -> Path:
+def curves(
+    series: Mapping[str, np.ndarray],
+    path: Path,
+    *,
+    title: str,
+    ylabel: str,
+    xlabel: str = "epoch",
+    log: bool = False,
+    hline: float | None = None,
+    hline_label: str = "",
+    panels: Mapping[str, Sequence[str]] | None = None,
+) -> Path:
     """Mean curve per label with a min–max band over seeds.
 
     Args:
@@ -96,8 +105,7 @@ def curves(series: Mapping[str, np.ndarray], path: Path, *, title: str, ylabel: 
     """
     plt = pyplot()
     groups = dict(panels) if panels else {"": list(series)}
-    fig, axes = plt.subplots(1, len(groups), figsize=(min(15, 5 * len(groups) + 2), 4.2), squeeze=False,
-                             sharey=True)
+    fig, axes = plt.subplots(1, len(groups), figsize=(min(15, 5 * len(groups) + 2), 4.2), squeeze=False, sharey=True)
     labels = list(series)
     colors = _colors(len(labels))
     for ax, (panel, members) in zip(axes[0], groups.items()):
@@ -125,8 +133,9 @@ def curves(series: Mapping[str, np.ndarray], path: Path, *, title: str, ylabel: 
     return save_figure(fig, path)
 
 
-def layer_curves(per_cell: Mapping[str, Mapping[str, np.ndarray]], path: Path, *, title: str, ylabel: str,
-                 zero_line: bool = False) -> Path:
+def layer_curves(
+    per_cell: Mapping[str, Mapping[str, np.ndarray]], path: Path, *, title: str, ylabel: str, zero_line: bool = False
+) -> Path:
     """One panel per cell; in each, one line per activation site over epochs (colour = depth).
 
     Args:
@@ -144,8 +153,15 @@ def layer_curves(per_cell: Mapping[str, Mapping[str, np.ndarray]], path: Path, *
         for j, site in enumerate(names):
             arr = np.atleast_2d(np.asarray(sites[site], dtype=float))
             x = np.arange(1, arr.shape[1] + 1)
-            ax.plot(x, np.nanmean(arr, 0), "o-", ms=2.5, lw=1.2, color=cmap(j / max(1, len(names) - 1)),
-                    label=site if len(names) <= 8 or j in (0, len(names) - 1) else None)
+            ax.plot(
+                x,
+                np.nanmean(arr, 0),
+                "o-",
+                ms=2.5,
+                lw=1.2,
+                color=cmap(j / max(1, len(names) - 1)),
+                label=site if len(names) <= 8 or j in (0, len(names) - 1) else None,
+            )
         if zero_line:
             ax.axhline(0, color="gray", lw=0.8)
         _integer_epochs(ax)
@@ -159,8 +175,15 @@ def layer_curves(per_cell: Mapping[str, Mapping[str, np.ndarray]], path: Path, *
     return save_figure(fig, path)
 
 
-def layer_profile(per_cell: Mapping[str, Mapping[str, Sequence[float]]], path: Path, *, title: str,
-                  ylabel: str, zero_line: bool = False, xticks: Sequence[str] | None = None) -> Path:
+def layer_profile(
+    per_cell: Mapping[str, Mapping[str, Sequence[float]]],
+    path: Path,
+    *,
+    title: str,
+    ylabel: str,
+    zero_line: bool = False,
+    xticks: Sequence[str] | None = None,
+) -> Path:
     """Value per layer (x = site in network order) at the end of training, one line per cell; bars = min–max
     over seeds.
 
@@ -179,8 +202,7 @@ def layer_profile(per_cell: Mapping[str, Mapping[str, Sequence[float]]], path: P
         mean = np.array([np.nanmean(v) for v in vals])
         lo = mean - np.array([np.nanmin(v) for v in vals])
         hi = np.array([np.nanmax(v) for v in vals]) - mean
-        ax.errorbar(x, mean, yerr=[lo, hi], fmt="o-", ms=3, lw=1.4, capsize=2, color=colors(i % colors.N),
-                    label=label)
+        ax.errorbar(x, mean, yerr=[lo, hi], fmt="o-", ms=3, lw=1.4, capsize=2, color=colors(i % colors.N), label=label)
     if zero_line:
         ax.axhline(0, color="gray", lw=0.8)
     if xticks is not None and len(xticks) <= 24:
@@ -193,8 +215,9 @@ def layer_profile(per_cell: Mapping[str, Mapping[str, Sequence[float]]], path: P
     return save_figure(fig, path)
 
 
-def points_with_ci(groups: Mapping[str, Sequence[float]], path: Path, *, title: str, xlabel: str,
-                   reference: float | None = None) -> Path:
+def points_with_ci(
+    groups: Mapping[str, Sequence[float]], path: Path, *, title: str, xlabel: str, reference: float | None = None
+) -> Path:
     """Each group's per-seed values as dots with the mean and its 95% CI (horizontal)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.6 + 0.45 * max(3, len(groups))))
@@ -204,8 +227,16 @@ def points_with_ci(groups: Mapping[str, Sequence[float]], path: Path, *, title: 
         ax.scatter(vals, [i] * len(vals), color=colors(i % colors.N), alpha=0.55, s=22, zorder=2)
         s = summarize(vals)
         if s.n >= 2:
-            ax.errorbar([s.mean], [i], xerr=[[s.mean - s.ci_low], [s.ci_high - s.mean]], fmt="D", color="black",
-                        ms=5, capsize=4, zorder=3)
+            ax.errorbar(
+                [s.mean],
+                [i],
+                xerr=[[s.mean - s.ci_low], [s.ci_high - s.mean]],
+                fmt="D",
+                color="black",
+                ms=5,
+                capsize=4,
+                zorder=3,
+            )
         elif s.n == 1:
             ax.plot([s.mean], [i], "D", color="black", ms=5, zorder=3)
     if reference is not None:
@@ -217,8 +248,9 @@ def points_with_ci(groups: Mapping[str, Sequence[float]], path: Path, *, title: 
     return save_figure(fig, path)
 
 
-def scatter_ci(points: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: Path, *, title: str,
-               xlabel: str, ylabel: str) -> Path:
+def scatter_ci(
+    points: Mapping[str, tuple[Sequence[float], Sequence[float]]], path: Path, *, title: str, xlabel: str, ylabel: str
+) -> Path:
     """Per group, the mean of x and y with 95% CI bars in both directions (plus the individual values)."""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.6))
@@ -230,8 +262,17 @@ def scatter_ci(points: Mapping[str, tuple[Sequence[float], Sequence[float]]], pa
             ax.scatter(xs, ys, color=color, alpha=0.35, s=16)
         xerr = [[sx.mean - sx.ci_low], [sx.ci_high - sx.mean]] if sx.n >= 2 else None
         yerr = [[sy.mean - sy.ci_low], [sy.ci_high - sy.mean]] if sy.n >= 2 else None
-        ax.errorbar([sx.mean], [sy.mean], xerr=xerr, yerr=yerr, fmt="D", color=color, ms=6, capsize=4,
-                    label=f"{label} (n={sx.n}/{sy.n})")
+        ax.errorbar(
+            [sx.mean],
+            [sy.mean],
+            xerr=xerr,
+            yerr=yerr,
+            fmt="D",
+            color=color,
+            ms=6,
+            capsize=4,
+            label=f"{label} (n={sx.n}/{sy.n})",
+        )
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -244,8 +285,13 @@ def bars(values: Mapping[str, Sequence[float]], path: Path, *, title: str, xlabe
     fig, ax = plt.subplots(figsize=(7, 0.5 + 0.45 * max(3, len(values))))
     colors = _colors(len(values))
     stats_ = [summarize(v) for v in values.values()]
-    ax.barh(range(len(values)), [s.mean for s in stats_], xerr=[0 if np.isnan(s.std) else s.std for s in stats_],
-            color=[colors(i % colors.N) for i in range(len(values))], alpha=0.8)
+    ax.barh(
+        range(len(values)),
+        [s.mean for s in stats_],
+        xerr=[0 if np.isnan(s.std) else s.std for s in stats_],
+        color=[colors(i % colors.N) for i in range(len(values))],
+        alpha=0.8,
+    )
     ax.set_yticks(range(len(values)), list(values))
     ax.invert_yaxis()
     ax.set(title=title, xlabel=xlabel)
@@ -268,31 +314,48 @@ def make_plots(results: Any, out_dir: str | Path) -> dict[str, Path]:
     with_curve = [c for c in ran if c.curves.get(curve_key) is not None and c.curves[curve_key].size]
     if with_curve:
         title = "Test error" if curve_key == "test_error" else curve_key.replace("_", " ").capitalize()
-        paths["test_error"] = curves({c.label: c.curves[curve_key] for c in with_curve}, out_dir / "test_error.png",
-                                     title=f"{title} vs epoch (band: min–max over seeds)",
-                                     ylabel="test error (%)" if curve_key == "test_error" else curve_key)
+        paths["test_error"] = curves(
+            {c.label: c.curves[curve_key] for c in with_curve},
+            out_dir / "test_error.png",
+            title=f"{title} vs epoch (band: min–max over seeds)",
+            ylabel="test error (%)" if curve_key == "test_error" else curve_key,
+        )
     with_loss = [c for c in ran if c.curves.get("train_loss") is not None and c.curves["train_loss"].size]
     if with_loss:
-        paths["train_loss"] = curves({c.label: c.curves["train_loss"] for c in with_loss}, out_dir / "train_loss.png",
-                                     title="Training loss vs epoch (band: min–max over seeds)", ylabel="train loss",
-                                     log=True)
+        paths["train_loss"] = curves(
+            {c.label: c.curves["train_loss"] for c in with_loss},
+            out_dir / "train_loss.png",
+            title="Training loss vs epoch (band: min–max over seeds)",
+            ylabel="train loss",
+            log=True,
+        )
     if ran:
         finals = {c.label + (" (baseline)" if c.is_baseline else ""): [r["final"] for r in c.runs] for c in ran}
-        paths["final"] = points_with_ci(finals, out_dir / "final.png",
-                                        title=f"Final {metric}: seeds (dots), mean and 95% CI (black)", xlabel=metric)
+        paths["final"] = points_with_ci(
+            finals, out_dir / "final.png", title=f"Final {metric}: seeds (dots), mean and 95% CI (black)", xlabel=metric
+        )
     slope_cells = [c for c in ran if c.slopes]
     if slope_cells:
         layers = [row["layer"] for row in slope_cells[0].slopes]
-        profile = {f"{c.label} ({c.slopes[0]['kind']})": {row["layer"]: [row["mean"]] for row in c.slopes}
-                   for c in slope_cells}
-        paths["slopes"] = layer_profile(profile, out_dir / "slopes.png", xticks=layers, zero_line=True,
-                                        title="Learned activation parameter per layer (mean over seeds)",
-                                        ylabel="slope a / beta")
+        profile = {
+            f"{c.label} ({c.slopes[0]['kind']})": {row["layer"]: [row["mean"]] for row in c.slopes} for c in slope_cells
+        }
+        paths["slopes"] = layer_profile(
+            profile,
+            out_dir / "slopes.png",
+            xticks=layers,
+            zero_line=True,
+            title="Learned activation parameter per layer (mean over seeds)",
+            ylabel="slope a / beta",
+        )
     timed = [c for c in ran if c.seconds_per_epoch.n]
     if timed:
-        paths["seconds"] = bars({c.label: [e for e in (_mean_seconds(r) for r in c.runs) if e == e] for c in timed},
-                                out_dir / "seconds.png", title="Training seconds per epoch (mean ± std over seeds)",
-                                xlabel="seconds")
+        paths["seconds"] = bars(
+            {c.label: [e for e in (_mean_seconds(r) for r in c.runs) if e == e] for c in timed},
+            out_dir / "seconds.png",
+            title="Training seconds per epoch (mean ± std over seeds)",
+            xlabel="seconds",
+        )
     return paths
 
 
@@ -353,13 +416,18 @@ def _check_shared(items: Sequence[str | nn.Module], params: Mapping[str, Any]) -
     """A shared parameter no named activation takes is a typo, not something to ignore."""
     names = [parse_spec(s)[0] for s in items if isinstance(s, str)]
     for key in params:
-        if not any(_ALIASES.get(key, {}).get(n, key) in inspect.signature(activations.get(n)).parameters
-                   for n in names):
+        if not any(
+            _ALIASES.get(key, {}).get(n, key) in inspect.signature(activations.get(n)).parameters for n in names
+        ):
             raise InputError(f"no activation among {', '.join(names)} takes the parameter {key!r}")
 
 
-def activation_curve(spec: str | nn.Module, params: Mapping[str, Any] | None = None,
-                     x_range: tuple[float, float] = (-4.0, 4.0), points: int = 801) -> ActivationCurve:
+def activation_curve(
+    spec: str | nn.Module,
+    params: Mapping[str, Any] | None = None,
+    x_range: tuple[float, float] = (-4.0, 4.0),
+    points: int = 801,
+) -> ActivationCurve:
     """Sample one activation, its autograd gradient and its forward's numerical derivative.
 
     Args:
@@ -386,8 +454,9 @@ def activation_curve(spec: str | nn.Module, params: Mapping[str, Any] | None = N
     fine_g = fine.clone().requires_grad_(True)
     (fine_grad,) = torch.autograd.grad(module(fine_g).sum(), fine_g)
     mismatch = int(((fine_grad - fine_fwd).abs() > 1e-3).sum())
-    return ActivationCurve(label, x.flatten(), y.detach().flatten(), grad.flatten(), fwd.flatten(),
-                           mismatch > _KINK_POINTS)
+    return ActivationCurve(
+        label, x.flatten(), y.detach().flatten(), grad.flatten(), fwd.flatten(), mismatch > _KINK_POINTS
+    )
 
 
 def activation(
@@ -483,9 +552,14 @@ def slopes(study: Any, out: str | Path | None = None, *, over_training: bool = F
         curves_by_cell = {c.label: site_curves(c, "slope") for c in results.cells}
         curves_by_cell = {k: v for k, v in curves_by_cell.items() if v}
         if not curves_by_cell:
-            raise InputError("no per-epoch slopes in this study: add probes = [\"slopes\"] to its [study] table")
-        return layer_curves(curves_by_cell, _out(study, out, "slopes_over_training.png"),
-                            title="Learned slope per layer over training", ylabel="slope a / beta", zero_line=True)
+            raise InputError('no per-epoch slopes in this study: add probes = ["slopes"] to its [study] table')
+        return layer_curves(
+            curves_by_cell,
+            _out(study, out, "slopes_over_training.png"),
+            title="Learned slope per layer over training",
+            ylabel="slope a / beta",
+            zero_line=True,
+        )
     per_cell: dict[str, dict[str, list[float]]] = {}
     for c in results.cells:
         layers: dict[str, list[float]] = {}
@@ -495,11 +569,17 @@ def slopes(study: Any, out: str | Path | None = None, *, over_training: bool = F
         if layers:
             per_cell[c.label] = layers
     if not per_cell:
-        raise InputError("no learned slopes in this study: its activations have no learned parameters (use prelu, "
-                         "prelu-shared or swish-learnable)")
-    return layer_profile(per_cell, _out(study, out, "slopes_per_layer.png"),
-                         title="Learned activation parameter per layer (bars: min–max over seeds)",
-                         ylabel="slope a / beta (channel mean)", zero_line=True)
+        raise InputError(
+            "no learned slopes in this study: its activations have no learned parameters (use prelu, "
+            "prelu-shared or swish-learnable)"
+        )
+    return layer_profile(
+        per_cell,
+        _out(study, out, "slopes_per_layer.png"),
+        title="Learned activation parameter per layer (bars: min–max over seeds)",
+        ylabel="slope a / beta (channel mean)",
+        zero_line=True,
+    )
 
 
 def dead_neurons(study: Any, out: str | Path | None = None, *, dynamic: bool = False) -> Path:
@@ -515,7 +595,9 @@ def dead_neurons(study: Any, out: str | Path | None = None, *, dynamic: bool = F
     per_cell = {c.label: site_curves(c, prefix) for c in results.cells}
     per_cell = {k: v for k, v in per_cell.items() if v}
     if not per_cell:
-        raise InputError("no dead-neuron metrics in this study: add probes = [\"dead-neurons\"] to its [study] table "
-                         "(or use rectlab compare ... --tensorboard to watch them)")
+        raise InputError(
+            'no dead-neuron metrics in this study: add probes = ["dead-neurons"] to its [study] table '
+            "(or use rectlab compare ... --tensorboard to watch them)"
+        )
     what = "dynamic dead neuron rate" if dynamic else "fraction of channels dead"
     return layer_curves(per_cell, _out(study, out, "dead_neurons.png"), title="Dead units per layer", ylabel=what)

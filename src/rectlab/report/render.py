@@ -25,12 +25,14 @@ PLOT_TITLES = {
     "slopes": "Learned slopes per layer",
     "seconds": "Seconds per epoch",
 }
-STATS_NOTE = ("Statistics: mean ± sample std over seeds; 95% CI from Student's t; differences by a paired t-test when "
-              "the seeds match (Welch's t-test otherwise; exact permutation tests when values tie), p-values "
-              "Holm-corrected over the study's comparisons; each difference's CI, MDE (minimum detectable effect "
-              "at 80% power) and verdict use the level Holm tests it at (marked when it is not 95%); fewer than "
-              "3 seeds per cell: no test. Stalled: a run whose training loss stayed within 5% of chance (ln C) "
-              "at every epoch.")
+STATS_NOTE = (
+    "Statistics: mean ± sample std over seeds; 95% CI from Student's t; differences by a paired t-test when "
+    "the seeds match (Welch's t-test otherwise; exact permutation tests when values tie), p-values "
+    "Holm-corrected over the study's comparisons; each difference's CI, MDE (minimum detectable effect "
+    "at 80% power) and verdict use the level Holm tests it at (marked when it is not 95%); fewer than "
+    "3 seeds per cell: no test. Stalled: a run whose training loss stayed within 5% of chance (ln C) "
+    "at every epoch."
+)
 
 
 @dataclass
@@ -78,25 +80,44 @@ def print_table(results: StudyResults, console: Any = None) -> None:
 def _slope_rows(results: StudyResults) -> tuple[list[str], list[list[str]]]:
     cells = [c for c in results.cells if c.slopes]
     layers = list(dict.fromkeys(row["layer"] for c in cells for row in c.slopes))
-    body = [[layer] + [next((fmt(r["mean"], 3) for r in c.slopes if r["layer"] == layer), "") for c in cells]
-            for layer in layers]
+    body = [
+        [layer] + [next((fmt(r["mean"], 3) for r in c.slopes if r["layer"] == layer), "") for c in cells]
+        for layer in layers
+    ]
     return ["layer"] + [c.label for c in cells], body
 
 
 def _context(results: StudyResults) -> list[tuple[str, str]]:
     study, base = results.spec.get("study", {}), results.spec.get("base", {})
     items = [(key, str(study[key])) for key in ("description", "paper", "claim") if study.get(key)]
-    shown = ("model", "model_kwargs", "dataset", "epochs", "batch_size", "optimizer", "lr", "schedule",
-             "weight_decay", "train_limit", "init")
+    shown = (
+        "model",
+        "model_kwargs",
+        "dataset",
+        "epochs",
+        "batch_size",
+        "optimizer",
+        "lr",
+        "schedule",
+        "weight_decay",
+        "train_limit",
+        "init",
+    )
     counts = results.run_counts()
-    items += [("grid", ", ".join(f"{k} ∈ {v}" for k, v in results.spec.get("grid", {}).items())),
-              ("seeds", str(study.get("seeds"))),
-              ("setup", ", ".join(f"{k}={base[k]}" for k in shown if k in base) if "function" not in base else
-               ", ".join(f"{k}={v}" for k, v in base.items() if k not in ("seed", "device", "data_dir"))),
-              ("baseline", ", ".join(f"{k}={v}" for k, v in results.baseline.items()) or "none"),
-              ("runs", ", ".join(f"{v} {k}" for k, v in counts.items())),
-              ("device", "; ".join(results.devices) or "unknown"),
-              ("versions", ", ".join(f"{k} {v}" for k, v in results.versions.items() if k != "device"))]
+    items += [
+        ("grid", ", ".join(f"{k} ∈ {v}" for k, v in results.spec.get("grid", {}).items())),
+        ("seeds", str(study.get("seeds"))),
+        (
+            "setup",
+            ", ".join(f"{k}={base[k]}" for k in shown if k in base)
+            if "function" not in base
+            else ", ".join(f"{k}={v}" for k, v in base.items() if k not in ("seed", "device", "data_dir")),
+        ),
+        ("baseline", ", ".join(f"{k}={v}" for k, v in results.baseline.items()) or "none"),
+        ("runs", ", ".join(f"{v} {k}" for k, v in counts.items())),
+        ("device", "; ".join(results.devices) or "unknown"),
+        ("versions", ", ".join(f"{k} {v}" for k, v in results.versions.items() if k != "device")),
+    ]
     return items
 
 
@@ -126,8 +147,11 @@ def write_report(study_dir: str | Path, results: StudyResults | None = None, *, 
     for name, path in plots.items():
         title = PLOT_TITLES.get(name, name)
         if name in ("test_error", "final") and results.metric not in METRICS:  # a function study's own metric
-            title = f"{results.metric.replace('_', ' ')} vs epoch" if name == "test_error" else \
-                f"Final {results.metric.replace('_', ' ')} per cell"
+            title = (
+                f"{results.metric.replace('_', ' ')} vs epoch"
+                if name == "test_error"
+                else f"Final {results.metric.replace('_', ' ')} per cell"
+            )
         doc.image(path, title)
     doc.note(STATS_NOTE)
     md, page = doc.write(study_dir, stem)

@@ -63,6 +63,7 @@ def _bisect(f: Callable[[float], float], low: float, high: float, xtol: float) -
         low, high = (mid, high) if f(mid) < 0 else (low, mid)
     return (low + high) / 2
 
+
 __all__ = [
     "ALPHA",
     "KINDS",
@@ -178,6 +179,7 @@ def summarize(values: Sequence[float], confidence: float = 0.95) -> Summary:
 
 # -- exact tests -------------------------------------------------------------------------------------------
 
+
 @functools.lru_cache(maxsize=64)
 def _signs(n: int, seed: int) -> np.ndarray:
     """All ``2**n`` sign patterns (exact) or a fixed seeded sample of them, as an (m, n) matrix."""
@@ -229,8 +231,9 @@ def permutation_test(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.nd
     return _p_from(null, abs(a.mean() - b.mean()), math.comb(n, k) <= EXACT_LIMIT, float(np.abs(pooled).max()))
 
 
-def _invert(p_at: Callable[[float], float], estimate: float, far_low: float, far_high: float, floor: float,
-            alpha: float) -> tuple[float, float]:
+def _invert(
+    p_at: Callable[[float], float], estimate: float, far_low: float, far_high: float, floor: float, alpha: float
+) -> tuple[float, float]:
     """The confidence interval ``{delta: p_at(delta) >= alpha}`` of a permutation test, by bisection on each side.
 
     Unbounded when even the most extreme data cannot reach ``alpha`` (``floor`` = the smallest possible p).
@@ -260,6 +263,7 @@ def _min_p_unpaired(n1: int, n2: int) -> float:
 
 # -- power -------------------------------------------------------------------------------------------------
 
+
 def _power(effect: float, se: float, df: float, alpha: float) -> float:
     crit = _t_ppf(1 - alpha / 2, df)
     nc = effect / se
@@ -272,8 +276,9 @@ def _power(effect: float, se: float, df: float, alpha: float) -> float:
     return power
 
 
-def mde(sd: float, n: int, *, n2: int | None = None, sd2: float | None = None, alpha: float = ALPHA,
-        power: float = POWER) -> float:
+def mde(
+    sd: float, n: int, *, n2: int | None = None, sd2: float | None = None, alpha: float = ALPHA, power: float = POWER
+) -> float:
     """Minimum detectable effect of a two-sided t-test at ``power`` (noncentral t).
 
     Args:
@@ -307,8 +312,9 @@ def mde(sd: float, n: int, *, n2: int | None = None, sd2: float | None = None, a
     return _bisect(lambda e: _power(e, se, df, alpha) - power, 0.0, hi, xtol=1e-10 * hi)
 
 
-def seeds_for(effect: float, sd: float, *, paired: bool = True, alpha: float = ALPHA, power: float = POWER,
-              limit: int = 10_000) -> int | None:
+def seeds_for(
+    effect: float, sd: float, *, paired: bool = True, alpha: float = ALPHA, power: float = POWER, limit: int = 10_000
+) -> int | None:
     """The smallest n (pairs, or seeds per group for Welch with equal sds) that detects ``effect`` at ``power``.
 
     Returns ``None`` when the spread is unknown or more than ``limit`` seeds would be needed.
@@ -316,8 +322,7 @@ def seeds_for(effect: float, sd: float, *, paired: bool = True, alpha: float = A
     if not (math.isfinite(sd) and math.isfinite(effect)) or effect <= 0:
         return None
     if sd == 0:  # no spread: the exact tests need p < alpha, i.e. enough seeds for the smallest possible p
-        return next((n for n in range(2, 64) if (_min_p_paired(n) if paired else _min_p_unpaired(n, n)) < alpha),
-                    None)
+        return next((n for n in range(2, 64) if (_min_p_paired(n) if paired else _min_p_unpaired(n, n)) < alpha), None)
 
     def mde_at(n: int) -> float:
         return mde(sd, n, alpha=alpha, power=power) if paired else mde(sd, n, n2=n, alpha=alpha, power=power)
@@ -335,6 +340,7 @@ def seeds_for(effect: float, sd: float, *, paired: bool = True, alpha: float = A
 
 
 # -- comparisons -------------------------------------------------------------------------------------------
+
 
 def _verdict(diff: float, p: float, alpha: float) -> str:
     if math.isnan(p):
@@ -357,13 +363,28 @@ def _too_few(b: Mapping[int, float], o: Mapping[int, float], alpha: float) -> Co
     if spreads and math.isfinite(d) and d != 0:  # the seeds that would detect a difference of the observed size
         sd = math.sqrt(float(np.mean(np.square(spreads))))
         needed = max(MIN_SEEDS, seeds_for(abs(d), sd, paired=False, alpha=alpha) or MIN_SEEDS)
-    return Comparison(d, math.nan, math.nan, math.nan, "none", n,
-                      f"too few seeds (n={n}; a test needs at least {MIN_SEEDS} per cell)", math.inf, alpha=alpha,
-                      needed=needed)
+    return Comparison(
+        d,
+        math.nan,
+        math.nan,
+        math.nan,
+        "none",
+        n,
+        f"too few seeds (n={n}; a test needs at least {MIN_SEEDS} per cell)",
+        math.inf,
+        alpha=alpha,
+        needed=needed,
+    )
 
 
-def compare(baseline: Mapping[int, float], other: Mapping[int, float], alpha: float = ALPHA, *,
-            method: str | None = None, power: bool = True) -> Comparison:
+def compare(
+    baseline: Mapping[int, float],
+    other: Mapping[int, float],
+    alpha: float = ALPHA,
+    *,
+    method: str | None = None,
+    power: bool = True,
+) -> Comparison:
     """Compare two cells given ``{seed: value}`` for each (lower values are better).
 
     Paired by seed when both ran exactly the same seeds, Welch otherwise; tied or constant values switch
@@ -390,8 +411,14 @@ def compare(baseline: Mapping[int, float], other: Mapping[int, float], alpha: fl
         if exact:  # discrete values: the exact test, and the interval that inverts it
             p, test = sign_flip_test(d), "sign-flip (ties)"
             span = float(d.max() - d.min()) + 1.0
-            lo, hi = _invert(lambda delta: sign_flip_test(d - delta), mean, float(d.min()) - span,
-                             float(d.max()) + span, _min_p_paired(n), alpha)
+            lo, hi = _invert(
+                lambda delta: sign_flip_test(d - delta),
+                mean,
+                float(d.min()) - span,
+                float(d.max()) + span,
+                _min_p_paired(n),
+                alpha,
+            )
         else:
             p = _t_two_sided_p(mean / (sd / math.sqrt(n)), n - 1)
             test = "paired t"
@@ -410,19 +437,38 @@ def compare(baseline: Mapping[int, float], other: Mapping[int, float], alpha: fl
     if method == "exact" or se == 0 or (method is None and _tied(np.concatenate([xb, xo]))):
         p = permutation_test(xo, xb)
         span = float(max(xo.max(), xb.max()) - min(xo.min(), xb.min())) + 1.0
-        lo, hi = _invert(lambda delta: permutation_test(xo - delta, xb), mean, mean - 2 * span, mean + 2 * span,
-                         _min_p_unpaired(len(xo), len(xb)), alpha)
-        return Comparison(mean, lo, hi, p, "permutation (ties)", n, _verdict(mean, p, alpha), effect_mde, pooled,
-                          False, alpha=alpha)
+        lo, hi = _invert(
+            lambda delta: permutation_test(xo - delta, xb),
+            mean,
+            mean - 2 * span,
+            mean + 2 * span,
+            _min_p_unpaired(len(xo), len(xb)),
+            alpha,
+        )
+        return Comparison(
+            mean, lo, hi, p, "permutation (ties)", n, _verdict(mean, p, alpha), effect_mde, pooled, False, alpha=alpha
+        )
     dof = (vb + vo) ** 2 / (vb**2 / (len(xb) - 1) + vo**2 / (len(xo) - 1))
     half = _t_ppf(1 - alpha / 2, dof) * se
     p = _t_two_sided_p(mean / se, dof)
-    return Comparison(mean, mean - half, mean + half, p, "Welch t", n, _verdict(mean, p, alpha), effect_mde,
-                      pooled, False, alpha=alpha)
+    return Comparison(
+        mean,
+        mean - half,
+        mean + half,
+        p,
+        "Welch t",
+        n,
+        _verdict(mean, p, alpha),
+        effect_mde,
+        pooled,
+        False,
+        alpha=alpha,
+    )
 
 
-def compare_family(pairs: Sequence[tuple[Mapping[int, float], Mapping[int, float]] | None],
-                   alpha: float = ALPHA) -> list[Comparison | None]:
+def compare_family(
+    pairs: Sequence[tuple[Mapping[int, float], Mapping[int, float]] | None], alpha: float = ALPHA
+) -> list[Comparison | None]:
     """Compare several cells with their baselines as one family (``(baseline, other)`` pairs; None: no comparison).
 
     The p-values are Holm-corrected together (``p_holm``); each comparison's interval, MDE and verdict are
@@ -438,8 +484,9 @@ def compare_family(pairs: Sequence[tuple[Mapping[int, float], Mapping[int, float
             out.append(None)
             continue
         k = compare(*pair, alpha=level)
-        out.append(replace(k, p_holm=p_holm, verdict=k.verdict if math.isnan(p_holm) else
-                           _verdict(k.diff, p_holm, alpha)))
+        out.append(
+            replace(k, p_holm=p_holm, verdict=k.verdict if math.isnan(p_holm) else _verdict(k.diff, p_holm, alpha))
+        )
     return out
 
 
@@ -488,9 +535,13 @@ class Bootstrap(NamedTuple):
     p: float
 
 
-def bootstrap_draws(groups: Sequence[Sequence[float]] | Sequence[float] | Sequence[np.ndarray],
-                    statistic: Callable[..., float] | None = None, *, n_resamples: int = 10_000,
-                    seed: int = 0) -> tuple[float, np.ndarray]:
+def bootstrap_draws(
+    groups: Sequence[Sequence[float]] | Sequence[float] | Sequence[np.ndarray],
+    statistic: Callable[..., float] | None = None,
+    *,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> tuple[float, np.ndarray]:
     """The statistic on the data and on ``n_resamples`` bootstrap resamples (finite values only).
 
     Args:
@@ -525,9 +576,14 @@ def bootstrap_interval(estimate: float, draws: np.ndarray, confidence: float = 0
     return Bootstrap(estimate, float(lo), float(hi), float(min(1.0, 2 * min(below, above))))
 
 
-def bootstrap_ci(groups: Sequence[Sequence[float]] | Sequence[float],
-                 statistic: Callable[..., float] | None = None, *, n_resamples: int = 10_000,
-                 confidence: float = 0.95, seed: int = 0) -> Bootstrap:
+def bootstrap_ci(
+    groups: Sequence[Sequence[float]] | Sequence[float],
+    statistic: Callable[..., float] | None = None,
+    *,
+    n_resamples: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Bootstrap:
     """Percentile bootstrap of ``statistic`` over resampled units (see `bootstrap_draws` and `bootstrap_interval`).
 
     Returns:
@@ -537,8 +593,9 @@ def bootstrap_ci(groups: Sequence[Sequence[float]] | Sequence[float],
     return bootstrap_interval(estimate, draws, confidence)
 
 
-def mde_from_ci(low: float, high: float, *, alpha: float = ALPHA, power: float = POWER,
-                confidence: float = 0.95) -> float:
+def mde_from_ci(
+    low: float, high: float, *, alpha: float = ALPHA, power: float = POWER, confidence: float = 0.95
+) -> float:
     """The minimum detectable effect at ``alpha`` implied by a (normal-theory) interval at ``confidence``:
     ``(z_{1-alpha/2} + z_power) * se``."""
     if not (math.isfinite(low) and math.isfinite(high)):
@@ -577,10 +634,12 @@ def rate_mde(null: float, n: int, *, alpha: float = ALPHA, power: float = POWER)
     return (_norm_ppf(1 - alpha / 2) + _norm_ppf(power)) * math.sqrt(null * (1 - null) / n)
 
 
-def rate_seeds_for(rate: float, null: float, level: float | None, *, alpha: float = ALPHA,
-                   limit: int = 10_000) -> int | None:
+def rate_seeds_for(
+    rate: float, null: float, level: float | None, *, alpha: float = ALPHA, limit: int = 10_000
+) -> int | None:
     """The smallest n at which a rate observed at ``rate`` would have a Wilson interval that excludes ``null``
     or ``level`` (what would decide an inconclusive rate claim); None beyond ``limit``."""
+
     def decided(n: int) -> bool:
         lo, hi = wilson(rate * n, n, alpha=alpha)
         return not lo <= null <= hi or (level is not None and not lo <= level <= hi)
@@ -599,8 +658,10 @@ def rate_seeds_for(rate: float, null: float, level: float | None, *, alpha: floa
 
 # -- the verdict rule of a claim -----------------------------------------------------------------------------
 
-def judge(estimate: float, ci: tuple[float, float], *, expect: str, margin: float | None,
-          null: float = 0.0) -> tuple[str, str]:
+
+def judge(
+    estimate: float, ci: tuple[float, float], *, expect: str, margin: float | None, null: float = 0.0
+) -> tuple[str, str]:
     """The verdict of one claim from the interval of its estimate, and the part of the rule that decided it.
 
     The interval must be the one at the level the claim is tested at (Holm's level among the study's
@@ -669,7 +730,8 @@ def judge(estimate: float, ci: tuple[float, float], *, expect: str, margin: floa
         if excludes_target:
             return "weaker than claimed", f"significantly {expect} than {where}, but the interval excludes {size}"
         return "reproduced", f"significantly {expect} than {where}" + (
-            f", and the interval reaches {size}" if target is not None else "")
+            f", and the interval reaches {size}" if target is not None else ""
+        )
     if opposite:
         return "contradicted", f"significantly {'higher' if lower else 'lower'} than {where}: the opposite direction"
     if excludes_target:
@@ -679,8 +741,9 @@ def judge(estimate: float, ci: tuple[float, float], *, expect: str, margin: floa
     return "inconclusive", f"the interval includes both {where} and {size}"
 
 
-def one_sided_p(diff: float, sd: float, n: int, bound: float, side: str, *, n2: int | None = None,
-                sd2: float | None = None) -> float:
+def one_sided_p(
+    diff: float, sd: float, n: int, bound: float, side: str, *, n2: int | None = None, sd2: float | None = None
+) -> float:
     """p-value of the one-sided t-test that the true difference lies ``side`` ("above" or "below") ``bound``.
 
     Paired (``n`` pairs with sd ``sd``) or Welch (``n`` and ``n2`` values with sds ``sd`` and ``sd2``);
@@ -705,5 +768,7 @@ def one_sided_p(diff: float, sd: float, n: int, bound: float, side: str, *, n2: 
 
 def tost_p(diff: float, sd: float, n: int, margin: float, *, n2: int | None = None, sd2: float | None = None) -> float:
     """p-value of the two one-sided t-tests that ``|true difference| < margin`` (paired, or Welch with n2)."""
-    return max(one_sided_p(diff, sd, n, -margin, "above", n2=n2, sd2=sd2),
-               one_sided_p(diff, sd, n, margin, "below", n2=n2, sd2=sd2))
+    return max(
+        one_sided_p(diff, sd, n, -margin, "above", n2=n2, sd2=sd2),
+        one_sided_p(diff, sd, n, margin, "below", n2=n2, sd2=sd2),
+    )

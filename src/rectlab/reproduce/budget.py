@@ -60,18 +60,22 @@ def annotate(results: Any, spec: Any, record: Mapping[str, Any] | None) -> str:
     if not record:
         return "no budget check recorded for this spec and scale"
     if record.get("digest") != spec.digest:
-        return (f"the recorded budget check ({record.get('date', '?')}) was made for another version of this spec "
-                "and is not used; re-run it with --budget-check")
+        return (
+            f"the recorded budget check ({record.get('date', '?')}) was made for another version of this spec "
+            "and is not used; re-run it with --budget-check"
+        )
     cells = record.get("cells", {})
     for cell in results.cells:
         entry = cells.get(_cell_key(cell.values))
         if entry is not None:
             cell.budget = {**entry, "metric": record.get("metric"), "tolerance": record.get("tolerance")}
     failed = [k for k, v in cells.items() if not v.get("passed")]
-    return (f"budget check ({record.get('date', '?')}, {record.get('seeds')} seeds per cell at "
-            f"{record.get('epochs', ['?', '?'])[1]} instead of {record.get('epochs', ['?'])[0]} epochs, "
-            f"{record.get('metric')} within ±{record.get('tolerance')}): "
-            + ("passed in every cell" if not failed else f"failed in {len(failed)} of {len(cells)} cells"))
+    return (
+        f"budget check ({record.get('date', '?')}, {record.get('seeds')} seeds per cell at "
+        f"{record.get('epochs', ['?', '?'])[1]} instead of {record.get('epochs', ['?'])[0]} epochs, "
+        f"{record.get('metric')} within ±{record.get('tolerance')}): "
+        + ("passed in every cell" if not failed else f"failed in {len(failed)} of {len(cells)} cells")
+    )
 
 
 def budget_rows(record: Mapping[str, Any] | None) -> list[list[str]]:
@@ -81,23 +85,34 @@ def budget_rows(record: Mapping[str, Any] | None) -> list[list[str]]:
     rows = []
     for key, v in record.get("cells", {}).items():
         label = ", ".join(f"{k}={val}" for k, val in json.loads(key).items())
-        rows.append([label, f"{v['budget']:.3f}", f"{v['doubled']:.3f}", f"{v['shift']:+.3f}",
-                     "yes" if v["passed"] else "no"])
+        rows.append(
+            [label, f"{v['budget']:.3f}", f"{v['doubled']:.3f}", f"{v['shift']:+.3f}", "yes" if v["passed"] else "no"]
+        )
     return rows
 
 
 def _finals(results: Any, metric: str, seeds: set[int]) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     for cell in results.cells:
-        vals = [float(r["epochs"][-1][metric]) for r in cell.runs if int(r["seed"]) in seeds and r["epochs"]
-                and r["epochs"][-1].get(metric) is not None]
+        vals = [
+            float(r["epochs"][-1][metric])
+            for r in cell.runs
+            if int(r["seed"]) in seeds and r["epochs"] and r["epochs"][-1].get(metric) is not None
+        ]
         vals += [100.0 if metric.endswith("error") else float("nan") for r in cell.diverged if int(r["seed"]) in seeds]
         out[_cell_key(cell.values)] = vals
     return out
 
 
-def run_budget_check(repro: Reproduction, scale: str, out: str | Path, *, studies: str | Path | None = None,
-                     record: bool = True, **execution: Any) -> dict[str, Any]:
+def run_budget_check(
+    repro: Reproduction,
+    scale: str,
+    out: str | Path,
+    *,
+    studies: str | Path | None = None,
+    record: bool = True,
+    **execution: Any,
+) -> dict[str, Any]:
     """Train the first `SEEDS` seeds of every cell of every part at the budget and at twice it; compare.
 
     Runs of the budget itself are reused from ``out/<part>`` when the reproduction already ran there (same
@@ -117,8 +132,7 @@ def run_budget_check(repro: Reproduction, scale: str, out: str | Path, *, studie
         ``{"<spec>@<scale>": record}`` for every part checked.
     """
     if not repro.parts:
-        raise InputError(f"{repro.name} has a custom runner (no epoch budget): the budget check applies to study "
-                         "parts")
+        raise InputError(f"{repro.name} has a custom runner (no epoch budget): the budget check applies to study parts")
     out = Path(out)
     tolerance = float(repro.design(studies).option("budget_tolerance"))
     made: dict[str, Any] = {}
@@ -130,8 +144,11 @@ def run_budget_check(repro: Reproduction, scale: str, out: str | Path, *, studie
         t0 = time.perf_counter()
         main_db = out / part.name / "results.db"
         wanted = {r.hash for r in grid_runs(small)}
-        have = ({r["hash"] for r in Store(main_db).runs() if r["status"] in ("done", "diverged")}
-                if main_db.is_file() else set())
+        have = (
+            {r["hash"] for r in Store(main_db).runs() if r["status"] in ("done", "diverged")}
+            if main_db.is_file()
+            else set()
+        )
         if wanted <= have:
             x1 = collect(out / part.name)
         else:
@@ -147,10 +164,17 @@ def run_budget_check(repro: Reproduction, scale: str, out: str | Path, *, studie
                 m1, m2 = float(np.mean(a[key])), float(np.mean(b[key]))
                 cells[key] = {"budget": m1, "doubled": m2, "shift": m2 - m1, "passed": bool(abs(m2 - m1) <= tolerance)}
         made[record_key(part.spec, scale)] = {
-            "digest": spec.digest, "metric": metric, "tolerance": tolerance, "seeds": len(seeds),
-            "epochs": [spec.base.epochs, 2 * spec.base.epochs], "cells": cells,
-            "passed": all(c["passed"] for c in cells.values()), "date": time.strftime("%Y-%m-%d"),
-            "rectlab": __version__, "seconds": round(time.perf_counter() - t0, 1)}
+            "digest": spec.digest,
+            "metric": metric,
+            "tolerance": tolerance,
+            "seeds": len(seeds),
+            "epochs": [spec.base.epochs, 2 * spec.base.epochs],
+            "cells": cells,
+            "passed": all(c["passed"] for c in cells.values()),
+            "date": time.strftime("%Y-%m-%d"),
+            "rectlab": __version__,
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
     if record:
         path = studies_dir(studies) / BUDGET_FILE
         existing = json.loads(path.read_text()) if path.is_file() else {}

@@ -54,8 +54,8 @@ FRAGILE = 0.8  # a label that fewer than 80% of the seed-bootstrap resamples rep
 SCALE_TEXT = {
     "smoke": "a cut-down run for the test suite (digits, 1-2 epochs): it checks the machinery, not the claim",
     "quick": "a 2-CPU-core run: cheap proxy models (small plain and residual CNNs, MLPs) on Fashion-MNIST "
-             "(subsets), trained to a plateau, 8 or more seeds per cell; each study states what its proxy keeps "
-             "and changes from the paper",
+    "(subsets), trained to a plateau, 8 or more seeds per cell; each study states what its proxy keeps "
+    "and changes from the paper",
     "full": "a GPU-sized run close to the paper's setting (CIFAR/SVHN when present, many epochs, 5+ seeds)",
 }
 
@@ -138,12 +138,27 @@ class ClaimCheck:
         def num(v: float | None) -> float | None:
             return None if v is None or not math.isfinite(v) else float(v)
 
-        return {"claim": self.claim, "primary": self.primary, "verdict": self.verdict, "reason": self.reason,
-                "kind": self.expect or "own rule", "n": self.n, "n_planned": self.n_planned,
-                "estimate": num(self.estimate), "ci": [num(self.ci[0]), num(self.ci[1])], "null": self.null,
-                "p": num(self.p), "p_holm": num(self.p_holm), "alpha": num(self.alpha), "mde": num(self.mde),
-                "margin": num(self.margin), "stability": num(self.stability), "fragile": self.fragile,
-                "needed": self.needed, "unit": self.unit.strip()}
+        return {
+            "claim": self.claim,
+            "primary": self.primary,
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "kind": self.expect or "own rule",
+            "n": self.n,
+            "n_planned": self.n_planned,
+            "estimate": num(self.estimate),
+            "ci": [num(self.ci[0]), num(self.ci[1])],
+            "null": self.null,
+            "p": num(self.p),
+            "p_holm": num(self.p_holm),
+            "alpha": num(self.alpha),
+            "mde": num(self.mde),
+            "margin": num(self.margin),
+            "stability": num(self.stability),
+            "fragile": self.fragile,
+            "needed": self.needed,
+            "unit": self.unit.strip(),
+        }
 
 
 @dataclass(frozen=True)
@@ -274,8 +289,10 @@ class Design:
         if not 0 < self.alpha < 1:
             raise DesignError(f"{self.where}: alpha must lie in (0, 1), got {self.alpha}")
         if not 1 <= len(self.stages) <= 2 or any(a <= 0 for a in self.stages) or sum(self.stages) > self.alpha + 1e-12:
-            raise DesignError(f"{self.where}: stages must be one or two positive alphas that sum to at most alpha "
-                              f"({self.alpha:g}), got {list(self.stages)}")
+            raise DesignError(
+                f"{self.where}: stages must be one or two positive alphas that sum to at most alpha "
+                f"({self.alpha:g}), got {list(self.stages)}"
+            )
 
     @classmethod
     def from_table(cls, where: str, table: Mapping[str, Any]) -> Design:
@@ -315,7 +332,7 @@ def claim_table(spec: str, studies: str | Path | None = None) -> dict[str, Any]:
     table = dict(_read_toml(str(path), path.stat().st_mtime).get("study", {}))
     for key in ("paper", "claim"):
         if not table.get(key):
-            raise DesignError(f"{path}: [study] needs {key} = \"...\" (the paper's claim is stated in its spec)")
+            raise DesignError(f'{path}: [study] needs {key} = "..." (the paper\'s claim is stated in its spec)')
     return table
 
 
@@ -372,9 +389,11 @@ class Reproduction:
         return Design.from_table(str(studies_dir(studies) / self.spec), self.table(studies).get("reproduce", {}))
 
 
-STUDY_RULE = ("The study's verdict comes from its primary checks: contradicted if any primary check is "
-              "contradicted; otherwise not reproduced if any is not reproduced; otherwise inconclusive if any is "
-              "inconclusive; otherwise weaker than claimed if any is weaker than claimed; otherwise reproduced.")
+STUDY_RULE = (
+    "The study's verdict comes from its primary checks: contradicted if any primary check is "
+    "contradicted; otherwise not reproduced if any is not reproduced; otherwise inconclusive if any is "
+    "inconclusive; otherwise weaker than claimed if any is weaker than claimed; otherwise reproduced."
+)
 
 
 def overall_verdict(checks: list[ClaimCheck]) -> tuple[str, str]:
@@ -395,8 +414,9 @@ def overall_verdict(checks: list[ClaimCheck]) -> tuple[str, str]:
     return "reproduced", "; ".join(f"{c.claim}: {c.reason}" for c in primary)
 
 
-def load_part_spec(repro: Reproduction, part_spec: str, scale: str, studies: str | Path | None = None,
-                   dataset: str | None = None) -> Any:
+def load_part_spec(
+    repro: Reproduction, part_spec: str, scale: str, studies: str | Path | None = None, dataset: str | None = None
+) -> Any:
     """The `rectlab.study.StudySpec` of one part at ``scale`` (``dataset`` overrides the spec's)."""
     spec = load_spec(studies_dir(studies) / part_spec, scale=scale)
     if dataset is not None:

@@ -106,8 +106,8 @@ ONE_SIDED = ("equivalent", "not-lower", "not-higher")  # claims tested one-sided
 RunValue = Callable[[Mapping[str, Any]], float]
 
 
-
 # -- picking cells and values ----------------------------------------------------------------------------
+
 
 def _matches(values: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
     return all(k in values and values[k] == v for k, v in wanted.items())
@@ -212,6 +212,7 @@ def _get(row: Mapping[str, Any], metric: str) -> float:
 
 # -- convergence and samples -------------------------------------------------------------------------------
 
+
 @dataclass
 class Sample:
     """Per-seed values of one group of runs, with the runs that did not give an ordinary value.
@@ -254,8 +255,12 @@ def sample(cell: Any, value: RunValue, *, label: str = "", diverged: float | Non
     """
     if cell is None:
         return Sample(label=label)
-    out = Sample(per_seed(cell, value), label or cell.label, diverged_value=diverged,
-                 planned=int(getattr(cell, "planned", 0) or 0))
+    out = Sample(
+        per_seed(cell, value),
+        label or cell.label,
+        diverged_value=diverged,
+        planned=int(getattr(cell, "planned", 0) or 0),
+    )
     for run in getattr(cell, "diverged", []):
         info = run.get("extras", {}).get("diverged", {})
         out.diverged[int(run["seed"])] = f"epoch {info.get('epoch', '?')}, step {info.get('step', '?')}"
@@ -265,8 +270,10 @@ def sample(cell: Any, value: RunValue, *, label: str = "", diverged: float | Non
     out.unconverged = [int(r["seed"]) for r in cell.runs if not converged(r) and not stalled(r)]
     budget = getattr(cell, "budget", None)
     if budget and not budget.get("passed", True):
-        out.budget = (f"{out.label}: at twice the epochs the {budget.get('metric', 'metric')} moved by "
-                      f"{budget.get('shift', math.nan):+.3g} (more than the tolerance {budget.get('tolerance', 0):g})")
+        out.budget = (
+            f"{out.label}: at twice the epochs the {budget.get('metric', 'metric')} moved by "
+            f"{budget.get('shift', math.nan):+.3g} (more than the tolerance {budget.get('tolerance', 0):g})"
+        )
     return out
 
 
@@ -275,6 +282,7 @@ def _as_sample(x: Sample | Mapping[int, float]) -> Sample:
 
 
 # -- evidence: the data behind a check, at any level, and its resamples ---------------------------------------
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -337,8 +345,9 @@ class Diff:
         if set(self.base) == set(self.other):
             seeds = sorted(self.base)
             pick = [seeds[i] for i in rng.integers(0, len(seeds), len(seeds))]
-            return Diff({i: self.base[s] for i, s in enumerate(pick)}, {i: self.other[s] for i, s in enumerate(pick)},
-                        method)
+            return Diff(
+                {i: self.base[s] for i, s in enumerate(pick)}, {i: self.other[s] for i, s in enumerate(pick)}, method
+            )
         b, o = list(self.base.values()), list(self.other.values())
         rb, ro = rng.integers(0, len(b), len(b)), rng.integers(0, len(o), len(o))
         return Diff({i: b[j] for i, j in enumerate(rb)}, {len(b) + i: o[j] for i, j in enumerate(ro)}, method)
@@ -355,9 +364,14 @@ class Rate:
     def estimate(self, level: float, kind: str, margin: float | None, *, power: bool = True) -> Estimate:
         if self.n == 0:
             return Estimate(math.nan, (math.nan, math.nan), math.nan, math.inf, 0, test="none")
-        return Estimate(self.successes / self.n, wilson(self.successes, self.n, alpha=level),
-                        rate_p(self.successes, self.n, self.null), rate_mde(self.null, self.n, alpha=level) if power
-                        else math.nan, self.n, test="Wilson score")
+        return Estimate(
+            self.successes / self.n,
+            wilson(self.successes, self.n, alpha=level),
+            rate_p(self.successes, self.n, self.null),
+            rate_mde(self.null, self.n, alpha=level) if power else math.nan,
+            self.n,
+            test="Wilson score",
+        )
 
     def resample(self, rng: np.random.Generator) -> Rate:
         return Rate(float(rng.binomial(self.n, self.successes / self.n)) if self.n else 0.0, self.n, self.null)
@@ -384,8 +398,14 @@ class Bootstrapped:
         if self.origin is not None:  # a resample: the original interval's shape around this estimate
             value = float(self.statistic(*(np.asarray(g) for g in self.groups)))
             b = bootstrap_interval(*_draws(self.origin), 1 - level)
-            return Estimate(value, (value - (b.estimate - b.low), value + (b.high - b.estimate)), math.nan, math.nan, n,
-                            test="shifted")
+            return Estimate(
+                value,
+                (value - (b.estimate - b.low), value + (b.high - b.estimate)),
+                math.nan,
+                math.nan,
+                n,
+                test="shifted",
+            )
         b = bootstrap_interval(*_draws(self), 1 - level)
         mde = mde_from_ci(b.low, b.high, alpha=level, confidence=1 - level) if power else math.nan
         return Estimate(b.estimate, (b.low, b.high), b.p, mde, n, test="seed bootstrap")
@@ -404,12 +424,15 @@ def _draws(source: Bootstrapped) -> tuple[float, np.ndarray]:
     if hit is None or hit[0] is not source:
         if len(_DRAWS) > 32:
             _DRAWS.clear()
-        hit = _DRAWS[id(source)] = (source, bootstrap_draws([np.asarray(g) for g in source.groups], source.statistic,
-                                                            n_resamples=source.n_resamples))
+        hit = _DRAWS[id(source)] = (
+            source,
+            bootstrap_draws([np.asarray(g) for g in source.groups], source.statistic, n_resamples=source.n_resamples),
+        )
     return hit[1]
 
 
 # -- statistics in words ---------------------------------------------------------------------------------
+
 
 def fmt_ci(lo: float, hi: float, digits: int = 2, alpha: float = ALPHA) -> str:
     """``95% CI a to b`` (the level from ``alpha``), or "no CI"."""
@@ -442,28 +465,57 @@ def _run_notes(groups: Sequence[Sample]) -> tuple[str, str]:
             worth = f"counted as {g.diverged_value:g}" if g.diverged_value is not None else "left out of the test"
             notes.append(f"{len(g.diverged)} {g.label} run(s) diverged ({where}), {worth}")
         if g.stalled:
-            notes.append(f"{len(g.stalled)} {g.label} run(s) stalled at chance level (seeds "
-                         f"{', '.join(map(str, g.stalled))}), counted with their final values")
+            notes.append(
+                f"{len(g.stalled)} {g.label} run(s) stalled at chance level (seeds "
+                f"{', '.join(map(str, g.stalled))}), counted with their final values"
+            )
         if g.unconverged:
             unconverged.append(f"{g.label} seeds {', '.join(map(str, g.unconverged))}")
         if g.budget:
             budget.append(g.budget)
     blocked = []
     if unconverged:
-        blocked.append("not converged: the training loss of " + "; ".join(unconverged) + " had not reached a plateau "
-                       f"(its last {PLATEAU_WINDOW:.0%} of epochs brought more than {PLATEAU_TOL:.0%} of its fall), so "
-                       "the final values are not yet the models' final accuracy")
+        blocked.append(
+            "not converged: the training loss of " + "; ".join(unconverged) + " had not reached a plateau "
+            f"(its last {PLATEAU_WINDOW:.0%} of epochs brought more than {PLATEAU_TOL:.0%} of its fall), so "
+            "the final values are not yet the models' final accuracy"
+        )
     if budget:
         blocked.append("not converged within the budget (budget check): " + "; ".join(budget))
     return "; ".join(notes), "; ".join(blocked)
 
 
-def _make(claim: str, source: Evidence | None, *, expect: str, margin: float | None, what: str, unit: str,
-          digits: int, primary: bool, notes: str = "", blocked: str = "", null: float = 0.0,
-          n_planned: int | None = None) -> ClaimCheck:
-    check = ClaimCheck(claim, "inconclusive", "", primary, margin=margin, expect=expect, null=null, notes=notes,
-                       blocked=blocked, unit=unit, digits=digits, what=what, n_planned=n_planned or None,
-                       source=source)
+def _make(
+    claim: str,
+    source: Evidence | None,
+    *,
+    expect: str,
+    margin: float | None,
+    what: str,
+    unit: str,
+    digits: int,
+    primary: bool,
+    notes: str = "",
+    blocked: str = "",
+    null: float = 0.0,
+    n_planned: int | None = None,
+) -> ClaimCheck:
+    check = ClaimCheck(
+        claim,
+        "inconclusive",
+        "",
+        primary,
+        margin=margin,
+        expect=expect,
+        null=null,
+        notes=notes,
+        blocked=blocked,
+        unit=unit,
+        digits=digits,
+        what=what,
+        n_planned=n_planned or None,
+        source=source,
+    )
     return judged(check)
 
 
@@ -485,8 +537,10 @@ def judged(check: ClaimCheck, level: float | None = None, p_holm: float | None =
         why = f"n = {est.n} is too small to compare (a test needs at least {MIN_SEEDS} per group)"
     else:
         shown = f"{est.value:.{digits}f}" if _is_rate(check) else f"{est.value:+.{digits}f}"
-        evidence = (f"{check.what} {shown}{unit} ({fmt_ci(est.ci[0], est.ci[1], digits, ci_level)}, {est.test}, "
-                    f"{_p_text(est.p)}, n={est.n})")
+        evidence = (
+            f"{check.what} {shown}{unit} ({fmt_ci(est.ci[0], est.ci[1], digits, ci_level)}, {est.test}, "
+            f"{_p_text(est.p)}, n={est.n})"
+        )
     if check.blocked:
         verdict, why = "inconclusive", check.blocked
     corrected = f", Holm p={p_holm:.3g}" if p_holm is not None and not math.isnan(p_holm) else ""
@@ -495,8 +549,11 @@ def judged(check: ClaimCheck, level: float | None = None, p_holm: float | None =
     margin = ""
     if check.margin is not None:
         sign = 1 if check.expect == "higher" else -1
-        margin = (f", threshold {check.null:g}, claimed level {check.null + sign * check.margin:g}" if _is_rate(check)
-                  else f", margin {check.margin:g}{unit}")
+        margin = (
+            f", threshold {check.null:g}, claimed level {check.null + sign * check.margin:g}"
+            if _is_rate(check)
+            else f", margin {check.margin:g}{unit}"
+        )
     parts = [f"{evidence}{corrected}; {power}{at}{margin}: {why}"]
     needed = None
     if verdict == "inconclusive" and not check.blocked:
@@ -505,9 +562,22 @@ def judged(check: ClaimCheck, level: float | None = None, p_holm: float | None =
             parts.append(f"about {needed} {'runs' if _is_rate(check) else 'per group'} would decide it")
     if check.notes:
         parts.append(check.notes)
-    return dataclasses.replace(check, verdict=verdict, reason="; ".join(parts), n=est.n, estimate=est.value,
-                               ci=est.ci, p=est.p, p_holm=math.nan if p_holm is None else p_holm, mde=est.mde,
-                               sd=est.sd, paired=est.paired, alpha=level, evidence=evidence, needed=needed)
+    return dataclasses.replace(
+        check,
+        verdict=verdict,
+        reason="; ".join(parts),
+        n=est.n,
+        estimate=est.value,
+        ci=est.ci,
+        p=est.p,
+        p_holm=math.nan if p_holm is None else p_holm,
+        mde=est.mde,
+        sd=est.sd,
+        paired=est.paired,
+        alpha=level,
+        evidence=evidence,
+        needed=needed,
+    )
 
 
 def _is_rate(check: ClaimCheck) -> bool:
@@ -529,9 +599,19 @@ def _needed(check: ClaimCheck, est: Estimate, level: float) -> int | None:
     return seeds_for(check.margin, est.sd, paired=est.paired, alpha=level)
 
 
-def direction_check(claim: str, base: Sample | Mapping[int, float], other: Sample | Mapping[int, float], *,
-                    expect: str = "lower", margin: float | None = None, what: str = "difference", unit: str = "",
-                    digits: int = 2, primary: bool = True, gate: bool = False) -> ClaimCheck:
+def direction_check(
+    claim: str,
+    base: Sample | Mapping[int, float],
+    other: Sample | Mapping[int, float],
+    *,
+    expect: str = "lower",
+    margin: float | None = None,
+    what: str = "difference",
+    unit: str = "",
+    digits: int = 2,
+    primary: bool = True,
+    gate: bool = False,
+) -> ClaimCheck:
     """Judge "``other`` is {expect} than ``base``" by the five-label rule (`rectlab.report.stats.judge`).
 
     Args:
@@ -546,51 +626,151 @@ def direction_check(claim: str, base: Sample | Mapping[int, float], other: Sampl
     """
     if expect not in ("lower", "higher"):
         raise ValueError(f"expect must be 'lower' or 'higher', got {expect!r}")
-    return _pair_check(claim, base, other, expect=expect, margin=margin, what=what, unit=unit, digits=digits,
-                       primary=primary, gate=gate)
+    return _pair_check(
+        claim,
+        base,
+        other,
+        expect=expect,
+        margin=margin,
+        what=what,
+        unit=unit,
+        digits=digits,
+        primary=primary,
+        gate=gate,
+    )
 
 
-def _pair_check(claim: str, base: Sample | Mapping[int, float], other: Sample | Mapping[int, float], *, expect: str,
-                margin: float | None, what: str, unit: str, digits: int, primary: bool, gate: bool) -> ClaimCheck:
+def _pair_check(
+    claim: str,
+    base: Sample | Mapping[int, float],
+    other: Sample | Mapping[int, float],
+    *,
+    expect: str,
+    margin: float | None,
+    what: str,
+    unit: str,
+    digits: int,
+    primary: bool,
+    gate: bool,
+) -> ClaimCheck:
     b, o = _as_sample(base), _as_sample(other)
     notes, blocked = _run_notes([b, o])
     finite_b = {s: v for s, v in b.values.items() if math.isfinite(v)}
     finite_o = {s: v for s, v in o.values.items() if math.isfinite(v)}
     planned = min(b.planned, o.planned) if b.planned and o.planned else None
-    return _make(claim, Diff(finite_b, finite_o), expect=expect, margin=margin, what=what, unit=unit, digits=digits,
-                 primary=primary, notes=notes, blocked=blocked if gate else "", n_planned=planned)
+    return _make(
+        claim,
+        Diff(finite_b, finite_o),
+        expect=expect,
+        margin=margin,
+        what=what,
+        unit=unit,
+        digits=digits,
+        primary=primary,
+        notes=notes,
+        blocked=blocked if gate else "",
+        n_planned=planned,
+    )
 
 
-def equivalence_check(claim: str, base: Sample | Mapping[int, float], other: Sample | Mapping[int, float], *,
-                      margin: float, what: str = "difference", unit: str = "", digits: int = 2,
-                      primary: bool = True, gate: bool = False) -> ClaimCheck:
+def equivalence_check(
+    claim: str,
+    base: Sample | Mapping[int, float],
+    other: Sample | Mapping[int, float],
+    *,
+    margin: float,
+    what: str = "difference",
+    unit: str = "",
+    digits: int = 2,
+    primary: bool = True,
+    gate: bool = False,
+) -> ClaimCheck:
     """Judge "``other`` is comparable to ``base`` (within ±margin)" by two one-sided tests (TOST): reproduced when
     the ``1 - 2 alpha`` interval lies inside ±margin, contradicted when it lies outside."""
-    return _pair_check(claim, base, other, expect="equivalent", margin=margin, what=what, unit=unit, digits=digits,
-                       primary=primary, gate=gate)
+    return _pair_check(
+        claim,
+        base,
+        other,
+        expect="equivalent",
+        margin=margin,
+        what=what,
+        unit=unit,
+        digits=digits,
+        primary=primary,
+        gate=gate,
+    )
 
 
-def no_improvement_check(claim: str, base: Sample | Mapping[int, float], other: Sample | Mapping[int, float], *,
-                         margin: float, what: str = "difference", unit: str = "", digits: int = 2,
-                         primary: bool = True, gate: bool = False) -> ClaimCheck:
+def no_improvement_check(
+    claim: str,
+    base: Sample | Mapping[int, float],
+    other: Sample | Mapping[int, float],
+    *,
+    margin: float,
+    what: str = "difference",
+    unit: str = "",
+    digits: int = 2,
+    primary: bool = True,
+    gate: bool = False,
+) -> ClaimCheck:
     """Judge "``other`` does not improve on ``base`` by as much as ``margin``" (lower is better): reproduced when
     the ``1 - 2 alpha`` interval of ``other − base`` lies above ``-margin``, contradicted when below it."""
-    return _pair_check(claim, base, other, expect="not-lower", margin=margin, what=what, unit=unit, digits=digits,
-                       primary=primary, gate=gate)
+    return _pair_check(
+        claim,
+        base,
+        other,
+        expect="not-lower",
+        margin=margin,
+        what=what,
+        unit=unit,
+        digits=digits,
+        primary=primary,
+        gate=gate,
+    )
 
 
-def no_worse_check(claim: str, base: Sample | Mapping[int, float], other: Sample | Mapping[int, float], *,
-                   margin: float, what: str = "difference", unit: str = "", digits: int = 2,
-                   primary: bool = True, gate: bool = False) -> ClaimCheck:
+def no_worse_check(
+    claim: str,
+    base: Sample | Mapping[int, float],
+    other: Sample | Mapping[int, float],
+    *,
+    margin: float,
+    what: str = "difference",
+    unit: str = "",
+    digits: int = 2,
+    primary: bool = True,
+    gate: bool = False,
+) -> ClaimCheck:
     """Judge "``other`` is not worse than ``base`` by more than ``margin``" (lower is better): reproduced when the
     ``1 - 2 alpha`` interval of ``other − base`` lies below ``margin``, contradicted when above it."""
-    return _pair_check(claim, base, other, expect="not-higher", margin=margin, what=what, unit=unit, digits=digits,
-                       primary=primary, gate=gate)
+    return _pair_check(
+        claim,
+        base,
+        other,
+        expect="not-higher",
+        margin=margin,
+        what=what,
+        unit=unit,
+        digits=digits,
+        primary=primary,
+        gate=gate,
+    )
 
 
-def estimate_check(claim: str, source: Evidence, *, expect: str, margin: float | None, what: str, unit: str = "",
-                   digits: int = 2, primary: bool = True, notes: str = "", n_planned: int | None = None,
-                   null: float = 0.0) -> ClaimCheck:
+def estimate_check(
+    claim: str,
+    source: Evidence,
+    *,
+    expect: str,
+    margin: float | None,
+    what: str,
+    unit: str = "",
+    digits: int = 2,
+    primary: bool = True,
+    notes: str = "",
+    n_planned: int | None = None,
+    null: float = 0.0,
+) -> ClaimCheck:
     """A check on any `Evidence` (e.g. `Bootstrapped`), judged by the same rule as the others.
 
     Args:
@@ -599,13 +779,34 @@ def estimate_check(claim: str, source: Evidence, *, expect: str, margin: float |
         notes: shown with the reason; n_planned: the n the spec planned.
         null: what "no effect" is (0 for a difference; the threshold of a rate claim).
     """
-    return _make(claim, source, expect=expect, margin=margin, what=what, unit=unit, digits=digits, primary=primary,
-                 notes=notes, n_planned=n_planned, null=null)
+    return _make(
+        claim,
+        source,
+        expect=expect,
+        margin=margin,
+        what=what,
+        unit=unit,
+        digits=digits,
+        primary=primary,
+        notes=notes,
+        n_planned=n_planned,
+        null=null,
+    )
 
 
-def rate_check(claim: str, successes: int, n: int, *, threshold: float, level: float | None = None,
-               expect: str = "higher", what: str = "runs", notes: str = "", primary: bool = True,
-               n_planned: int | None = None) -> ClaimCheck:
+def rate_check(
+    claim: str,
+    successes: int,
+    n: int,
+    *,
+    threshold: float,
+    level: float | None = None,
+    expect: str = "higher",
+    what: str = "runs",
+    notes: str = "",
+    primary: bool = True,
+    n_planned: int | None = None,
+) -> ClaimCheck:
     """Judge a claim about how often something happens, against a threshold declared before running.
 
     The rate ``successes / n`` with its Wilson interval is judged as a directional claim with ``null`` =
@@ -629,9 +830,19 @@ def rate_check(claim: str, successes: int, n: int, *, threshold: float, level: f
     if level is not None and (level <= threshold if expect == "higher" else level >= threshold):
         raise ValueError(f"the claimed level {level} must lie beyond the threshold {threshold} on the claimed side")
     margin = None if level is None else abs(level - threshold)
-    return _make(claim, Rate(float(successes), n, threshold), expect=expect, margin=margin,
-                 what=f"rate of {what}", unit="", digits=2, primary=primary, notes=notes, null=threshold,
-                 n_planned=n_planned)
+    return _make(
+        claim,
+        Rate(float(successes), n, threshold),
+        expect=expect,
+        margin=margin,
+        what=f"rate of {what}",
+        unit="",
+        digits=2,
+        primary=primary,
+        notes=notes,
+        null=threshold,
+        n_planned=n_planned,
+    )
 
 
 def missing_check(claim: str, why: str, primary: bool = True) -> ClaimCheck:
@@ -640,6 +851,7 @@ def missing_check(claim: str, why: str, primary: bool = True) -> ClaimCheck:
 
 
 # -- the family of a study's primary claims ----------------------------------------------------------------
+
 
 def stability(check: ClaimCheck, resamples: int = RESAMPLES, seed: int = 0) -> float | None:
     """The share of ``resamples`` seed-bootstrap resamples of the check's data that give its label, at the level

@@ -93,13 +93,24 @@ def cpu_model() -> str:
 def spec_digest(ctx: Context) -> str:
     """16 hex digits over the claim's design and the digest of every part spec and custom setup that ran: the
     same value means the same planned design (seeds, margins, thresholds, alpha, models, budgets)."""
-    blob = json.dumps({"design": ctx.design.record() if ctx.design else {}, "digests": ctx.digests,
-                       "scale": ctx.scale}, sort_keys=True, default=str)
+    blob = json.dumps(
+        {"design": ctx.design.record() if ctx.design else {}, "digests": ctx.digests, "scale": ctx.scale},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def verdict_record(repro: Reproduction, ctx: Context, analysis: Analysis, verdict: str, reason: str, seconds: float,
-                   command: str, cpu_seconds: float | None = None) -> dict[str, Any]:
+def verdict_record(
+    repro: Reproduction,
+    ctx: Context,
+    analysis: Analysis,
+    verdict: str,
+    reason: str,
+    seconds: float,
+    command: str,
+    cpu_seconds: float | None = None,
+) -> dict[str, Any]:
     """The content of ``verdict.json``: the verdict, every check's evidence, and the runs behind them.
 
     ``runs`` sums ``{"done", "diverged", "stalled", "failed", ...}`` over the parts; ``converged`` says whether
@@ -114,23 +125,46 @@ def verdict_record(repro: Reproduction, ctx: Context, analysis: Analysis, verdic
             counts[status] = counts.get(status, 0) + k
     runs_total = {**counts, **analysis.runs} if analysis.runs else counts
     return {
-        "name": repro.name, "scale": ctx.scale, "verdict": verdict, "reason": reason, "rule": STUDY_RULE,
-        "seconds": round(seconds, 1), "cpu_seconds": None if cpu_seconds is None else round(cpu_seconds, 1),
-        "command": command, "cpu": cpu_model(), "versions": _versions(),
+        "name": repro.name,
+        "scale": ctx.scale,
+        "verdict": verdict,
+        "reason": reason,
+        "rule": STUDY_RULE,
+        "seconds": round(seconds, 1),
+        "cpu_seconds": None if cpu_seconds is None else round(cpu_seconds, 1),
+        "command": command,
+        "cpu": cpu_model(),
+        "versions": _versions(),
         "runs": runs_total,
         "converged": all(p.results.converged for p in ctx.parts.values()),
         "n_planned": {name: len(p.spec.seeds) for name, p in ctx.parts.items()} or analysis.n_planned,
-        "spec_digest": spec_digest(ctx), "design": {**(ctx.design.record() if ctx.design else {}),
-                                                    "decided_at_stage": analysis.stage},
+        "spec_digest": spec_digest(ctx),
+        "design": {**(ctx.design.record() if ctx.design else {}), "decided_at_stage": analysis.stage},
         "checks": [c.record() for c in analysis.checks],
-        "parts": {name: {"spec": p.part.spec, "stage": p.part.stage, "runs": p.results.run_counts(),
-                         "converged": p.results.converged, "devices": p.results.devices,
-                         "budget": analysis.budget.get(name)} for name, p in ctx.parts.items()},
+        "parts": {
+            name: {
+                "spec": p.part.spec,
+                "stage": p.part.stage,
+                "runs": p.results.run_counts(),
+                "converged": p.results.converged,
+                "devices": p.results.devices,
+                "budget": analysis.budget.get(name),
+            }
+            for name, p in ctx.parts.items()
+        },
     }
 
 
-def _run_parts(repro: Reproduction, ctx: Context, stage: int, *, dataset: str | None, budget: dict[str, Any],
-               analysis_budget: dict[str, str], run_kwargs: dict[str, Any]) -> None:
+def _run_parts(
+    repro: Reproduction,
+    ctx: Context,
+    stage: int,
+    *,
+    dataset: str | None,
+    budget: dict[str, Any],
+    analysis_budget: dict[str, str],
+    run_kwargs: dict[str, Any],
+) -> None:
     console, progress = run_kwargs.get("console"), run_kwargs.get("progress", True)
     for part in (p for p in repro.parts if ctx.scale in p.scales and p.stage == stage):
         spec = load_part_spec(repro, part.spec, ctx.scale, ctx.execution.get("studies"), dataset)
@@ -186,29 +220,46 @@ def run_reproduction(
     t0, cpu0 = time.perf_counter(), _cpu_seconds()
     out = Path(out) if out is not None else Path("runs") / f"repro-{repro.name}-{scale}"
     out.mkdir(parents=True, exist_ok=True)
-    execution = {"device": device, "data_dir": data_dir, "executor": executor, "workers": workers,
-                 "progress": progress, "console": console, "studies": studies, "dataset": dataset}
+    execution = {
+        "device": device,
+        "data_dir": data_dir,
+        "executor": executor,
+        "workers": workers,
+        "progress": progress,
+        "console": console,
+        "studies": studies,
+        "dataset": dataset,
+    }
     design = repro.design(studies)
     ctx = Context(repro.name, scale, out, {}, execution, design)
     if repro.runner is not None:
         analysis = repro.runner(ctx)
         analysis.checks = finalize(analysis.checks, design.stages[0], resamples=resamples)
     else:
-        run_kwargs = {"executor": executor, "workers": workers, "device": device, "data_dir": data_dir,
-                      "progress": progress, "console": console, **study_options}
+        run_kwargs = {
+            "executor": executor,
+            "workers": workers,
+            "device": device,
+            "data_dir": data_dir,
+            "progress": progress,
+            "console": console,
+            **study_options,
+        }
         budget, budget_notes = load_budget(studies), dict[str, str]()
         two_stage = len(design.stages) == 2
         _run_parts(repro, ctx, 1, dataset=dataset, budget=budget, analysis_budget=budget_notes, run_kwargs=run_kwargs)
         if not two_stage:  # a fixed design runs every part
-            _run_parts(repro, ctx, 2, dataset=dataset, budget=budget, analysis_budget=budget_notes,
-                       run_kwargs=run_kwargs)
+            _run_parts(
+                repro, ctx, 2, dataset=dataset, budget=budget, analysis_budget=budget_notes, run_kwargs=run_kwargs
+            )
         analysis = repro.analyze(ctx) if repro.analyze is not None else Analysis()
         stage = 1
         checks = finalize(analysis.checks, design.stages[0], resamples=0 if two_stage else resamples)
         second = [p for p in repro.parts if scale in p.scales and p.stage == 2]
         if two_stage and second and any(c.primary and c.verdict == "inconclusive" for c in checks):
-            _run_parts(repro, ctx, 2, dataset=dataset, budget=budget, analysis_budget=budget_notes,
-                       run_kwargs=run_kwargs)
+            _run_parts(
+                repro, ctx, 2, dataset=dataset, budget=budget, analysis_budget=budget_notes, run_kwargs=run_kwargs
+            )
             analysis = repro.analyze(ctx) if repro.analyze is not None else Analysis()
             stage = 2
         if two_stage:

@@ -19,8 +19,13 @@ from .core import FRAGILE, STUDY_RULE, VERDICTS
 
 __all__ = ["HEADERS", "load_records", "results_markdown", "summary_markdown", "summary_rows"]
 
-HEADERS = ["study", "verdict", "primary checks: label (stability) — estimate [CI], MDE, margin, n run/planned",
-           "runs done / diverged / stalled / failed", "time"]
+HEADERS = [
+    "study",
+    "verdict",
+    "primary checks: label (stability) — estimate [CI], MDE, margin, n run/planned",
+    "runs done / diverged / stalled / failed",
+    "time",
+]
 
 
 def load_records(folders: Iterable[str | Path]) -> list[dict[str, Any]]:
@@ -50,8 +55,10 @@ def _check_text(c: Mapping[str, Any]) -> str:
         return f"{label}: {c['claim']}"
     lo, hi = c["ci"]
     sign = "" if c.get("null") else "+"
-    return (f"{label}: {c['claim']} — {c['estimate']:{sign}.2f} [{_num(lo)}, {_num(hi)}], MDE {_num(c['mde'])}"
-            f"{_margin(c)}, n={c['n']}{planned}")
+    return (
+        f"{label}: {c['claim']} — {c['estimate']:{sign}.2f} [{_num(lo)}, {_num(hi)}], MDE {_num(c['mde'])}"
+        f"{_margin(c)}, n={c['n']}{planned}"
+    )
 
 
 def _runs(r: Mapping[str, Any]) -> str:

@@ -22,7 +22,7 @@ def test_batches(data: Any, test_limit: int | None, batch_size: int = 512) -> tu
     if not getattr(data, "in_memory", True):
         raise InputError(f"{data.name}: prediction probes need an in-memory dataset (not an image folder)")
     x, y = data.test_x[:test_limit], data.test_y[:test_limit]
-    return [augment.normalize(x[i:i + batch_size], data.mean, data.std) for i in range(0, len(x), batch_size)], y
+    return [augment.normalize(x[i : i + batch_size], data.mean, data.std) for i in range(0, len(x), batch_size)], y
 
 
 def load_trained(run: Mapping[str, Any], part_dir: str | Path, data: Any) -> nn.Module:
@@ -38,8 +38,10 @@ def load_trained(run: Mapping[str, Any], part_dir: str | Path, data: Any) -> nn.
     """
     path = Path(part_dir) / "runs" / run["hash"] / "checkpoint.pt"
     if not path.is_file():
-        raise MissingFileError(f"{path} is missing: the prediction analysis needs the run's checkpoint; "
-                               "re-run the study without deleting runs/")
+        raise MissingFileError(
+            f"{path} is missing: the prediction analysis needs the run's checkpoint; "
+            "re-run the study without deleting runs/"
+        )
     config = from_dict({**run["config"], "device": "cpu"})
     example = augment.normalize(data.train_x[:2], data.mean, data.std)
     torch.manual_seed(config.seed)

@@ -46,8 +46,9 @@ class SearchActivation(Activation):
     def __init__(self, beta: float = 1.0, inplace: bool = False, backend: str = "auto") -> None:
         super().__init__(inplace, backend)
         if backend == "triton":
-            raise InputError(f"search activation {self.expression!r} has no Triton kernel; use backend 'auto' or "
-                             "'torch'")
+            raise InputError(
+                f"search activation {self.expression!r} has no Triton kernel; use backend 'auto' or 'torch'"
+            )
         if not self.expression:
             raise InputTypeError("SearchActivation is built by rectlab.search.activation_class(expression)")
         self._expr = parse(self.expression)
@@ -68,7 +69,7 @@ def expression_of(name: str) -> str:
     Raises:
         ExprError: an invalid expression, or ``RUN/k`` naming a rank the search did not produce.
     """
-    text = name[len(PREFIX):] if name.lower().startswith(PREFIX) else name
+    text = name[len(PREFIX) :] if name.lower().startswith(PREFIX) else name
     text = text.strip()
     m = _RUN_RANK.match(text)
     if m and (Path(m["run"]) / "search.json").is_file():
@@ -93,15 +94,20 @@ def winner(run: str | Path, rank: int = 1) -> str:
         raise MissingFileError(f"{path} not found: pass the --out folder of a `rectlab search` run")
     winners = json.loads(path.read_text()).get("winners", [])
     if not 1 <= rank <= len(winners):
-        raise ExprError(f"the search in {run} has {len(winners)} winner(s); rank {rank} does not exist "
-                        f"(use search:{run}/1 ... search:{run}/{len(winners)})")
+        raise ExprError(
+            f"the search in {run} has {len(winners)} winner(s); rank {rank} does not exist "
+            f"(use search:{run}/1 ... search:{run}/{len(winners)})"
+        )
     return winners[rank - 1]["expression"]
 
 
 @functools.lru_cache(maxsize=4096)
 def _class_for(expression: str) -> type[SearchActivation]:
-    return type("SearchActivation", (SearchActivation,), {"expression": expression, "__module__": __name__,
-                                                           "__doc__": f"Search activation {expression}."})
+    return type(
+        "SearchActivation",
+        (SearchActivation,),
+        {"expression": expression, "__module__": __name__, "__doc__": f"Search activation {expression}."},
+    )
 
 
 def activation_class(name: str) -> type[SearchActivation]:

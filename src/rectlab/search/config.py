@@ -79,15 +79,19 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
-            raise ConfigError(f"strategy {self.strategy!r} is not valid; choose one of {', '.join(STRATEGIES)} (the "
-                              "paper's RL controller is not implemented)")
+            raise ConfigError(
+                f"strategy {self.strategy!r} is not valid; choose one of {', '.join(STRATEGIES)} (the "
+                "paper's RL controller is not implemented)"
+            )
         if not self.rungs:
             raise ConfigError("a search needs at least one [[rungs]] budget")
         if self.eta < 2:
             raise ConfigError(f"eta must be >= 2, got {self.eta}")
         if self.top_k < 1 or self.candidates < 0 or self.final_seeds < 2:
-            raise ConfigError(f"top_k >= 1, candidates >= 0 and final seeds >= 2 are needed, got {self.top_k}, "
-                              f"{self.candidates}, {self.final_seeds}")
+            raise ConfigError(
+                f"top_k >= 1, candidates >= 0 and final seeds >= 2 are needed, got {self.top_k}, "
+                f"{self.candidates}, {self.final_seeds}"
+            )
         if self.strategy == "random" and not self.candidates:
             raise ConfigError("strategy 'random' needs candidates = N (how many to sample)")
         for name in self.baselines:
@@ -115,8 +119,10 @@ def _merge(raw: dict[str, Any], scale: str | None, where: str) -> dict[str, Any]
         raise ConfigError(f"{where}: no [scales.{scale}] table; valid scales: {', '.join(scales) or 'none'}")
     for key, value in scales[scale].items():
         if key not in SECTIONS or key == "scales":
-            raise ConfigError(f"{where}: unknown key {key!r} in [scales.{scale}]; valid: "
-                              f"{', '.join(s for s in SECTIONS if s != 'scales')}")
+            raise ConfigError(
+                f"{where}: unknown key {key!r} in [scales.{scale}]; valid: "
+                f"{', '.join(s for s in SECTIONS if s != 'scales')}"
+            )
         if key == "rungs":
             out[key] = value
         else:
@@ -145,8 +151,10 @@ def config_from_dict(raw: dict[str, Any], scale: str | None = None, where: str =
     for section, table in (("child", child), ("final", final)):
         unknown = [k for k in table if k not in valid or k == "seed"]
         if unknown:
-            raise ConfigError(f"{where}: unknown [{section}] key(s) {unknown}; valid: TrainConfig fields "
-                              f"({', '.join(f for f in valid if f != 'seed')})")
+            raise ConfigError(
+                f"{where}: unknown [{section}] key(s) {unknown}; valid: TrainConfig fields "
+                f"({', '.join(f for f in valid if f != 'seed')})"
+            )
     rungs = []
     for i, rung in enumerate(d.get("rungs", [])):
         rung = dict(rung)
@@ -168,8 +176,9 @@ def load_config(path: str | Path, scale: str | None = None) -> SearchConfig:
     """Read a search TOML file at ``scale``."""
     path = Path(path)
     if not path.is_file():
-        raise MissingFileError(f"search config {path} does not exist; pass a .toml file like "
-                               "rectlab/specs/activation-search.toml")
+        raise MissingFileError(
+            f"search config {path} does not exist; pass a .toml file like rectlab/specs/activation-search.toml"
+        )
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:

@@ -24,8 +24,24 @@ from torch import Tensor
 
 from ..errors import InputError, RectlabError
 
-__all__ = ["EPS", "FUNCTIONS", "BinOp", "Call", "Const", "Expr", "ExprError", "Neg", "Param", "Pow", "Var",
-           "evaluate", "num_params", "param_names", "parse", "render"]
+__all__ = [
+    "EPS",
+    "FUNCTIONS",
+    "BinOp",
+    "Call",
+    "Const",
+    "Expr",
+    "ExprError",
+    "Neg",
+    "Param",
+    "Pow",
+    "Var",
+    "evaluate",
+    "num_params",
+    "param_names",
+    "parse",
+    "render",
+]
 
 EPS = 1e-7
 
@@ -61,6 +77,7 @@ FUNCTIONS: dict[str, tuple[int, Callable[..., Tensor]]] = {
 
 
 # -- the tree ----------------------------------------------------------------------------------------------
+
 
 class Expr:
     """Base class of expression nodes (immutable; equal trees compare equal)."""
@@ -194,8 +211,9 @@ def render(e: Expr) -> str:
 # -- parsing -----------------------------------------------------------------------------------------------
 
 _BINOPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
-HELP = ("use x, beta/beta1/beta2..., eps, numbers, + - * / **N (integer N) and the functions "
-        + ", ".join(f"{k}({', '.join('ab'[:n])})" for k, (n, _) in FUNCTIONS.items()))
+HELP = "use x, beta/beta1/beta2..., eps, numbers, + - * / **N (integer N) and the functions " + ", ".join(
+    f"{k}({', '.join('ab'[:n])})" for k, (n, _) in FUNCTIONS.items()
+)
 
 
 def parse(text: str) -> Expr:
@@ -221,8 +239,7 @@ def parse(text: str) -> Expr:
             if node.id == "beta" or (node.id.startswith("beta") and node.id[4:].isdigit()):
                 return params.setdefault(node.id, Param(node.id))
             raise ExprError(f"unknown symbol {node.id!r} in {text!r}; {HELP}")
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value,
-                                                                                                       bool):
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
             if not math.isfinite(node.value):
                 raise ExprError(f"numbers must be finite in {text!r}")
             return Const(float(node.value))
@@ -233,8 +250,12 @@ def parse(text: str) -> Expr:
             return Const(-arg.value) if isinstance(arg, Const) and not arg.name else Neg(arg)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
             exp = node.right
-            if isinstance(exp, ast.UnaryOp) or not (isinstance(exp, ast.Constant) and isinstance(exp.value, int)
-                                                    and not isinstance(exp.value, bool) and 1 <= exp.value <= 9):
+            if isinstance(exp, ast.UnaryOp) or not (
+                isinstance(exp, ast.Constant)
+                and isinstance(exp.value, int)
+                and not isinstance(exp.value, bool)
+                and 1 <= exp.value <= 9
+            ):
                 raise ExprError(f"only integer powers 1..9 are allowed (x**2, x**3), in {text!r}")
             return Pow(go(node.left), int(exp.value))
         if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
@@ -271,6 +292,7 @@ def _uses_x(e: Expr) -> bool:
 
 # -- evaluation --------------------------------------------------------------------------------------------
 
+
 def evaluate(e: Expr, x: Tensor, betas: Sequence[Tensor | float] = ()) -> Tensor:
     """``e`` applied elementwise to ``x`` with the parameters ``betas`` (in `param_names` order).
 
@@ -304,8 +326,7 @@ def evaluate(e: Expr, x: Tensor, betas: Sequence[Tensor | float] = ()) -> Tensor
             return a / b
         if isinstance(node, Call):
             args = [go(a) for a in node.args]
-            args = [a if isinstance(a, Tensor) else torch.as_tensor(a, dtype=x.dtype, device=x.device)
-                    for a in args]
+            args = [a if isinstance(a, Tensor) else torch.as_tensor(a, dtype=x.dtype, device=x.device) for a in args]
             return FUNCTIONS[node.fn][1](*args)
         raise TypeError(f"not an expression node: {node!r}")
 

@@ -111,15 +111,17 @@ def pool(config: SearchConfig) -> Screened:
         return screen(_sampled(config), limit=config.candidates)
     size = config.space.size()
     if size > config.max_exhaustive:
-        raise InputError(f"the space has {size:,} candidates, more than max_exhaustive = {config.max_exhaustive:,}; "
-                         "use strategy 'random' or 'halving' with candidates = N, or a smaller space")
+        raise InputError(
+            f"the space has {size:,} candidates, more than max_exhaustive = {config.max_exhaustive:,}; "
+            "use strategy 'random' or 'halving' with candidates = N, or a smaller space"
+        )
     return screen(config.space.enumerate())
 
 
 def _scores(store_dir: Path, rung: RungResult) -> None:
     for run in Store(store_dir / "results.db", readonly=True).runs():
         name = run["cell"].get("activation", "")
-        text = name[len(PREFIX):]
+        text = name[len(PREFIX) :]
         if text not in rung.candidates:
             continue
         seed = int(run["seed"])
@@ -131,11 +133,18 @@ def _scores(store_dir: Path, rung: RungResult) -> None:
     rung.scores = {t: sum(v.values()) / len(v) for t, v in rung.per_seed.items() if v}
 
 
-def _study(name: str, base: dict[str, Any], activations: list[str], seeds: int, baseline: str,
-           first_seed: int = 0) -> Any:
-    raw = {"study": {"name": name, "seeds": list(range(first_seed, first_seed + seeds)),
-                     "baseline": {"activation": baseline}},
-           "base": base, "grid": {"activation": activations}}
+def _study(
+    name: str, base: dict[str, Any], activations: list[str], seeds: int, baseline: str, first_seed: int = 0
+) -> Any:
+    raw = {
+        "study": {
+            "name": name,
+            "seeds": list(range(first_seed, first_seed + seeds)),
+            "baseline": {"activation": baseline},
+        },
+        "base": base,
+        "grid": {"activation": activations},
+    }
     return spec_from_dict(raw, where=name)
 
 
@@ -153,9 +162,19 @@ def _say(console: Any, text: str) -> None:
         console.print(text, soft_wrap=True)
 
 
-def run_search(config: SearchConfig, out: str | Path, *, final: bool = True, executor: str = "local",
-               workers: int = 1, device: str | None = None, data_dir: str | None = None, progress: bool = True,
-               console: Any = None, trackers: Sequence[str] = ()) -> SearchResult:
+def run_search(
+    config: SearchConfig,
+    out: str | Path,
+    *,
+    final: bool = True,
+    executor: str = "local",
+    workers: int = 1,
+    device: str | None = None,
+    data_dir: str | None = None,
+    progress: bool = True,
+    console: Any = None,
+    trackers: Sequence[str] = (),
+) -> SearchResult:
     """Screen, score and rank the candidates of ``config``; then compare the winners with the baselines.
 
     Args:
@@ -173,12 +192,23 @@ def run_search(config: SearchConfig, out: str | Path, *, final: bool = True, exe
     out.mkdir(parents=True, exist_ok=True)
     screened = pool(config)
     if not screened.accepted:
-        raise InputError(f"no candidate of the space passed screening ({len(screened.rejected)} rejected); widen the "
-                         "space")
-    _say(console, f"search: {config.space.describe()}; {screened.seen} examined, {len(screened.accepted)} distinct "
-                  f"kept, {len(screened.rejected)} rejected, {sum(map(len, screened.aliases.values()))} merged")
-    run_kwargs = {"executor": executor, "workers": workers, "device": device, "data_dir": data_dir,
-                  "progress": progress, "console": console, "trackers": list(trackers)}
+        raise InputError(
+            f"no candidate of the space passed screening ({len(screened.rejected)} rejected); widen the space"
+        )
+    _say(
+        console,
+        f"search: {config.space.describe()}; {screened.seen} examined, {len(screened.accepted)} distinct "
+        f"kept, {len(screened.rejected)} rejected, {sum(map(len, screened.aliases.values()))} merged",
+    )
+    run_kwargs = {
+        "executor": executor,
+        "workers": workers,
+        "device": device,
+        "data_dir": data_dir,
+        "progress": progress,
+        "console": console,
+        "trackers": list(trackers),
+    }
     budgets = list(config.rungs) if config.strategy == "halving" else [config.rungs[-1]]
     alive = [c.text for c in screened.accepted]
     rungs: list[RungResult] = []
@@ -187,12 +217,20 @@ def run_search(config: SearchConfig, out: str | Path, *, final: bool = True, exe
             keep = max(config.top_k, math.ceil(len(alive) / config.eta))
             alive = rungs[-1].ranked()[:keep]
         rung = RungResult(i, dict(overrides), seeds, list(alive))
-        _say(console, f"search rung {i}/{len(budgets)}: {len(alive)} candidates x {seeds} seed(s), "
-                      f"{json.dumps(overrides)}")
+        _say(
+            console,
+            f"search rung {i}/{len(budgets)}: {len(alive)} candidates x {seeds} seed(s), {json.dumps(overrides)}",
+        )
         start = time.perf_counter()
         # a search's seed also seeds its child networks: search k trains seeds 1000 k, 1000 k + 1, ...
-        spec = _study(f"search-rung{i}", config.run_config(overrides), [PREFIX + t for t in alive], seeds,
-                      PREFIX + alive[0], first_seed=1000 * config.seed)
+        spec = _study(
+            f"search-rung{i}",
+            config.run_config(overrides),
+            [PREFIX + t for t in alive],
+            seeds,
+            PREFIX + alive[0],
+            first_seed=1000 * config.seed,
+        )
         run_study(spec, out / f"rung{i}", **run_kwargs)
         _scores(out / f"rung{i}", rung)
         rung.seconds = time.perf_counter() - start
@@ -218,17 +256,43 @@ def _write(result: SearchResult) -> None:
     cfg = result.config
     ops = {c.text: list(c.ops) for c in result.screened.accepted}
     record = {
-        "space": {"unary": list(cfg.space.unary), "binary": list(cfg.space.binary), "units": list(cfg.space.units),
-                  "size": cfg.space.size()},
-        "strategy": cfg.strategy, "eta": cfg.eta, "top_k": cfg.top_k, "seed": cfg.seed,
-        "screening": {"examined": result.screened.seen, "accepted": len(result.screened.accepted),
-                      "rejected": result.screened.rejected, "merged": result.screened.aliases},
-        "rungs": [{"budget": r.budget, "seeds": r.seeds, "seconds": round(r.seconds, 1),
-                   "scores": {t: r.scores.get(t) for t in r.ranked()}, "per_seed": r.per_seed,
-                   "bad_runs": r.bad_runs} for r in result.rungs],
-        "ranking": [{"rank": i + 1, "expression": t, "name": PREFIX + t, "ops": ops.get(t),
-                     "swish_distance": _num(result.swish.get(t, (math.inf,))[0])}
-                    for i, t in enumerate(result.ranking)],
+        "space": {
+            "unary": list(cfg.space.unary),
+            "binary": list(cfg.space.binary),
+            "units": list(cfg.space.units),
+            "size": cfg.space.size(),
+        },
+        "strategy": cfg.strategy,
+        "eta": cfg.eta,
+        "top_k": cfg.top_k,
+        "seed": cfg.seed,
+        "screening": {
+            "examined": result.screened.seen,
+            "accepted": len(result.screened.accepted),
+            "rejected": result.screened.rejected,
+            "merged": result.screened.aliases,
+        },
+        "rungs": [
+            {
+                "budget": r.budget,
+                "seeds": r.seeds,
+                "seconds": round(r.seconds, 1),
+                "scores": {t: r.scores.get(t) for t in r.ranked()},
+                "per_seed": r.per_seed,
+                "bad_runs": r.bad_runs,
+            }
+            for r in result.rungs
+        ],
+        "ranking": [
+            {
+                "rank": i + 1,
+                "expression": t,
+                "name": PREFIX + t,
+                "ops": ops.get(t),
+                "swish_distance": _num(result.swish.get(t, (math.inf,))[0]),
+            }
+            for i, t in enumerate(result.ranking)
+        ],
         "winners": [{"rank": i + 1, "expression": t, "name": PREFIX + t} for i, t in enumerate(result.winners)],
         "final": str(result.final_dir) if result.final_dir else None,
         "seconds": round(result.seconds, 1),

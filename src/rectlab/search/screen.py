@@ -31,8 +31,12 @@ from .space import Candidate
 
 __all__ = ["PROBE", "Screened", "fingerprint", "reject_reason", "screen", "swish_fit"]
 
-PROBE = torch.cat([torch.linspace(-8.0, 8.0, 321, dtype=torch.float64),
-                   torch.tensor([-1e-3, 1e-3, 0.3183, -2.718, 12.0, -12.0], dtype=torch.float64)])
+PROBE = torch.cat(
+    [
+        torch.linspace(-8.0, 8.0, 321, dtype=torch.float64),
+        torch.tensor([-1e-3, 1e-3, 0.3183, -2.718, 12.0, -12.0], dtype=torch.float64),
+    ]
+)
 SECOND_BETA = 0.7
 EXPLODE = 1e4
 DEPTH, WIDTH = 8, 64

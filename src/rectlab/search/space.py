@@ -66,8 +66,11 @@ class SearchSpace:
         if bad:
             raise InputError(f"unknown search-space key(s) {sorted(bad)}; valid: unary, binary, units")
         units = d.get("units", 1)
-        return cls(tuple(d.get("unary", UNARY)), tuple(d.get("binary", BINARY)),
-                   (units,) if isinstance(units, int) else tuple(units))
+        return cls(
+            tuple(d.get("unary", UNARY)),
+            tuple(d.get("binary", BINARY)),
+            (units,) if isinstance(units, int) else tuple(units),
+        )
 
     def size(self) -> int:
         """Raw candidates (before screening and merging), counting symmetric binaries once per unordered pair."""
@@ -81,14 +84,17 @@ class SearchSpace:
             raise InputError(f"a candidate has 3 operations per core unit, got {list(ops)}")
         out: Expr = X
         for k in range(len(ops) // 3):
-            u1, u2, b = ops[3 * k: 3 * k + 3]
+            u1, u2, b = ops[3 * k : 3 * k + 3]
             out = BINARY[b].build(UNARY[u1].build(out), UNARY[u2].build(X))
         return Candidate(tuple(ops), out)
 
     def _units(self) -> Iterator[tuple[str, str, str]]:
         for b in self.binary:
-            pairs = (itertools.combinations_with_replacement(self.unary, 2) if BINARY[b].symmetric
-                     else itertools.product(self.unary, repeat=2))
+            pairs = (
+                itertools.combinations_with_replacement(self.unary, 2)
+                if BINARY[b].symmetric
+                else itertools.product(self.unary, repeat=2)
+            )
             for u1, u2 in pairs:
                 yield u1, u2, b
 
@@ -113,6 +119,8 @@ class SearchSpace:
 
     def describe(self) -> str:
         units = " or ".join(map(str, sorted(self.units)))
-        return (f"{units} core unit(s); {len(self.unary)} unary ({', '.join(UNARY[u].paper for u in self.unary)}) "
-                f"and {len(self.binary)} binary ({', '.join(BINARY[b].paper for b in self.binary)}) functions; "
-                f"{self.size():,} raw candidates")
+        return (
+            f"{units} core unit(s); {len(self.unary)} unary ({', '.join(UNARY[u].paper for u in self.unary)}) "
+            f"and {len(self.binary)} binary ({', '.join(BINARY[b].paper for b in self.binary)}) functions; "
+            f"{self.size():,} raw candidates"
+        )

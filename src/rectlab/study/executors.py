@@ -72,16 +72,23 @@ class Job:
         if self.probes:
             callbacks += probes.epoch_callbacks(list(self.probes))
         # the trackers asked for, and every run's CSV log in its own folder
-        callbacks += tracking.callbacks(self.trackers, self.out_dir, run.cell.label, run.seed,
-                                        run_dir=Path(self.out_dir) / "runs" / run.hash, experiment=self.study)
+        callbacks += tracking.callbacks(
+            self.trackers,
+            self.out_dir,
+            run.cell.label,
+            run.seed,
+            run_dir=Path(self.out_dir) / "runs" / run.hash,
+            experiment=self.study,
+        )
         return callbacks
 
     def run(self, run: Run, data: Any = None, reporter: Any = None) -> str:
         """Train ``run`` with this job's threads, probes and trackers; returns its status."""
         import_modules(self.imports)  # in a fresh worker process they register their names (already done here)
         with _threads(self.threads):
-            return execute_run(self.out_dir, self.study, run, data=data, callbacks=self.callbacks(run),
-                               reporter=reporter)
+            return execute_run(
+                self.out_dir, self.study, run, data=data, callbacks=self.callbacks(run), reporter=reporter
+            )
 
 
 @contextmanager
@@ -94,9 +101,18 @@ def _threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def execute(executor: str, job: Job, todo: list[Run], *, workers: int = 1, address: str | None = None,
-            gpus_per_run: float | None = None, loaded: dict | None = None, progress: bool = True,
-            console: Any = None) -> None:
+def execute(
+    executor: str,
+    job: Job,
+    todo: list[Run],
+    *,
+    workers: int = 1,
+    address: str | None = None,
+    gpus_per_run: float | None = None,
+    loaded: dict | None = None,
+    progress: bool = True,
+    console: Any = None,
+) -> None:
     """Train ``todo`` with ``executor``; ``loaded`` holds datasets already in memory (for ``local``).
 
     ``processes`` with a single run to train trains it here instead: a worker process would only add its
@@ -146,8 +162,14 @@ class _Display:
 
     def __enter__(self) -> _Display:
         if self.live:
-            self.bars = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                                 TimeElapsedColumn(), console=self.console, transient=False)
+            self.bars = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=False,
+            )
             self.bars.__enter__()
             self.study_row = self.bars.add_task(self.title, total=max(1, self.total), info="")
             self._update_study()
@@ -189,8 +211,12 @@ class _Display:
             if steps:  # steps are reported in this process: the row follows them
                 self.bars.reset(self.rows[slot], total=steps, info=f"epoch {epoch}/{run.config.epochs}")
             else:
-                self.bars.update(self.rows[slot], total=run.config.epochs, completed=epoch - 1,
-                                 info=f"epoch {epoch}/{run.config.epochs}")
+                self.bars.update(
+                    self.rows[slot],
+                    total=run.config.epochs,
+                    completed=epoch - 1,
+                    info=f"epoch {epoch}/{run.config.epochs}",
+                )
             self._update_study()
 
     def step(self, slot: int) -> None:
@@ -207,16 +233,20 @@ class _Display:
         if self.enabled and now - self.last_line >= self.PLAIN_EVERY:
             self.last_line = now
             error = "" if test_error is None else f", test error {test_error:.2f}%"
-            self.console.print(f"  {run.cell.label}, seed {run.seed}: epoch {epoch}/{run.config.epochs}{error}; "
-                               f"study: {self._summary()}", soft_wrap=True)
+            self.console.print(
+                f"  {run.cell.label}, seed {run.seed}: epoch {epoch}/{run.config.epochs}{error}; "
+                f"study: {self._summary()}",
+                soft_wrap=True,
+            )
 
     def finished_run(self, slot: int | None, run: Run, status: str, seconds: float | None = None) -> None:
         self.finished += 1
         self.done[run.hash] = run.config.epochs
         took = "" if seconds is None else f" ({seconds:.0f} s)"
         eta = f"; {self.eta()}" if self.enabled and self.finished < self.n_runs else ""
-        self.console.print(f"run {self.finished}/{self.n_runs} {status}: {run.cell.label}, seed {run.seed}{took}{eta}",
-                           soft_wrap=True)
+        self.console.print(
+            f"run {self.finished}/{self.n_runs} {status}: {run.cell.label}, seed {run.seed}{took}{eta}", soft_wrap=True
+        )
         self.last_line = time.perf_counter()
         if self.bars is not None:
             if slot is not None and slot in self.rows:
@@ -312,8 +342,9 @@ def _worker_main(conn: Connection, job: Job, parent_pid: int) -> None:
 class _Worker:
     def __init__(self, ctx: Any, job: Job) -> None:
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child, job, os.getpid()), daemon=True,
-                                   name="rectlab-worker")
+        self.process = ctx.Process(
+            target=_worker_main, args=(child, job, os.getpid()), daemon=True, name="rectlab-worker"
+        )
         self.process.start()
         child.close()
         self.run: Run | None = None
@@ -404,8 +435,13 @@ def _run_processes(job: Job, todo: list[Run], workers: int, progress: bool, cons
             # Interrupted, a worker gets 15 s to mark its run interrupted (it normally takes 1-3 s); one that
             # does not is killed, and its run is marked here: it resumes from its last committed epoch.
             if not w.join(15 if interrupted else 60) and interrupted and w.run is not None:
-                _finish(job, w.run, "interrupted", "interrupted; its worker did not stop within 15 s and was "
-                        "killed; re-run the study to resume from the last finished epoch")
+                _finish(
+                    job,
+                    w.run,
+                    "interrupted",
+                    "interrupted; its worker did not stop within 15 s and was "
+                    "killed; re-run the study to resume from the last finished epoch",
+                )
 
 
 # -- ray ----------------------------------------------------------------------------------------------
@@ -418,8 +454,15 @@ def _uses_cuda(todo: list[Run]) -> bool:
     return any(d.startswith("cuda") for d in devices) or ("auto" in devices and torch.cuda.is_available())
 
 
-def _run_ray(job: Job, todo: list[Run], workers: int, address: str | None, gpus_per_run: float | None,
-             progress: bool, console: Any) -> None:
+def _run_ray(
+    job: Job,
+    todo: list[Run],
+    workers: int,
+    address: str | None,
+    gpus_per_run: float | None,
+    progress: bool,
+    console: Any,
+) -> None:
     try:
         import ray  # optional (pip install 'rectlab[ray]') and slow to import: only for --executor ray
     except ImportError:
@@ -432,9 +475,11 @@ def _run_ray(job: Job, todo: list[Run], workers: int, address: str | None, gpus_
             ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
         except (ConnectionError, TimeoutError) as e:  # no Ray cluster listens at that address
             first = (str(e).splitlines() or [type(e).__name__])[0]
-            raise UnavailableError(f"cannot reach the Ray cluster at --address {address} ({first}); start it (ray "
-                                   "start --head), check the address, or leave --address out to start a local "
-                                   "Ray") from None
+            raise UnavailableError(
+                f"cannot reach the Ray cluster at --address {address} ({first}); start it (ray "
+                "start --head), check the address, or leave --address out to start a local "
+                "Ray"
+            ) from None
     if gpus_per_run is None:
         gpus_per_run = 1.0 / workers if _uses_cuda(todo) else 0.0
     remote = ray.remote(num_cpus=job.threads, num_gpus=gpus_per_run, max_retries=0)(_ray_task)

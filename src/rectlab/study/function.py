@@ -26,15 +26,23 @@ from typing import Any
 from ..errors import RectlabError
 from ..plugins import PluginError, import_modules
 
-__all__ = ["EXECUTION_KEYS", "RESERVED_KEYS", "FunctionConfig", "FunctionError", "function_reference",
-           "resolve_function"]
+__all__ = [
+    "EXECUTION_KEYS",
+    "RESERVED_KEYS",
+    "FunctionConfig",
+    "FunctionError",
+    "function_reference",
+    "resolve_function",
+]
 
 # [base] keys of a function study that say where a trial runs, not what it computes (not in the hash).
 EXECUTION_KEYS = ("device", "data_dir")
 # Keys that are not parameters of the function (trial.params never holds them).
 RESERVED_KEYS = ("function", "seed", *EXECUTION_KEYS)
-_HOW = ("define it with def at the top level of an importable module (a .py file on PYTHONPATH or in an installed "
-        "package) and pass it, or its path as 'module:function' or 'path/to/file.py:function'")
+_HOW = (
+    "define it with def at the top level of an importable module (a .py file on PYTHONPATH or in an installed "
+    "package) and pass it, or its path as 'module:function' or 'path/to/file.py:function'"
+)
 
 
 class FunctionError(RectlabError, ValueError):
@@ -46,8 +54,10 @@ def _json_value(key: str, value: Any) -> Any:
     try:
         back = json.loads(json.dumps(value))
     except (TypeError, ValueError):
-        raise FunctionError(f"parameter {key}={value!r} is not a plain value; use numbers, strings, booleans, "
-                            "lists or tables (dicts) of them") from None
+        raise FunctionError(
+            f"parameter {key}={value!r} is not a plain value; use numbers, strings, booleans, "
+            "lists or tables (dicts) of them"
+        ) from None
     if isinstance(value, float) and not math.isfinite(value):
         raise FunctionError(f"parameter {key}={value!r} must be a finite number")
     if back != value and not isinstance(value, tuple):
@@ -77,8 +87,9 @@ class FunctionConfig:
         object.__setattr__(self, "function", function_reference(self.function))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise FunctionError(f"seed must be an integer >= 0, got {self.seed!r}")
-        if not isinstance(self.device, str) or not (self.device in ("auto", "cpu", "cuda") or
-                                                    self.device.startswith("cuda:")):
+        if not isinstance(self.device, str) or not (
+            self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")
+        ):
             raise FunctionError(f"device={self.device!r} is not valid; use auto, cpu, cuda or cuda:N")
         for key in self.params:
             if key in RESERVED_KEYS:
@@ -93,14 +104,27 @@ class FunctionConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The flat ``[base]`` form: ``function``, the parameters, ``seed``, ``device``, ``data_dir``."""
-        return {"function": self.function, **self.params, "seed": self.seed, "device": self.device,
-                "data_dir": self.data_dir}
+        return {
+            "function": self.function,
+            **self.params,
+            "seed": self.seed,
+            "device": self.device,
+            "data_dir": self.data_dir,
+        }
 
     def replace(self, **changes: Any) -> FunctionConfig:
         """A copy with ``changes``: reserved keys set those fields, any other key a parameter."""
         fields = {k: changes.pop(k) for k in RESERVED_KEYS if k in changes}
-        return FunctionConfig(**{"function": self.function, "seed": self.seed, "device": self.device,
-                                 "data_dir": self.data_dir, **fields, "params": {**self.params, **changes}})
+        return FunctionConfig(
+            **{
+                "function": self.function,
+                "seed": self.seed,
+                "device": self.device,
+                "data_dir": self.data_dir,
+                **fields,
+                "params": {**self.params, **changes},
+            }
+        )
 
     def identity(self, skip: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
         """What the trials compute, for a study's digest: the function and the parameters not in ``skip``."""
@@ -116,13 +140,15 @@ class FunctionConfig:
 def _check_reference(text: str) -> str:
     module, sep, attr = text.strip().rpartition(":")
     if not sep or not module or not attr or not all(p.isidentifier() for p in attr.split(".")):
-        raise FunctionError(f"function {text!r} is not an import path; write it as 'pkg.module:train' or "
-                            "'path/to/file.py:train'")
+        raise FunctionError(
+            f"function {text!r} is not an import path; write it as 'pkg.module:train' or 'path/to/file.py:train'"
+        )
     if module.endswith(".py"):
         return f"{Path(module).expanduser().resolve()}:{attr}"
     if not all(p.isidentifier() for p in module.split(".")):
-        raise FunctionError(f"function {text!r}: {module!r} is not a module name; write 'pkg.module:train' or "
-                            "'path/to/file.py:train'")
+        raise FunctionError(
+            f"function {text!r}: {module!r} is not a module name; write 'pkg.module:train' or 'path/to/file.py:train'"
+        )
     return f"{module}:{attr}"
 
 
@@ -146,8 +172,9 @@ def function_reference(function: Callable[..., Any] | str) -> str:
     if not isinstance(name, str) or not isinstance(module, str):
         raise FunctionError(f"{function!r} has no import path (a partial or a callable object?); {_HOW}")
     if name.split(".")[-1] == "<lambda>":
-        raise FunctionError(f"a lambda cannot be imported by worker processes or by a later run that resumes the "
-                            f"study; {_HOW}")
+        raise FunctionError(
+            f"a lambda cannot be imported by worker processes or by a later run that resumes the study; {_HOW}"
+        )
     if "<locals>" in name:
         raise FunctionError(f"{name} is defined inside another function, so it cannot be imported; {_HOW}")
     if module == "__main__":
@@ -189,8 +216,10 @@ def resolve_function(reference: str) -> Callable[..., Any]:
     except ModuleNotFoundError as e:
         if e.name is not None and module_name != e.name and not module_name.startswith(e.name + "."):
             raise  # the module itself imports something missing: show that error as it is
-        raise FunctionError(f"function {reference}: no module named {e.name!r}; run from the folder that holds it, "
-                            "add that folder to PYTHONPATH, or give the path of the .py file") from None
+        raise FunctionError(
+            f"function {reference}: no module named {e.name!r}; run from the folder that holds it, "
+            "add that folder to PYTHONPATH, or give the path of the .py file"
+        ) from None
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):

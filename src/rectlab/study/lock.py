@@ -43,8 +43,9 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise StudyDirError(f"cannot create the study directory {out}: {e.strerror or e}; pass a writable --out") \
-            from None
+        raise StudyDirError(
+            f"cannot create the study directory {out}: {e.strerror or e}; pass a writable --out"
+        ) from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise StudyDirError(f"cannot write to the study directory {out}; pass a writable --out")
     return out
@@ -67,8 +68,10 @@ class StudyLock:
         except ImportError:  # pragma: no cover - not POSIX: the directory is not locked
             return self
         if self.path.is_dir():
-            raise StudyDirError(f"{self.path} is a directory, but rectlab keeps its lock file there; move it aside "
-                                f"(mv {self.path} {self.path}.moved) and run the same command again")
+            raise StudyDirError(
+                f"{self.path} is a directory, but rectlab keeps its lock file there; move it aside "
+                f"(mv {self.path} {self.path}.moved) and run the same command again"
+            )
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
@@ -102,6 +105,7 @@ class StudyLock:
     def __enter__(self) -> StudyLock:
         return self.acquire()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()

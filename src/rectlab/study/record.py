@@ -37,17 +37,20 @@ def execute_run(
     """
     out_dir = Path(out_dir)
     store = Store(out_dir / "results.db")
-    store.start_run(run.hash, study, run.cell.as_dict(), run.seed, run.config.to_dict(),
-                    versions(resolve_device(run.config.device)))
+    store.start_run(
+        run.hash, study, run.cell.as_dict(), run.seed, run.config.to_dict(), versions(resolve_device(run.config.device))
+    )
     run_dir = out_dir / "runs" / run.hash
     checkpoints = StoreCheckpoints(store, run.hash, run_dir)
     try:
         if isinstance(run.config, FunctionConfig):  # the user's own training function
-            result: Any = run_trial(run.config, run.hash, run_dir, store, checkpoints, label=run.cell.label,
-                                    reporter=reporter)
+            result: Any = run_trial(
+                run.config, run.hash, run_dir, store, checkpoints, label=run.cell.label, reporter=reporter
+            )
         else:
-            result = loop.train_one(run.config, run_dir, data=data, callbacks=callbacks, reporter=reporter,
-                                    checkpoints=checkpoints)
+            result = loop.train_one(
+                run.config, run_dir, data=data, callbacks=callbacks, reporter=reporter, checkpoints=checkpoints
+            )
     except KeyboardInterrupt:
         store.finish_run(run.hash, "interrupted", error="interrupted by the user; re-run the study to resume")
         raise

@@ -32,16 +32,25 @@ from .spec import SpecError, StudySpec, merge_specs, spec_differences, spec_from
 from .store import Store, StoreEmpty
 from .validate import validate_runs
 
-__all__ = ["EXECUTORS", "Plan", "StoreCheckpoints", "StudyMismatch", "execute_run", "pending_runs",
-           "plan_study", "run_study"]
+__all__ = [
+    "EXECUTORS",
+    "Plan",
+    "StoreCheckpoints",
+    "StudyMismatch",
+    "execute_run",
+    "pending_runs",
+    "plan_study",
+    "run_study",
+]
 
 
 class StudyMismatch(RectlabError, ValueError):
     """The study directory holds a different spec."""
 
 
-def pending_runs(spec: StudySpec, store: Store, *, retry_failed: bool = False,
-                 retry_diverged: bool = False) -> list[Run]:
+def pending_runs(
+    spec: StudySpec, store: Store, *, retry_failed: bool = False, retry_diverged: bool = False
+) -> list[Run]:
     """Runs of ``spec`` still to train: not started, interrupted or killed (and failed / diverged ones when asked)."""
     finished = {"done"}
     if not retry_failed:
@@ -66,8 +75,9 @@ class Plan:
         n = self.spec.num_runs
         cells = n // len(self.spec.seeds)
         seen = ", ".join(f"{v} {k}" for k, v in sorted(self.counts.items()) if v)
-        return (f"{n} runs ({cells} cells x {len(self.spec.seeds)} seeds), {len(self.todo)} to train"
-                + (f"; in the study directory: {seen}" if seen else ""))
+        return f"{n} runs ({cells} cells x {len(self.spec.seeds)} seeds), {len(self.todo)} to train" + (
+            f"; in the study directory: {seen}" if seen else ""
+        )
 
 
 def _existing_store(out_dir: Path) -> Store | None:
@@ -93,9 +103,16 @@ def _stored_spec(store: Store | None, out_dir: Path) -> StudySpec | None:
         raise StudyMismatch(f"{out_dir} holds a study this rectlab cannot read back ({e}); use another --out") from None
 
 
-def plan_study(spec: StudySpec, out_dir: str | Path, *, extend: bool = False, retry_failed: bool = False,
-               retry_diverged: bool = False, numerics: dict[str, Any] | None = None,
-               allow_numerics_change: bool = False) -> Plan:
+def plan_study(
+    spec: StudySpec,
+    out_dir: str | Path,
+    *,
+    extend: bool = False,
+    retry_failed: bool = False,
+    retry_diverged: bool = False,
+    numerics: dict[str, Any] | None = None,
+    allow_numerics_change: bool = False,
+) -> Plan:
     """Decide what [`run_study`][rectlab.study.run_study] would do, without writing anything.
 
     Args:
@@ -118,13 +135,17 @@ def plan_study(spec: StudySpec, out_dir: str | Path, *, extend: bool = False, re
         merged = merge_specs(old, spec)
         differences = "; ".join(spec_differences(old, spec))
         if merged is None:
-            raise StudyMismatch(f"{out_dir} holds a study with other settings ({differences}); use --out NEW for "
-                                "this one (only seeds and grid values can be added to a study, with --extend)")
+            raise StudyMismatch(
+                f"{out_dir} holds a study with other settings ({differences}); use --out NEW for "
+                "this one (only seeds and grid values can be added to a study, with --extend)"
+            )
         if merged.digest == old.digest:
             stored = old  # a part of the recorded study: nothing to add
         elif not extend:
-            raise StudyMismatch(f"{out_dir} holds a study with other settings ({differences}); pass --extend to "
-                                "add these seeds/grid values to it, or use --out NEW")
+            raise StudyMismatch(
+                f"{out_dir} holds a study with other settings ({differences}); pass --extend to "
+                "add these seeds/grid values to it, or use --out NEW"
+            )
         else:
             stored = merged
     if store is None:
@@ -195,8 +216,10 @@ def run_study(
     if not str(out_dir).strip():
         raise InputError("the study directory (--out) is empty; pass a folder name, e.g. --out runs/x")
     if trackers and isinstance(spec.base, FunctionConfig):
-        raise FunctionError("--tensorboard logs rectlab's own training loop; a function study logs to TensorBoard "
-                            "from the function itself")
+        raise FunctionError(
+            "--tensorboard logs rectlab's own training loop; a function study logs to TensorBoard "
+            "from the function itself"
+        )
     if trackers:
         trackers = check_trackers(trackers)
     imports = normalize_imports([*spec.extra.get("imports", []), *imports])
@@ -208,9 +231,15 @@ def run_study(
     with StudyLock(out_dir):
         with phase("plan"):
             numerics = current_numerics(threads, {r.config.device for r in runs(spec)})
-            plan = plan_study(spec, out_dir, extend=extend, retry_failed=retry_failed,
-                              retry_diverged=retry_diverged, numerics=numerics,
-                              allow_numerics_change=allow_numerics_change)
+            plan = plan_study(
+                spec,
+                out_dir,
+                extend=extend,
+                retry_failed=retry_failed,
+                retry_diverged=retry_diverged,
+                numerics=numerics,
+                allow_numerics_change=allow_numerics_change,
+            )
         with phase("validate (data load, models)"):
             loaded = validate_runs(plan.todo)  # before anything is written
         store = Store(out_dir / "results.db")
@@ -219,9 +248,19 @@ def run_study(
             store.save_numerics(numerics)
         if not plan.todo:
             return store
-        job = Job(str(out_dir), spec.name, tuple(spec.extra.get("probes", [])), threads, tuple(trackers),
-                  tuple(imports))
+        job = Job(
+            str(out_dir), spec.name, tuple(spec.extra.get("probes", [])), threads, tuple(trackers), tuple(imports)
+        )
         with phase("train"):
-            execute(executor, job, plan.todo, workers=workers, address=address, gpus_per_run=gpus_per_run,
-                    loaded=loaded, progress=progress, console=console)
+            execute(
+                executor,
+                job,
+                plan.todo,
+                workers=workers,
+                address=address,
+                gpus_per_run=gpus_per_run,
+                loaded=loaded,
+                progress=progress,
+                console=console,
+            )
     return store

@@ -70,12 +70,36 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["MAX_RUNS", "MAX_SEEDS", "METRICS", "SCALES", "StudySpec", "SpecError", "load_spec", "merge_specs",
-           "parse_spec",
-           "spec_differences", "spec_from_dict", "studies_dir"]
+__all__ = [
+    "MAX_RUNS",
+    "MAX_SEEDS",
+    "METRICS",
+    "SCALES",
+    "StudySpec",
+    "SpecError",
+    "load_spec",
+    "merge_specs",
+    "parse_spec",
+    "spec_differences",
+    "spec_from_dict",
+    "studies_dir",
+]
 
-STUDY_KEYS = ("name", "description", "seeds", "baseline", "metric", "goal", "claim", "paper", "published",
-              "verdict_rule", "probes", "reproduce", "imports")
+STUDY_KEYS = (
+    "name",
+    "description",
+    "seeds",
+    "baseline",
+    "metric",
+    "goal",
+    "claim",
+    "paper",
+    "published",
+    "verdict_rule",
+    "probes",
+    "reproduce",
+    "imports",
+)
 GOALS = ("min", "max")
 TEXT_KEYS = ("name", "description", "claim", "paper", "published")
 SECTIONS = ("study", "base", "grid", "scales")
@@ -135,8 +159,9 @@ class StudySpec:
                 **self.extra,
             },
             # a function's parameters keep their None values (they are part of what it computes)
-            "base": self.base.to_dict() if isinstance(self.base, FunctionConfig) else
-            {k: v for k, v in self.base.to_dict().items() if v is not None},
+            "base": self.base.to_dict()
+            if isinstance(self.base, FunctionConfig)
+            else {k: v for k, v in self.base.to_dict().items() if v is not None},
             "grid": {k: list(v) for k, v in self.grid.items()},
         }
 
@@ -148,8 +173,11 @@ class StudySpec:
         if isinstance(self.base, FunctionConfig):  # the function's import path and its parameters
             base = self.base.identity(skip=list(self.grid))
         else:  # fields added later count only when set, so older study directories keep their digest
-            base = {k: v for k, v in self.base.to_dict().items()
-                    if k not in skip and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
+            base = {
+                k: v
+                for k, v in self.base.to_dict().items()
+                if k not in skip and not (k in LATER_FIELDS and v == LATER_FIELDS[k])
+            }
         return {
             "base": base,
             "grid": {k: list(v) for k, v in self.grid.items()},
@@ -210,8 +238,9 @@ def _check_names(doc: _Doc, field_name: str, values: list[Any]) -> None:
             raise doc.error(field_name, str(e)) from None
 
 
-def _apply_scale(doc: _Doc, raw: dict[str, Any], study: dict[str, Any], base: dict[str, Any],
-                 scale: str) -> dict[str, Any]:
+def _apply_scale(
+    doc: _Doc, raw: dict[str, Any], study: dict[str, Any], base: dict[str, Any], scale: str
+) -> dict[str, Any]:
     """Apply ``[scales.NAME]`` to ``study`` (seeds) and ``base``; return its ``[scales.NAME.grid]`` overrides."""
     scales = _table(doc, raw, "scales")
     if scale not in scales:
@@ -266,8 +295,11 @@ def _seeds(doc: _Doc, seeds_raw: Any) -> tuple[int, ...]:
         if seeds_raw < 1:
             raise doc.error("seeds", f"seeds must be >= 1, got {seeds_raw}")
         if seeds_raw > MAX_SEEDS:
-            raise doc.error("seeds", f"seeds must be at most {MAX_SEEDS}, got {seeds_raw}; a study of that "
-                                     "many seeds would not fit in memory")
+            raise doc.error(
+                "seeds",
+                f"seeds must be at most {MAX_SEEDS}, got {seeds_raw}; a study of that "
+                "many seeds would not fit in memory",
+            )
         return tuple(range(seeds_raw))
     if not seeds_raw or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds_raw):
         raise doc.error("seeds", f"seeds must be a non-empty list of ints >= 0, got {seeds_raw!r}")
@@ -285,8 +317,9 @@ def _baseline(doc: _Doc, baseline: Any, grid: dict[str, tuple[Any, ...]]) -> dic
         raise doc.error("baseline", 'baseline must be a table like { activation = "relu" }')
     for key, value in baseline.items():
         if key not in grid:
-            raise doc.error("baseline", f"baseline key {key!r} is not a [grid] field; grid fields: "
-                                        f"{', '.join(grid) or 'none'}")
+            raise doc.error(
+                "baseline", f"baseline key {key!r} is not a [grid] field; grid fields: {', '.join(grid) or 'none'}"
+            )
         if value not in grid[key]:
             raise doc.error("baseline", f"baseline {key}={value!r} is not among the grid values {list(grid[key])}")
     return dict(baseline)
@@ -313,8 +346,9 @@ def _function_config(doc: _Doc, base: dict[str, Any], grid: dict[str, tuple[Any,
     try:
         config = FunctionConfig(**fields, params=params)
     except (FunctionError, TypeError) as e:
-        raise doc.error(next((k for k in (*EXECUTION_KEYS, "function", "seed") if k in str(e)), "function"),
-                        str(e)) from None
+        raise doc.error(
+            next((k for k in (*EXECUTION_KEYS, "function", "seed") if k in str(e)), "function"), str(e)
+        ) from None
     for key, values in grid.items():
         for v in values:
             try:
@@ -332,8 +366,9 @@ def _extra(doc: _Doc, study: dict[str, Any]) -> dict[str, Any]:
     return extra
 
 
-def spec_from_dict(raw: dict[str, Any], where: str = "study spec", text: str | None = None,
-                   scale: str | None = None) -> StudySpec:
+def spec_from_dict(
+    raw: dict[str, Any], where: str = "study spec", text: str | None = None, scale: str | None = None
+) -> StudySpec:
     """Validate a parsed TOML/dict spec and build a [`StudySpec`][rectlab.study.StudySpec].
 
     Args:
@@ -357,8 +392,11 @@ def spec_from_dict(raw: dict[str, Any], where: str = "study spec", text: str | N
     grid_overrides = _apply_scale(doc, raw, study, base, scale) if scale is not None else {}
     grid_raw = {**_table(doc, raw, "grid"), **grid_overrides}
     if not base and not grid_raw:
-        raise doc.error(None, "nothing to train: the spec sets no [base] or [grid] fields (see the study files "
-                              "shipped in rectlab/specs/ for examples)")
+        raise doc.error(
+            None,
+            "nothing to train: the spec sets no [base] or [grid] fields (see the study files "
+            "shipped in rectlab/specs/ for examples)",
+        )
     function = "function" in base  # the user's own training function instead of a built-in model
     grid = _function_grid(doc, grid_raw) if function else _grid(doc, grid_raw)
     if "imports" in study:  # plugin modules that register the spec's names (workers import them too)
@@ -370,24 +408,33 @@ def spec_from_dict(raw: dict[str, Any], where: str = "study spec", text: str | N
     seeds = _seeds(doc, study.get("seeds", 3))
     cells = math.prod(len(v) for v in grid.values())
     if cells * len(seeds) > MAX_RUNS:
-        raise doc.error(None, f"the study has {cells} cells x {len(seeds)} seeds = {cells * len(seeds)} runs, more "
-                              f"than the limit of {MAX_RUNS}; split it into several studies")
+        raise doc.error(
+            None,
+            f"the study has {cells} cells x {len(seeds)} seeds = {cells * len(seeds)} runs, more "
+            f"than the limit of {MAX_RUNS}; split it into several studies",
+        )
     base_cfg = _function_config(doc, base, grid) if function else _base_config(doc, base, grid)
     metric = study.get("metric", "test_error")
     goal = study.get("goal", "min")
     if goal not in GOALS:
-        raise doc.error("goal", f"goal must be \"min\" (lower is better) or \"max\" (higher is better), got {goal!r}")
+        raise doc.error("goal", f'goal must be "min" (lower is better) or "max" (higher is better), got {goal!r}')
     if function:
         if not isinstance(metric, str) or not metric:
             raise doc.error("metric", f"metric must name a value the function logs or returns, got {metric!r}")
         if study.get("probes"):
-            raise doc.error("probes", "probes run inside rectlab's own training loop; a function study cannot use "
-                                      "them (log such values from the function with trial.log)")
+            raise doc.error(
+                "probes",
+                "probes run inside rectlab's own training loop; a function study cannot use "
+                "them (log such values from the function with trial.log)",
+            )
     elif metric not in METRICS:
         raise doc.error("metric", f"metric {metric!r} is not valid; choose one of: {', '.join(METRICS)}")
     elif goal != "min":
-        raise doc.error("goal", f"the built-in metrics ({', '.join(METRICS)}) are lower-is-better; goal = \"max\" is "
-                                "for the metrics of a function study")
+        raise doc.error(
+            "goal",
+            f'the built-in metrics ({", ".join(METRICS)}) are lower-is-better; goal = "max" is '
+            "for the metrics of a function study",
+        )
     name = study.get("name") or (Path(where).stem if where.endswith(".toml") else "study")
     return StudySpec(
         name=str(name),
@@ -417,8 +464,9 @@ def load_spec(path: str | Path, scale: str | None = None) -> StudySpec:
     """Read a study TOML file."""
     path = Path(path)
     if not path.is_file():
-        raise SpecError(f"study spec {path} does not exist; pass the path of a .toml file "
-                        "(see rectlab/specs/ for examples)")
+        raise SpecError(
+            f"study spec {path} does not exist; pass the path of a .toml file (see rectlab/specs/ for examples)"
+        )
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as e:
@@ -453,8 +501,11 @@ def studies_dir(explicit: str | Path | None = None) -> Path:
 
 
 def _short(values: list[Any]) -> str:
-    if len(values) > 3 and all(isinstance(v, int) for v in values) and values == list(
-            range(values[0], values[0] + len(values))):
+    if (
+        len(values) > 3
+        and all(isinstance(v, int) for v in values)
+        and values == list(range(values[0], values[0] + len(values)))
+    ):
         return f"{values[0]}..{values[-1]}"
     return "[" + ", ".join(map(str, values)) + "]"
 
@@ -483,8 +534,9 @@ def merge_specs(old: StudySpec, new: StudySpec) -> StudySpec | None:
     """``old`` grown by the seeds and grid values of ``new``, or None when they are not compatible (anything
     else differs: base config, grid fields, baseline, metric, probes). Text fields come from ``new``."""
     a, b = old.identity(), new.identity()
-    if any(a.get(k) != b.get(k) for k in ("base", "baseline", "metric", "goal", "extra")) or \
-            list(a["grid"]) != list(b["grid"]):
+    if any(a.get(k) != b.get(k) for k in ("base", "baseline", "metric", "goal", "extra")) or list(a["grid"]) != list(
+        b["grid"]
+    ):
         return None
     grid = {k: tuple(dict.fromkeys([*old.grid[k], *new.grid[k]])) for k in old.grid}
     seeds = tuple(sorted(set(old.seeds) | set(new.seeds)))

@@ -80,8 +80,11 @@ CREATE TABLE IF NOT EXISTS set_aside (
 );
 """
 # Columns added after version 1 (ALTER TABLE on an older results.db).
-_ADDED_COLUMNS = {("studies", "spec_hash"): "TEXT", ("runs", "checkpoint_epoch"): "INTEGER NOT NULL DEFAULT 0",
-                  ("epochs", "checkpoint_sha256"): "TEXT"}
+_ADDED_COLUMNS = {
+    ("studies", "spec_hash"): "TEXT",
+    ("runs", "checkpoint_epoch"): "INTEGER NOT NULL DEFAULT 0",
+    ("epochs", "checkpoint_sha256"): "TEXT",
+}
 _TABLES = {"studies", "runs", "epochs"}  # what every results.db, of any version, holds
 _OUR_TABLES = _TABLES | {"meta", "set_aside"}
 
@@ -130,8 +133,11 @@ class Store:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise DiskError(f"cannot create the study directory {self.path.parent}: {e.strerror or e}; pass a "
-                            "writable --out", e.errno, str(self.path.parent)) from None
+            raise DiskError(
+                f"cannot create the study directory {self.path.parent}: {e.strerror or e}; pass a writable --out",
+                e.errno,
+                str(self.path.parent),
+            ) from None
         existing = self.path.is_file() and self.path.stat().st_size > 0 and self._identify()
         if not existing:
             self.refuse_if_emptied(self.path)
@@ -176,11 +182,15 @@ class Store:
         if not self.path.is_file():
             raise StoreError(f"{self.path} not found: pass the --out folder of a rectlab study")
         if self.path.stat().st_size == 0:
-            raise StoreEmpty(f"{self.path} is empty (0 bytes): no study was recorded in it (one that never started, "
-                             "or a database that was emptied: restore it from a backup)")
+            raise StoreEmpty(
+                f"{self.path} is empty (0 bytes): no study was recorded in it (one that never started, "
+                "or a database that was emptied: restore it from a backup)"
+            )
         if not self._identify():
-            raise StoreEmpty(f"{self.path} holds no study yet (an SQLite file without tables: one that never "
-                             "started, or a database that was emptied: restore it from a backup)")
+            raise StoreEmpty(
+                f"{self.path} holds no study yet (an SQLite file without tables: one that never "
+                "started, or a database that was emptied: restore it from a backup)"
+            )
 
     def _uri(self, immutable: bool = False) -> str:
         return f"file:{quote(str(self.path.resolve()))}?mode=ro" + ("&immutable=1" if immutable else "")
@@ -212,9 +222,11 @@ class Store:
             return False
         if not names <= _OUR_TABLES:  # an older rectlab's has our tables (no application id)
             shown = ", ".join(sorted(names))
-            raise StoreError(f"{self.path} is an SQLite database of another program (its tables: {shown}), not a "
-                             "rectlab results database; rectlab leaves it untouched: use another --out (or move "
-                             "that file elsewhere)")
+            raise StoreError(
+                f"{self.path} is an SQLite database of another program (its tables: {shown}), not a "
+                "rectlab results database; rectlab leaves it untouched: use another --out (or move "
+                "that file elsewhere)"
+            )
         return True
 
     def _peek(self, immutable: bool) -> tuple[int, set[str]]:
@@ -270,30 +282,48 @@ class Store:
 
         message = str(e)
         if "disk is full" in message or "database or disk is full" in message:
-            return DiskError(f"cannot write {self.path}: no space left on the device; free some space and run the "
-                             "same command again (everything already finished is kept)", errno.ENOSPC, str(self.path))
+            return DiskError(
+                f"cannot write {self.path}: no space left on the device; free some space and run the "
+                "same command again (everything already finished is kept)",
+                errno.ENOSPC,
+                str(self.path),
+            )
         if "readonly" in message or "read-only" in message:
-            return DiskError(f"cannot write {self.path}: it is read-only ({message}); make the study directory "
-                             "writable or use another --out (everything already finished is kept)", errno.EROFS,
-                             str(self.path))
+            return DiskError(
+                f"cannot write {self.path}: it is read-only ({message}); make the study directory "
+                "writable or use another --out (everything already finished is kept)",
+                errno.EROFS,
+                str(self.path),
+            )
         if "unable to open" in message:
-            return DiskError(f"cannot open {self.path} ({message}); make the study directory readable and "
-                             "writable, or use another --out", errno.EACCES, str(self.path))
+            return DiskError(
+                f"cannot open {self.path} ({message}); make the study directory readable and "
+                "writable, or use another --out",
+                errno.EACCES,
+                str(self.path),
+            )
         if "database is locked" in message:
-            return StoreError(f"{self.path} is locked by another process ({message}); wait for it to finish and "
-                              "run the same command again")
+            return StoreError(
+                f"{self.path} is locked by another process ({message}); wait for it to finish and "
+                "run the same command again"
+            )
         if "disk I/O error" in message:
             try:
                 free = shutil.disk_usage(self.path.parent).free
             except OSError:
                 free = -1
             if 0 <= free < 1 << 20:
-                return DiskError(f"cannot write {self.path}: no space left on the device ({message}); free some "
-                                 "space and run the same command again (everything already finished is kept)",
-                                 errno.ENOSPC, str(self.path))
-            return StoreError(f"cannot read or write {self.path}: {message} (a failing disk or a network file "
-                              "system?); check the disk and run the same command again (the file was not changed "
-                              "by rectlab)")
+                return DiskError(
+                    f"cannot write {self.path}: no space left on the device ({message}); free some "
+                    "space and run the same command again (everything already finished is kept)",
+                    errno.ENOSPC,
+                    str(self.path),
+                )
+            return StoreError(
+                f"cannot read or write {self.path}: {message} (a failing disk or a network file "
+                "system?); check the disk and run the same command again (the file was not changed "
+                "by rectlab)"
+            )
         if isinstance(e, sqlite3.IntegrityError):
             return StoreError(f"{self.path}: {message}")
         return self._corrupt(message)
@@ -325,8 +355,10 @@ class Store:
         self._write()
         with self._connect() as db:
             db.execute("DELETE FROM studies")
-            db.execute("INSERT INTO studies(name, spec, created, spec_hash) VALUES (?, ?, ?, ?)",
-                       (name, json.dumps(spec, default=str), time.time(), spec_hash))
+            db.execute(
+                "INSERT INTO studies(name, spec, created, spec_hash) VALUES (?, ?, ?, ?)",
+                (name, json.dumps(spec, default=str), time.time(), spec_hash),
+            )
 
     def spec(self) -> dict[str, Any] | None:
         """The recorded spec (a dict, as `save_spec` got it), or None before the first run."""
@@ -334,8 +366,9 @@ class Store:
             row = db.execute("SELECT spec FROM studies ORDER BY created DESC LIMIT 1").fetchone()
         spec = self._json(row[0], "the recorded study spec") if row else None
         if spec is not None and not isinstance(spec, dict):
-            raise StoreError(f"{self.path}: the recorded study spec is damaged (not a table); restore results.db "
-                             "from a backup")
+            raise StoreError(
+                f"{self.path}: the recorded study spec is damaged (not a table); restore results.db from a backup"
+            )
         return spec
 
     # -- numerics ---------------------------------------------------------------------------------
@@ -352,8 +385,10 @@ class Store:
         """Record the study's numerics (see [current_numerics][rectlab.study.numerics.current_numerics])."""
         self._write()
         with self._connect() as db:
-            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('numerics', ?)",
-                       (json.dumps(numerics, sort_keys=True),))
+            db.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('numerics', ?)",
+                (json.dumps(numerics, sort_keys=True),),
+            )
 
     # -- runs ------------------------------------------------------------------------------------
     def status(self, run_hash: str) -> str | None:
@@ -374,8 +409,16 @@ class Store:
                 "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?) "
                 "ON CONFLICT(hash) DO UPDATE SET status='running', started=excluded.started, error=NULL, "
                 "versions=excluded.versions, device=excluded.device",
-                (run_hash, study, json.dumps(cell, sort_keys=True), seed, json.dumps(config, default=str),
-                 time.time(), json.dumps(versions), versions.get("device")),
+                (
+                    run_hash,
+                    study,
+                    json.dumps(cell, sort_keys=True),
+                    seed,
+                    json.dumps(config, default=str),
+                    time.time(),
+                    json.dumps(versions),
+                    versions.get("device"),
+                ),
             )
 
     def add_epoch(self, run_hash: str, metrics: dict[str, Any]) -> None:
@@ -387,8 +430,13 @@ class Store:
                 (run_hash, int(metrics["epoch"]), json.dumps(metrics)),
             )
 
-    def commit_epoch(self, run_hash: str, metrics: dict[str, Any], earlier: Sequence[dict[str, Any]] = (),
-                     checkpoint_sha256: str | None = None) -> None:
+    def commit_epoch(
+        self,
+        run_hash: str,
+        metrics: dict[str, Any],
+        earlier: Sequence[dict[str, Any]] = (),
+        checkpoint_sha256: str | None = None,
+    ) -> None:
         """In one transaction: the epoch row (and ``earlier`` rows not yet committed), the SHA-256 of the
         checkpoint written after that epoch, and that epoch as the run's checkpoint epoch (the one a resumed run
         starts from).
@@ -402,12 +450,14 @@ class Store:
         """
         self._write()
         epoch = int(metrics["epoch"])
-        rows: list[tuple[str, int, str, str | None]] = [(run_hash, int(row["epoch"]), json.dumps(row), None)
-                                                         for row in earlier]
+        rows: list[tuple[str, int, str, str | None]] = [
+            (run_hash, int(row["epoch"]), json.dumps(row), None) for row in earlier
+        ]
         rows.append((run_hash, epoch, json.dumps(metrics), checkpoint_sha256))
         with self._connect() as db:
-            db.executemany("INSERT OR REPLACE INTO epochs(hash, epoch, metrics, checkpoint_sha256) VALUES (?, ?, ?, ?)",
-                           rows)
+            db.executemany(
+                "INSERT OR REPLACE INTO epochs(hash, epoch, metrics, checkpoint_sha256) VALUES (?, ?, ?, ?)", rows
+            )
             updated = db.execute("UPDATE runs SET checkpoint_epoch = ? WHERE hash = ?", (epoch, run_hash)).rowcount
             if updated != 1:
                 raise sqlite3.IntegrityError(f"run {run_hash} was not started")
@@ -423,8 +473,11 @@ class Store:
             return 0, None
         sha = "e.checkpoint_sha256" if self._has("epochs", "checkpoint_sha256") else "NULL"
         with self._connect() as db:
-            row = db.execute(f"SELECT r.checkpoint_epoch, {sha} FROM runs r LEFT JOIN epochs e ON e.hash = r.hash "
-                             "AND e.epoch = r.checkpoint_epoch WHERE r.hash = ?", (run_hash,)).fetchone()
+            row = db.execute(
+                f"SELECT r.checkpoint_epoch, {sha} FROM runs r LEFT JOIN epochs e ON e.hash = r.hash "
+                "AND e.epoch = r.checkpoint_epoch WHERE r.hash = ?",
+                (run_hash,),
+            ).fetchone()
         return (int(row[0] or 0), row[1]) if row else (0, None)
 
     def rewind(self, run_hash: str, epoch: int) -> None:
@@ -434,8 +487,14 @@ class Store:
             db.execute("DELETE FROM epochs WHERE hash = ? AND epoch > ?", (run_hash, epoch))
             db.execute("UPDATE runs SET checkpoint_epoch = MIN(checkpoint_epoch, ?) WHERE hash = ?", (epoch, run_hash))
 
-    def finish_run(self, run_hash: str, status: str, extras: dict | None = None, error: str | None = None,
-                   device: str | None = None) -> None:
+    def finish_run(
+        self,
+        run_hash: str,
+        status: str,
+        extras: dict | None = None,
+        error: str | None = None,
+        device: str | None = None,
+    ) -> None:
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}")
         self._write()
@@ -443,8 +502,14 @@ class Store:
             db.execute(
                 "UPDATE runs SET status = ?, finished = ?, extras = COALESCE(?, extras), error = ?, "
                 "device = COALESCE(?, device) WHERE hash = ?",
-                (status, time.time(), json.dumps(extras, default=str) if extras is not None else None, error,
-                 device, run_hash),
+                (
+                    status,
+                    time.time(),
+                    json.dumps(extras, default=str) if extras is not None else None,
+                    error,
+                    device,
+                    run_hash,
+                ),
             )
 
     # -- files set aside --------------------------------------------------------------------------
@@ -452,8 +517,10 @@ class Store:
         """Note a file of run ``run_hash`` that was renamed out of the way (kept, not used), and why."""
         self._write()
         with self._connect() as db:
-            db.execute("INSERT OR REPLACE INTO set_aside(path, hash, reason, time) VALUES (?, ?, ?, ?)",
-                       (path, run_hash, reason, time.time()))
+            db.execute(
+                "INSERT OR REPLACE INTO set_aside(path, hash, reason, time) VALUES (?, ?, ?, ?)",
+                (path, run_hash, reason, time.time()),
+            )
 
     def set_aside(self) -> list[dict[str, Any]]:
         """Every file set aside: ``{"path" (relative to the study directory), "hash", "reason", "time"}``."""
@@ -467,17 +534,28 @@ class Store:
         """All runs (optionally of one status) with their per-epoch metrics, in start order."""
         with self._connect() as db:
             query = "SELECT hash, study, cell, seed, config, status, versions, device, extras, error FROM runs"
-            rows = db.execute(query + (" WHERE status = ?" if status else "") + " ORDER BY started",
-                              (status,) if status else ()).fetchall()
+            rows = db.execute(
+                query + (" WHERE status = ?" if status else "") + " ORDER BY started", (status,) if status else ()
+            ).fetchall()
             epochs: dict[str, list[dict]] = {}
             for h, e, m in db.execute("SELECT hash, epoch, metrics FROM epochs ORDER BY hash, epoch"):
                 epochs.setdefault(h, []).append(self._json(m, f"the row of epoch {e} of run {h}"))
         out = []
         for h, study, cell, seed, config, st, versions, device, extras, error in rows:
             what = f"the record of run {h}"
-            out.append(RunRecord(
-                hash=h, study=study, cell=self._json(cell, what), seed=seed, config=self._json(config, what),
-                status=st, versions=self._json(versions, what) or {}, device=device,
-                extras=self._json(extras, what) or {}, error=error, epochs=epochs.get(h, []),
-            ))
+            out.append(
+                RunRecord(
+                    hash=h,
+                    study=study,
+                    cell=self._json(cell, what),
+                    seed=seed,
+                    config=self._json(config, what),
+                    status=st,
+                    versions=self._json(versions, what) or {},
+                    device=device,
+                    extras=self._json(extras, what) or {},
+                    error=error,
+                    epochs=epochs.get(h, []),
+                )
+            )
         return out

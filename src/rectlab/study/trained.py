@@ -42,9 +42,11 @@ def _study_run(path: Path) -> tuple[Path, dict[str, Any]] | None:
         raise InputError(f"{db} has no run {run_hash}; the checkpoint's folder name must be its run hash")
     _, sha = store.checkpoint(run_hash)
     if sha is not None and path.name == "checkpoint.pt" and sha256_file(path) != sha:
-        raise InputError(f"{path} does not match the checksum {db} committed for it (damaged or replaced after "
-                         f"training), so its weights cannot be trusted; restore it from a backup (the run's results "
-                         f"in {db} are unaffected)")
+        raise InputError(
+            f"{path} does not match the checksum {db} committed for it (damaged or replaced after "
+            f"training), so its weights cannot be trusted; restore it from a backup (the run's results "
+            f"in {db} are unaffected)"
+        )
     return db, run
 
 
@@ -57,9 +59,11 @@ def _run_config(path: Path, state: dict[str, Any], study: tuple[Path, dict[str, 
     if metrics.is_file():
         return json.loads(metrics.read_text())["config"]
     if study is None:
-        raise MissingFileError(f"{path} holds no config, and neither {metrics} nor a results.db of its study exists: "
-                               "pass a checkpoint that rectlab compare/run/reproduce (OUT/runs/<hash>/) or train "
-                               "--out wrote")
+        raise MissingFileError(
+            f"{path} holds no config, and neither {metrics} nor a results.db of its study exists: "
+            "pass a checkpoint that rectlab compare/run/reproduce (OUT/runs/<hash>/) or train "
+            "--out wrote"
+        )
     return study[1]["config"]
 
 
@@ -84,8 +88,10 @@ def load_run_model(checkpoint: str | Path, data_dir: str | None = None) -> tuple
     if path.is_dir():
         path = path / "checkpoint.pt"
     if not path.is_file():
-        raise MissingFileError(f"{path} not found: pass a checkpoint.pt that rectlab wrote (OUT/runs/<hash>/ of "
-                               "compare, run or reproduce, or the --out folder of train)")
+        raise MissingFileError(
+            f"{path} not found: pass a checkpoint.pt that rectlab wrote (OUT/runs/<hash>/ of "
+            "compare, run or reproduce, or the --out folder of train)"
+        )
     study = _study_run(path)
     state = torch.load(path, map_location="cpu", weights_only=False)
     config = from_dict(_run_config(path, state, study))
@@ -96,7 +102,8 @@ def load_run_model(checkpoint: str | Path, data_dir: str | None = None) -> tuple
         data = rdata.load(config.dataset, data_dir=data_dir or config.data_dir)
         shape = {"num_classes": data.num_classes, "in_channels": data.in_channels, "image_size": data.image_size}
     example = torch.zeros(2, shape["in_channels"], *shape["image_size"])
-    model, _ = build_model(config.replace(device="cpu", backend="torch"), shape["num_classes"], shape["in_channels"],
-                           example)
+    model, _ = build_model(
+        config.replace(device="cpu", backend="torch"), shape["num_classes"], shape["in_channels"], example
+    )
     model.load_state_dict(state["model"])
     return model.eval(), example, config

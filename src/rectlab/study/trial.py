@@ -54,8 +54,9 @@ class TrialDiverged(Diverged):
     """A logged loss became NaN or infinite: the trial stops and is recorded as diverged (an outcome)."""
 
     def __init__(self, epoch: int, key: str, value: float) -> None:
-        FloatingPointError.__init__(self, f"{key} became {value} in epoch {epoch}; lower the learning rate or use "
-                                          "warmup")
+        FloatingPointError.__init__(
+            self, f"{key} became {value} in epoch {epoch}; lower the learning rate or use warmup"
+        )
         self.epoch, self.loss, self.key = epoch, str(value), key
         self.step: int | None = None  # type: ignore[assignment]  # a trial knows its epochs, not its steps
 
@@ -69,8 +70,9 @@ class _Checkpoints(Protocol):
 
     def latest(self) -> Path | None: ...
 
-    def save(self, epoch: int, state: dict[str, Any], row: dict[str, Any],
-             earlier: Sequence[dict[str, Any]] = ()) -> None: ...
+    def save(
+        self, epoch: int, state: dict[str, Any], row: dict[str, Any], earlier: Sequence[dict[str, Any]] = ()
+    ) -> None: ...
 
 
 def _plain(key: str, value: Any) -> Any:
@@ -93,8 +95,12 @@ def _seed_everything(seed: int) -> None:
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None}
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+    }
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
@@ -120,9 +126,18 @@ class Trial:
         extras: end-of-run information stored with the run (`model_hook` records what it did here).
     """
 
-    def __init__(self, config: FunctionConfig, *, run_hash: str, run_dir: Path, store: Store,
-                 checkpoints: _Checkpoints, device: torch.device, label: str = "",
-                 reporter: Callable[..., None] | None = None) -> None:
+    def __init__(
+        self,
+        config: FunctionConfig,
+        *,
+        run_hash: str,
+        run_dir: Path,
+        store: Store,
+        checkpoints: _Checkpoints,
+        device: torch.device,
+        label: str = "",
+        reporter: Callable[..., None] | None = None,
+    ) -> None:
         self.params: dict[str, Any] = dict(config.params)
         self.seed, self.device, self.data_dir = config.seed, device, config.data_dir
         self.run_dir, self.hash, self.label = Path(run_dir), run_hash, label
@@ -158,8 +173,10 @@ class Trial:
         if self._payload is None:
             payload = torch.load(self._path, map_location=self.device, weights_only=False)
             if payload.get("config_hash") != self.hash:
-                raise TrialError(f"{self._path} belongs to another run (hash {payload.get('config_hash')}, this run "
-                                 f"{self.hash}); delete it to start this run afresh")
+                raise TrialError(
+                    f"{self._path} belongs to another run (hash {payload.get('config_hash')}, this run "
+                    f"{self.hash}); delete it to start this run afresh"
+                )
             _set_rng_state(payload["rng"])
             self._payload, self._last_row = payload, payload.get("row")
         self._from_before = False
@@ -177,12 +194,16 @@ class Trial:
             TrialError: an epoch below 1, below the previous one, or already committed.
         """
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
-            raise TrialError(f"trial.log(epoch, ...): epoch must be an integer >= 1 (the number of epochs done; in a "
-                             f"loop from 0 log epoch + 1), got {epoch!r}")
+            raise TrialError(
+                f"trial.log(epoch, ...): epoch must be an integer >= 1 (the number of epochs done; in a "
+                f"loop from 0 log epoch + 1), got {epoch!r}"
+            )
         if epoch <= self._committed:
             if not self._from_before:
-                raise TrialError(f"trial.log: epoch {epoch} is already recorded (up to epoch {self._committed}); a "
-                                 f"run resumed with trial.load() continues from epoch {self._committed + 1}")
+                raise TrialError(
+                    f"trial.log: epoch {epoch} is already recorded (up to epoch {self._committed}); a "
+                    f"run resumed with trial.load() continues from epoch {self._committed + 1}"
+                )
             self._restart()  # the function did not call trial.load(): it trains from scratch
         last = self._pending[-1]["epoch"] if self._pending else self._committed
         if epoch < last:
@@ -213,11 +234,12 @@ class Trial:
         rows = self._pending
         row = rows[-1] if rows else self._last_row
         if row is None:
-            raise TrialError("trial.save() before any trial.log(): log the epoch this state completes first, e.g. "
-                             "trial.log(epoch, loss=...) then trial.save({...})")
+            raise TrialError(
+                "trial.save() before any trial.log(): log the epoch this state completes first, e.g. "
+                "trial.log(epoch, loss=...) then trial.save({...})"
+            )
         epoch = int(row["epoch"])
-        payload = {"config_hash": self.hash, "epoch": epoch, "state": state, "row": row,
-                   "rng": _rng_state(self.device)}
+        payload = {"config_hash": self.hash, "epoch": epoch, "state": state, "row": row, "rng": _rng_state(self.device)}
         self._checkpoints.save(epoch, payload, row, rows[:-1])
         self._committed, self._last_row, self._pending, self._from_before = epoch, row, [], False
 
@@ -243,20 +265,32 @@ class Trial:
         first = next(iter(model.parameters()), None)
         activation = p.get("activation")
         if activation is not None:
-            model = surgery.swap_activations(model, activation, example_input=example_input, inplace=True,
-                                             **dict(p.get("activation_kwargs") or {}))
+            model = surgery.swap_activations(
+                model, activation, example_input=example_input, inplace=True, **dict(p.get("activation_kwargs") or {})
+            )
         proportion = float(p.get("erase_relu") or 0.0)
         if proportion > 0:
-            model, report = surgery.erase_relu(model, location=p.get("erase_location", "last"), proportion=proportion,
-                                               seed=self.seed, example_input=example_input, match=activation,
-                                               inplace=True)
+            model, report = surgery.erase_relu(
+                model,
+                location=p.get("erase_location", "last"),
+                proportion=proportion,
+                seed=self.seed,
+                example_input=example_input,
+                match=activation,
+                inplace=True,
+            )
             self.extras["erased_sites"] = [str(s) for s in report.erased]
         init = p.get("init", "default")
         if init in ("he", "he-fan-out"):
-            _, plan = rinit.he_init_(model, mode="fan_out" if init == "he-fan-out" else "fan_in",
-                                     example_input=example_input, return_report=True)
-            self.extras["init_gains"] = [{"layer": q.layer, "activation": q.activation, "gain": q.gain, "fan": q.fan}
-                                         for q in plan]
+            _, plan = rinit.he_init_(
+                model,
+                mode="fan_out" if init == "he-fan-out" else "fan_in",
+                example_input=example_input,
+                return_report=True,
+            )
+            self.extras["init_gains"] = [
+                {"layer": q.layer, "activation": q.activation, "gain": q.gain, "fan": q.fan} for q in plan
+            ]
         elif init in ("xavier", "xavier-fan-in"):
             rinit.xavier_init_(model, mode="fan_in" if init == "xavier-fan-in" else "glorot")
         elif init != "default":
@@ -281,8 +315,10 @@ class Trial:
         elif isinstance(returned, Mapping):
             final = {str(k): _plain(str(k), v) for k, v in returned.items()}
         else:
-            raise TrialError(f"the training function returned a {type(returned).__name__}; return a dict of final "
-                             "metrics, or None to use the last logged epoch")
+            raise TrialError(
+                f"the training function returned a {type(returned).__name__}; return a dict of final "
+                "metrics, or None to use the last logged epoch"
+            )
         for row in self._pending:
             self._store.add_epoch(self.hash, row)
         self._pending = []
@@ -298,8 +334,16 @@ class TrialResult:
     device: str = ""
 
 
-def run_trial(config: FunctionConfig, run_hash: str, run_dir: Path, store: Store, checkpoints: _Checkpoints, *,
-              label: str = "", reporter: Callable[..., None] | None = None) -> TrialResult:
+def run_trial(
+    config: FunctionConfig,
+    run_hash: str,
+    run_dir: Path,
+    store: Store,
+    checkpoints: _Checkpoints,
+    *,
+    label: str = "",
+    reporter: Callable[..., None] | None = None,
+) -> TrialResult:
     """Call the user's function on a new `Trial` (seeded) and return what it produced.
 
     The caller (`rectlab.study.runner.execute_run`) has marked the run started and records its end:
@@ -308,7 +352,15 @@ def run_trial(config: FunctionConfig, run_hash: str, run_dir: Path, store: Store
     function = resolve_function(config.function)
     device = resolve_device(config.device)
     _seed_everything(config.seed)
-    trial = Trial(config, run_hash=run_hash, run_dir=run_dir, store=store, checkpoints=checkpoints, device=device,
-                  label=label, reporter=reporter)
+    trial = Trial(
+        config,
+        run_hash=run_hash,
+        run_dir=run_dir,
+        store=store,
+        checkpoints=checkpoints,
+        device=device,
+        label=label,
+        reporter=reporter,
+    )
     final = trial._finish(function(trial))
     return TrialResult(final, {**trial.extras, "final": final}, describe_device(device))

@@ -85,6 +85,16 @@ def validate_runs(runs: list[Run]) -> dict[tuple[str, str | None], Any]:
 
 def _model_identity(config: TrainConfig) -> str:
     """The fields that decide what the model is (not how it is trained)."""
-    keys = ("model", "activation", "activation_kwargs", "model_kwargs", "head", "dataset", "erase_relu",
-            "erase_location", "init", "backend")
+    keys = (
+        "model",
+        "activation",
+        "activation_kwargs",
+        "model_kwargs",
+        "head",
+        "dataset",
+        "erase_relu",
+        "erase_location",
+        "init",
+        "backend",
+    )
     return repr([(k, getattr(config, k)) for k in keys])

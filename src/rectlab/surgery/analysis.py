@@ -283,7 +283,8 @@ def _analyze_graph(
         handles = _hook_calls(
             [pm for inner in leaves.values() for pm in inner],
             lambda path, out: leaf_calls[str(recorder.current.target if recorder.current else "")].append(
-                (path, _shape(out))),
+                (path, _shape(out))
+            ),
         )
         try:
             _run_example(model, lambda: recorder.run(*[a.clone() for a in args]))
@@ -326,8 +327,20 @@ def _analyze_graph(
             opaque_nodes[node.target] = []
             for path, leaf_shape in called:
                 opaque_nodes[node.target].append(len(sites))
-                sites.append(_make_site(model, len(sites), _op_of(model.get_submodule(path)), "module",
-                                        _parents(path), path, calls, None, leaf_shape, False))
+                sites.append(
+                    _make_site(
+                        model,
+                        len(sites),
+                        _op_of(model.get_submodule(path)),
+                        "module",
+                        _parents(path),
+                        path,
+                        calls,
+                        None,
+                        leaf_shape,
+                        False,
+                    )
+                )
     return _Analysis(model, sites, graph, nodes, opaque, None, args is not None, opaque_nodes)
 
 

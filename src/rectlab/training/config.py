@@ -15,8 +15,19 @@ from ..errors import RectlabError
 from ..models.common import HEADS  # defined with the models that build them
 
 __all__ = [
-    "AMP_MODES", "BACKENDS", "CHANNELS_LAST_MODES", "ConfigError", "DEVICES", "ERASE_LOCATIONS", "HEADS", "INITS",
-    "OPTIMIZERS", "SCHEDULES", "TrainConfig", "config_hash", "from_dict",
+    "AMP_MODES",
+    "BACKENDS",
+    "CHANNELS_LAST_MODES",
+    "ConfigError",
+    "DEVICES",
+    "ERASE_LOCATIONS",
+    "HEADS",
+    "INITS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "TrainConfig",
+    "config_hash",
+    "from_dict",
 ]
 
 
@@ -39,8 +50,15 @@ def _choice(name: str, value: Any, allowed: tuple[Any, ...]) -> None:
         raise ConfigError(f"{name}={value!r} is not valid; choose one of: {', '.join(map(str, allowed))}")
 
 
-def _number(name: str, value: Any, *, low: float | None = None, high: float | None = None,
-            low_open: bool = False, high_open: bool = False) -> None:
+def _number(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
     """A finite number within bounds (NaN and infinity are refused: they would train silently wrong)."""
     if not math.isfinite(value):
         raise ConfigError(f"{name} must be a finite number, got {value!r}")
@@ -49,13 +67,20 @@ def _number(name: str, value: Any, *, low: float | None = None, high: float | No
     if too_low or too_high:
         lo = "" if low is None else ("(" if low_open else "[") + f"{low:g}"
         hi = "" if high is None else f"{high:g}" + (")" if high_open else "]")
-        bound = f"in {lo}, {hi}" if low is not None and high is not None else (f"> {low:g}" if low_open else
-                                                                                 f">= {low:g}")
+        bound = (
+            f"in {lo}, {hi}" if low is not None and high is not None else (f"> {low:g}" if low_open else f">= {low:g}")
+        )
         raise ConfigError(f"{name} must be {bound}, got {value!r}")
 
 
-_TYPE_WORDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "a table",
-               tuple: "a list"}
+_TYPE_WORDS = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    dict: "a table",
+    tuple: "a list",
+}
 
 
 def _check_type(name: str, value: Any, annotation: str) -> None:
@@ -76,8 +101,9 @@ def _check_type(name: str, value: Any, annotation: str) -> None:
     ok = any(isinstance(value, t) for t in allowed) and not (isinstance(value, bool) and bool not in allowed)
     if ok:
         return
-    words = " or ".join(_TYPE_WORDS.get(t, t.__name__) for t in dict.fromkeys(allowed) if t is not int or
-                        float not in allowed)
+    words = " or ".join(
+        _TYPE_WORDS.get(t, t.__name__) for t in dict.fromkeys(allowed) if t is not int or float not in allowed
+    )
     hint = " (write it without quotes)" if isinstance(value, str) and (int in allowed or float in allowed) else ""
     raise ConfigError(f"{name} must be {words}, got {value!r} ({type(value).__name__}){hint}")
 
@@ -181,17 +207,19 @@ class TrainConfig:
         _number("step_gamma", self.step_gamma, low=0, low_open=True)
         _number("prune_sparsity", self.prune_sparsity, low=0, high=1, high_open=True)
         if self.prune_sparsity > 0 and not 1 <= self.prune_epoch < self.epochs:
-            raise ConfigError(f"prune_epoch must be in [1, epochs - 1] = [1, {self.epochs - 1}] so that the pruned "
-                              f"net trains afterwards, got {self.prune_epoch!r}")
+            raise ConfigError(
+                f"prune_epoch must be in [1, epochs - 1] = [1, {self.epochs - 1}] so that the pruned "
+                f"net trains afterwards, got {self.prune_epoch!r}"
+            )
         for name in ("train_limit", "test_limit"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ConfigError(f"{name} must be a positive integer or omitted (0 does not mean 'all'), "
-                                  f"got {value!r}")
+                raise ConfigError(
+                    f"{name} must be a positive integer or omitted (0 does not mean 'all'), got {value!r}"
+                )
         for m in self.step_milestones:
             if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 < m < 1:
-                raise ConfigError(f"step_milestones are fractions of training in (0, 1), got "
-                                  f"{self.step_milestones!r}")
+                raise ConfigError(f"step_milestones are fractions of training in (0, 1), got {self.step_milestones!r}")
         # Registry names (model, activation, dataset) are checked by the study validation and the trainer.
 
     def to_dict(self) -> dict[str, Any]:
@@ -238,7 +266,10 @@ def from_dict(d: dict[str, Any], where: str = "config") -> TrainConfig:
 
 def config_hash(config: TrainConfig) -> str:
     """Stable 16-hex-digit hash of what a run computes (execution fields excluded)."""
-    d = {k: v for k, v in config.to_dict().items()
-         if k not in EXECUTION_FIELDS and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
+    d = {
+        k: v
+        for k, v in config.to_dict().items()
+        if k not in EXECUTION_FIELDS and not (k in LATER_FIELDS and v == LATER_FIELDS[k])
+    }
     blob = json.dumps(d, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -76,8 +76,10 @@ class Diverged(FloatingPointError):
     """
 
     def __init__(self, epoch: int, step: int, loss: str) -> None:
-        super().__init__(f"training diverged in epoch {epoch} at step {step} (train loss {loss}); lower the "
-                         f"learning rate or use warmup")
+        super().__init__(
+            f"training diverged in epoch {epoch} at step {step} (train loss {loss}); lower the "
+            f"learning rate or use warmup"
+        )
         self.epoch, self.step, self.loss = epoch, step, loss
 
     def as_dict(self) -> dict[str, Any]:
@@ -249,14 +251,22 @@ def build_model(config: TrainConfig, num_classes: int, in_channels: int, example
     if config.head != "linear":
         kwargs["head"] = config.head
     model = models.create(
-        config.model, activation=make_act, num_classes=num_classes, in_channels=in_channels,
-        example_input=example.detach().cpu(), **kwargs
+        config.model,
+        activation=make_act,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        example_input=example.detach().cpu(),
+        **kwargs,
     )
     report: dict[str, Any] = {"num_classes": num_classes}  # chance level (ln C) for the analysis of stalled runs
     if config.erase_relu > 0:
         model, erased = surgery.erase_relu(
-            model, location=config.erase_location, proportion=config.erase_relu, seed=config.seed,
-            example_input=example, match=activations.parse_spec(config.activation)[0],
+            model,
+            location=config.erase_location,
+            proportion=config.erase_relu,
+            seed=config.seed,
+            example_input=example,
+            match=activations.parse_spec(config.activation)[0],
         )
         report["erased_sites"] = [str(s) for s in erased.erased]
     if config.init in ("he", "he-fan-out"):
@@ -308,16 +318,19 @@ class _Batches:
     data order and crops on every device, and its state is all a checkpoint needs.
     """
 
-    def __init__(self, data: Any, config: TrainConfig, device: torch.device, channels_last: bool,
-                 dist: Distributed) -> None:
+    def __init__(
+        self, data: Any, config: TrainConfig, device: torch.device, channels_last: bool, dist: Distributed
+    ) -> None:
         self.aug = augment
         self.config, self.device, self.channels_last, self.dist = config, device, channels_last, dist
         self.data = data.limit(train=config.train_limit, test=config.test_limit).to(device)
         self.in_memory = self.data.in_memory
         self.n_train = self.data.num_train
         if config.batch_size % dist.world:
-            raise InputError(f"batch_size {config.batch_size} (the global batch) must be divisible by the "
-                             f"{dist.world} processes of this torchrun job")
+            raise InputError(
+                f"batch_size {config.batch_size} (the global batch) must be divisible by the "
+                f"{dist.world} processes of this torchrun job"
+            )
 
     def steps_per_epoch(self) -> int:
         bs = self.config.batch_size
@@ -342,24 +355,31 @@ class _Batches:
         if self.in_memory:
             # Every process draws the same global batch and augments it (cheap), then keeps its slice:
             # the job computes what one process with the whole batch would.
-            batches = self.aug.iterate_batches(d.train_x, d.train_y, bs, shuffle=True, generator=generator,
-                                               drop_last=self.n_train > bs)
+            batches = self.aug.iterate_batches(
+                d.train_x, d.train_y, bs, shuffle=True, generator=generator, drop_last=self.n_train > bs
+            )
             for x, y in batches:
                 x = self._finish(x, True, generator)
                 if world > 1:
                     part = len(x) // world
-                    x, y = x[rank * part:(rank + 1) * part], y[rank * part:(rank + 1) * part]
+                    x, y = x[rank * part : (rank + 1) * part], y[rank * part : (rank + 1) * part]
                 yield x, y
             return
         seed = int(torch.randint(0, 2**31, (1,), generator=generator))
         sampler: torch.utils.data.DistributedSampler | None = None
         if world > 1:  # each process reads only its own examples
-            sampler = torch.utils.data.DistributedSampler(d.train_set, world, rank, shuffle=True, seed=seed,
-                                                          drop_last=True)
+            sampler = torch.utils.data.DistributedSampler(
+                d.train_set, world, rank, shuffle=True, seed=seed, drop_last=True
+            )
         loader = torch.utils.data.DataLoader(
-            d.train_set, batch_size=bs // world, shuffle=sampler is None, sampler=sampler,
-            drop_last=self.n_train > bs, generator=torch.Generator().manual_seed(seed),
-            num_workers=min(4, os.cpu_count() or 1), pin_memory=self.device.type == "cuda",
+            d.train_set,
+            batch_size=bs // world,
+            shuffle=sampler is None,
+            sampler=sampler,
+            drop_last=self.n_train > bs,
+            generator=torch.Generator().manual_seed(seed),
+            num_workers=min(4, os.cpu_count() or 1),
+            pin_memory=self.device.type == "cuda",
         )
         for x, y in loader:
             yield self._finish(x, True, None), y.to(self.device, non_blocking=True)
@@ -390,8 +410,9 @@ class _Batches:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module | Callable[[Tensor], Tensor], batches: Iterator[tuple[Tensor, Tensor]],
-             autocast: Any) -> dict[str, float | None]:
+def evaluate(
+    model: nn.Module | Callable[[Tensor], Tensor], batches: Iterator[tuple[Tensor, Tensor]], autocast: Any
+) -> dict[str, float | None]:
     """Test loss, top-1 and top-5 error (top-5 only with more than 5 classes)."""
     if isinstance(model, nn.Module):  # a compiled or DDP-wrapped model is a module too
         model.eval()
@@ -412,8 +433,14 @@ def evaluate(model: nn.Module | Callable[[Tensor], Tensor], batches: Iterator[tu
     return result
 
 
-def _resume(checkpoints: Checkpoints | None, digest: str, model: nn.Module, optimizer: torch.optim.Optimizer,
-            generator: torch.Generator, device: torch.device) -> tuple[int, list[dict[str, Any]], dict | None]:
+def _resume(
+    checkpoints: Checkpoints | None,
+    digest: str,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    device: torch.device,
+) -> tuple[int, list[dict[str, Any]], dict | None]:
     """Load the latest checkpoint into the model, optimizer and random generators.
 
     Returns:
@@ -426,12 +453,16 @@ def _resume(checkpoints: Checkpoints | None, digest: str, model: nn.Module, opti
         state = torch.load(path, map_location=device, weights_only=False)
     except Exception as e:  # a damaged zip, a truncated pickle, not a torch file
         first = (str(e).splitlines() or [type(e).__name__])[0]
-        raise CheckpointError(f"checkpoint {path} cannot be read ({first}); move it aside (mv {path} {path}.damaged) "
-                              "to train this run from the start, or restore it from a backup") from None
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read ({first}); move it aside (mv {path} {path}.damaged) "
+            "to train this run from the start, or restore it from a backup"
+        ) from None
     if not isinstance(state, dict) or state.get("config_hash") != digest:
         held = state.get("config_hash") if isinstance(state, dict) else None
-        raise CheckpointError(f"{path} belongs to a different configuration (hash {held}, this run {digest}); use "
-                              f"another run directory, or move the checkpoint aside (mv {path} {path}.other)")
+        raise CheckpointError(
+            f"{path} belongs to a different configuration (hash {held}, this run {digest}); use "
+            f"another run directory, or move the checkpoint aside (mv {path} {path}.other)"
+        )
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     generator.set_state(state["generator"].cpu())
@@ -441,9 +472,18 @@ def _resume(checkpoints: Checkpoints | None, digest: str, model: nn.Module, opti
     return state["epoch"], state["metrics"], state.get("extras")
 
 
-def _checkpoint(checkpoints: Checkpoints | None, digest: str, model: nn.Module, optimizer: torch.optim.Optimizer,
-                generator: torch.Generator, device: torch.device, metrics: list[dict[str, Any]],
-                extras: dict[str, Any], dist: Distributed, about: dict[str, Any]) -> None:
+def _checkpoint(
+    checkpoints: Checkpoints | None,
+    digest: str,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    device: torch.device,
+    metrics: list[dict[str, Any]],
+    extras: dict[str, Any],
+    dist: Distributed,
+    about: dict[str, Any],
+) -> None:
     """Save the run after ``len(metrics)`` epochs (one process of a torchrun job writes; all wait for it).
     ``about`` (the run's config and its data's shape) makes the file enough to rebuild the model (ONNX export)."""
     if checkpoints is not None and dist.is_main:
@@ -475,7 +515,7 @@ def _first_nonfinite(losses: Tensor, dist: Distributed) -> int | None:
 def _check_finite(losses: Tensor, epoch: int, steps_per_epoch: int, dist: Distributed) -> None:
     i = _first_nonfinite(losses, dist)
     if i is not None:
-        loss = float(dist.all_sum(losses[i:i + 1])[0]) / dist.world
+        loss = float(dist.all_sum(losses[i : i + 1])[0]) / dist.world
         raise Diverged(epoch + 1, epoch * steps_per_epoch + i + 1, str(loss))
 
 
@@ -546,8 +586,10 @@ def train_one(
     extras = saved_extras if saved_extras is not None else extras
     if config.prune_sparsity and start_epoch >= config.prune_epoch:
         pruning.restore_(model)  # the checkpoint holds the pruned weights as zeros
-    about = {"config": config.to_dict(), "data": {"num_classes": data.num_classes, "in_channels": data.in_channels,
-                                                  "image_size": list(data.image_size)}}
+    about = {
+        "config": config.to_dict(),
+        "data": {"num_classes": data.num_classes, "in_channels": data.in_channels, "image_size": list(data.image_size)},
+    }
 
     for epoch in range(start_epoch, config.epochs):
         report("epoch_start", epoch=epoch + 1, steps=steps_per_epoch)
@@ -569,11 +611,12 @@ def train_one(
             wrong += (out.detach().argmax(1) != y).sum()
             seen += len(y)
             if (i + 1) % DIVERGENCE_CHECK_EVERY == 0:
-                _check_finite(losses[:i + 1], epoch, steps_per_epoch, dist)
+                _check_finite(losses[: i + 1], epoch, steps_per_epoch, dist)
             report("step")
         _check_finite(losses, epoch, steps_per_epoch, dist)
-        total_loss, total_wrong, total_seen = (float(v) for v in dist.all_sum(loss_sum, wrong,
-                                                                                torch.tensor(seen, device=device)))
+        total_loss, total_wrong, total_seen = (
+            float(v) for v in dist.all_sum(loss_sum, wrong, torch.tensor(seen, device=device))
+        )
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         train_seconds = time.perf_counter() - t0
@@ -583,14 +626,18 @@ def train_one(
             "train_loss": total_loss / total_seen,
             "train_error": 100.0 * total_wrong / total_seen,
             # the epochs before the last draw the test-error curve on a subset; the last uses the whole test set
-            **evaluate(forward, batches.test_batches(None if epoch + 1 == config.epochs else config.curve_test_limit),
-                       autocast),
+            **evaluate(
+                forward, batches.test_batches(None if epoch + 1 == config.epochs else config.curve_test_limit), autocast
+            ),
             "seconds": train_seconds,
         }
         report("evaluated", epoch=epoch + 1)
         if config.prune_sparsity and epoch + 1 >= config.prune_epoch:  # probes below see the pruned net
-            row["sparsity"] = (pruning.prune_(model, config.prune_sparsity) if epoch + 1 == config.prune_epoch
-                               else pruning.sparsity(model))
+            row["sparsity"] = (
+                pruning.prune_(model, config.prune_sparsity)
+                if epoch + 1 == config.prune_epoch
+                else pruning.sparsity(model)
+            )
         if dist.is_main:
             for callback in callbacks or ():
                 callback(EpochState(epoch + 1, model, row, config, data, device, extras))

@@ -65,7 +65,7 @@ def prune_(model: nn.Module, amount: float) -> float:
             start = 0
             for m in layers:
                 n = m.weight.numel()
-                _install(m, keep[start:start + n].view_as(m.weight).to(m.weight.dtype))
+                _install(m, keep[start : start + n].view_as(m.weight).to(m.weight.dtype))
                 start += n
     return sparsity(model)
 

@@ -45,8 +45,13 @@ TRACKERS = ("tensorboard", "mlflow")
 
 # Epoch-row keys -> TensorBoard tags: grouped as loss/, error/ and time/ panels.
 _TAGS = {
-    "train_loss": "loss/train", "test_loss": "loss/test", "train_error": "error/train", "test_error": "error/test",
-    "test_top5_error": "error/test_top5", "seconds": "time/seconds_per_epoch", "lr": "optim/lr",
+    "train_loss": "loss/train",
+    "test_loss": "loss/test",
+    "train_error": "error/train",
+    "test_error": "error/test",
+    "test_top5_error": "error/test_top5",
+    "seconds": "time/seconds_per_epoch",
+    "lr": "optim/lr",
 }
 
 
@@ -54,8 +59,9 @@ def _summary_writer() -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter  # optional: pip install 'rectlab[tracking]'
     except ImportError:
-        raise MissingPackageError("--tensorboard needs the tensorboard package: pip install 'rectlab[tracking]'") \
-            from None
+        raise MissingPackageError(
+            "--tensorboard needs the tensorboard package: pip install 'rectlab[tracking]'"
+        ) from None
     return SummaryWriter
 
 
@@ -82,8 +88,11 @@ def check_trackers(names: Sequence[str]) -> list[str]:
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     """The finite numbers of an epoch row (not the epoch itself)."""
-    return {k: float(v) for k, v in metrics.items() if k != "epoch" and isinstance(v, (int, float))
-            and not isinstance(v, bool) and math.isfinite(v)}
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    }
 
 
 class CSVLogger:
@@ -101,8 +110,12 @@ class CSVLogger:
         if self.path.is_file():
             with open(self.path, newline="") as f:
                 rows = [r for r in csv.DictReader(f) if r.get("epoch", "").isdigit() and int(r["epoch"]) < state.epoch]
-        rows.append({"epoch": state.epoch, **{k: v for k, v in state.metrics.items() if k != "epoch"
-                                              and isinstance(v, (int, float, str))}})
+        rows.append(
+            {
+                "epoch": state.epoch,
+                **{k: v for k, v in state.metrics.items() if k != "epoch" and isinstance(v, (int, float, str))},
+            }
+        )
         columns = list(dict.fromkeys(k for r in rows for k in r))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".csv.tmp")
@@ -158,15 +171,18 @@ class MLflowLogger:
             else:
                 experiment_id = experiment.experiment_id
             quoted = self.run_name.replace("'", "\\'")
-            found = client.search_runs([experiment_id], filter_string=f"tags.`mlflow.runName` = '{quoted}'",
-                                       max_results=1)
+            found = client.search_runs(
+                [experiment_id], filter_string=f"tags.`mlflow.runName` = '{quoted}'", max_results=1
+            )
             if found:
                 self._run_id = found[0].info.run_id
             else:
                 run = client.create_run(experiment_id, run_name=self.run_name)
                 self._run_id = run.info.run_id
-                params = {k: json.dumps(v) if isinstance(v, (list, dict, tuple)) else str(v)
-                          for k, v in state.config.to_dict().items()}
+                params = {
+                    k: json.dumps(v) if isinstance(v, (list, dict, tuple)) else str(v)
+                    for k, v in state.config.to_dict().items()
+                }
                 for key, value in params.items():
                     client.log_param(self._run_id, key, value[:500])
         return client, self._run_id
@@ -211,8 +227,12 @@ class TensorBoardLogger:
         if step == 1:
             w.add_text("config", "```\n" + json.dumps(state.config.to_dict(), indent=1, default=str) + "\n```", 0)
         for key, value in state.metrics.items():
-            if key != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool) \
-                    and math.isfinite(value):
+            if (
+                key != "epoch"
+                and isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            ):
                 w.add_scalar(_TAGS.get(key, key), value, step)
         self._slopes(w, state.model, step)
         if self.dead_neurons and "dnr" not in state.metrics:
@@ -261,8 +281,15 @@ def run_label(cell_label: str, seed: int) -> str:
     return f"{text}-seed{seed}"
 
 
-def callbacks(names: Sequence[str], out_dir: str | Path, cell_label: str, seed: int, *,
-              run_dir: str | Path | None = None, experiment: str = "rectlab") -> list[Any]:
+def callbacks(
+    names: Sequence[str],
+    out_dir: str | Path,
+    cell_label: str,
+    seed: int,
+    *,
+    run_dir: str | Path | None = None,
+    experiment: str = "rectlab",
+) -> list[Any]:
     """The epoch callbacks of the trackers ``names`` for one run whose study (or ``train --out``) folder is
     ``out_dir``: TensorBoard in ``out_dir/tensorboard/<label>``, MLflow in ``out_dir/mlruns`` (experiment
     ``experiment``, run ``<label>``), and, given ``run_dir``, the CSV log ``run_dir/metrics.csv``."""

@@ -47,29 +47,54 @@ def analyze(ctx: Context) -> Analysis:
         sel = {"model": model} if model else {}
         label = model or part.spec.base.model
         soft, relu = find_cell(res, head="linear", **sel), find_cell(res, head="relu-normalized", **sel)
-        a.checks.append(equivalence_check(
-            f"{label}: ReLU as the classification function is comparable to softmax (within ±{margin:g} point)",
-            sample(soft, err, label="softmax"), sample(relu, err, label="ReLU classifier", diverged=90.0),
-            margin=margin, what="ReLU-classifier − softmax test error", unit=" points", gate=True))
+        a.checks.append(
+            equivalence_check(
+                f"{label}: ReLU as the classification function is comparable to softmax (within ±{margin:g} point)",
+                sample(soft, err, label="softmax"),
+                sample(relu, err, label="ReLU classifier", diverged=90.0),
+                margin=margin,
+                what="ReLU-classifier − softmax test error",
+                unit=" points",
+                gate=True,
+            )
+        )
         for head, name in HEADS:
             cell = soft if head == "linear" else relu
             if cell is None:
                 continue
             dead = _dead_classes(ctx, cell) if head != "linear" else []
-            dead_text = (f"{summary_text(dead, 1)}; runs with a dead class: {sum(d > 0 for d in dead)}/{len(dead)}"
-                         if dead else "–")
-            rows.append([label, name, summary_text(list(per_seed(cell, err).values())),
-                         summary_text(list(per_seed(cell, final("train_loss")).values()), 3), dead_text,
-                         str(len(cell.diverged))])
+            dead_text = (
+                f"{summary_text(dead, 1)}; runs with a dead class: {sum(d > 0 for d in dead)}/{len(dead)}"
+                if dead
+                else "–"
+            )
+            rows.append(
+                [
+                    label,
+                    name,
+                    summary_text(list(per_seed(cell, err).values())),
+                    summary_text(list(per_seed(cell, final("train_loss")).values()), 3),
+                    dead_text,
+                    str(len(cell.diverged)),
+                ]
+            )
             series[f"{label}, {name}"] = metric_curves(cell, "test_error")
-    a.tables.append(Table("Test error by classification function",
-                          ["model", "head", "test error (%)", "final train loss", "dead classes", "diverged"], rows,
-                          note="The ReLU classifier predicts the argmax of its rectified scores (ties, e.g. all "
-                               "scores 0, go to the lowest class index). Dead classes: classes whose rectified "
-                               "score is 0 on every test input; they get no gradient and are never predicted."))
+    a.tables.append(
+        Table(
+            "Test error by classification function",
+            ["model", "head", "test error (%)", "final train loss", "dead classes", "diverged"],
+            rows,
+            note="The ReLU classifier predicts the argmax of its rectified scores (ties, e.g. all "
+            "scores 0, go to the lowest class index). Dead classes: classes whose rectified "
+            "score is 0 on every test input; they get no gradient and are never predicted.",
+        )
+    )
     a.plots["Test error per epoch (band: min–max over seeds)"] = curves(
-        series, ctx.plots_dir / "test_error.png", title="Softmax vs ReLU classification function",
-        ylabel="test error (%)")
+        series,
+        ctx.plots_dir / "test_error.png",
+        title="Softmax vs ReLU classification function",
+        ylabel="test error (%)",
+    )
     return a
 
 
@@ -80,11 +105,11 @@ REPRODUCTION = Reproduction(
     parts=(Part("heads", "relu-classifier.toml", "softmax vs ReLU classification function per model"),),
     analyze=analyze,
     notes="follows Agarap's Keras set-up: Dense(10, relu) trained with categorical_crossentropy, which divides the "
-          "ReLU outputs by their sum (no softmax) and clips them to [1e-7, 1 − 1e-7]; a 3x512 FFNN with dropout 0.1; "
-          "Adam "
-          "(lr 1e-3), batch 256, Keras' Glorot-uniform init with zero biases. Differences: a cosine learning-rate "
-          "decay (so runs reach a plateau in 12 epochs), the first 20,000 training images at quick scale, and "
-          "the FFNN only (his CNN runs at full scale). 'Comparable' is made testable as: the difference in test "
-          "error lies within ±1 point (two one-sided tests). An all-zero ReLU output, which Keras would divide 0 by 0 "
-          "on, gets the clipped value instead (its gradient is 0 either way).",
+    "ReLU outputs by their sum (no softmax) and clips them to [1e-7, 1 − 1e-7]; a 3x512 FFNN with dropout 0.1; "
+    "Adam "
+    "(lr 1e-3), batch 256, Keras' Glorot-uniform init with zero biases. Differences: a cosine learning-rate "
+    "decay (so runs reach a plateau in 12 epochs), the first 20,000 training images at quick scale, and "
+    "the FFNN only (his CNN runs at full scale). 'Comparable' is made testable as: the difference in test "
+    "error lies within ±1 point (two one-sided tests). An all-zero ReLU output, which Keras would divide 0 by 0 "
+    "on, gets the clipped value instead (its gradient is 0 either way).",
 )

@@ -61,8 +61,9 @@ def pd_evidence(base: np.ndarray, other: np.ndarray) -> Bootstrapped:
     Each group's seeds are resampled with replacement (pairs that share a seed are not independent, so
     the seed, not the pair, is the unit); pairs of the same model drawn twice are left out.
     """
-    return Bootstrapped((tuple(range(len(base))), tuple(range(len(other)))),
-                        lambda ia, ib: mean_pd(other, ib) - mean_pd(base, ia))
+    return Bootstrapped(
+        (tuple(range(len(base))), tuple(range(len(other)))), lambda ia, ib: mean_pd(other, ib) - mean_pd(base, ia)
+    )
 
 
 def analyze(ctx: Context) -> Analysis:
@@ -72,24 +73,44 @@ def analyze(ctx: Context) -> Analysis:
     margin = float(ctx.option("margin"))
     pds = _pd_matrices(ctx)
     if "relu" not in pds or len(pds["relu"][0]) < 3:
-        a.checks.append(ClaimCheck("smooth activations lower the prediction difference", "inconclusive",
-                                   "needs at least 3 finished ReLU runs"))
+        a.checks.append(
+            ClaimCheck(
+                "smooth activations lower the prediction difference",
+                "inconclusive",
+                "needs at least 3 finished ReLU runs",
+            )
+        )
         return a
     relu_seeds, relu_pd = pds["relu"]
     for act in SMOOTH:
         if act not in pds:
             continue
-        a.checks.append(estimate_check(
-            f"{act} models disagree less with each other than ReLU models (top-1 prediction difference)",
-            pd_evidence(relu_pd, pds[act][1]), expect="lower", margin=margin,
-            what=f"{act} − ReLU mean top-1 PD over all pairs", unit=" points", primary=act == PRIMARY,
-            n_planned=part.spec.seeds and len(part.spec.seeds)))
+        a.checks.append(
+            estimate_check(
+                f"{act} models disagree less with each other than ReLU models (top-1 prediction difference)",
+                pd_evidence(relu_pd, pds[act][1]),
+                expect="lower",
+                margin=margin,
+                what=f"{act} − ReLU mean top-1 PD over all pairs",
+                unit=" points",
+                primary=act == PRIMARY,
+                n_planned=part.spec.seeds and len(part.spec.seeds),
+            )
+        )
     err = final("test_error")
     for act in SMOOTH:
-        a.checks.append(no_improvement_check(
-            f"{act} is not less accurate than ReLU by more than {margin:g} point (similar accuracy)",
-            sample(find_cell(res, activation=act), err), sample(find_cell(res, activation="relu"), err),
-            margin=margin, what=f"ReLU − {act} test error", unit=" points", primary=False, gate=True))
+        a.checks.append(
+            no_improvement_check(
+                f"{act} is not less accurate than ReLU by more than {margin:g} point (similar accuracy)",
+                sample(find_cell(res, activation=act), err),
+                sample(find_cell(res, activation="relu"), err),
+                margin=margin,
+                what=f"ReLU − {act} test error",
+                unit=" points",
+                primary=False,
+                gate=True,
+            )
+        )
     rows, points = [], {}
     for cell in res.cells:
         act = cell.values["activation"]
@@ -98,18 +119,34 @@ def analyze(ctx: Context) -> Analysis:
         seeds, m = pds[act]
         pairs = m[np.triu_indices(len(seeds), 1)]
         errors = list(per_seed(cell, err).values())
-        rows.append([act, summary_text(errors), f"{pairs.mean():.2f} ± {pairs.std(ddof=1):.2f}" if len(pairs) > 1
-                     else "–", str(len(pairs))])
+        rows.append(
+            [
+                act,
+                summary_text(errors),
+                f"{pairs.mean():.2f} ± {pairs.std(ddof=1):.2f}" if len(pairs) > 1 else "–",
+                str(len(pairs)),
+            ]
+        )
         points[act] = (errors, [float(np.mean(np.delete(m[i], i))) for i in range(len(seeds))])
-    a.tables.append(Table(
-        "Accuracy and top-1 prediction difference (PD) between models of the same configuration",
-        ["activation", "test error (%)", "top-1 PD over all pairs (%), mean ± std", "pairs"], rows,
-        note="PD: the share of test images on which two models of the same configuration (different seeds) predict "
-             "different classes, over all pairs of seeds. Pairs sharing a seed are not independent, so the tests "
-             "resample seeds (a seed-level bootstrap), not pairs."))
-    a.plots["Accuracy vs reproducibility: test error and each model's mean PD to the others, mean and 95% CI"] = \
-        scatter_ci(points, ctx.plots_dir / "pd_vs_error.png", title="Prediction difference vs test error",
-                   xlabel="test error (%)", ylabel="mean top-1 PD to the other seeds (%)")
+    a.tables.append(
+        Table(
+            "Accuracy and top-1 prediction difference (PD) between models of the same configuration",
+            ["activation", "test error (%)", "top-1 PD over all pairs (%), mean ± std", "pairs"],
+            rows,
+            note="PD: the share of test images on which two models of the same configuration (different seeds) predict "
+            "different classes, over all pairs of seeds. Pairs sharing a seed are not independent, so the tests "
+            "resample seeds (a seed-level bootstrap), not pairs.",
+        )
+    )
+    a.plots["Accuracy vs reproducibility: test error and each model's mean PD to the others, mean and 95% CI"] = (
+        scatter_ci(
+            points,
+            ctx.plots_dir / "pd_vs_error.png",
+            title="Prediction difference vs test error",
+            xlabel="test error (%)",
+            ylabel="mean top-1 PD to the other seeds (%)",
+        )
+    )
     return a
 
 
@@ -120,8 +157,8 @@ REPRODUCTION = Reproduction(
     parts=(Part("activations", "smooth-reproducibility.toml", "the same MLP trained with several seeds"),),
     analyze=analyze,
     notes="the paper trains large recommendation and vision models where nondeterminism alone (same seed) makes "
-          "runs differ; on a CPU the same seed gives identical models, so here the seed varies (init and data "
-          "order). Quick scale: a 2x256 MLP on Fashion-MNIST trained to a plateau, 10 seeds per activation (45 "
-          "pairs); PD on the full test set. The margin (0.5 points of PD) is our smallest reduction worth "
-          "reporting: the paper gives no single effect size.",
+    "runs differ; on a CPU the same seed gives identical models, so here the seed varies (init and data "
+    "order). Quick scale: a 2x256 MLP on Fashion-MNIST trained to a plateau, 10 seeds per activation (45 "
+    "pairs); PD on the full test set. The margin (0.5 points of PD) is our smallest reduction worth "
+    "reporting: the paper gives no single effect size.",
 )

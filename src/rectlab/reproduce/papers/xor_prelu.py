@@ -35,10 +35,17 @@ def _plot(results: dict[str, XorResult], path) -> None:
         for i, model in enumerate(result.success):
             rates = result.rate(model)
             lo, hi = zip(*(wilson(s, result.setup.trials) for s in result.success[model]))
-            ax.plot(result.setup.lrs, [100 * r for r in rates], "o-", ms=3, color=colors(i),
-                    label=f"{model} ({result.n_params[model]} params)")
-            ax.fill_between(result.setup.lrs, [100 * v for v in lo], [100 * v for v in hi], color=colors(i),
-                            alpha=0.15, lw=0)
+            ax.plot(
+                result.setup.lrs,
+                [100 * r for r in rates],
+                "o-",
+                ms=3,
+                color=colors(i),
+                label=f"{model} ({result.n_params[model]} params)",
+            )
+            ax.fill_between(
+                result.setup.lrs, [100 * v for v in lo], [100 * v for v in hi], color=colors(i), alpha=0.15, lw=0
+            )
         ax.set_xscale("log")
         ax.set(title=title, xlabel="learning rate (Adam)", ylim=(-2, 102))
         ax.grid(alpha=0.3)
@@ -78,12 +85,21 @@ def _claims(ctx: Context, result: XorResult, primary: bool, tag: str = "") -> li
     prelu = np.asarray(result.outcomes["prelu"], dtype=bool)
     threshold, level = ctx.option("rate_threshold"), ctx.option("rate_level")
     best = int(prelu.sum(1).argmax())
-    checks = [estimate_check(
-        f"{tag}the single PReLU unit (3 parameters) solves XOR with 100% success at some learning rate (the best "
-        f"of {len(result.setup.lrs)}, here {result.setup.lrs[best]:g}; picked again in each resample)",
-        BestRate(prelu, threshold), expect="higher", margin=level - threshold, null=threshold,
-        what=f"{trials}/{trials} successes at {_range_text(result, 'prelu')} learning rates; success rate at the "
-             "best one", digits=2, primary=primary, n_planned=trials)]
+    checks = [
+        estimate_check(
+            f"{tag}the single PReLU unit (3 parameters) solves XOR with 100% success at some learning rate (the best "
+            f"of {len(result.setup.lrs)}, here {result.setup.lrs[best]:g}; picked again in each resample)",
+            BestRate(prelu, threshold),
+            expect="higher",
+            margin=level - threshold,
+            null=threshold,
+            what=f"{trials}/{trials} successes at {_range_text(result, 'prelu')} learning rates; success rate at the "
+            "best one",
+            digits=2,
+            primary=primary,
+            n_planned=trials,
+        )
+    ]
 
     def wider(models: list[str], name: str) -> ClaimCheck:
         others = [np.asarray(result.outcomes[m], dtype=bool) for m in models if m in result.outcomes]
@@ -95,9 +111,15 @@ def _claims(ctx: Context, result: XorResult, primary: bool, tag: str = "") -> li
         ranges = "; ".join(f"{m}: {_range_text(result, m)}" for m in ["prelu", *models] if m in result.outcomes)
         return estimate_check(
             f"{tag}PReLU has a wider range of learning rates with 100% success than {name}",
-            Bootstrapped((units,), statistic), expect="higher", margin=float(ctx.option("range_margin")),
+            Bootstrapped((units,), statistic),
+            expect="higher",
+            margin=float(ctx.option("range_margin")),
             what=f"learning rates with {trials}/{trials} successes, PReLU − the best of them ({ranges}); difference",
-            unit=" rates", digits=1, primary=primary, n_planned=trials)
+            unit=" rates",
+            digits=1,
+            primary=primary,
+            n_planned=trials,
+        )
 
     checks.append(wider(["mlp-tanh", "mlp-relu"], "a 2-2-1 MLP (tanh or ReLU hidden units)"))
     checks.append(wider(["gcu"], "a single GCU unit"))
@@ -109,26 +131,38 @@ def run(ctx: Context) -> Analysis:
     setup = load_setup(studies_dir(ctx.execution.get("studies")) / "xor-prelu.toml", ctx.scale)
     ctx.record_setup("xor", setup)
     other = "binary" if setup.inputs == "bipolar" else "bipolar"
-    results = {f"inputs {ENCODING[setup.inputs]}": run_xor(setup),
-               f"inputs {ENCODING[other]} (sensitivity)": run_xor(dataclasses.replace(setup, inputs=other))}
+    results = {
+        f"inputs {ENCODING[setup.inputs]}": run_xor(setup),
+        f"inputs {ENCODING[other]} (sensitivity)": run_xor(dataclasses.replace(setup, inputs=other)),
+    }
     main, sens = results.values()
     save(main, ctx.out / "xor.json")
     save(sens, ctx.out / f"xor-{other}.json")
-    a = Analysis(runs={"done": 2 * setup.trials * len(setup.lrs) * len(setup.models)},
-                 n_planned={"trials per learning rate": setup.trials})
+    a = Analysis(
+        runs={"done": 2 * setup.trials * len(setup.lrs) * len(setup.models)},
+        n_planned={"trials per learning rate": setup.trials},
+    )
     a.checks += _claims(ctx, main, primary=True) + _claims(ctx, sens, primary=False, tag=f"inputs {ENCODING[other]}: ")
     lr_head = [f"{lr:.3g}" for lr in setup.lrs]
     for title, result in results.items():
         rows = [[m, str(result.n_params[m])] + [f"{s}" for s in result.success[m]] for m in result.success]
-        a.tables.append(Table(f"Successful trials out of {setup.trials} per learning rate ({title})",
-                              ["model", "params", *lr_head], rows))
+        a.tables.append(
+            Table(
+                f"Successful trials out of {setup.trials} per learning rate ({title})",
+                ["model", "params", *lr_head],
+                rows,
+            )
+        )
     a.tables.append(Table("Models", ["model", "description"], [[m, XOR_MODELS[m].description] for m in main.success]))
     _plot(results, ctx.plots_dir / "xor_success.png")
-    a.plots["Success rate vs learning rate, main encoding and sensitivity (Wilson 95% CI)"] = \
+    a.plots["Success rate vs learning rate, main encoding and sensitivity (Wilson 95% CI)"] = (
         ctx.plots_dir / "xor_success.png"
-    a.notes.append(f"{setup.trials} trials x {len(setup.lrs)} learning rates x {setup.epochs} epochs per model, "
-                   f"trained as batched tensors in {time.perf_counter() - t0:.1f} s. A success rate of 100/100 has a "
-                   "Wilson 95% lower bound of 96.3%: 'always' means 'in every trial we ran'.")
+    )
+    a.notes.append(
+        f"{setup.trials} trials x {len(setup.lrs)} learning rates x {setup.epochs} epochs per model, "
+        f"trained as batched tensors in {time.perf_counter() - t0:.1f} s. A success rate of 100/100 has a "
+        "Wilson 95% lower bound of 96.3%: 'always' means 'in every trial we ran'."
+    )
     return a
 
 
@@ -138,8 +172,8 @@ REPRODUCTION = Reproduction(
     spec="xor-prelu.toml",
     runner=run,
     notes="inputs in {0, 1} are primary, as in the paper's Figure 1 (w = (1, -1), a = -1 solves XOR exactly); {-1, 1} "
-          "is reported beside them. The paper does not state its loss, output threshold or MLP activation; here: MSE "
-          "on the raw output, threshold 0.5, the 2-2-1 MLP with tanh and with ReLU hidden units (both shown; the "
-          "claim must hold against both), PyTorch's default initializations (PReLU a = 0.25), and the same initial "
-          "draws at every learning rate.",
+    "is reported beside them. The paper does not state its loss, output threshold or MLP activation; here: MSE "
+    "on the raw output, threshold 0.5, the 2-2-1 MLP with tanh and with ReLU hidden units (both shown; the "
+    "claim must hold against both), PyTorch's default initializations (PReLU a = 0.25), and the same initial "
+    "draws at every learning rate.",
 )

@@ -31,8 +31,17 @@ from torch import Tensor
 from ...errors import InputError
 from ..setup_file import load_setup_table
 
-__all__ = ["DISTRIBUTIONS", "ConvSetup", "Trajectories", "load_setup", "make_patches", "patches", "sample_inputs",
-           "teacher", "train_students"]
+__all__ = [
+    "DISTRIBUTIONS",
+    "ConvSetup",
+    "Trajectories",
+    "load_setup",
+    "make_patches",
+    "patches",
+    "sample_inputs",
+    "teacher",
+    "train_students",
+]
 
 DISTRIBUTIONS = ("gaussian", "uniform", "laplace", "rademacher")
 
@@ -86,10 +95,20 @@ class ConvSetup:
         if bad:
             raise InputError(f"unknown input distribution(s) {bad}; choose from {', '.join(DISTRIBUTIONS)}")
         if any(not 1 <= s <= self.filter_size for s in (*self.strides, self.sgd_stride)):
-            raise InputError(f"strides must lie in [1, filter_size = {self.filter_size}], got {list(self.strides)} "
-                             f"and sgd_stride {self.sgd_stride}")
-        for name in ("trials", "filter_size", "patches", "gd_steps", "gd_samples", "sgd_steps", "sgd_batch",
-                     "eval_every"):
+            raise InputError(
+                f"strides must lie in [1, filter_size = {self.filter_size}], got {list(self.strides)} "
+                f"and sgd_stride {self.sgd_stride}"
+            )
+        for name in (
+            "trials",
+            "filter_size",
+            "patches",
+            "gd_steps",
+            "gd_samples",
+            "sgd_steps",
+            "sgd_batch",
+            "eval_every",
+        ):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
         if any(not 0 < r < 1 for r in self.closeness):
@@ -195,8 +214,9 @@ class Trajectories:
         return {"steps": self.steps, "distance": self.distance.tolist(), **self.meta}
 
 
-def make_patches(setup: ConvSetup, dist: str, shape: tuple[int, ...], stride: int, closeness: float,
-                 gen: torch.Generator) -> Tensor:
+def make_patches(
+    setup: ConvSetup, dist: str, shape: tuple[int, ...], stride: int, closeness: float, gen: torch.Generator
+) -> Tensor:
     """``shape + (k, p)`` patches: from signals with ``stride`` (``closeness = 0``) or with a shared component."""
     p, k = setup.filter_size, setup.patches
     if closeness == 0:
@@ -206,8 +226,9 @@ def make_patches(setup: ConvSetup, dist: str, shape: tuple[int, ...], stride: in
     return math.sqrt(closeness) * shared + math.sqrt(1.0 - closeness) * own
 
 
-def train_students(setup: ConvSetup, *, dist: str, stride: int, method: str, schedule: str = "constant",
-                   closeness: float = 0.0) -> Trajectories:
+def train_students(
+    setup: ConvSetup, *, dist: str, stride: int, method: str, schedule: str = "constant", closeness: float = 0.0
+) -> Trajectories:
     """Train ``setup.trials`` students at once; returns their distance-to-``w*`` trajectories.
 
     Args:
@@ -221,8 +242,9 @@ def train_students(setup: ConvSetup, *, dist: str, stride: int, method: str, sch
     gen = torch.Generator().manual_seed(setup.seed)
     w_star = _unit((setup.trials, p), gen)  # the same draws for every condition (common random numbers)
     w = _unit((setup.trials, p), gen)
-    data_gen = torch.Generator().manual_seed(setup.seed + 1 + 7919 * stride + 104729 * DISTRIBUTIONS.index(dist)
-                                             + int(1000 * closeness))
+    data_gen = torch.Generator().manual_seed(
+        setup.seed + 1 + 7919 * stride + 104729 * DISTRIBUTIONS.index(dist) + int(1000 * closeness)
+    )
     if method == "gd":
         z = make_patches(setup, dist, (setup.gd_samples,), stride, closeness, data_gen)
         y = teacher(z, w_star)
@@ -230,8 +252,11 @@ def train_students(setup: ConvSetup, *, dist: str, stride: int, method: str, sch
     elif method == "sgd":
         steps = setup.sgd_steps
         switch = int(setup.sgd_switch * steps)
-        lrs = {"small": [setup.sgd_lr_small] * steps, "large": [setup.sgd_lr_large] * steps,
-               "two-stage": [setup.sgd_lr_large] * switch + [setup.sgd_lr_small] * (steps - switch)}
+        lrs = {
+            "small": [setup.sgd_lr_small] * steps,
+            "large": [setup.sgd_lr_large] * steps,
+            "two-stage": [setup.sgd_lr_large] * switch + [setup.sgd_lr_small] * (steps - switch),
+        }
         if schedule not in lrs:
             raise InputError(f"schedule must be one of {', '.join(lrs)}, got {schedule!r}")
         rates = lrs[schedule]
@@ -250,8 +275,18 @@ def train_students(setup: ConvSetup, *, dist: str, stride: int, method: str, sch
             dists.append((w - w_star).norm(dim=1))
     distance = torch.stack(dists, 1)
     distance = torch.where(torch.isfinite(distance), distance, torch.tensor(float("inf")))
-    return Trajectories(recorded, distance, {"dist": dist, "stride": stride, "method": method, "schedule": schedule,
-                                             "overlap": setup.overlap(stride), "closeness": closeness})
+    return Trajectories(
+        recorded,
+        distance,
+        {
+            "dist": dist,
+            "stride": stride,
+            "method": method,
+            "schedule": schedule,
+            "overlap": setup.overlap(stride),
+            "closeness": closeness,
+        },
+    )
 
 
 def load_setup(path: str | Path, scale: str) -> ConvSetup:

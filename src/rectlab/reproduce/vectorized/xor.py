@@ -116,8 +116,12 @@ def _gcu_init(gen: torch.Generator, n: int) -> dict[str, Tensor]:
 
 
 def _mlp_init(gen: torch.Generator, n: int) -> dict[str, Tensor]:
-    return {"w1": _uniform(gen, (n, 2, 2), _B), "b1": _uniform(gen, (n, 2), _B),
-            "w2": _uniform(gen, (n, 2), _B), "b2": _uniform(gen, (n,), _B)}
+    return {
+        "w1": _uniform(gen, (n, 2, 2), _B),
+        "b1": _uniform(gen, (n, 2), _B),
+        "w2": _uniform(gen, (n, 2), _B),
+        "b2": _uniform(gen, (n,), _B),
+    }
 
 
 def _prelu_forward(p: dict[str, Tensor], x: Tensor) -> Tensor:
@@ -148,8 +152,14 @@ XOR_MODELS: dict[str, _XorModel] = {
 }
 
 
-def adam_step(params: dict[str, Tensor], grads: dict[str, Tensor], state: dict[str, Any], lr: Tensor,
-              betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+def adam_step(
+    params: dict[str, Tensor],
+    grads: dict[str, Tensor],
+    state: dict[str, Any],
+    lr: Tensor,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+) -> None:
     """One Adam step (Kingma & Ba 2015, as ``torch.optim.Adam``) on row-batched parameters, in place.
 
     Args:
@@ -159,8 +169,11 @@ def adam_step(params: dict[str, Tensor], grads: dict[str, Tensor], state: dict[s
     """
     b1, b2 = betas
     if not state:
-        state.update(t=0, m={k: torch.zeros_like(v) for k, v in params.items()},
-                     v={k: torch.zeros_like(v) for k, v in params.items()})
+        state.update(
+            t=0,
+            m={k: torch.zeros_like(v) for k, v in params.items()},
+            v={k: torch.zeros_like(v) for k, v in params.items()},
+        )
     state["t"] += 1
     t = state["t"]
     for k, p in params.items():
@@ -199,8 +212,12 @@ class XorResult:
         return [lr for lr, s in zip(self.setup.lrs, self.success[model]) if s == self.setup.trials]
 
     def to_json(self) -> dict[str, Any]:
-        return {"setup": asdict(self.setup), "success": self.success, "median_loss": self.median_loss,
-                "n_params": self.n_params}
+        return {
+            "setup": asdict(self.setup),
+            "success": self.success,
+            "median_loss": self.median_loss,
+            "n_params": self.n_params,
+        }
 
 
 def run_xor(setup: XorSetup) -> XorResult:
@@ -241,9 +258,7 @@ def load_setup(path: str | Path, scale: str) -> XorSetup:
     raw = tomllib.loads(Path(path).read_text())
     unknown_sections = set(raw) - {"study", "xor", "scales"}
     if unknown_sections:
-        raise InputError(
-            f"{path}: unknown section(s) {sorted(unknown_sections)}; valid: [study], [xor], [scales.NAME]"
-        )
+        raise InputError(f"{path}: unknown section(s) {sorted(unknown_sections)}; valid: [study], [xor], [scales.NAME]")
     values = dict(raw.get("xor", {}))
     scales = raw.get("scales", {})
     if scale not in scales:
