@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 from torch.autograd import gradcheck
+from torch.utils.checkpoint import checkpoint
 
 from rectlab import activations as A
 from rectlab.activations import cpu, ops
@@ -365,10 +366,8 @@ def test_prelu_backward_has_no_full_size_temporary(layout: str, channels: int) -
     assert _full_size_buffers(lambda: torch.autograd.grad(y_spec, (x, w), g), x.numel()) > 2
 
 
-@pytest.mark.parametrize("channels", (1, 4))
-def test_learnable_swish_keeps_x_and_the_sigmoid_and_its_backward_allocates_one_buffer(channels: int) -> None:
-    x = torch.randn(8, 4, 16, requires_grad=True)
-    beta = torch.ones(channels, requires_grad=True)
+def _saved_sizes(fn) -> list[int]:
+    """The numel of every tensor autograd saves while ``fn`` runs."""
     sizes: list[int] = []
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -376,11 +375,90 @@ def test_learnable_swish_keeps_x_and_the_sigmoid_and_its_backward_allocates_one_
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        y = cpu.swish(x, beta)
-    assert sorted(sizes, reverse=True)[:2] == [x.numel(), x.numel()] and len(sizes) == 3 + (channels > 1)  # + beta
-    g = torch.randn_like(y)
-    extra = 1 if channels > 1 else 0  # a per-channel beta's gradient sums a product
-    assert _full_size_buffers(lambda: torch.autograd.grad(y, (x, beta), g), x.numel()) == 1 + extra
+        fn()
+    return sizes
+
+
+@pytest.mark.parametrize("channels", (1, 4))
+def test_learnable_swish_saves_two_derivatives_and_writes_the_input_gradient_over_one(channels: int) -> None:
+    """Saved: dy/dx and dy/dbeta, not x. The backward allocates no full-size buffer when autograd frees the
+    graph after it (the input gradient is written over dy/dx), one when the graph is kept or a hook saw dy/dx;
+    the gradients are the spec's every time."""
+    x = torch.randn(8, 4, 16, requires_grad=True)
+    beta = torch.linspace(0.5, 1.5, channels).requires_grad_(True)
+    g = torch.randn(x.shape)
+    expected = torch.autograd.grad(AF.swish(x, beta), (x, beta), g)
+    n = x.numel()
+    assert _saved_sizes(lambda: cpu.swish(x, beta)) == [n, n]
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t):
+        hooked = cpu.swish(x, beta)
+    y = cpu.swish(x, beta)
+    assert type(y.grad_fn).__name__ == "SwishFunctionBackward"
+    grads: list[tuple[torch.Tensor, ...]] = []
+    for out, keep, fresh in ((hooked, False, 1), (y, True, 1), (y, False, 0)):
+
+        def backward(out: torch.Tensor = out, keep: bool = keep) -> None:
+            grads.append(torch.autograd.grad(out, (x, beta), g, retain_graph=keep))
+
+        assert _full_size_buffers(backward, n) == fresh
+    for dx, db in grads:
+        torch.testing.assert_close(dx, expected[0], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(db, expected[1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels", (1, 3))
+def test_learnable_swish_under_checkpointing_is_the_spec(channels: int) -> None:
+    """Non-reentrant checkpointing recomputes the forward through saved-tensor hooks."""
+    x = _input("nchw").requires_grad_(True)
+    beta = torch.linspace(0.3, 1.7, channels).requires_grad_(True)
+    g = torch.randn(x.shape)
+    y = checkpoint(lambda t: cpu.swish(t, beta), x, use_reentrant=False)
+    got = torch.autograd.grad(y, (x, beta), g)
+    expected = torch.autograd.grad(AF.swish(x, beta), (x, beta), g)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", (torch.float32, *LOW), ids=str)
+@pytest.mark.parametrize("case", sorted(CHANNEL_CASES))
+def test_learnable_swish_on_large_inputs_saves_only_x(case: str, dtype: torch.dtype, monkeypatch) -> None:
+    """From `_SWISH_RECOMPUTE_FROM` bytes on, `SwishRecomputeFunction`: the spec's values and gradients, only
+    ``x`` (and a per-channel beta's view) saved, one full-size buffer in the backward (the input gradient's)."""
+    monkeypatch.setattr(cpu, "_SWISH_RECOMPUTE_FROM", 400)  # the cases have 210 or more elements
+    op = ops.get("swish")
+    x, dim, n = _channel_case(case, dtype)
+    value = _tensor_param(op, n, dtype)
+    check_against_spec(_with_param(op, cpu.swish, dim), _with_param(op, op.reference, dim), x, (value,))
+    if dtype != torch.float32:
+        return
+    xr = x.detach().requires_grad_(True)
+    assert type(cpu.swish(xr, value, dim).grad_fn).__name__ == "SwishRecomputeFunctionBackward"
+    small = torch.randn(2, 3, 4, requires_grad=True)  # 96 bytes
+    assert type(cpu.swish(small, torch.ones(3, requires_grad=True)).grad_fn).__name__ == "SwishFunctionBackward"
+    sizes = _saved_sizes(lambda: cpu.swish(xr, value, dim))
+    assert sorted(sizes, reverse=True) == [x.numel()] + ([n] if n > 1 else [])
+    y = cpu.swish(xr, value, dim)
+    g = torch.randn_like(x)
+    # + the temporary of a per-channel reduction whose channels are not dim 1 of contiguous tensors
+    fresh = 1 if case in ("nchw", "3x7x33", "sliced", "shared-1x1x1023", "shared-channels_last") else 2
+    assert _full_size_buffers(lambda: torch.autograd.grad(y, (xr, value), g), x.numel()) == fresh
+
+
+@pytest.mark.parametrize("large", (False, True), ids=("small", "large"))
+@pytest.mark.parametrize("dtype", (torch.float32, *LOW), ids=str)
+@pytest.mark.parametrize("layout", ("nchw", "channels_last", "transposed"))
+def test_learnable_swish_rounds_like_the_spec_at_any_beta(
+    layout: str, dtype: torch.dtype, large: bool, monkeypatch
+) -> None:
+    """Betas where ``beta x`` puts ``sigmoid`` close to 1 for the inputs of 6 and 30 (``1 - s`` keeps few bits there
+    and ``x^2`` scales the error up), a negative one and a small one, shared and per channel, on both paths."""
+    if large:
+        monkeypatch.setattr(cpu, "_SWISH_RECOMPUTE_FROM", 0)
+    x = _input(layout, dtype)
+    for value in (0.05, 0.3, -0.5, 5.0):
+        for n in (1, x.shape[1]):
+            beta = (value + 0.1 * torch.linspace(-1, 1, n)).to(dtype).requires_grad_(True)
+            check_against_spec(cpu.swish, AF.swish, x, (beta,))
 
 
 def test_large_bf16_mish_is_pytorchs_own(monkeypatch: pytest.MonkeyPatch) -> None:

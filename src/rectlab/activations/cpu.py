@@ -16,9 +16,9 @@ masks run at a fraction of the speed of arithmetic ops. So each Function here
 * computes the input gradient and the parameter gradient in a short sequence of in-place ops on one
   output buffer, with the derivative written beside it.
 
-The paths compute in the input's dtype (fp32, fp64 for gradcheck, bf16) like the spec does (Mish in fp32
-for bf16 inputs), and return parameter gradients in the parameter's dtype (reduced in fp32 for bf16).
-Their backward is ``once_differentiable``: for higher-order derivatives (``create_graph=True``) use
+The paths compute in the input's dtype (fp32, fp64 for gradcheck, bf16) like the spec does (Mish and
+learnable Swish in fp32 for bf16 inputs), and return parameter gradients in the parameter's dtype (reduced in
+fp32 for bf16). Their backward is ``once_differentiable``: for higher-order derivatives (``create_graph=True``) use
 ``backend="torch"``.
 
 Not ``torch.compile``: inductor's CPU kernels of the spec are faster for SmeLU, GCU and learnable Swish
@@ -51,6 +51,7 @@ __all__ = [
     "RReLUFunction",
     "SmeLUFunction",
     "SwishFunction",
+    "SwishRecomputeFunction",
     "gcu",
     "helu",
     "mish",
@@ -341,52 +342,140 @@ def smelu(x: Tensor, beta: float = 1.0) -> Tensor:
 _SIGMOID_IS_ONE = 40.0
 """``sigmoid(z)`` rounds to 1 above this even in float64 (``1 - 4e-18``), and ``exp(z)`` is finite below it."""
 
+_SWISH_RECOMPUTE_FROM = 32 << 20
+"""Input bytes from which learnable Swish saves nothing but ``x`` and ``y`` (`SwishRecomputeFunction`). From 32 MiB
+on glibc's allocator maps every new buffer afresh (32 MiB is its largest mmap threshold), so each call pays a page
+fault per 4 KiB of every fresh buffer, and one fresh buffer fewer outweighs two more ``exp`` passes; below, the
+single ``exp`` of `SwishFunction` is faster (measured: see ``docs/activations.md``, "Speed on CPU")."""
+
 
 def _times_sigmoid(t: Tensor, x: Tensor, beta: float, out: Tensor | None = None) -> Tensor:
     """``t * sigmoid(beta * x)`` in one native pass: softplus's derivative, ``softplus_backward``, whose kernel
     computes ``t * e / (e + 1)`` with one vectorized ``exp(beta x)`` (and ``t`` itself where ``beta x`` is above
-    `_SIGMOID_IS_ONE`); for bf16 in float32, rounded once. ``out`` may be ``t``."""
+    `_SIGMOID_IS_ONE`); for bf16 in float32, rounded once. ``out`` may be ``t`` or ``x``."""
     if out is None:
         return _aten.softplus_backward(t, x, beta, _SIGMOID_IS_ONE)
     return _aten.softplus_backward.grad_input(t, x, beta, _SIGMOID_IS_ONE, grad_input=out)
 
 
-class SwishFunction(torch.autograd.Function):
-    """Swish ``y = x * s`` with ``s = sigmoid(b x)``: ``apply(x, beta, b, dim)`` with ``b`` the tensor ``beta``
-    viewed to broadcast against ``x`` along ``dim``, or for a 1-value ``beta`` its value as a number (then ``s``
-    comes from one native pass, `_times_sigmoid`).
+def _sum_of_products_to(a: Tensor, b: Tensor, param: Tensor, dim: int) -> Tensor:
+    """``sum(a * b)`` over every dim but the channel ``dim`` (all dims for a 1-value ``param``), in fp32 for low
+    precision, with ``param``'s shape and dtype. No full-size temporary for float32 / float64 ``a`` and ``b`` laid
+    out alike: one beta takes a dot product; one per channel of contiguous tensors with the channels on dim 1 takes
+    the per-channel reduction of ``native_batch_norm_backward`` (its weight gradient is ``sum(dy * (x - mean) *
+    invstd)``, here with mean 0 and invstd 1)."""
+    if param.numel() == 1:
+        return _sum_of_products(a, b).reshape(param.shape).to(param.dtype)
+    if (
+        a.dtype == b.dtype == param.dtype
+        and a.dtype in (torch.float32, torch.float64)
+        and a.dim() >= 2
+        and dim % a.dim() == 1
+        and a.numel() > 0  # the kernel divides by the count per channel
+        and a.is_contiguous()
+        and b.is_contiguous()
+    ):
+        zero, one = param.new_zeros(a.shape[1]), param.new_ones(a.shape[1])
+        total = _aten.native_batch_norm_backward(a, b, None, None, None, zero, one, True, 0.0, [False, True, False])[1]
+        return total.reshape(param.shape)
+    return _reduce_to(a * b, param, dim)
 
-    With ``h = s (1 - s)`` (``sigmoid_backward``) and only ``x`` and ``s`` saved, in the buffer of ``g h x``:
-        dL/db[c] = sum(g * x^2 * h) = sum((g h x) * x)     (a dot product for one beta, else a sum per channel)
-        dL/dx    = g * (s + b x h)  = b * (g h x) + g * s
-    One ``exp`` in all; three fresh full-size buffers a step (``s``, ``y``, the input gradient).
+
+def _saved_tensors_unhooked() -> bool:
+    """True when no saved-tensor hooks are active (checkpointing, offloading, packing), so that a tensor saved now
+    is held by autograd alone. Private API: ``False`` on a torch without it."""
+    top = getattr(torch._C._autograd, "_top_saved_tensors_default_hooks", None)
+    return top is not None and top(False) is None
+
+
+def _graph_freed() -> bool:
+    """True inside a backward after which autograd frees the graph (no ``retain_graph``, no ``create_graph``): the
+    saved tensors of the node running now are not read again. Private API: ``False`` on a torch without it."""
+    keep = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
+    return keep is not None and not keep()
+
+
+class SwishFunction(torch.autograd.Function):
+    """Learnable Swish ``y = x * s`` with ``s = sigmoid(b x)``: ``apply(x, beta, b, dim)`` with ``b`` the tensor
+    ``beta`` viewed to broadcast against ``x`` along ``dim``, or for a 1-value ``beta`` its value as a number;
+    float32 or float64 (`swish` runs bf16 in float32).
+
+    One ``exp``, in the forward, which computes (with ``h = s (1 - s)``, ``sigmoid_backward``) and saves
+        D  = dy/dx = s + b x h     (the input gradient's factor)
+        Q2 = dy/db = x^2 h         (the beta gradient's)
+    so that the backward is ReLU's: ``dL/dx = g * D`` and ``dL/db = sum(g * Q2)`` (a dot product for one beta, a
+    per-channel reduction otherwise, no temporary). ``dL/dx`` is written over ``D`` itself when autograd frees the
+    graph after this backward and no saved-tensor hook saw ``D``; otherwise into a fresh buffer. Fresh full-size
+    buffers: ``s`` (then ``D``), ``y`` and ``x h`` (then ``Q2``); ``x`` is not saved. ``s`` and ``y`` are the
+    spec's bit for bit, and ``h`` comes from the rounded ``s`` as in the spec, so that the beta gradient rounds
+    like the spec's (where ``s`` is close to 1, ``1 - s`` keeps few bits, and ``x^2`` scales that error up).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, beta: Tensor, b: Tensor | float, dim: int) -> Tensor:
+        need_dx, need_db = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        s = torch.mul(x, b).sigmoid_()
+        y = x * s
+        xh = _aten.sigmoid_backward(x, s)  # x s (1 - s)
+        d = q2 = None
+        if need_dx:
+            d = s.add_(xh, alpha=b) if isinstance(b, float) else s.addcmul_(xh, b)
+        if need_db:
+            q2 = xh.mul_(x)
+        ctx.save_for_backward(d, q2)
+        ctx.reuse = _saved_tensors_unhooked()
+        ctx.beta = beta.detach()  # for its shape and dtype
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g: Tensor):
+        d, q2 = ctx.saved_tensors
+        db = None if q2 is None else _sum_of_products_to(g, q2, ctx.beta, ctx.dim)
+        dx = None
+        if d is not None:
+            dx = d.mul_(g) if ctx.reuse and _graph_freed() else torch.mul(g, d)
+        return dx, db, None, None
+
+
+class SwishRecomputeFunction(torch.autograd.Function):
+    """Learnable Swish for large inputs (from `_SWISH_RECOMPUTE_FROM` bytes): ``apply(x, beta, b, dim)`` as
+    `SwishFunction`, saving only ``x``; two fresh full-size buffers a step, as ReLU's.
+
+    Forward ``y = x * sigmoid(b x)`` in one native pass for one beta (`_times_sigmoid`), two per channel. The
+    backward works in one buffer: ``s`` recomputed as the spec computes it, then ``x h`` and ``x^2 h`` over it for
+    ``dL/db = sum(g * x^2 h)``, then ``b x`` and PyTorch's ``silu_backward`` for ``dL/dx = g * silu'(b x)``:
+    three ``exp`` passes in all.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, beta: Tensor, b: Tensor | float, dim: int) -> Tensor:
         if isinstance(b, float):
-            s = _times_sigmoid(x.new_ones(()), x, b)
-            ctx.save_for_backward(x, s, beta)
+            y = _times_sigmoid(x, x, b)
+            ctx.save_for_backward(x)
         else:
-            s = torch.mul(x, b).sigmoid_()
-            ctx.save_for_backward(x, s, beta, b)
-        ctx.shared_b = b if isinstance(b, float) else None
+            z = torch.mul(x, b)
+            y = _times_sigmoid(x, z, 1.0, out=z)
+            ctx.save_for_backward(x, b)
+        ctx.b = b if isinstance(b, float) else None
+        ctx.beta = beta.detach()
         ctx.dim = dim
-        return x * s
+        return y
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g: Tensor):
-        x, s, beta, *view = ctx.saved_tensors
-        b = ctx.shared_b if ctx.shared_b is not None else view[0]
-        need_dx, need_db = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        ghx = _aten.sigmoid_backward(g, s).mul_(x)  # g h x
-        db = None
-        if need_db and ctx.shared_b is not None:
-            db = _sum_of_products(ghx, x).reshape(beta.shape).to(beta.dtype)
-        elif need_db:
-            db = _reduce_to(ghx * x, beta, ctx.dim)
-        dx = ghx.mul_(b).addcmul_(g, s) if need_dx else None
+        x, *view = ctx.saved_tensors
+        b: Tensor | float = ctx.b if ctx.b is not None else view[0]
+        buf = db = dx = None
+        if ctx.needs_input_grad[1]:
+            buf = torch.mul(x, b).sigmoid_()
+            _aten.sigmoid_backward.grad_input(x, buf, grad_input=buf).mul_(x)  # x^2 s (1 - s)
+            db = _sum_of_products_to(g, buf, ctx.beta, ctx.dim)
+        if ctx.needs_input_grad[0]:
+            z = torch.mul(x, b) if buf is None else torch.mul(x, b, out=buf)
+            dx = _aten.silu_backward.grad_input(g, z, grad_input=z)
         return dx, db, None, None
 
 
@@ -413,6 +502,7 @@ def swish(x: Tensor, beta: Tensor | float = 1.0, dim: int = 1) -> Tensor:
     """Swish on CPU (Ramachandran et al. 2017): ``x * sigmoid(beta * x)``.
 
     Args:
+        x: input of any shape and layout.
         beta: a number (``1.0`` runs PyTorch's SiLU), or a tensor of 1 or ``x.shape[dim]`` values of
             ``x``'s dtype (learnable when it requires grad).
         dim: channel dimension for a per-channel ``beta``.
@@ -425,13 +515,14 @@ def swish(x: Tensor, beta: Tensor | float = 1.0, dim: int = 1) -> Tensor:
             return _times_sigmoid(x, x, beta)
         return _FixedSwishFunction.apply(x, beta)
     b = AF.broadcast_param(beta, x, dim, "Swish beta")
-    if beta.numel() == 1:
-        if not _needs_grad(x, beta):
-            return _times_sigmoid(x, x, beta.item())
-        return SwishFunction.apply(x, beta, beta.item(), dim)
     if not _needs_grad(x, beta):
+        if beta.numel() == 1:
+            return _times_sigmoid(x, x, beta.item())
         return torch.mul(x, b).sigmoid_().mul_(x)
-    return SwishFunction.apply(x, beta, b, dim)
+    if x.dtype == torch.bfloat16:  # in float32: bf16 roundings between the steps would exceed the spec's
+        return swish(x.float(), beta.float(), dim).to(x.dtype)
+    fn = SwishRecomputeFunction if x.numel() * x.element_size() >= _SWISH_RECOMPUTE_FROM else SwishFunction
+    return fn.apply(x, beta, beta.item() if beta.numel() == 1 else b, dim)
 
 
 # ----------------------------------------------------------------------------------------------------
