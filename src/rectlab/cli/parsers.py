@@ -89,7 +89,7 @@ def add_compare(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seeds", type=int, default=5, help="seeds per cell (default 5)")
     # defaults that bring the default mlp to a plateau on Fashion-MNIST in minutes on 2 CPU cores
-    add_training_args(p, lists=True, epochs=15, batch_size=256, sgd_lr=0.1, augment=False)
+    add_training_args(p, lists=True, epochs=10, batch_size=256, sgd_lr=0.1, augment=False)
     p.add_argument("--init", type=csv_list, default=["default"], help=f"{' | '.join(INITS)} (list = grid)")
     p.add_argument(
         "--erase-relu",
