@@ -432,19 +432,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _write(report: dict[str, Any], out: Path, gpu: bool) -> None:
     report["targets"] = targets(report, gpu)
-    (out / "gpu-report.json").write_text(json.dumps(_plain(report), indent=1) + "\n")
+    (out / "gpu-report.json").write_text(json.dumps(gpucheck.json_safe(report), indent=1) + "\n")
     (out / "gpu-report.md").write_text(render_markdown(report))
-
-
-def _plain(obj: Any) -> Any:
-    """JSON-safe: NaN and infinities become null."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
 
 
 def _fmt(value: Any, spec: str = ".3g") -> str:

@@ -81,7 +81,7 @@ def test_no_development_process_text() -> None:
 def test_the_patterns_catch_what_they_are_for() -> None:
     samples = ["as in issue 14", "(issue #3)", "BEGIN issue 14 (helper F)", "defect 6", "pending a GPU session",
                "the lead re-runs it", "measured so far", "no lock, as before", "see DESIGN.md",
-               "cp ../shared/x .", "/work/notes/LAYOUT.md"]  # fmt: skip
+               "cp ../shared/x .", "/work/elsewhere/notes.md"]  # fmt: skip
     for sample in samples:
         assert any(p.search(sample) for p, _ in FORBIDDEN), sample
     for fine in ["rectlab's issue tracker", "docs/design.md", 'scope="session"', "ort.InferenceSession",

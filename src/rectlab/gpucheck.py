@@ -49,6 +49,7 @@ __all__ = [
     "Plan",
     "copy_bandwidth",
     "environment",
+    "json_safe",
     "render_markdown",
     "run",
     "stage_kernels",
@@ -371,18 +372,19 @@ def _finite(x: Any) -> bool:
 
 def write(report: dict[str, Any], out: Path) -> None:
     """Write ``gpu-report.json`` and ``gpu-report.md`` into ``out``."""
-    (out / "gpu-report.json").write_text(json.dumps(_plain(report), indent=1) + "\n")
+    (out / "gpu-report.json").write_text(json.dumps(json_safe(report), indent=1) + "\n")
     (out / "gpu-report.md").write_text(render_markdown(report))
 
 
-def _plain(obj: Any) -> Any:
-    """JSON-safe: NaN and infinities become null."""
+def json_safe(obj: Any) -> Any:
+    """``obj`` made JSON-safe: NaN and infinities become null (the report files of this module and the
+    GPU benchmark script)."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
 
 
